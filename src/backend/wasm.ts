@@ -1,0 +1,135 @@
+// The tfjs wasm backend, made able to train conv nets (see /work/shared/TFJS.md):
+//  - filterGrad: Conv2DBackpropFilter is not registered for wasm at all;
+//  - inputGrad:  the stock Conv2DBackpropInput is a scalar loop (64% of a ResNet step);
+//  - batchMatMul: transposed BatchMatMul is 25-1000x slower than transposing first;
+//  - threads: off under Node by default in tfjs; enabled here by patching the loader.
+// Each fix can be switched off; BNLAB_WASM_FIXES=none (or a comma list) overrides the options.
+import os from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { getKernel, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
+import { filterGradKernel } from './kernels/conv-filter-grad.js';
+import { inputGradKernel } from './kernels/conv-input-grad.js';
+import { batchMatMulKernel } from './kernels/batch-matmul.js';
+import { patchForNodeThreads, threadPatchApplies } from './wasm-threads.js';
+
+export type WasmFix = 'filterGrad' | 'inputGrad' | 'batchMatMul';
+export const WASM_FIXES: readonly WasmFix[] = ['filterGrad', 'inputGrad', 'batchMatMul'];
+
+export interface WasmInfo { simd: boolean; threads: number; fixes: string[]; notes: string[] }
+
+export interface WasmOptions {
+  /** XNNPACK threads (max 8). 1 = single-threaded build. Default: BNLAB_WASM_THREADS, else 'auto' (all cores). */
+  threads?: number | 'auto';
+  fixes?: Partial<Record<WasmFix, boolean>>;
+}
+
+// Stock kernels, captured once, so fixes can be undone and never wrap themselves.
+const stock = new Map<string, KernelConfig | undefined>();
+
+function swap(kernelName: string, backendName: string, make: ((orig?: KernelConfig) => KernelConfig) | null): void {
+  const key = `${backendName}/${kernelName}`;
+  if (!stock.has(key)) stock.set(key, getKernel(kernelName, backendName));
+  const orig = stock.get(key);
+  if (getKernel(kernelName, backendName) != null) unregisterKernel(kernelName, backendName);
+  const cfg = make ? make(orig) : orig;
+  if (cfg) registerKernel(cfg);
+}
+
+function fixesFromEnv(): Partial<Record<WasmFix, boolean>> | null {
+  const v = process.env.BNLAB_WASM_FIXES?.trim();
+  if (!v) return null;
+  if (v === 'none') return { filterGrad: false, inputGrad: false, batchMatMul: false };
+  if (v === 'all') return { filterGrad: true, inputGrad: true, batchMatMul: true };
+  const on = new Set(v.split(',').map((s) => s.trim()));
+  return Object.fromEntries(WASM_FIXES.map((f) => [f, on.has(f)]));
+}
+
+/** (Re)applies the wasm kernel fixes; a fix set to false restores the stock kernel. */
+export function setWasmFixes(fixes: Partial<Record<WasmFix, boolean>> = {}): string[] {
+  if (getKernel('Conv2D', 'wasm') == null) throw new Error('bnlab: call initWasmBackend() before setWasmFixes()');
+  const want = { filterGrad: true, inputGrad: true, batchMatMul: true, ...fixes, ...fixesFromEnv() };
+  swap('Conv2DBackpropFilter', 'wasm', want.filterGrad ? () => filterGradKernel('wasm') : null);
+  swap('Conv2DBackpropInput', 'wasm', want.inputGrad ? (orig) => inputGradKernel('wasm', orig) : null);
+  swap('BatchMatMul', 'wasm', want.batchMatMul ? (orig) => batchMatMulKernel(orig!) : null);
+  return WASM_FIXES.filter((f) => want[f]);
+}
+
+/** The conv-based filter gradient for the pure-JS cpu backend (237 s -> 16 s per ResNet-20 step). */
+export function registerCpuFixes(): string[] {
+  const off = fixesFromEnv()?.filterGrad === false;
+  swap('Conv2DBackpropFilter', 'cpu', off ? null : () => filterGradKernel('cpu'));
+  return off ? [] : ['filterGrad'];
+}
+
+/** Puts the stock cpu Conv2DBackpropFilter back (for comparisons). */
+export function restoreCpuKernels(): void {
+  swap('Conv2DBackpropFilter', 'cpu', null);
+}
+
+// emscripten pre-spawns 8 pthread workers; more threads would need workers spawned while the
+// main thread blocks in pthreadpool_create, which may deadlock (untested; 8 was tested).
+const MAX_THREADS = 8;
+
+function requestedThreads(opt: WasmOptions['threads']): number {
+  const v = opt ?? process.env.BNLAB_WASM_THREADS ?? 'auto';
+  const n = v === 'auto' ? os.availableParallelism() : Math.floor(Number(v));
+  return Number.isFinite(n) && n >= 1 ? Math.min(n, MAX_THREADS) : 1;
+}
+
+// Not tf.findBackend(): it starts initialising a registered backend, before our patches.
+function wasmInstance(): unknown {
+  return (tf.engine() as unknown as { registry: Record<string, unknown> }).registry.wasm;
+}
+
+// XNNPACK's pool threads live for the whole process and emscripten ref()s their workers,
+// which would keep Node from ever exiting. The main thread waits on them with Atomics, not
+// the event loop, so unref() is safe.
+function unrefPoolWorkers(): void {
+  const pt = (wasmInstance() as { wasm?: { PThread?: Record<string, { unref?(): void }[]> } } | undefined)
+    ?.wasm?.PThread;
+  if (!pt) return;
+  for (const w of [...(pt.runningWorkers ?? []), ...(pt.unusedWorkers ?? [])]) w.unref?.();
+}
+
+export async function initWasmBackend(opts: WasmOptions = {}): Promise<WasmInfo> {
+  const notes: string[] = [];
+  const wasmMod = await import('@tensorflow/tfjs-backend-wasm');
+  const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
+  let threads = requestedThreads(opts.threads);
+  let restore: (() => void) | null = null;
+
+  if (wasmInstance() != null) {
+    notes.push('wasm backend already initialised: thread count unchanged');
+  } else if (threads > 1) {
+    const why = !simd ? 'no wasm SIMD' : threadPatchApplies();
+    if (why) {
+      notes.push(`threads disabled: ${why}`);
+    } else {
+      tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+      wasmMod.setThreadsCount(threads);
+      restore = patchForNodeThreads();
+    }
+  }
+  let ok: boolean;
+  try {
+    ok = await tf.setBackend('wasm');
+  } finally {
+    restore?.();
+  }
+  if (!ok && restore) {
+    notes.push('threaded wasm failed to initialise: fell back to single-threaded');
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    wasmMod.setThreadsCount(1);
+    ok = await tf.setBackend('wasm');
+  }
+  if (!ok) throw new Error('bnlab: tf.setBackend("wasm") failed');
+  try {
+    threads = wasmMod.getThreadsCount();
+  } catch {
+    threads = 1;
+  }
+  unrefPoolWorkers();
+  const fixes = setWasmFixes(opts.fixes);
+  if (!fixes.includes('filterGrad')) notes.push('filterGrad off: conv nets cannot be trained on wasm');
+  return { simd, threads, fixes, notes };
+}

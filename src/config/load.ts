@@ -1,0 +1,122 @@
+// Config files -> validated Config: YAML parse, --set overrides, schema validation, and error
+// messages that name the key path and, for a typo, the nearest valid key.
+import { readFileSync, existsSync } from 'node:fs';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { closest, distance } from 'fastest-levenshtein';
+import { z } from 'zod';
+import { configSchema, type Config } from './schema.js';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Unwrap defaults/prefaults/nullables until an object schema (or anything else) is reached. */
+function unwrap(s: z.ZodType): z.ZodType {
+  let cur: any = s;
+  while (cur?.def?.innerType) cur = cur.def.innerType;
+  return cur;
+}
+
+/** The object schema's shape at a key path, or null when the path is not an object section. */
+function shapeAt(path: readonly PropertyKey[]): Record<string, z.ZodType> | null {
+  let cur: any = unwrap(configSchema);
+  for (const k of path) {
+    if (cur?.def?.type !== 'object') return null;
+    cur = unwrap(cur.shape[k as string]);
+  }
+  return cur?.def?.type === 'object' ? cur.shape : null;
+}
+
+function suggest(prefix: readonly PropertyKey[], key: string, candidates: string[]): string {
+  if (candidates.length === 0) return '';
+  const best = closest(key, candidates);
+  const near = distance(key, best) <= Math.max(2, Math.floor(key.length / 3));
+  return near ? ` (did you mean '${[...prefix, best].join('.')}'?)` : ` (valid keys here: ${candidates.join(', ')})`;
+}
+
+function formatIssues(issues: readonly z.core.$ZodIssue[], source: string): string {
+  const lines = issues.map((i) => {
+    const at = i.path.join('.');
+    if (i.code === 'unrecognized_keys') {
+      const shape = shapeAt(i.path) ?? {};
+      return i.keys.map((k) => `unknown key '${[...i.path, k].join('.')}'${suggest(i.path, k, Object.keys(shape))}`).join('\n  ');
+    }
+    return `${at || '(top level)'}: ${i.message}`;
+  });
+  return `invalid config (${source}):\n  ${lines.join('\n  ')}\nSee every key, its type and default with: bnlab config`;
+}
+
+/** Parse a `--set key.path=value` override; the value is read as YAML (numbers, booleans, lists, null). */
+export function applyOverride(raw: Obj, assignment: string): void {
+  const eq = assignment.indexOf('=');
+  if (eq <= 0) throw new ConfigError(`--set '${assignment}': expected key.path=value, e.g. --set optim.batch_size=512`);
+  const path = assignment.slice(0, eq).trim().split('.');
+  const value = parseYaml(assignment.slice(eq + 1));
+  for (let d = 0; d < path.length; d++) {
+    const shape = shapeAt(path.slice(0, d));
+    if (shape && !(path[d] in shape)) {
+      throw new ConfigError(`--set: unknown key '${path.slice(0, d + 1).join('.')}'${suggest(path.slice(0, d), path[d], Object.keys(shape))}`);
+    }
+  }
+  let node = raw;
+  for (const k of path.slice(0, -1)) {
+    if (!isObj(node[k])) node[k] = {};
+    node = node[k] as Obj;
+  }
+  node[path[path.length - 1]] = value;
+}
+
+export function validateConfig(raw: unknown, source = 'config'): Config {
+  if (raw !== undefined && raw !== null && !isObj(raw)) throw new ConfigError(`invalid config (${source}): the top level must be a mapping of keys`);
+  const r = configSchema.safeParse(raw ?? {});
+  if (!r.success) throw new ConfigError(formatIssues(r.error.issues, source));
+  return r.data;
+}
+
+export function readConfigFile(path: string): Obj {
+  if (!existsSync(path)) throw new ConfigError(`config file not found: ${path} (ready configs live in configs/, e.g. configs/quick.yaml)`);
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(`config ${path} is not valid YAML: ${(e as Error).message}`);
+  }
+  if (doc !== null && doc !== undefined && !isObj(doc)) throw new ConfigError(`config ${path}: the top level must be a mapping of keys`);
+  return (doc as Obj) ?? {};
+}
+
+/** File (optional) + overrides -> validated Config with every default filled. */
+export function loadConfig(path: string | undefined, overrides: readonly string[] = []): Config {
+  const raw = path ? readConfigFile(path) : {};
+  for (const o of overrides) applyOverride(raw, o);
+  return validateConfig(raw, path ?? 'built-in default');
+}
+
+export const dumpConfig = (c: Config): string => stringifyYaml(c);
+
+/** Commented YAML of every key with its default and meaning: the schema as documentation. */
+export function describeConfig(): string {
+  const out: string[] = ['# bnlab config: every key, its default and what it means'];
+  const walk = (schema: any, indent: string, defaults: Obj) => {
+    const shape = unwrap(schema) as any;
+    for (const [key, child] of Object.entries<any>(shape.shape)) {
+      const inner = unwrap(child) as any;
+      const doc = child.description ?? inner.description ?? '';
+      if (inner.def.type === 'object') {
+        out.push(`${indent}${key}:${doc ? `  # ${doc}` : ''}`);
+        walk(inner, indent + '  ', defaults[key] as Obj);
+      } else {
+        const choices = inner.def.type === 'enum' ? ` [${Object.keys(inner.def.entries).join(' | ')}]` : '';
+        out.push(`${indent}${key}: ${JSON.stringify(defaults[key])}  #${choices} ${doc}`);
+      }
+    }
+  };
+  walk(configSchema, '', configSchema.parse({}) as unknown as Obj);
+  return out.join('\n') + '\n';
+}

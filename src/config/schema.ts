@@ -1,0 +1,140 @@
+// The one source of truth for every knob of a bnlab run: type, range, default and meaning.
+// `bnlab config` prints it as commented YAML; `bnlab train` validates every config against it.
+import { z } from 'zod';
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
+const section = <T extends z.ZodRawShape>(shape: T, doc: string) => z.object(shape).strict().prefault({}).describe(doc);
+
+const data = section(
+  {
+    name: z
+      .enum(['fashion-mnist-mini', 'fashion-mnist', 'synthetic'])
+      .default('fashion-mnist-mini')
+      .describe('dataset: the Fashion-MNIST subset shipped with bnlab, the full Fashion-MNIST (IDX files), or generated data for tests'),
+    path: z.string().nullable().default(null).describe('directory of a full dataset; null finds it (Debian package dataset-fashion-mnist, env BNLAB_FASHION_MNIST)'),
+    train_limit: int(1).nullable().default(null).describe('use only this many training images (class-balanced, fixed); null = all'),
+    val_limit: int(1).nullable().default(null).describe('use only this many validation images (class-balanced, fixed); null = all'),
+    augment: section(
+      {
+        pad_crop: int(0, 64).default(2).describe('training augmentation: zero-pad by this many pixels, then crop back at random'),
+        flip: z.boolean().default(true).describe('training augmentation: random horizontal flip'),
+      },
+      'training-time augmentation',
+    ),
+    synthetic: section(
+      {
+        classes: int(2, 1000).default(4).describe('number of classes'),
+        train: int(1).default(512).describe('training images'),
+        val: int(1).default(256).describe('validation images'),
+        size: int(4, 512).default(16).describe('image height and width'),
+        channels: int(1, 4).default(1).describe('image channels'),
+        seed: int(0).default(0).describe('generator seed'),
+      },
+      'the generated dataset (data.name = synthetic)',
+    ),
+  },
+  'what to train and evaluate on',
+);
+
+const model = section(
+  {
+    arch: z.enum(['resnet-cifar', 'resnet50']).default('resnet-cifar').describe('CIFAR-style ResNet (depth 6n+2) or ResNet-50 v1.5'),
+    depth: int(8, 1202).default(8).describe('resnet-cifar depth, 6n+2 (8, 14, 20, 32, 56, 110)').refine((d) => (d - 2) % 6 === 0, 'depth must be 6n+2 (8, 14, 20, 32, ...)'),
+    width: int(1, 1024).default(16).describe('channels of the first stage (resnet-cifar: 16 is the standard; resnet50: 64)'),
+    zero_init_last_gamma: z.boolean().default(true).describe('initialise the last BN gamma of every residual block to zero (paper recipe)'),
+  },
+  'the network',
+);
+
+const bn = section(
+  {
+    nbs: int(1).default(32).describe('normalization batch size (NBS): samples one BN call normalizes over; each total batch is split into groups of NBS'),
+    eps: z.number().positive().max(1).default(1e-5).describe('epsilon added to the variance'),
+    ema_decay: z.number().min(0).max(1).default(0.9).describe('EMA decay lambda: mu <- lambda*mu + (1-lambda)*mu_B once per SGD step (paper 0.9 = PyTorch momentum 0.1)'),
+    ema_groups: z
+      .enum(['one', 'all'])
+      .default('one')
+      .describe("which NBS groups feed the EMA each step: 'one' (as one GPU worker of the paper does) or 'all' (their average: a different, less noisy estimator)"),
+  },
+  'BatchNorm: the normalization batch and the EMA estimator',
+);
+
+const optim = section(
+  {
+    batch_size: int(1).default(256).describe('total (SGD) batch size: samples per optimizer step'),
+    micro_batch: int(1).nullable().default(null).describe('samples per forward/backward pass (a multiple of bn.nbs; gradients are accumulated over the total batch); null = min(batch_size, max(256, bn.nbs))'),
+    base_lr: z.number().positive().default(0.1).describe('learning rate per 256 samples: lr = base_lr * batch_size / 256 (linear scaling)'),
+    momentum: z.number().min(0).max(1).default(0.9).describe('SGD momentum'),
+    nesterov: z.boolean().default(false).describe('Nesterov momentum'),
+    weight_decay: z.number().min(0).default(1e-4).describe('L2 weight decay on conv/fc weights'),
+    weight_decay_bn: z.number().min(0).nullable().default(null).describe('weight decay on BN gamma/beta and biases; null = same as weight_decay'),
+    schedule: z.enum(['step', 'cosine']).default('step').describe('learning-rate schedule after warmup'),
+    steps: z.array(z.number().min(0)).default([30, 60, 90]).describe('step schedule: epochs at which lr is multiplied by gamma'),
+    gamma: z.number().positive().max(1).default(0.1).describe('step schedule: lr factor at each step'),
+    warmup_epochs: z.number().min(0).default(0).describe('linear warmup length in epochs (may be fractional)'),
+    warmup_factor: z.number().min(0).max(1).default(0.1).describe('lr at the start of warmup, as a fraction of the scaled lr'),
+  },
+  'optimizer and learning-rate schedule (paper: SGD momentum 0.9, wd 1e-4, lr 0.1 per 256, x0.1 at 30/60/90)',
+);
+
+const precise = section(
+  {
+    enabled: z.boolean().default(true).describe('run PreciseBN and report val_err_precise'),
+    every: int(1).default(1).describe('run PreciseBN every this many epochs (and always after the last)'),
+    samples: int(1).default(10000).describe('N: training samples PreciseBN reads (capped at the training-set size)'),
+    batch_size: int(1).default(32).describe('B: PreciseBN batch size, independent of training'),
+    estimator: z.enum(['pooled', 'mean-of-var']).default('pooled').describe("'pooled' (the paper) or 'mean-of-var' (original BN paper, B/(B-1) mean var)"),
+    augment: z.boolean().default(true).describe('apply training augmentation to the PreciseBN samples'),
+  },
+  'PreciseBN: population statistics from a frozen model on N training samples in batches of B',
+);
+
+const evalCfg = section(
+  {
+    batch_size: int(1).default(500).describe('validation batch size (population statistics: only memory depends on it)'),
+    every: int(1).default(1).describe('evaluate every this many epochs (and always after the last)'),
+  },
+  'evaluation during training',
+);
+
+export const configSchema = z
+  .object({
+    name: z.string().regex(/^[\w.-]+$/, 'use letters, digits, _ . -').default('quick').describe('run name: results go to results/<name>'),
+    seed: int(0).default(0).describe('seed for initialisation, shuffling, augmentation and PreciseBN samples'),
+    epochs: int(1).default(4).describe('training epochs'),
+    backend: z.enum(['auto', 'cuda', 'wasm', 'cpu']).default('auto').describe('tfjs backend: auto = cuda if it loads and sees a GPU, else wasm, else cpu'),
+    threads: int(0, 256).default(0).describe('wasm threads; 0 = all cores'),
+    data,
+    model,
+    bn,
+    optim,
+    precise,
+    eval: evalCfg,
+    checkpoint_every: int(1).default(1).describe('write a checkpoint every this many epochs (and after the last)'),
+    max_loss: z.number().positive().default(1e3).describe('stop the run when the training loss is NaN or above this'),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (!(c.bn.nbs >= 1) || !(c.optim.batch_size >= 1)) return; // range errors already reported
+    const micro = microBatch(c);
+    if (c.bn.nbs > c.optim.batch_size) {
+      ctx.addIssue({ code: 'custom', path: ['bn', 'nbs'], message: `NBS ${c.bn.nbs} exceeds the total batch ${c.optim.batch_size}; set bn.nbs <= optim.batch_size` });
+    }
+    if (c.optim.batch_size % c.bn.nbs !== 0) {
+      ctx.addIssue({ code: 'custom', path: ['optim', 'batch_size'], message: `total batch ${c.optim.batch_size} is not a multiple of NBS ${c.bn.nbs}` });
+    }
+    if (micro % c.bn.nbs !== 0 || micro > c.optim.batch_size || c.optim.batch_size % micro !== 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['optim', 'micro_batch'],
+        message: `micro-batch ${micro} must be a multiple of NBS ${c.bn.nbs} and divide the total batch ${c.optim.batch_size}`,
+      });
+    }
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type DataConfig = Config['data'];
+/** Samples per forward/backward pass: the configured micro-batch, else up to 256 (never below one NBS group). */
+export function microBatch(c: Pick<Config, 'optim' | 'bn'>): number {
+  return c.optim.micro_batch ?? Math.min(c.optim.batch_size, Math.max(256, c.bn.nbs));
+}

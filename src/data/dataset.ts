@@ -1,0 +1,155 @@
+// The datasets bnlab trains on, in one in-memory form: uint8 NHWC images plus int labels.
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FASHION_MNIST_CLASSES, locateFashionMnist, readFashionMnistDir } from './fashion-mnist.js';
+import { hashSeed, mulberry32 } from './loader.js';
+
+export interface ImageSet {
+  images: Uint8Array; // n * height * width * channels, NHWC
+  labels: Int32Array;
+  n: number;
+  height: number;
+  width: number;
+  channels: number;
+}
+
+export interface Dataset {
+  name: string;
+  numClasses: number;
+  classNames: string[];
+  train: ImageSet;
+  val: ImageSet;
+  mean: number[]; // per channel, in [0,1] pixel units, from the (limited) train set
+  std: number[];
+  source: string; // where it was read from
+}
+
+export interface DataConfig {
+  name: 'fashion-mnist-mini' | 'fashion-mnist' | 'synthetic';
+  path: string | null; // directory for full datasets (null = auto-locate)
+  train_limit: number | null; // first K of a fixed class-balanced order (null = all)
+  val_limit: number | null;
+  augment: { pad_crop: number; flip: boolean }; // used by the loader
+  synthetic: { classes: number; train: number; val: number; size: number; channels: number; seed: number };
+}
+
+export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const MINI_DIR = 'data/fashion-mnist-mini';
+
+// The balanced order must not depend on the run seed: a limit names one fixed subset for all runs.
+const LIMIT_SEED = 0x11a117;
+
+/**
+ * Indices in a fixed class-balanced order: each class shuffled, then dealt round-robin, so any
+ * prefix has class counts within 1 of each other (while classes last).
+ */
+export function balancedOrder(labels: Int32Array, numClasses: number): Int32Array {
+  const byClass: number[][] = Array.from({ length: numClasses }, () => []);
+  labels.forEach((l, i) => byClass[l].push(i));
+  for (const [c, idx] of byClass.entries()) {
+    const rng = mulberry32(hashSeed(LIMIT_SEED, c));
+    for (let i = idx.length - 1; i > 0; i--) {
+      const j = Math.floor(rng() * (i + 1));
+      [idx[i], idx[j]] = [idx[j], idx[i]];
+    }
+  }
+  const out = new Int32Array(labels.length);
+  let k = 0;
+  for (let round = 0; k < labels.length; round++) {
+    for (const idx of byClass) if (round < idx.length) out[k++] = idx[round];
+  }
+  return out;
+}
+
+export function subset(set: ImageSet, indices: ArrayLike<number>): ImageSet {
+  const size = set.height * set.width * set.channels;
+  const images = new Uint8Array(indices.length * size);
+  const labels = new Int32Array(indices.length);
+  for (let i = 0; i < indices.length; i++) {
+    images.set(set.images.subarray(indices[i] * size, (indices[i] + 1) * size), i * size);
+    labels[i] = set.labels[indices[i]];
+  }
+  return { ...set, images, labels, n: indices.length };
+}
+
+/** The first `limit` images of the balanced order, kept in their original order (so limits nest). */
+export function limitSet(set: ImageSet, limit: number | null, numClasses: number): ImageSet {
+  if (limit === null || limit >= set.n) return set;
+  if (!(Number.isInteger(limit) && limit >= 1)) throw new Error(`data limit must be a positive integer or null, got ${limit}`);
+  const chosen = balancedOrder(set.labels, numClasses).slice(0, limit).sort();
+  return subset(set, chosen);
+}
+
+export function channelStats(set: ImageSet): { mean: number[]; std: number[] } {
+  const C = set.channels;
+  const sum = new Float64Array(C);
+  const sq = new Float64Array(C);
+  const img = set.images;
+  for (let i = 0; i < img.length; i++) {
+    const v = img[i] / 255;
+    sum[i % C] += v;
+    sq[i % C] += v * v;
+  }
+  const count = img.length / C;
+  const mean = Array.from(sum, (s) => s / count);
+  // Floor the std so a constant channel cannot divide by zero downstream.
+  const std = Array.from(sq, (s, c) => Math.max(Math.sqrt(Math.max(s / count - mean[c] ** 2, 0)), 1e-6));
+  return { mean, std };
+}
+
+/**
+ * Oriented gratings (one orientation and frequency per class) with random phase, contrast, per-channel
+ * tint and Gaussian noise: a small CNN learns it in a few epochs, a linear model cannot shortcut it.
+ */
+export function syntheticSet(cfg: DataConfig['synthetic'], split: 'train' | 'val'): ImageSet {
+  const { classes: K, size: S, channels: C, seed } = cfg;
+  const n = split === 'train' ? cfg.train : cfg.val;
+  const images = new Uint8Array(n * S * S * C);
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const rng = mulberry32(hashSeed(seed, split === 'train' ? 1 : 2, i));
+    const k = i % K;
+    labels[i] = k;
+    const theta = (Math.PI * k) / K;
+    const freq = (2 * Math.PI * (1.5 + (k % 3) * 0.75)) / S;
+    const phase = rng() * 2 * Math.PI;
+    const contrast = 0.6 + 0.4 * rng();
+    const gauss = () => Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
+    const [ct, st] = [Math.cos(theta), Math.sin(theta)];
+    for (let r = 0; r < S; r++) {
+      for (let col = 0; col < S; col++) {
+        const wave = Math.cos(freq * (col * ct + r * st) + phase);
+        for (let c = 0; c < C; c++) {
+          const tint = 0.75 + 0.25 * Math.cos((2 * Math.PI * k) / K + 2.1 * c);
+          const v = 127.5 + 90 * (contrast * tint * wave + 0.3 * gauss());
+          images[((i * S + r) * S + col) * C + c] = Math.min(255, Math.max(0, Math.round(v)));
+        }
+      }
+    }
+  }
+  return { images, labels, n, height: S, width: S, channels: C };
+}
+
+export async function loadDataset(cfg: DataConfig, opts: { root?: string } = {}): Promise<Dataset> {
+  let train: ImageSet, val: ImageSet, classNames: string[], source: string;
+  if (cfg.name === 'synthetic') {
+    const s = cfg.synthetic;
+    if (s.classes < 2 || s.train < 1 || s.val < 1 || s.size < 1 || s.channels < 1) {
+      throw new Error(`synthetic dataset: need classes >= 2 and positive sizes, got ${JSON.stringify(s)}`);
+    }
+    train = syntheticSet(s, 'train');
+    val = syntheticSet(s, 'val');
+    classNames = Array.from({ length: s.classes }, (_, k) => `class${k}`);
+    source = `synthetic(seed=${s.seed})`;
+  } else if (cfg.name === 'fashion-mnist' || cfg.name === 'fashion-mnist-mini') {
+    source = cfg.name === 'fashion-mnist' ? locateFashionMnist(cfg.path) : resolve(opts.root ?? PACKAGE_ROOT, MINI_DIR);
+    ({ train, test: val } = readFashionMnistDir(source));
+    classNames = FASHION_MNIST_CLASSES;
+  } else {
+    throw new Error(`unknown dataset '${(cfg as { name: string }).name}' (fashion-mnist-mini, fashion-mnist, synthetic)`);
+  }
+  const numClasses = classNames.length;
+  train = limitSet(train, cfg.train_limit, numClasses);
+  val = limitSet(val, cfg.val_limit, numClasses);
+  return { name: cfg.name, numClasses, classNames: [...classNames], train, val, ...channelStats(train), source };
+}

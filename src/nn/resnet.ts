@@ -1,0 +1,164 @@
+// ResNets as pure functions of (parameters, input, BN context): CIFAR-style (depth 6n+2, basic
+// blocks) and ResNet-50 v1.5 (bottlenecks, stride on the 3x3). A forward pass mutates nothing and
+// returns the logits plus the batch statistics every BN layer observed.
+import * as tf from '@tensorflow/tfjs-core';
+import { affine, batchNorm, type BNContext, type Observation } from './batchnorm.js';
+import { Rng } from '../util/rng.js';
+
+export type ModelConfig = {
+  arch: 'resnet-cifar' | 'resnet50';
+  depth: number;
+  width: number;
+  zero_init_last_gamma: boolean;
+};
+
+/** A parameter's role decides its initialisation and weight decay. */
+export type ParamKind = 'conv' | 'fc' | 'gamma' | 'beta' | 'bias';
+
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+  kind: ParamKind;
+  /** gamma initial value (0 for the last BN of a residual block when zero-init is on) */
+  init?: number;
+}
+
+export interface Network {
+  params: ParamSpec[];
+  /** BN layer names and channel counts, in forward order. */
+  bnLayers: { name: string; channels: number }[];
+  forward(p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, ctx: BNContext, observed?: Observation[]): tf.Tensor2D;
+}
+
+/** Builds the spec (params, BN layers) and the forward function together, so they never disagree. */
+export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses: number): Network {
+  const params: ParamSpec[] = [];
+  const bnLayers: { name: string; channels: number }[] = [];
+
+  const convSpec = (name: string, k: number, cin: number, cout: number) => params.push({ name, shape: [k, k, cin, cout], kind: 'conv' });
+  const bnSpec = (name: string, c: number, gamma = 1) => {
+    params.push({ name: `${name}.gamma`, shape: [c], kind: 'gamma', init: gamma }, { name: `${name}.beta`, shape: [c], kind: 'beta' });
+    bnLayers.push({ name, channels: c });
+  };
+
+  // Ops: each closes over names, so forward code reads like the architecture.
+  const conv = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, name: string, stride: number): tf.Tensor4D => {
+    const w = p.get(name) as tf.Tensor4D;
+    const k = w.shape[0];
+    // Symmetric padding k//2 as in PyTorch (TF 'same' pads stride-2 convs asymmetrically).
+    return tf.conv2d(x, w, stride, k === 1 ? 'valid' : Math.floor(k / 2));
+  };
+  const bn = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, name: string, ctx: BNContext, obs?: Observation[]) =>
+    affine(batchNorm(x, name, ctx, obs), p.get(`${name}.gamma`) as tf.Tensor1D, p.get(`${name}.beta`) as tf.Tensor1D) as tf.Tensor4D;
+
+  type Block = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, ctx: BNContext, obs?: Observation[]) => tf.Tensor4D;
+  const blocks: Block[] = [];
+  const zeroGamma = cfg.zero_init_last_gamma ? 0 : 1;
+  let stem: Block;
+  let features: number;
+
+  if (cfg.arch === 'resnet-cifar') {
+    const n = (cfg.depth - 2) / 6;
+    const w = cfg.width;
+    convSpec('stem.conv', 3, inputChannels, w);
+    bnSpec('stem.bn', w);
+    stem = (p, x, ctx, obs) => tf.relu(bn(p, conv(p, x, 'stem.conv', 1), 'stem.bn', ctx, obs));
+    let cin = w;
+    for (let s = 0; s < 3; s++) {
+      const cout = w * 2 ** s;
+      for (let b = 0; b < n; b++) {
+        const name = `s${s + 1}.b${b + 1}`;
+        const stride = s > 0 && b === 0 ? 2 : 1;
+        const proj = stride !== 1 || cin !== cout;
+        convSpec(`${name}.conv1`, 3, cin, cout);
+        bnSpec(`${name}.bn1`, cout);
+        convSpec(`${name}.conv2`, 3, cout, cout);
+        bnSpec(`${name}.bn2`, cout, zeroGamma);
+        if (proj) {
+          convSpec(`${name}.proj`, 1, cin, cout);
+          bnSpec(`${name}.proj_bn`, cout);
+        }
+        blocks.push((p, x, ctx, obs) => {
+          let y = tf.relu(bn(p, conv(p, x, `${name}.conv1`, stride), `${name}.bn1`, ctx, obs));
+          y = bn(p, conv(p, y, `${name}.conv2`, 1), `${name}.bn2`, ctx, obs);
+          const sc = proj ? bn(p, conv(p, x, `${name}.proj`, stride), `${name}.proj_bn`, ctx, obs) : x;
+          return tf.relu(tf.add(y, sc));
+        });
+        cin = cout;
+      }
+    }
+    features = cin;
+  } else {
+    const w = cfg.width;
+    convSpec('stem.conv', 7, inputChannels, w);
+    bnSpec('stem.bn', w);
+    stem = (p, x, ctx, obs) => {
+      const y = tf.relu(bn(p, conv(p, x, 'stem.conv', 2), 'stem.bn', ctx, obs));
+      return tf.maxPool(y, 3, 2, 1);
+    };
+    let cin = w;
+    [3, 4, 6, 3].forEach((count, s) => {
+      const mid = w * 2 ** s;
+      const cout = mid * 4;
+      for (let b = 0; b < count; b++) {
+        const name = `s${s + 1}.b${b + 1}`;
+        const stride = s > 0 && b === 0 ? 2 : 1;
+        const proj = b === 0;
+        convSpec(`${name}.conv1`, 1, cin, mid);
+        bnSpec(`${name}.bn1`, mid);
+        convSpec(`${name}.conv2`, 3, mid, mid);
+        bnSpec(`${name}.bn2`, mid);
+        convSpec(`${name}.conv3`, 1, mid, cout);
+        bnSpec(`${name}.bn3`, cout, zeroGamma);
+        if (proj) {
+          convSpec(`${name}.proj`, 1, cin, cout);
+          bnSpec(`${name}.proj_bn`, cout);
+        }
+        blocks.push((p, x, ctx, obs) => {
+          let y = tf.relu(bn(p, conv(p, x, `${name}.conv1`, 1), `${name}.bn1`, ctx, obs));
+          y = tf.relu(bn(p, conv(p, y, `${name}.conv2`, stride), `${name}.bn2`, ctx, obs));
+          y = bn(p, conv(p, y, `${name}.conv3`, 1), `${name}.bn3`, ctx, obs);
+          const sc = proj ? bn(p, conv(p, x, `${name}.proj`, stride), `${name}.proj_bn`, ctx, obs) : x;
+          return tf.relu(tf.add(y, sc));
+        });
+        cin = cout;
+      }
+    });
+    features = cin;
+  }
+  params.push({ name: 'fc.weight', shape: [features, numClasses], kind: 'fc' }, { name: 'fc.bias', shape: [numClasses], kind: 'bias' });
+
+  const forward: Network['forward'] = (p, x, ctx, obs) => {
+    let y = stem(p, x, ctx, obs);
+    for (const block of blocks) y = block(p, y, ctx, obs);
+    const pooled = tf.mean(y, [1, 2]) as tf.Tensor2D;
+    return tf.add(tf.matMul(pooled, p.get('fc.weight') as tf.Tensor2D), p.get('fc.bias') as tf.Tensor1D) as tf.Tensor2D;
+  };
+  return { params, bnLayers, forward };
+}
+
+/**
+ * Initial values, deterministic given the seed: convs He-normal over fan-out (pycls/torchvision),
+ * fc normal(0, 0.01), gammas 1 (or 0 where zero-init applies), betas and biases 0.
+ */
+export function initParams(specs: readonly ParamSpec[], seed: number): Map<string, Float32Array> {
+  const rng = new Rng(seed);
+  const out = new Map<string, Float32Array>();
+  for (const s of specs) {
+    const size = s.shape.reduce((a, b) => a * b, 1);
+    const v = new Float32Array(size);
+    if (s.kind === 'conv') {
+      const [k, , , cout] = s.shape;
+      const std = Math.sqrt(2 / (k * k * cout));
+      for (let i = 0; i < size; i++) v[i] = rng.normal() * std;
+    } else if (s.kind === 'fc') {
+      for (let i = 0; i < size; i++) v[i] = rng.normal() * 0.01;
+    } else if (s.kind === 'gamma') {
+      v.fill(s.init ?? 1);
+    }
+    out.set(s.name, v);
+  }
+  return out;
+}
+
+export const countParams = (specs: readonly ParamSpec[]) => specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);

@@ -1,0 +1,55 @@
+// PreciseBN: freeze the model, run it on N training samples in batches of B with batch
+// statistics, and aggregate every batch's per-channel statistics with equal weight per sample.
+// No gradients; all BN layers are estimated from the same forward passes (as fvcore does).
+import * as tf from '@tensorflow/tfjs-core';
+import type { ImageSet } from '../data/dataset.js';
+import { makeBatch, sampleWithoutReplacement } from '../data/loader.js';
+import type { LayerStats, Observation } from '../nn/batchnorm.js';
+import type { Network } from '../nn/resnet.js';
+import { StatsAccumulator, type Estimator, type PopulationStats } from './aggregate.js';
+
+export interface PreciseOptions {
+  samples: number; // N
+  batchSize: number; // B
+  estimator: Estimator;
+  eps: number;
+  augment: { enabled: boolean; pad_crop: number; flip: boolean };
+  seed: number;
+  epoch: number;
+  mean: number[];
+  std: number[];
+  /** Samples per forward pass (rounded down to a multiple of B, at least B). */
+  forwardBatch: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Population statistics per BN layer in float64, from N samples of `set`. */
+export function preciseBNStats(net: Network, params: ReadonlyMap<string, tf.Tensor>, set: ImageSet, o: PreciseOptions): Map<string, PopulationStats> {
+  const n = Math.min(o.samples, set.n);
+  const indices = sampleWithoutReplacement(set.n, n, o.seed * 1000003 + o.epoch);
+  const per = Math.max(o.batchSize, Math.floor(o.forwardBatch / o.batchSize) * o.batchSize);
+  const acc = new Map(net.bnLayers.map((l) => [l.name, new StatsAccumulator(l.channels)]));
+  for (let start = 0; start < n; start += per) {
+    const idx = indices.subarray(start, Math.min(n, start + per));
+    const b = makeBatch(set, idx, { augment: o.augment.enabled, pad_crop: o.augment.pad_crop, flip: o.augment.flip, seed: o.seed, epoch: o.epoch, mean: o.mean, std: o.std });
+    const observed: Observation[] = [];
+    tf.tidy(() => {
+      const x = tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]);
+      net.forward(params, x, { source: 'batch', nbs: o.batchSize, eps: o.eps, observe: true }, observed);
+    });
+    for (const ob of observed) {
+      const means = ob.mean.dataSync();
+      const vars = ob.variance.dataSync();
+      const c = ob.mean.shape[1];
+      ob.counts.forEach((count, g) => acc.get(ob.layer)!.add({ mean: means.subarray(g * c, (g + 1) * c), variance: vars.subarray(g * c, (g + 1) * c), count }));
+      ob.mean.dispose();
+      ob.variance.dispose();
+    }
+    o.onProgress?.(Math.min(n, start + per), n);
+  }
+  return new Map([...acc].map(([k, a]) => [k, a.result(o.estimator)]));
+}
+
+export function toLayerStats(stats: Map<string, PopulationStats>): Map<string, LayerStats> {
+  return new Map([...stats].map(([k, v]) => [k, { mean: tf.tensor1d(Float32Array.from(v.mean)), variance: tf.tensor1d(Float32Array.from(v.variance)) }]));
+}

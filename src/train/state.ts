@@ -1,0 +1,110 @@
+// Everything a run carries from step to step: parameters, SGD velocity, the EMA population
+// statistics, the last PreciseBN statistics and where in training it is. It round-trips through
+// a checkpoint exactly (float32 values, JSON counters), which is what makes --resume exact.
+import * as tf from '@tensorflow/tfjs-core';
+import type { Config } from '../config/schema.js';
+import type { LayerStats } from '../nn/batchnorm.js';
+import { buildNetwork, initParams, type Network } from '../nn/resnet.js';
+import type { Checkpoint, StoredTensor } from './checkpoint.js';
+
+/** Sums over the steps done so far in the current epoch (so a mid-epoch resume continues them). */
+export interface EpochProgress {
+  step: number;
+  lossSum: number;
+  errors: number;
+  seen: number;
+  seconds: number;
+}
+
+export interface RunMeta {
+  epoch: number; // completed epochs
+  progress: EpochProgress;
+  config: Config;
+}
+
+export interface RunState {
+  net: Network;
+  params: Map<string, tf.Variable>;
+  velocity: Map<string, tf.Variable>;
+  ema: Map<string, { mean: tf.Variable; variance: tf.Variable }>;
+  precise: Map<string, LayerStats> | null;
+  weightDecay: Map<string, number>;
+  meta: RunMeta;
+}
+
+export const emptyProgress = (): EpochProgress => ({ step: 0, lossSum: 0, errors: 0, seen: 0, seconds: 0 });
+
+export function createState(cfg: Config, inputChannels: number, numClasses: number): RunState {
+  const net = buildNetwork(cfg.model, inputChannels, numClasses);
+  const init = initParams(net.params, cfg.seed);
+  const params = new Map<string, tf.Variable>();
+  const velocity = new Map<string, tf.Variable>();
+  const weightDecay = new Map<string, number>();
+  const wdBn = cfg.optim.weight_decay_bn ?? cfg.optim.weight_decay;
+  for (const spec of net.params) {
+    params.set(spec.name, tf.variable(tf.tensor(init.get(spec.name)!, spec.shape), true, spec.name));
+    velocity.set(spec.name, tf.variable(tf.zeros(spec.shape), false, `${spec.name}#v`));
+    weightDecay.set(spec.name, spec.kind === 'conv' || spec.kind === 'fc' ? cfg.optim.weight_decay : wdBn);
+  }
+  // PyTorch's initial running statistics: mean 0, variance 1.
+  const ema = new Map<string, { mean: tf.Variable; variance: tf.Variable }>();
+  for (const { name, channels } of net.bnLayers) {
+    ema.set(name, { mean: tf.variable(tf.zeros([channels]), false), variance: tf.variable(tf.ones([channels]), false) });
+  }
+  return { net, params, velocity, ema, precise: null, weightDecay, meta: { epoch: 0, progress: emptyProgress(), config: cfg } };
+}
+
+export const emaStats = (s: RunState): Map<string, LayerStats> =>
+  new Map([...s.ema].map(([k, v]) => [k, { mean: v.mean as tf.Tensor1D, variance: v.variance as tf.Tensor1D }]));
+
+const store = (t: tf.Tensor): StoredTensor => ({ shape: t.shape.slice(), data: t.dataSync() as Float32Array });
+
+export function toCheckpoint(s: RunState): Checkpoint<RunMeta> {
+  const tensors = new Map<string, StoredTensor>();
+  for (const [k, v] of s.params) tensors.set(`param/${k}`, store(v));
+  for (const [k, v] of s.velocity) tensors.set(`velocity/${k}`, store(v));
+  for (const [k, v] of s.ema) {
+    tensors.set(`ema/${k}/mean`, store(v.mean));
+    tensors.set(`ema/${k}/variance`, store(v.variance));
+  }
+  for (const [k, v] of s.precise ?? []) {
+    tensors.set(`precise/${k}/mean`, store(v.mean));
+    tensors.set(`precise/${k}/variance`, store(v.variance));
+  }
+  return { meta: s.meta, tensors };
+}
+
+/** Load a checkpoint into a freshly created state of the same architecture. */
+export function loadCheckpointInto(s: RunState, ckpt: Checkpoint<RunMeta>, source: string): void {
+  const get = (key: string, shape: number[]) => {
+    const t = ckpt.tensors.get(key);
+    if (!t) throw new Error(`${source}: checkpoint has no tensor '${key}' (was it written by a different model config?)`);
+    if (t.shape.join(',') !== shape.join(',')) throw new Error(`${source}: tensor '${key}' has shape [${t.shape}] but the model needs [${shape}]`);
+    return tf.tensor(t.data, t.shape);
+  };
+  const assign = (v: tf.Variable, key: string) => tf.tidy(() => v.assign(get(key, v.shape)));
+  for (const [k, v] of s.params) assign(v, `param/${k}`);
+  for (const [k, v] of s.velocity) assign(v, `velocity/${k}`);
+  for (const [k, v] of s.ema) {
+    assign(v.mean, `ema/${k}/mean`);
+    assign(v.variance, `ema/${k}/variance`);
+  }
+  disposeStats(s.precise);
+  s.precise = null;
+  if (ckpt.tensors.has(`precise/${s.net.bnLayers[0].name}/mean`)) {
+    s.precise = new Map(
+      s.net.bnLayers.map(({ name, channels }) => [
+        name,
+        { mean: get(`precise/${name}/mean`, [channels]) as tf.Tensor1D, variance: get(`precise/${name}/variance`, [channels]) as tf.Tensor1D },
+      ]),
+    );
+  }
+  s.meta = { ...ckpt.meta, config: s.meta.config };
+}
+
+export function disposeStats(stats: Map<string, LayerStats> | null): void {
+  for (const v of stats?.values() ?? []) {
+    v.mean.dispose();
+    v.variance.dispose();
+  }
+}

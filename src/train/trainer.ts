@@ -1,0 +1,201 @@
+// The training loop: epochs of SGD steps, then PreciseBN, evaluation with each estimate of the
+// population statistics, one CSV row and a checkpoint. Deterministic given the seed, and
+// resumable at any step with the same result as an uninterrupted run.
+import { existsSync, linkSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { dumpConfig } from '../config/load.js';
+import { microBatch, type Config } from '../config/schema.js';
+import type { Dataset } from '../data/dataset.js';
+import { makeBatch, permutation } from '../data/loader.js';
+import { evaluate } from '../eval/evaluate.js';
+import { preciseBNStats, toLayerStats } from '../stats/precise.js';
+import type { Logger } from '../util/log.js';
+import type { Progress } from '../util/progress.js';
+import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { appendMetrics, truncateMetrics, type MetricsRow } from './metrics.js';
+import { learningRate } from './schedule.js';
+import { createState, disposeStats, emaStats, emptyProgress, loadCheckpointInto, toCheckpoint, type RunMeta, type RunState } from './state.js';
+import { trainStep } from './step.js';
+
+export class TrainingError extends Error {}
+
+export interface TrainOptions {
+  outDir: string;
+  resume: boolean;
+  log: Logger;
+  progress: Progress;
+  /** Polled after every step; true saves a mid-epoch checkpoint and stops (Ctrl-C). */
+  interrupted?: () => boolean;
+}
+
+export interface TrainResult {
+  state: RunState;
+  interrupted: boolean;
+  rows: MetricsRow[];
+}
+
+export const runPaths = (dir: string) => ({
+  config: join(dir, 'config.yaml'),
+  metrics: join(dir, 'metrics.csv'),
+  log: join(dir, 'train.log'),
+  checkpoints: join(dir, 'checkpoints'),
+  last: join(dir, 'checkpoints', 'last.ckpt'),
+  epoch: (e: number) => join(dir, 'checkpoints', `epoch-${String(e).padStart(4, '0')}.ckpt`),
+});
+
+function saveCheckpoint(s: RunState, dir: string, epochFile: boolean): void {
+  const p = runPaths(dir);
+  const ckpt = toCheckpoint(s);
+  if (!epochFile) return writeCheckpoint(p.last, ckpt);
+  const file = p.epoch(s.meta.epoch);
+  writeCheckpoint(file, ckpt);
+  // last.ckpt as a hard link to the epoch file, swapped in atomically.
+  const tmp = `${p.last}.link-${process.pid}`;
+  rmSync(tmp, { force: true });
+  linkSync(file, tmp);
+  renameSync(tmp, p.last);
+}
+
+export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promise<TrainResult> {
+  const p = runPaths(o.outDir);
+  mkdirSync(p.checkpoints, { recursive: true });
+  const s = createState(cfg, data.train.channels, data.numClasses);
+  if (o.resume) {
+    if (!existsSync(p.last)) throw new TrainingError(`--resume: ${o.outDir} has no checkpoint (${p.last}); start it without --resume`);
+    loadCheckpointInto(s, readCheckpoint<RunMeta>(p.last), p.last);
+    truncateMetrics(p.metrics, s.meta.epoch);
+    o.log(`resuming ${o.outDir} at epoch ${s.meta.epoch + 1}, step ${s.meta.progress.step}`);
+  } else {
+    writeFileSync(p.config, dumpConfig(cfg));
+  }
+
+  const bs = cfg.optim.batch_size;
+  const micro = microBatch(cfg);
+  const stepsPerEpoch = Math.floor(data.train.n / bs);
+  if (stepsPerEpoch < 1) throw new TrainingError(`optim.batch_size ${bs} is larger than the training set (${data.train.n} images); lower it or use more data`);
+  const augment = { augment: true, pad_crop: cfg.data.augment.pad_crop, flip: cfg.data.augment.flip, seed: cfg.seed, mean: data.mean, std: data.std };
+  const rows: MetricsRow[] = [];
+
+  for (let epoch = s.meta.epoch; epoch < cfg.epochs; epoch++) {
+    const order = permutation(data.train.n, cfg.seed, epoch);
+    const prog = s.meta.progress;
+    o.progress.start(`epoch ${epoch + 1}/${cfg.epochs}`, stepsPerEpoch);
+    o.progress.update(prog.step);
+    for (; prog.step < stepsPerEpoch; ) {
+      const t0 = performance.now();
+      const lr = learningRate(cfg.optim, epoch + prog.step / stepsPerEpoch, cfg.epochs);
+      const start = prog.step * bs;
+      const batches = [];
+      for (let m = start; m < start + bs; m += micro) batches.push(makeBatch(data.train, order.subarray(m, m + micro), { ...augment, epoch }));
+      const r = trainStep(s, batches, {
+        nbs: cfg.bn.nbs,
+        eps: cfg.bn.eps,
+        emaDecay: cfg.bn.ema_decay,
+        emaGroups: cfg.bn.ema_groups,
+        lr,
+        momentum: cfg.optim.momentum,
+        nesterov: cfg.optim.nesterov,
+      });
+      const loss = r.lossSum / r.n;
+      if (!Number.isFinite(loss) || loss > cfg.max_loss) {
+        o.progress.stop();
+        throw new TrainingError(
+          `training diverged at epoch ${epoch + 1}, step ${prog.step + 1}: loss ${loss} (max_loss ${cfg.max_loss}). ` +
+            `Lower optim.base_lr or add warmup (optim.warmup_epochs); the last good checkpoint is kept.`,
+        );
+      }
+      prog.step++;
+      prog.lossSum += r.lossSum;
+      prog.errors += r.errors;
+      prog.seen += r.n;
+      prog.seconds += (performance.now() - t0) / 1000;
+      o.progress.update(prog.step, `loss ${(prog.lossSum / prog.seen).toFixed(3)} | ${(prog.seen / prog.seconds).toFixed(0)} img/s`);
+      if (o.interrupted?.() && prog.step < stepsPerEpoch) {
+        o.progress.stop();
+        saveCheckpoint(s, o.outDir, false);
+        o.log(`interrupted at epoch ${epoch + 1}, step ${prog.step}/${stepsPerEpoch}: checkpoint saved; continue with --resume`);
+        return { state: s, interrupted: true, rows };
+      }
+    }
+    o.progress.stop();
+
+    const last = epoch + 1 === cfg.epochs;
+    const tEnd = performance.now();
+    let preciseSeconds: number | null = null;
+    if (cfg.precise.enabled && ((epoch + 1) % cfg.precise.every === 0 || last)) {
+      const t = performance.now();
+      const n = Math.min(cfg.precise.samples, data.train.n);
+      o.progress.start('PreciseBN', n);
+      const stats = preciseBNStats(s.net, s.params, data.train, {
+        samples: cfg.precise.samples,
+        batchSize: cfg.precise.batch_size,
+        estimator: cfg.precise.estimator,
+        eps: cfg.bn.eps,
+        augment: { enabled: cfg.precise.augment, pad_crop: cfg.data.augment.pad_crop, flip: cfg.data.augment.flip },
+        seed: cfg.seed,
+        epoch,
+        mean: data.mean,
+        std: data.std,
+        forwardBatch: Math.max(micro, cfg.eval.batch_size),
+        onProgress: (d) => o.progress.update(d),
+      });
+      o.progress.stop();
+      disposeStats(s.precise);
+      s.precise = toLayerStats(stats);
+      preciseSeconds = (performance.now() - t) / 1000;
+    }
+    let errEma: number | null = null;
+    let errPrecise: number | null = null;
+    if ((epoch + 1) % cfg.eval.every === 0 || last) {
+      const evalWith = (label: string, population: RunState['precise']) => {
+        o.progress.start(`eval ${label}`, data.val.n);
+        const r = evaluate(s.net, s.params, data.val, {
+          ctx: { source: 'population', nbs: cfg.bn.nbs, eps: cfg.bn.eps, population: population! },
+          batchSize: cfg.eval.batch_size,
+          mean: data.mean,
+          std: data.std,
+          onBatch: (d) => o.progress.update(d),
+        });
+        o.progress.stop();
+        return r.err;
+      };
+      errEma = evalWith('EMA', emaStats(s));
+      if (s.precise && preciseSeconds !== null) errPrecise = evalWith('PreciseBN', s.precise);
+    }
+    const row: MetricsRow = {
+      epoch: epoch + 1,
+      lr: learningRate(cfg.optim, epoch, cfg.epochs),
+      train_loss: prog.lossSum / prog.seen,
+      train_err: (100 * prog.errors) / prog.seen,
+      val_err_ema: errEma,
+      val_err_precise: errPrecise,
+      epoch_seconds: prog.seconds + (performance.now() - tEnd) / 1000,
+      train_images_per_s: prog.seen / prog.seconds,
+      precise_seconds: preciseSeconds,
+    };
+    appendMetrics(p.metrics, row);
+    rows.push(row);
+    s.meta.epoch = epoch + 1;
+    s.meta.progress = emptyProgress();
+    if ((epoch + 1) % cfg.checkpoint_every === 0 || last) saveCheckpoint(s, o.outDir, true);
+    const pct = (v: number | null) => (v === null ? '   -  ' : `${v.toFixed(2)}%`);
+    o.log(
+      `epoch ${epoch + 1}/${cfg.epochs}  lr ${row.lr!.toFixed(4)}  loss ${row.train_loss!.toFixed(4)}  train_err ${pct(row.train_err)}  ` +
+        `val_err EMA ${pct(errEma)}  PreciseBN ${pct(errPrecise)}  ${row.train_images_per_s!.toFixed(0)} img/s  ${row.epoch_seconds!.toFixed(1)} s`,
+    );
+    if (o.interrupted?.() && !last) {
+      if ((epoch + 1) % cfg.checkpoint_every !== 0) saveCheckpoint(s, o.outDir, false);
+      o.log(`interrupted after epoch ${epoch + 1}: checkpoint saved; continue with --resume`);
+      return { state: s, interrupted: true, rows };
+    }
+  }
+  return { state: s, interrupted: false, rows };
+}
+
+/** Free every tensor a run state holds (tests and benchmarks build several in one process). */
+export function disposeState(s: RunState): void {
+  for (const v of [...s.params.values(), ...s.velocity.values()]) v.dispose();
+  for (const e of s.ema.values()) tf.dispose([e.mean, e.variance]);
+  disposeStats(s.precise);
+}
