@@ -2,7 +2,7 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FASHION_MNIST_CLASSES, locateFashionMnist, readFashionMnistDir } from './fashion-mnist.js';
-import { hashSeed, mulberry32 } from './loader.js';
+import { hashSeed, mulberry32 } from '../util/rng.js';
 
 export interface ImageSet {
   images: Uint8Array; // n * height * width * channels, NHWC

@@ -1,6 +1,9 @@
 // Deterministic batching and augmentation in plain JS: the order and every crop/flip are functions of
 // (seed, epoch, image index) only, so runs are reproducible and a resumed run sees the same batches.
 import type { ImageSet } from './dataset.js';
+import { hashSeed, mulberry32 } from '../util/rng.js';
+
+export { hashSeed, mulberry32 };
 
 export interface Batch {
   x: Float32Array; // NHWC, (pixel/255 - mean[c]) / std[c]
@@ -19,35 +22,6 @@ export interface BatchOptions {
   epoch: number;
   mean: number[];
   std: number[];
-}
-
-/** mulberry32: tiny, fast, good enough for shuffles and augmentation; returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Mixes several integers into one 32-bit seed (murmur3 finalizer per step), so nearby inputs give unrelated streams. */
-export function hashSeed(...xs: number[]): number {
-  let h = 0x811c9dc5;
-  for (const x of xs) {
-    // Keep high bits of seeds above 2^32 instead of silently dropping them.
-    for (const part of [x >>> 0, Math.floor(x / 4294967296) >>> 0]) {
-      h = Math.imul(h ^ part, 0x9e3779b1);
-      h ^= h >>> 16;
-      h = Math.imul(h, 0x85ebca6b);
-      h ^= h >>> 13;
-      h = Math.imul(h, 0xc2b2ae35);
-      h ^= h >>> 16;
-    }
-  }
-  return h >>> 0;
 }
 
 export function permutation(n: number, seed: number, epoch: number): Int32Array {

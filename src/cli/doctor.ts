@@ -1,0 +1,72 @@
+// `bnlab doctor`: what this machine can run bnlab on, and how to fix what is missing.
+import { cpus, totalmem } from 'node:os';
+import { createRequire } from 'node:module';
+import type { Command } from 'commander';
+import { CUDA_LIBS, cudaInstalled, findCudaLibs, loadCuda, nvidiaGpus } from '../backend/cuda.js';
+
+const require = createRequire(import.meta.url);
+const version = (pkg: string) => {
+  try {
+    return (require(`${pkg}/package.json`) as { version: string }).version;
+  } catch {
+    return 'not installed';
+  }
+};
+
+export function registerDoctor(program: Command): void {
+  program
+    .command('doctor')
+    .description('report Node/tfjs versions, which backends load (CUDA, wasm SIMD/threads, cpu) and how to fix what is missing')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }) => {
+      const report: Record<string, unknown> = {
+        node: process.version,
+        platform: `${process.platform} ${process.arch}`,
+        cores: cpus().length,
+        memory_gb: +(totalmem() / 2 ** 30).toFixed(1),
+        packages: Object.fromEntries(
+          ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-node-gpu', 'sharp'].map((p) => [p, version(p)]),
+        ),
+      };
+      const fixes: string[] = [];
+
+      const libs = findCudaLibs();
+      const missing = CUDA_LIBS.filter((l) => !libs[l]);
+      const cuda = cudaInstalled() ? await loadCuda() : { installed: false, loaded: false, gpu: false, detail: 'not installed' };
+      report.cuda = { ...cuda, nvidia_gpus: nvidiaGpus().length, libraries: libs };
+      if (!cuda.installed) fixes.push("CUDA: install @tensorflow/tfjs-node-gpu on a machine with network access (npm ci runs its install script, allowed in package.json's allowScripts)");
+      if (missing.length) fixes.push(`CUDA: libtensorflow 2.9.1 needs CUDA 11.2 + cuDNN 8.1; missing ${missing.join(', ')} — install them (e.g. the cuda-11-2 toolkit and cuDNN 8.1) and add their lib64 to LD_LIBRARY_PATH`);
+
+      try {
+        const { initWasmBackend } = await import('../backend/wasm.js');
+        const w = await initWasmBackend({});
+        report.wasm = { loads: true, ...w };
+        if (!w.simd) fixes.push('wasm: SIMD is off — use Node >= 16 on a CPU with SSE4.1; training will be ~3x slower');
+      } catch (e) {
+        report.wasm = { loads: false, error: (e as Error).message };
+        fixes.push(`wasm: failed to load (${(e as Error).message}); reinstall with npm ci`);
+      }
+      report.cpu = { loads: true, note: 'pure JS: a last resort, ~30x slower than wasm' };
+      const chosen = cuda.gpu ? 'cuda' : (report.wasm as { loads: boolean }).loads ? 'wasm' : 'cpu';
+      report.auto_backend = chosen;
+      report.fixes = fixes;
+
+      if (o.json) return void process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      const w = report.wasm as { loads: boolean; simd?: boolean; threads?: number; fixes?: string[]; notes?: string[]; error?: string };
+      const lines = [
+        `node          ${report.node} (${report.platform}, ${report.cores} cores, ${report.memory_gb} GB)`,
+        ...Object.entries(report.packages as Record<string, string>).map(([k, v]) => `${k.padEnd(30)} ${v}`),
+        '',
+        `cuda          ${cuda.gpu ? 'OK' : 'unavailable'} — ${cuda.detail}`,
+        `  NVIDIA GPUs visible: ${nvidiaGpus().length}`,
+        ...CUDA_LIBS.map((l) => `  ${l.padEnd(20)} ${libs[l] ?? 'not found'}`),
+        `wasm          ${w.loads ? `OK — SIMD ${w.simd ? 'on' : 'off'}, ${w.threads} threads, kernel fixes: ${w.fixes?.join(', ') || 'none'}` : `FAILED — ${w.error}`}`,
+        ...(w.notes ?? []).map((n) => `  ${n}`),
+        `cpu           OK (pure JS, last resort)`,
+        '',
+        `--backend auto would use: ${chosen}${chosen !== 'cuda' ? ' (no CUDA: CPU speeds, fine for the miniature experiments)' : ''}`,
+        ...(fixes.length ? ['', 'To fix:', ...fixes.map((f) => `  - ${f}`)] : []),
+      ];
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+}

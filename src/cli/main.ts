@@ -1,0 +1,24 @@
+// bnlab's command line: one file per command under src/cli; this one only wires them up.
+import { Command } from 'commander';
+import { ConfigError } from '../config/load.js';
+import { registerBench } from './bench.js';
+import { registerConfig } from './config.js';
+import { registerDoctor } from './doctor.js';
+import { registerTrain } from './train.js';
+
+const program = new Command('bnlab')
+  .description('A lab for BatchNorm research: which "batch" BatchNorm normalizes over, and how population statistics are estimated')
+  .showHelpAfterError();
+registerTrain(program);
+registerConfig(program);
+registerDoctor(program);
+registerBench(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  const err = e as Error;
+  process.stderr.write(`bnlab: ${err instanceof ConfigError ? '' : `${err.name === 'Error' ? 'error' : err.name}: `}${err.message}\n`);
+  if (process.env.BNLAB_DEBUG) process.stderr.write(`${err.stack}\n`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+}

@@ -1,0 +1,98 @@
+// `bnlab train`: resolve the config, pick a backend, load data, run, and stop cleanly on Ctrl-C.
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { initBackend, type BackendChoice } from '../backend/index.js';
+import { ConfigError, loadConfig, readConfigFile, validateConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { loadDataset } from '../data/dataset.js';
+import { runPaths, train } from '../train/trainer.js';
+import { createLogger } from '../util/log.js';
+import { createProgress } from '../util/progress.js';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+interface TrainFlags {
+  config?: string;
+  set: string[];
+  out?: string;
+  resume?: boolean;
+  overwrite?: boolean;
+  backend?: BackendChoice;
+  quiet?: boolean;
+}
+
+/** Keys whose values differ between two resolved configs (dotted paths). */
+function diffKeys(a: unknown, b: unknown, prefix = ''): string[] {
+  if (typeof a === 'object' && a && typeof b === 'object' && b && !Array.isArray(a)) {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    return [...keys].flatMap((k) => diffKeys((a as any)[k], (b as any)[k], prefix ? `${prefix}.${k}` : k));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix];
+}
+
+/** The config of a run: from its folder when resuming (only `epochs` and `backend` may change). */
+function resolveRun(f: TrainFlags): { cfg: Config; outDir: string } {
+  const requested = loadConfig(f.config, f.set);
+  const outDir = resolve(f.out ?? join('results', requested.name));
+  const paths = runPaths(outDir);
+  if (f.resume) {
+    if (!existsSync(paths.config)) throw new ConfigError(`--resume: ${outDir} has no config.yaml; is it a bnlab run folder? (pass --out DIR or the run's --config)`);
+    const saved = validateConfig(readConfigFile(paths.config), paths.config);
+    if (!f.config && f.set.length === 0) return { cfg: saved, outDir };
+    const changed = diffKeys(saved, requested).filter((k) => k !== 'epochs' && k !== 'backend' && k !== 'threads');
+    if (changed.length) throw new ConfigError(`--resume: the config differs from the run's saved config in ${changed.join(', ')}; resume with the run's own config (only epochs, backend and threads may change)`);
+    return { cfg: { ...saved, epochs: requested.epochs, backend: requested.backend, threads: requested.threads }, outDir };
+  }
+  const hasRun = existsSync(paths.metrics) || (existsSync(paths.checkpoints) && readdirSync(paths.checkpoints).length > 0);
+  if (hasRun && !f.overwrite) {
+    throw new ConfigError(`${outDir} already holds a run. Continue it with --resume, start over with --overwrite, or write elsewhere with --out DIR or --set name=NEW`);
+  }
+  return { cfg: requested, outDir };
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description('train a model, writing metrics.csv (EMA and PreciseBN error per epoch), checkpoints and a log to results/<name>')
+    .option('-c, --config <file>', 'YAML config (default: the built-in quick Fashion-MNIST experiment; see `bnlab config`)')
+    .option('--set <key=value>', 'override a config key, e.g. --set bn.nbs=4 (repeatable)', collect, [])
+    .option('-o, --out <dir>', 'run folder (default results/<name>)')
+    .option('--resume', 'continue the run in the folder from its last checkpoint')
+    .option('--overwrite', 'replace an existing run in the folder')
+    .option('--backend <name>', 'auto | cuda | wasm | cpu (overrides the config)')
+    .option('-q, --quiet', 'no progress bars or per-epoch lines (the log file still gets them)')
+    .action(async (f: TrainFlags) => {
+      if (f.backend) f.set.push(`backend=${f.backend}`);
+      const { cfg, outDir } = resolveRun(f);
+      const paths = runPaths(outDir);
+      if (f.overwrite && !f.resume) {
+        for (const p of [paths.metrics, paths.checkpoints, paths.log]) rmSync(p, { recursive: true, force: true });
+      }
+      mkdirSync(outDir, { recursive: true });
+      const log = createLogger(paths.log, !!f.quiet);
+      const backend = await initBackend(cfg.backend, cfg.threads);
+      log(`backend: ${backend.name} — ${backend.reason}`);
+      for (const d of backend.details) log(`  ${d}`);
+      const data = await loadDataset(cfg.data);
+      log(`data: ${data.name} (${data.train.n} train / ${data.val.n} val, ${data.train.height}x${data.train.width}x${data.train.channels}) from ${data.source}`);
+      log(`run: ${outDir}  model ${cfg.model.arch}${cfg.model.arch === 'resnet-cifar' ? `-${cfg.model.depth}` : ''}  batch ${cfg.optim.batch_size}  NBS ${cfg.bn.nbs}  epochs ${cfg.epochs}`);
+
+      let stop = false;
+      const onSigint = () => {
+        if (stop) {
+          process.stderr.write('\nbnlab: second Ctrl-C, exiting without saving this step\n');
+          process.exit(130);
+        }
+        stop = true;
+        process.stderr.write('\nbnlab: Ctrl-C — finishing this step and saving a checkpoint (Ctrl-C again to abort)\n');
+      };
+      process.on('SIGINT', onSigint);
+      process.on('SIGTERM', onSigint);
+      const res = await train(cfg, data, { outDir, resume: !!f.resume, log, progress: createProgress(!!f.quiet), interrupted: () => stop });
+      process.off('SIGINT', onSigint);
+      process.off('SIGTERM', onSigint);
+      if (res.interrupted) process.exit(130);
+      log(`done: ${paths.metrics}`);
+    });
+}
