@@ -3,7 +3,8 @@
 import { z } from 'zod';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
-const section = <T extends z.ZodRawShape>(shape: T, doc: string) => z.object(shape).strict().prefault({}).describe(doc);
+// prefault({}): an omitted section is parsed as {}, so every key in it takes its default.
+const section = <T extends z.ZodRawShape>(shape: T, doc: string) => z.object(shape).strict().prefault({} as never).describe(doc);
 
 const data = section(
   {
@@ -63,7 +64,7 @@ const optim = section(
   {
     batch_size: int(1).default(256).describe('total (SGD) batch size: samples per optimizer step'),
     micro_batch: int(1).nullable().default(null).describe('samples per forward/backward pass (a multiple of bn.nbs; gradients are accumulated over the total batch); null = min(batch_size, max(256, bn.nbs))'),
-    base_lr: z.number().positive().default(0.1).describe('learning rate per 256 samples: lr = base_lr * batch_size / 256 (linear scaling)'),
+    base_lr: z.number().positive().default(0.2).describe('learning rate per 256 samples: lr = base_lr * batch_size / 256 (linear scaling; paper 0.1)'),
     momentum: z.number().min(0).max(1).default(0.9).describe('SGD momentum'),
     nesterov: z.boolean().default(false).describe('Nesterov momentum'),
     weight_decay: z.number().min(0).default(1e-4).describe('L2 weight decay on conv/fc weights'),
@@ -81,7 +82,7 @@ const precise = section(
   {
     enabled: z.boolean().default(true).describe('run PreciseBN and report val_err_precise'),
     every: int(1).default(1).describe('run PreciseBN every this many epochs (and always after the last)'),
-    samples: int(1).default(10000).describe('N: training samples PreciseBN reads (capped at the training-set size)'),
+    samples: int(1).default(2000).describe('N: training samples PreciseBN reads, capped at the training-set size (paper 10^4)'),
     batch_size: int(1).default(32).describe('B: PreciseBN batch size, independent of training'),
     estimator: z.enum(['pooled', 'mean-of-var']).default('pooled').describe("'pooled' (the paper) or 'mean-of-var' (original BN paper, B/(B-1) mean var)"),
     augment: z.boolean().default(true).describe('apply training augmentation to the PreciseBN samples'),
@@ -101,7 +102,7 @@ export const configSchema = z
   .object({
     name: z.string().regex(/^[\w.-]+$/, 'use letters, digits, _ . -').default('quick').describe('run name: results go to results/<name>'),
     seed: int(0).default(0).describe('seed for initialisation, shuffling, augmentation and PreciseBN samples'),
-    epochs: int(1).default(4).describe('training epochs'),
+    epochs: int(1).default(3).describe('training epochs'),
     backend: z.enum(['auto', 'cuda', 'wasm', 'cpu']).default('auto').describe('tfjs backend: auto = cuda if it loads and sees a GPU, else wasm, else cpu'),
     threads: int(0, 256).default(0).describe('wasm threads; 0 = all cores'),
     data,
@@ -123,7 +124,8 @@ export const configSchema = z
     if (c.optim.batch_size % c.bn.nbs !== 0) {
       ctx.addIssue({ code: 'custom', path: ['optim', 'batch_size'], message: `total batch ${c.optim.batch_size} is not a multiple of NBS ${c.bn.nbs}` });
     }
-    if (micro % c.bn.nbs !== 0 || micro > c.optim.batch_size || c.optim.batch_size % micro !== 0) {
+    const batchOk = c.bn.nbs <= c.optim.batch_size && c.optim.batch_size % c.bn.nbs === 0;
+    if (batchOk && (micro % c.bn.nbs !== 0 || micro > c.optim.batch_size || c.optim.batch_size % micro !== 0)) {
       ctx.addIssue({
         code: 'custom',
         path: ['optim', 'micro_batch'],

@@ -47,7 +47,8 @@ function groupNormalize(x: tf.Tensor4D, groupSize: number, eps: number): { y: tf
   const g = n / groupSize;
   let mean!: tf.Tensor3D;
   let variance!: tf.Tensor3D;
-  const f = tf.customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xIn, save] = args as [tf.Tensor, tf.GradSaveFunc];
     const xg = tf.reshape(xIn, [g, groupSize * h * w, c]) as tf.Tensor3D;
     const m = tf.moments(xg, 1, true);
     mean = tf.keep(m.mean as tf.Tensor3D);
@@ -76,8 +77,8 @@ function groupNormalize(x: tf.Tensor4D, groupSize: number, eps: number): { y: tf
 
 /** BN normalization of x [N,H,W,C] (or [N,C]) under the context's statistics source. */
 export function batchNorm(x: tf.Tensor, layer: string, ctx: BNContext, observed?: Observation[]): tf.Tensor {
-  const x4 = (x.rank === 2 ? tf.reshape(x, [x.shape[0], 1, 1, x.shape[1]]) : x) as tf.Tensor4D;
-  const [n, h, w, c] = x4.shape;
+  const x4 = (x.rank === 2 ? tf.reshape(x, [x.shape[0]!, 1, 1, x.shape[1]!]) : x) as tf.Tensor4D;
+  const [n, h, w] = x4.shape;
   if (ctx.source === 'population') {
     const pop = ctx.population?.get(layer);
     if (!pop) throw new Error(`BN layer ${layer}: no population statistics were given`);

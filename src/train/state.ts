@@ -42,14 +42,15 @@ export function createState(cfg: Config, inputChannels: number, numClasses: numb
   const weightDecay = new Map<string, number>();
   const wdBn = cfg.optim.weight_decay_bn ?? cfg.optim.weight_decay;
   for (const spec of net.params) {
-    params.set(spec.name, tf.variable(tf.tensor(init.get(spec.name)!, spec.shape), true, spec.name));
-    velocity.set(spec.name, tf.variable(tf.zeros(spec.shape), false, `${spec.name}#v`));
+    // Unnamed variables: tfjs names must be unique per process, and benches/tests build several models.
+    params.set(spec.name, tf.tidy(() => tf.variable(tf.tensor(init.get(spec.name)!, spec.shape), true)));
+    velocity.set(spec.name, tf.tidy(() => tf.variable(tf.zeros(spec.shape), false)));
     weightDecay.set(spec.name, spec.kind === 'conv' || spec.kind === 'fc' ? cfg.optim.weight_decay : wdBn);
   }
   // PyTorch's initial running statistics: mean 0, variance 1.
   const ema = new Map<string, { mean: tf.Variable; variance: tf.Variable }>();
   for (const { name, channels } of net.bnLayers) {
-    ema.set(name, { mean: tf.variable(tf.zeros([channels]), false), variance: tf.variable(tf.ones([channels]), false) });
+    ema.set(name, tf.tidy(() => ({ mean: tf.variable(tf.zeros([channels]), false), variance: tf.variable(tf.ones([channels]), false) })));
   }
   return { net, params, velocity, ema, precise: null, weightDecay, meta: { epoch: 0, progress: emptyProgress(), config: cfg } };
 }

@@ -57,7 +57,7 @@ export function trainStep(s: RunState, micro: readonly Batch[], o: StepOptions):
         lossTotal = tf.keep(tf.sum(losses));
         return tf.div(lossTotal, total) as tf.Scalar;
       }, vars);
-      const g = names.map((n) => grads[n]);
+      const g = vars.map((v) => grads[v.name]);
       const next = acc ? g.map((t, k) => tf.add(acc![k], t)) : g;
       return { next, wrong, lossTotal };
     });
