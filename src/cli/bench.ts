@@ -6,7 +6,7 @@ import { initBackend } from '../backend/index.js';
 import { loadConfig } from '../config/load.js';
 import { microBatch } from '../config/schema.js';
 import { loadDataset } from '../data/dataset.js';
-import { makeBatch, permutation } from '../data/loader.js';
+import { permutation } from '../data/loader.js';
 import { evaluate } from '../eval/evaluate.js';
 import { countParams } from '../nn/resnet.js';
 import { preciseBNStats } from '../stats/precise.js';
@@ -52,7 +52,6 @@ export function registerBench(program: Command): void {
       const bs = cfg.optim.batch_size;
       const micro = microBatch(cfg);
       const order = permutation(data.train.n, cfg.seed, 0);
-      const norm = { augment: true, pad_crop: cfg.data.augment.pad_crop, flip: cfg.data.augment.flip, seed: cfg.seed, epoch: 0, mean: data.mean, std: data.std };
       const stepOpts = { nbs: cfg.bn.nbs, eps: cfg.bn.eps, emaDecay: cfg.bn.ema_decay, emaGroups: cfg.bn.ema_groups, lr: 0.01, momentum: 0.9, nesterov: false };
 
       // Training: one warm-up step (kernel setup, wasm heap growth), then timed steps.
@@ -60,7 +59,7 @@ export function registerBench(program: Command): void {
       for (let i = 0; i <= steps; i++) {
         const start = ((i * bs) % Math.max(1, data.train.n - bs + 1)) | 0;
         const micros = [];
-        for (let m = 0; m < bs; m += micro) micros.push(makeBatch(data.train, order.subarray(start + m, start + m + micro), norm));
+        for (let m = 0; m < bs; m += micro) micros.push(await data.train.load(order.subarray(start + m, start + m + micro), { augment: true, seed: cfg.seed, epoch: 0 }));
         const t = performance.now();
         trainStep(s, micros, stepOpts);
         if (i > 0) times.push(performance.now() - t);
@@ -69,23 +68,22 @@ export function registerBench(program: Command): void {
 
       // Inference with population statistics (EMA), at the eval batch size.
       const evalSet = { ...data.val, n: Math.min(data.val.n, cfg.eval.batch_size * 3) };
-      evaluate(s.net, s.params, { ...evalSet, n: Math.min(evalSet.n, cfg.eval.batch_size) }, { ctx: { source: 'population', nbs: cfg.bn.nbs, eps: cfg.bn.eps, population: emaStats(s) }, batchSize: cfg.eval.batch_size, mean: data.mean, std: data.std });
+      const evalOpts = { ctx: { source: 'population' as const, nbs: cfg.bn.nbs, eps: cfg.bn.eps, population: emaStats(s) }, batchSize: cfg.eval.batch_size };
+      await evaluate(s.net, s.params, { ...evalSet, n: Math.min(evalSet.n, cfg.eval.batch_size) }, evalOpts); // warm-up
       let t = performance.now();
-      evaluate(s.net, s.params, evalSet, { ctx: { source: 'population', nbs: cfg.bn.nbs, eps: cfg.bn.eps, population: emaStats(s) }, batchSize: cfg.eval.batch_size, mean: data.mean, std: data.std });
+      await evaluate(s.net, s.params, evalSet, evalOpts);
       const inferMs = performance.now() - t;
 
       const preciseN = Math.min(cfg.precise.samples, data.train.n);
       t = performance.now();
-      preciseBNStats(s.net, s.params, data.train, {
+      await preciseBNStats(s.net, s.params, data.train, {
         samples: preciseN,
         batchSize: cfg.precise.batch_size,
         estimator: cfg.precise.estimator,
         eps: cfg.bn.eps,
-        augment: { enabled: cfg.precise.augment, pad_crop: cfg.data.augment.pad_crop, flip: cfg.data.augment.flip },
+        augment: cfg.precise.augment,
         seed: cfg.seed,
         epoch: 0,
-        mean: data.mean,
-        std: data.std,
         forwardBatch: Math.max(micro, cfg.eval.batch_size),
       });
       const preciseS = (performance.now() - t) / 1000;

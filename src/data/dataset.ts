@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FASHION_MNIST_CLASSES, locateFashionMnist, readFashionMnistDir } from './fashion-mnist.js';
 import { hashSeed, mulberry32 } from '../util/rng.js';
+import { makeBatch, type Batch } from './loader.js';
 
 export interface ImageSet {
   images: Uint8Array; // n * height * width * channels, NHWC
@@ -13,12 +14,30 @@ export interface ImageSet {
   channels: number;
 }
 
-export interface Dataset {
+/**
+ * One split as the trainer sees it: labels and input geometry up front, images on demand.
+ * `load` returns a normalized NHWC batch, with the dataset's training augmentation when asked,
+ * deterministic in (seed, epoch, sample index) whatever the order or concurrency of calls.
+ * In-memory datasets answer at once; file-backed ones decode asynchronously.
+ */
+export interface Split {
+  n: number;
+  labels: Int32Array;
+  height: number;
+  width: number;
+  channels: number;
+  load(indices: ArrayLike<number>, o: { augment: boolean; seed: number; epoch: number }): Promise<Batch>;
+}
+
+/** An in-memory split: the whole uint8 image array is there (Fashion-MNIST, synthetic). */
+export type MemorySplit = ImageSet & Split;
+
+export interface Dataset<S extends Split = Split> {
   name: string;
   numClasses: number;
   classNames: string[];
-  train: ImageSet;
-  val: ImageSet;
+  train: S;
+  val: S;
   mean: number[]; // per channel, in [0,1] pixel units, from the (limited) train set
   std: number[];
   source: string; // where it was read from
@@ -130,7 +149,15 @@ export function syntheticSet(cfg: DataConfig['synthetic'], split: 'train' | 'val
   return { images, labels, n, height: S, width: S, channels: C };
 }
 
-export async function loadDataset(cfg: DataConfig, opts: { root?: string } = {}): Promise<Dataset> {
+/** Bind augmentation and normalization to an in-memory image set. */
+export function memorySplit(set: ImageSet, aug: DataConfig['augment'], norm: { mean: number[]; std: number[] }): MemorySplit {
+  return {
+    ...set,
+    load: async (indices, o) => makeBatch(set, indices, { augment: o.augment, pad_crop: aug.pad_crop, flip: aug.flip, seed: o.seed, epoch: o.epoch, ...norm }),
+  };
+}
+
+export async function loadDataset(cfg: DataConfig, opts: { root?: string } = {}): Promise<Dataset<MemorySplit>> {
   let train: ImageSet, val: ImageSet, classNames: string[], source: string;
   if (cfg.name === 'synthetic') {
     const s = cfg.synthetic;
@@ -151,5 +178,14 @@ export async function loadDataset(cfg: DataConfig, opts: { root?: string } = {})
   const numClasses = classNames.length;
   train = limitSet(train, cfg.train_limit, numClasses);
   val = limitSet(val, cfg.val_limit, numClasses);
-  return { name: cfg.name, numClasses, classNames: [...classNames], train, val, ...channelStats(train), source };
+  const norm = channelStats(train);
+  return {
+    name: cfg.name,
+    numClasses,
+    classNames: [...classNames],
+    train: memorySplit(train, cfg.augment, norm),
+    val: memorySplit(val, cfg.augment, norm),
+    ...norm,
+    source,
+  };
 }

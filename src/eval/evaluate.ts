@@ -1,8 +1,8 @@
 // Evaluation under a chosen statistics source: population statistics (EMA or PreciseBN) or
 // mini-batch statistics of test batches.
 import * as tf from '@tensorflow/tfjs-core';
-import type { ImageSet } from '../data/dataset.js';
-import { batches } from '../data/loader.js';
+import type { Split } from '../data/dataset.js';
+import { prefetch } from '../data/prefetch.js';
 import type { BNContext } from '../nn/batchnorm.js';
 import type { Network } from '../nn/resnet.js';
 import { crossEntropy } from '../train/step.js';
@@ -10,8 +10,6 @@ import { crossEntropy } from '../train/step.js';
 export interface EvalOptions {
   ctx: BNContext;
   batchSize: number;
-  mean: number[];
-  std: number[];
   onBatch?: (done: number, total: number) => void;
 }
 
@@ -21,12 +19,17 @@ export interface EvalResult {
   n: number;
 }
 
-export function evaluate(net: Network, params: ReadonlyMap<string, tf.Tensor>, set: ImageSet, o: EvalOptions): EvalResult {
-  const order = Int32Array.from({ length: set.n }, (_, i) => i);
+export async function evaluate(net: Network, params: ReadonlyMap<string, tf.Tensor>, set: Split, o: EvalOptions): Promise<EvalResult> {
+  const jobs = function* () {
+    for (let start = 0; start < set.n; start += o.batchSize) {
+      const idx = Int32Array.from({ length: Math.min(o.batchSize, set.n - start) }, (_, i) => start + i);
+      yield () => set.load(idx, { augment: false, seed: 0, epoch: 0 });
+    }
+  };
   let errors = 0;
   let lossSum = 0;
   let done = 0;
-  for (const b of batches(set, order, o.batchSize, { augment: false, pad_crop: 0, flip: false, seed: 0, epoch: 0, mean: o.mean, std: o.std, dropLast: false })) {
+  for await (const b of prefetch(jobs(), 2)) {
     const [wrong, loss] = tf.tidy(() => {
       const x = tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]);
       const y = tf.tensor1d(b.y, 'int32');

@@ -2,8 +2,9 @@
 // statistics, and aggregate every batch's per-channel statistics with equal weight per sample.
 // No gradients; all BN layers are estimated from the same forward passes (as fvcore does).
 import * as tf from '@tensorflow/tfjs-core';
-import type { ImageSet } from '../data/dataset.js';
-import { makeBatch, sampleWithoutReplacement } from '../data/loader.js';
+import type { Split } from '../data/dataset.js';
+import { sampleWithoutReplacement } from '../data/loader.js';
+import { prefetch } from '../data/prefetch.js';
 import type { LayerStats, Observation } from '../nn/batchnorm.js';
 import type { Network } from '../nn/resnet.js';
 import { StatsAccumulator, type Estimator, type PopulationStats } from './aggregate.js';
@@ -13,25 +14,26 @@ export interface PreciseOptions {
   batchSize: number; // B
   estimator: Estimator;
   eps: number;
-  augment: { enabled: boolean; pad_crop: number; flip: boolean };
+  /** Apply the dataset's training augmentation to the samples. */
+  augment: boolean;
   seed: number;
   epoch: number;
-  mean: number[];
-  std: number[];
   /** Samples per forward pass (rounded down to a multiple of B, at least B). */
   forwardBatch: number;
   onProgress?: (done: number, total: number) => void;
 }
 
 /** Population statistics per BN layer in float64, from N samples of `set`. */
-export function preciseBNStats(net: Network, params: ReadonlyMap<string, tf.Tensor>, set: ImageSet, o: PreciseOptions): Map<string, PopulationStats> {
+export async function preciseBNStats(net: Network, params: ReadonlyMap<string, tf.Tensor>, set: Split, o: PreciseOptions): Promise<Map<string, PopulationStats>> {
   const n = Math.min(o.samples, set.n);
   const indices = sampleWithoutReplacement(set.n, n, o.seed * 1000003 + o.epoch);
   const per = Math.max(o.batchSize, Math.floor(o.forwardBatch / o.batchSize) * o.batchSize);
   const acc = new Map(net.bnLayers.map((l) => [l.name, new StatsAccumulator(l.channels)]));
-  for (let start = 0; start < n; start += per) {
-    const idx = indices.subarray(start, Math.min(n, start + per));
-    const b = makeBatch(set, idx, { augment: o.augment.enabled, pad_crop: o.augment.pad_crop, flip: o.augment.flip, seed: o.seed, epoch: o.epoch, mean: o.mean, std: o.std });
+  const jobs = function* () {
+    for (let start = 0; start < n; start += per) yield () => set.load(indices.subarray(start, Math.min(n, start + per)), { augment: o.augment, seed: o.seed, epoch: o.epoch });
+  };
+  let done = 0;
+  for await (const b of prefetch(jobs(), 2)) {
     const observed: Observation[] = [];
     tf.tidy(() => {
       const x = tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]);
@@ -45,7 +47,8 @@ export function preciseBNStats(net: Network, params: ReadonlyMap<string, tf.Tens
       ob.mean.dispose();
       ob.variance.dispose();
     }
-    o.onProgress?.(Math.min(n, start + per), n);
+    done += b.n;
+    o.onProgress?.(done, n);
   }
   return new Map([...acc].map(([k, a]) => [k, a.result(o.estimator)]));
 }

@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { dumpConfig } from '../config/load.js';
 import { microBatch, type Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
-import { makeBatch, permutation } from '../data/loader.js';
+import { permutation, type Batch } from '../data/loader.js';
+import { prefetch } from '../data/prefetch.js';
 import { evaluate } from '../eval/evaluate.js';
 import { preciseBNStats, toLayerStats } from '../stats/precise.js';
 import type { Logger } from '../util/log.js';
@@ -19,6 +20,9 @@ import { createState, disposeStats, emaStats, emptyProgress, loadCheckpointInto,
 import { trainStep } from './step.js';
 
 export class TrainingError extends Error {}
+
+/** SGD steps of data loaded ahead of the one training. */
+const PREFETCH_STEPS = 2;
 
 export interface TrainOptions {
   outDir: string;
@@ -74,7 +78,6 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
   const micro = microBatch(cfg);
   const stepsPerEpoch = Math.floor(data.train.n / bs);
   if (stepsPerEpoch < 1) throw new TrainingError(`optim.batch_size ${bs} is larger than the training set (${data.train.n} images); lower it or use more data`);
-  const augment = { augment: true, pad_crop: cfg.data.augment.pad_crop, flip: cfg.data.augment.flip, seed: cfg.seed, mean: data.mean, std: data.std };
   const rows: MetricsRow[] = [];
 
   for (let epoch = s.meta.epoch; epoch < cfg.epochs; epoch++) {
@@ -82,12 +85,17 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
     const prog = s.meta.progress;
     o.progress.start(`epoch ${epoch + 1}/${cfg.epochs}`, stepsPerEpoch);
     o.progress.update(prog.step);
-    for (; prog.step < stepsPerEpoch; ) {
-      const t0 = performance.now();
+    // Each job loads one SGD step's micro-batches; the next steps load while this one trains.
+    const jobs = function* () {
+      for (let step = prog.step; step < stepsPerEpoch; step++) {
+        const start = step * bs;
+        const starts = Array.from({ length: bs / micro }, (_, k) => start + k * micro);
+        yield () => Promise.all(starts.map((m) => data.train.load(order.subarray(m, m + micro), { augment: true, seed: cfg.seed, epoch })));
+      }
+    };
+    let t0 = performance.now();
+    for await (const batches of prefetch<Batch[]>(jobs(), PREFETCH_STEPS)) {
       const lr = learningRate(cfg.optim, epoch + prog.step / stepsPerEpoch, cfg.epochs);
-      const start = prog.step * bs;
-      const batches = [];
-      for (let m = start; m < start + bs; m += micro) batches.push(makeBatch(data.train, order.subarray(m, m + micro), { ...augment, epoch }));
       const r = trainStep(s, batches, {
         nbs: cfg.bn.nbs,
         eps: cfg.bn.eps,
@@ -109,7 +117,9 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
       prog.lossSum += r.lossSum;
       prog.errors += r.errors;
       prog.seen += r.n;
-      prog.seconds += (performance.now() - t0) / 1000;
+      const now = performance.now();
+      prog.seconds += (now - t0) / 1000;
+      t0 = now;
       o.progress.update(prog.step, `loss ${(prog.lossSum / prog.seen).toFixed(3)} | ${(prog.seen / prog.seconds).toFixed(0)} img/s`);
       if (o.interrupted?.() && prog.step < stepsPerEpoch) {
         o.progress.stop();
@@ -127,16 +137,14 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
       const t = performance.now();
       const n = Math.min(cfg.precise.samples, data.train.n);
       o.progress.start('PreciseBN', n);
-      const stats = preciseBNStats(s.net, s.params, data.train, {
+      const stats = await preciseBNStats(s.net, s.params, data.train, {
         samples: cfg.precise.samples,
         batchSize: cfg.precise.batch_size,
         estimator: cfg.precise.estimator,
         eps: cfg.bn.eps,
-        augment: { enabled: cfg.precise.augment, pad_crop: cfg.data.augment.pad_crop, flip: cfg.data.augment.flip },
+        augment: cfg.precise.augment,
         seed: cfg.seed,
         epoch,
-        mean: data.mean,
-        std: data.std,
         forwardBatch: Math.max(micro, cfg.eval.batch_size),
         onProgress: (d) => o.progress.update(d),
       });
@@ -148,20 +156,18 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
     let errEma: number | null = null;
     let errPrecise: number | null = null;
     if ((epoch + 1) % cfg.eval.every === 0 || last) {
-      const evalWith = (label: string, population: RunState['precise']) => {
+      const evalWith = async (label: string, population: RunState['precise']) => {
         o.progress.start(`eval ${label}`, data.val.n);
-        const r = evaluate(s.net, s.params, data.val, {
+        const r = await evaluate(s.net, s.params, data.val, {
           ctx: { source: 'population', nbs: cfg.bn.nbs, eps: cfg.bn.eps, population: population! },
           batchSize: cfg.eval.batch_size,
-          mean: data.mean,
-          std: data.std,
           onBatch: (d) => o.progress.update(d),
         });
         o.progress.stop();
         return r.err;
       };
-      errEma = evalWith('EMA', emaStats(s));
-      if (s.precise && preciseSeconds !== null) errPrecise = evalWith('PreciseBN', s.precise);
+      errEma = await evalWith('EMA', emaStats(s));
+      if (s.precise && preciseSeconds !== null) errPrecise = await evalWith('PreciseBN', s.precise);
     }
     const row: MetricsRow = {
       epoch: epoch + 1,
