@@ -42,13 +42,14 @@ const EXPECTED_DEFAULTS: Obj = {
     synthetic: { classes: 4, train: 512, val: 256, size: 16, channels: 1, seed: 0 },
   },
   model: { arch: 'resnet-cifar', depth: 8, width: 16, zero_init_last_gamma: true },
-  bn: { nbs: 32, eps: 1e-5, ema_decay: 0.9, ema_groups: 'one' },
+  bn: { nbs: 32, eps: 1e-5, ema_decay: 0.9, ema_groups: 'one', frozen_last_epochs: 0 },
   optim: {
     batch_size: 256, micro_batch: null, base_lr: 0.2, momentum: 0.9, nesterov: false, weight_decay: 1e-4,
     weight_decay_bn: null, schedule: 'step', steps: [30, 60, 90], gamma: 0.1, warmup_epochs: 0, warmup_factor: 0.1,
   },
   precise: { enabled: true, every: 1, samples: 2000, batch_size: 32, estimator: 'pooled', augment: true },
-  eval: { batch_size: 500, every: 1 },
+  eval: { batch_size: 500, every: 1, minibatch: false, train_minibatch: false, train_minibatch_samples: 10000 },
+  trace: { layers: [], channels: [0], batches: 100, batch_size: null, every_iters: 0, until_epoch: 1 },
   checkpoint_every: 1,
   max_loss: 1000,
 };

@@ -9,16 +9,33 @@ const section = <T extends z.ZodRawShape>(shape: T, doc: string) => z.object(sha
 const data = section(
   {
     name: z
-      .enum(['fashion-mnist-mini', 'fashion-mnist', 'synthetic'])
+      .enum(['fashion-mnist-mini', 'fashion-mnist', 'mnist', 'cifar10', 'imagefolder', 'synthetic'])
       .default('fashion-mnist-mini')
-      .describe('dataset: the Fashion-MNIST subset shipped with bnlab, the full Fashion-MNIST (IDX files), or generated data for tests'),
-    path: z.string().nullable().default(null).describe('directory of a full dataset; null finds it (Debian package dataset-fashion-mnist, env BNLAB_FASHION_MNIST)'),
+      .describe('dataset: the Fashion-MNIST subset shipped with bnlab, full Fashion-MNIST or MNIST (IDX files), CIFAR-10 (binary batches), an ImageNet-layout folder (train/<class>/*.JPEG, val/...), or generated data for tests'),
+    path: z.string().nullable().default(null).describe('directory of a full dataset (imagefolder: the root holding train/ and val/); null finds Fashion-MNIST (Debian package dataset-fashion-mnist, env BNLAB_FASHION_MNIST)'),
+    val_labels: z.string().nullable().default(null).describe("imagefolder with a flat val/ (original ILSVRC layout): label file, relative to data.path; lines 'FILE LABEL' or 'FILE,LABEL' (LABEL a class folder name or 0-based sorted index), or one LABEL per line in sorted file order"),
+    image_size: int(8, 1024).default(224).describe('imagefolder: crop size fed to the network (train RandomResizedCrop, val resize size*256/224 + center crop)'),
+    workers: int(0, 256).default(0).describe('imagefolder: decoding threads (images decoded at once); 0 = one per core'),
+    prefetch: int(1, 64).default(2).describe('SGD steps of data loaded ahead of the one training'),
+    on_error: z.enum(['skip', 'fail']).default('skip').describe('an unreadable image: skip (replaced by the next readable one, counted and reported) or fail the run naming the file'),
+    cache_dir: z.string().nullable().default(null).describe('imagefolder: where the file index is cached; null = $XDG_CACHE_HOME/bnlab or ~/.cache/bnlab'),
+    corruption: z
+      .object({
+        type: z.enum(['contrast', 'gaussian_noise', 'jpeg_compression', 'brightness']).describe('ImageNet-C corruption (Hendrycks & Dietterich)'),
+        severity: int(1, 5).default(3).describe('severity 1..5'),
+      })
+      .strict()
+      .nullable()
+      .default(null)
+      .describe('evaluate/estimate on a corrupted copy (paper Table 4): applied after the resize/crop, before normalization, seeded per image; null = clean'),
     train_limit: int(1).nullable().default(null).describe('use only this many training images (class-balanced, fixed); null = all'),
     val_limit: int(1).nullable().default(null).describe('use only this many validation images (class-balanced, fixed); null = all'),
     augment: section(
       {
         pad_crop: int(0, 64).default(2).describe('training augmentation: zero-pad by this many pixels, then crop back at random'),
         flip: z.boolean().default(true).describe('training augmentation: random horizontal flip'),
+        scale: z.tuple([z.number().gt(0).max(1), z.number().gt(0).max(1)]).default([0.08, 1]).describe('imagefolder RandomResizedCrop: range of the crop area as a fraction of the image'),
+        ratio: z.tuple([z.number().positive(), z.number().positive()]).default([3 / 4, 4 / 3]).describe('imagefolder RandomResizedCrop: range of the crop aspect ratio (w/h)'),
       },
       'training-time augmentation',
     ),
@@ -56,6 +73,9 @@ const bn = section(
       .enum(['one', 'all'])
       .default('one')
       .describe("which NBS groups feed the EMA each step: 'one' (as one GPU worker of the paper does) or 'all' (their average: a different, less noisy estimator)"),
+    frozen_last_epochs: int(0)
+      .default(0)
+      .describe('FrozenBN for the last K epochs: at the switch PreciseBN computes population statistics, and BN normalizes with them (in training too) for the rest of the run; the affine keeps training (paper Fig. 6: 20 of 100)'),
   },
   'BatchNorm: the normalization batch and the EMA estimator',
 );
@@ -94,8 +114,23 @@ const evalCfg = section(
   {
     batch_size: int(1).default(500).describe('validation batch size (population statistics: only memory depends on it)'),
     every: int(1).default(1).describe('evaluate every this many epochs (and always after the last)'),
+    minibatch: z.boolean().default(false).describe('also evaluate with mini-batch statistics: test batches of NBS samples normalized by their own statistics (val_err_minibatch; paper Fig. 5)'),
+    train_minibatch: z.boolean().default(false).describe('also report the error on the un-augmented training set with mini-batch statistics of NBS samples (train_err_nbs; paper Fig. 5)'),
+    train_minibatch_samples: int(1).default(10000).describe('training samples used for train_err_nbs (a fixed subset)'),
   },
   'evaluation during training',
+);
+
+const trace = section(
+  {
+    layers: z.array(z.string()).default([]).describe("BN layers to trace for Fig. 2, e.g. ['s2.b1.bn1']; empty = no trace"),
+    channels: z.array(int(0)).default([0]).describe('channels of each traced layer'),
+    batches: int(1).default(100).describe('M: batches of the current model whose means are recorded at each trace point'),
+    batch_size: int(1).nullable().default(null).describe('batch size of those batches; null = bn.nbs'),
+    every_iters: int(0).default(0).describe('also trace every K iterations (0 = only at epoch ends)'),
+    until_epoch: int(0).default(1).describe('iteration-level tracing stops after this many epochs'),
+  },
+  'Fig. 2 trace: EMA mean vs means of M batches of the current model and their average, written to bn_trace.csv',
 );
 
 export const configSchema = z
@@ -111,6 +146,7 @@ export const configSchema = z
     optim,
     precise,
     eval: evalCfg,
+    trace,
     checkpoint_every: int(1).default(1).describe('write a checkpoint every this many epochs (and after the last)'),
     max_loss: z.number().positive().default(1e3).describe('stop the run when the training loss is NaN or above this'),
   })

@@ -10,6 +10,9 @@ import { crossEntropy } from '../train/step.js';
 export interface EvalOptions {
   ctx: BNContext;
   batchSize: number;
+  /** Samples to evaluate, in this order (default: all, in order). Mini-batch statistics need a
+   *  shuffled order: a class-sorted validation set would give one-class batches. */
+  order?: ArrayLike<number>;
   onBatch?: (done: number, total: number) => void;
 }
 
@@ -20,9 +23,11 @@ export interface EvalResult {
 }
 
 export async function evaluate(net: Network, params: ReadonlyMap<string, tf.Tensor>, set: Split, o: EvalOptions): Promise<EvalResult> {
+  const order = o.order ?? Int32Array.from({ length: set.n }, (_, i) => i);
+  const n = order.length;
   const jobs = function* () {
-    for (let start = 0; start < set.n; start += o.batchSize) {
-      const idx = Int32Array.from({ length: Math.min(o.batchSize, set.n - start) }, (_, i) => start + i);
+    for (let start = 0; start < n; start += o.batchSize) {
+      const idx = Int32Array.from({ length: Math.min(o.batchSize, n - start) }, (_, i) => order[start + i]);
       yield () => set.load(idx, { augment: false, seed: 0, epoch: 0 });
     }
   };
@@ -41,7 +46,7 @@ export async function evaluate(net: Network, params: ReadonlyMap<string, tf.Tens
     wrong.dispose();
     loss.dispose();
     done += b.n;
-    o.onBatch?.(done, set.n);
+    o.onBatch?.(done, n);
   }
-  return { err: (100 * errors) / set.n, loss: lossSum / set.n, n: set.n };
+  return { err: (100 * errors) / n, loss: lossSum / n, n };
 }

@@ -20,13 +20,15 @@ export interface PreciseOptions {
   epoch: number;
   /** Samples per forward pass (rounded down to a multiple of B, at least B). */
   forwardBatch: number;
+  /** Use exactly these samples (default: N drawn without replacement from seed and epoch). */
+  indices?: Int32Array;
   onProgress?: (done: number, total: number) => void;
 }
 
 /** Population statistics per BN layer in float64, from N samples of `set`. */
 export async function preciseBNStats(net: Network, params: ReadonlyMap<string, tf.Tensor>, set: Split, o: PreciseOptions): Promise<Map<string, PopulationStats>> {
-  const n = Math.min(o.samples, set.n);
-  const indices = sampleWithoutReplacement(set.n, n, o.seed * 1000003 + o.epoch);
+  const indices = o.indices ?? preciseSamples(set.n, o.samples, o.seed, o.epoch);
+  const n = indices.length;
   const per = Math.max(o.batchSize, Math.floor(o.forwardBatch / o.batchSize) * o.batchSize);
   const acc = new Map(net.bnLayers.map((l) => [l.name, new StatsAccumulator(l.channels)]));
   const jobs = function* () {
@@ -52,6 +54,10 @@ export async function preciseBNStats(net: Network, params: ReadonlyMap<string, t
   }
   return new Map([...acc].map(([k, a]) => [k, a.result(o.estimator)]));
 }
+
+/** The N samples a PreciseBN pass reads: a function of (seed, epoch) only, so it is reproducible. */
+export const preciseSamples = (total: number, samples: number, seed: number, epoch: number) =>
+  sampleWithoutReplacement(total, Math.min(samples, total), seed * 1000003 + epoch);
 
 export function toLayerStats(stats: Map<string, PopulationStats>): Map<string, LayerStats> {
   return new Map([...stats].map(([k, v]) => [k, { mean: tf.tensor1d(Float32Array.from(v.mean)), variance: tf.tensor1d(Float32Array.from(v.variance)) }]));

@@ -13,11 +13,16 @@ export const METRIC_COLUMNS = [
   'epoch_seconds',
   'train_images_per_s',
   'precise_seconds',
+  'train_err_nbs',
+  'val_err_minibatch',
+  'bn_mode',
 ] as const;
 
-export type MetricsRow = Record<(typeof METRIC_COLUMNS)[number], number | null>;
+/** Numbers, a label (bn_mode: batch | frozen), or null for "not computed this epoch" (empty cell). */
+export type MetricsRow = Record<(typeof METRIC_COLUMNS)[number], number | string | null>;
 
-const fmt = (v: number | null) => (v === null || v === undefined ? '' : Number.isInteger(v) ? String(v) : v.toPrecision(6));
+const fmt = (v: number | string | null) =>
+  v === null || v === undefined ? '' : typeof v === 'string' ? v : Number.isInteger(v) ? String(v) : v.toPrecision(6);
 
 export function appendMetrics(path: string, row: MetricsRow): void {
   if (!existsSync(path)) writeFileSync(path, stringify([METRIC_COLUMNS as unknown as string[]]));

@@ -28,6 +28,8 @@ export interface RunState {
   velocity: Map<string, tf.Variable>;
   ema: Map<string, { mean: tf.Variable; variance: tf.Variable }>;
   precise: Map<string, LayerStats> | null;
+  /** FrozenBN's fixed population statistics, set at the switch (null before it). */
+  frozen: Map<string, LayerStats> | null;
   weightDecay: Map<string, number>;
   meta: RunMeta;
 }
@@ -52,7 +54,7 @@ export function createState(cfg: Config, inputChannels: number, numClasses: numb
   for (const { name, channels } of net.bnLayers) {
     ema.set(name, tf.tidy(() => ({ mean: tf.variable(tf.zeros([channels]), false), variance: tf.variable(tf.ones([channels]), false) })));
   }
-  return { net, params, velocity, ema, precise: null, weightDecay, meta: { epoch: 0, progress: emptyProgress(), config: cfg } };
+  return { net, params, velocity, ema, precise: null, frozen: null, weightDecay, meta: { epoch: 0, progress: emptyProgress(), config: cfg } };
 }
 
 export const emaStats = (s: RunState): Map<string, LayerStats> =>
@@ -68,9 +70,11 @@ export function toCheckpoint(s: RunState): Checkpoint<RunMeta> {
     tensors.set(`ema/${k}/mean`, store(v.mean));
     tensors.set(`ema/${k}/variance`, store(v.variance));
   }
-  for (const [k, v] of s.precise ?? []) {
-    tensors.set(`precise/${k}/mean`, store(v.mean));
-    tensors.set(`precise/${k}/variance`, store(v.variance));
+  for (const kind of ['precise', 'frozen'] as const) {
+    for (const [k, v] of s[kind] ?? []) {
+      tensors.set(`${kind}/${k}/mean`, store(v.mean));
+      tensors.set(`${kind}/${k}/variance`, store(v.variance));
+    }
   }
   return { meta: s.meta, tensors };
 }
@@ -90,18 +94,22 @@ export function loadCheckpointInto(s: RunState, ckpt: Checkpoint<RunMeta>, sourc
     assign(v.mean, `ema/${k}/mean`);
     assign(v.variance, `ema/${k}/variance`);
   }
-  disposeStats(s.precise);
-  s.precise = null;
-  if (ckpt.tensors.has(`precise/${s.net.bnLayers[0].name}/mean`)) {
-    s.precise = new Map(
+  for (const kind of ['precise', 'frozen'] as const) {
+    disposeStats(s[kind]);
+    s[kind] = null;
+    if (!ckpt.tensors.has(`${kind}/${s.net.bnLayers[0].name}/mean`)) continue;
+    s[kind] = new Map(
       s.net.bnLayers.map(({ name, channels }) => [
         name,
-        { mean: get(`precise/${name}/mean`, [channels]) as tf.Tensor1D, variance: get(`precise/${name}/variance`, [channels]) as tf.Tensor1D },
+        { mean: get(`${kind}/${name}/mean`, [channels]) as tf.Tensor1D, variance: get(`${kind}/${name}/variance`, [channels]) as tf.Tensor1D },
       ]),
     );
   }
   s.meta = { ...ckpt.meta, config: s.meta.config };
 }
+
+export const cloneStats = (m: Map<string, LayerStats>): Map<string, LayerStats> =>
+  new Map([...m].map(([k, v]) => [k, { mean: v.mean.clone(), variance: v.variance.clone() }]));
 
 export function disposeStats(stats: Map<string, LayerStats> | null): void {
   for (const v of stats?.values() ?? []) {

@@ -9,15 +9,15 @@ import { microBatch, type Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import { permutation, type Batch } from '../data/loader.js';
 import { prefetch } from '../data/prefetch.js';
-import { evaluate } from '../eval/evaluate.js';
-import { preciseBNStats, toLayerStats } from '../stats/precise.js';
+import { estimatePrecise, evalMinibatch, evalPopulation, type PreciseRequest } from '../eval/stats-modes.js';
 import type { Logger } from '../util/log.js';
 import type { Progress } from '../util/progress.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { appendMetrics, truncateMetrics, type MetricsRow } from './metrics.js';
 import { learningRate } from './schedule.js';
-import { createState, disposeStats, emaStats, emptyProgress, loadCheckpointInto, toCheckpoint, type RunMeta, type RunState } from './state.js';
+import { cloneStats, createState, disposeStats, emaStats, emptyProgress, loadCheckpointInto, toCheckpoint, type RunMeta, type RunState } from './state.js';
 import { trainStep } from './step.js';
+import { appendTrace, checkTraceConfig, traceRows, truncateTrace } from './trace.js';
 
 export class TrainingError extends Error {}
 
@@ -43,6 +43,7 @@ export const runPaths = (dir: string) => ({
   config: join(dir, 'config.yaml'),
   metrics: join(dir, 'metrics.csv'),
   log: join(dir, 'train.log'),
+  trace: join(dir, 'bn_trace.csv'),
   checkpoints: join(dir, 'checkpoints'),
   last: join(dir, 'checkpoints', 'last.ckpt'),
   epoch: (e: number) => join(dir, 'checkpoints', `epoch-${String(e).padStart(4, '0')}.ckpt`),
@@ -61,6 +62,15 @@ function saveCheckpoint(s: RunState, dir: string, epochFile: boolean): void {
   renameSync(tmp, p.last);
 }
 
+const preciseRequest = (cfg: Config, epoch: number): PreciseRequest => ({
+  samples: cfg.precise.samples,
+  batchSize: cfg.precise.batch_size,
+  estimator: cfg.precise.estimator,
+  augment: cfg.precise.augment,
+  seed: cfg.seed,
+  epoch,
+});
+
 export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promise<TrainResult> {
   const p = runPaths(o.outDir);
   mkdirSync(p.checkpoints, { recursive: true });
@@ -69,6 +79,7 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
     if (!existsSync(p.last)) throw new TrainingError(`--resume: ${o.outDir} has no checkpoint (${p.last}); start it without --resume`);
     loadCheckpointInto(s, readCheckpoint<RunMeta>(p.last), p.last);
     truncateMetrics(p.metrics, s.meta.epoch);
+    truncateTrace(p.trace, s.meta.epoch * Math.floor(data.train.n / cfg.optim.batch_size) + s.meta.progress.step);
     o.log(`resuming ${o.outDir} at epoch ${s.meta.epoch + 1}, step ${s.meta.progress.step}`);
   } else {
     writeFileSync(p.config, dumpConfig(cfg));
@@ -79,10 +90,22 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
   const stepsPerEpoch = Math.floor(data.train.n / bs);
   if (stepsPerEpoch < 1) throw new TrainingError(`optim.batch_size ${bs} is larger than the training set (${data.train.n} images); lower it or use more data`);
   const rows: MetricsRow[] = [];
+  checkTraceConfig(cfg, s.net.bnLayers.map((l) => l.name));
+  const trace = async (epochPos: number, iter: number) => {
+    if (cfg.trace.layers.length) appendTrace(p.trace, await traceRows(s, data.train, cfg, epochPos, iter));
+  };
+  if (!o.resume) await trace(0, 0);
 
+  const frozenFrom = cfg.bn.frozen_last_epochs > 0 ? Math.max(0, cfg.epochs - cfg.bn.frozen_last_epochs) : Infinity;
   for (let epoch = s.meta.epoch; epoch < cfg.epochs; epoch++) {
     const order = permutation(data.train.n, cfg.seed, epoch);
     const prog = s.meta.progress;
+    const frozen = epoch >= frozenFrom;
+    if (frozen && !s.frozen) {
+      // The switch to FrozenBN: population statistics of the model as it is now, by PreciseBN.
+      s.frozen = await estimatePrecise(s.net, s.params, data.train, cfg, preciseRequest(cfg, epoch), o.progress);
+      o.log(`epoch ${epoch + 1}: switching to FrozenBN (population statistics from PreciseBN on ${Math.min(cfg.precise.samples, data.train.n)} samples)`);
+    }
     o.progress.start(`epoch ${epoch + 1}/${cfg.epochs}`, stepsPerEpoch);
     o.progress.update(prog.step);
     // Each job loads one SGD step's micro-batches; the next steps load while this one trains.
@@ -104,6 +127,7 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
         lr,
         momentum: cfg.optim.momentum,
         nesterov: cfg.optim.nesterov,
+        frozen: frozen ? s.frozen! : undefined,
       });
       const loss = r.lossSum / r.n;
       if (!Number.isFinite(loss) || loss > cfg.max_loss) {
@@ -120,6 +144,10 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
       const now = performance.now();
       prog.seconds += (now - t0) / 1000;
       t0 = now;
+      const iter = epoch * stepsPerEpoch + prog.step;
+      if (cfg.trace.every_iters > 0 && epoch < cfg.trace.until_epoch && iter % cfg.trace.every_iters === 0 && prog.step < stepsPerEpoch) {
+        await trace(epoch + prog.step / stepsPerEpoch, iter);
+      }
       o.progress.update(prog.step, `loss ${(prog.lossSum / prog.seen).toFixed(3)} | ${(prog.seen / prog.seconds).toFixed(0)} img/s`);
       if (o.interrupted?.() && prog.step < stepsPerEpoch) {
         o.progress.stop();
@@ -129,45 +157,35 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
       }
     }
     o.progress.stop();
+    await trace(epoch + 1, (epoch + 1) * stepsPerEpoch);
 
     const last = epoch + 1 === cfg.epochs;
     const tEnd = performance.now();
     let preciseSeconds: number | null = null;
-    if (cfg.precise.enabled && ((epoch + 1) % cfg.precise.every === 0 || last)) {
-      const t = performance.now();
-      const n = Math.min(cfg.precise.samples, data.train.n);
-      o.progress.start('PreciseBN', n);
-      const stats = await preciseBNStats(s.net, s.params, data.train, {
-        samples: cfg.precise.samples,
-        batchSize: cfg.precise.batch_size,
-        estimator: cfg.precise.estimator,
-        eps: cfg.bn.eps,
-        augment: cfg.precise.augment,
-        seed: cfg.seed,
-        epoch,
-        forwardBatch: Math.max(micro, cfg.eval.batch_size),
-        onProgress: (d) => o.progress.update(d),
-      });
-      o.progress.stop();
+    const evalDue = (epoch + 1) % cfg.eval.every === 0 || last;
+    if (frozen) {
+      // FrozenBN: the population statistics are the fixed ones training normalizes with.
       disposeStats(s.precise);
-      s.precise = toLayerStats(stats);
+      s.precise = cloneStats(s.frozen!);
+    } else if (cfg.precise.enabled && ((epoch + 1) % cfg.precise.every === 0 || last)) {
+      const t = performance.now();
+      const stats = await estimatePrecise(s.net, s.params, data.train, cfg, preciseRequest(cfg, epoch), o.progress);
+      disposeStats(s.precise);
+      s.precise = stats;
       preciseSeconds = (performance.now() - t) / 1000;
     }
     let errEma: number | null = null;
     let errPrecise: number | null = null;
-    if ((epoch + 1) % cfg.eval.every === 0 || last) {
-      const evalWith = async (label: string, population: RunState['precise']) => {
-        o.progress.start(`eval ${label}`, data.val.n);
-        const r = await evaluate(s.net, s.params, data.val, {
-          ctx: { source: 'population', nbs: cfg.bn.nbs, eps: cfg.bn.eps, population: population! },
-          batchSize: cfg.eval.batch_size,
-          onBatch: (d) => o.progress.update(d),
-        });
-        o.progress.stop();
-        return r.err;
-      };
-      errEma = await evalWith('EMA', emaStats(s));
-      if (s.precise && preciseSeconds !== null) errPrecise = await evalWith('PreciseBN', s.precise);
+    let errMinibatch: number | null = null;
+    let trainErrNbs: number | null = null;
+    if (evalDue) {
+      if (!frozen) errEma = await evalPopulation(s.net, s.params, data.val, cfg, emaStats(s), 'EMA', o.progress);
+      if (s.precise && (frozen || preciseSeconds !== null)) errPrecise = await evalPopulation(s.net, s.params, data.val, cfg, s.precise, frozen ? 'FrozenBN' : 'PreciseBN', o.progress);
+      if (cfg.eval.minibatch) errMinibatch = await evalMinibatch(s.net, s.params, data.val, cfg, cfg.bn.nbs, 'mini-batch', o.progress);
+      if (cfg.eval.train_minibatch) {
+        const subset = permutation(data.train.n, cfg.seed, 0x7472).subarray(0, Math.min(cfg.eval.train_minibatch_samples, data.train.n));
+        trainErrNbs = await evalMinibatch(s.net, s.params, data.train, cfg, cfg.bn.nbs, 'train NBS', o.progress, subset);
+      }
     }
     const row: MetricsRow = {
       epoch: epoch + 1,
@@ -179,16 +197,20 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
       epoch_seconds: prog.seconds + (performance.now() - tEnd) / 1000,
       train_images_per_s: prog.seen / prog.seconds,
       precise_seconds: preciseSeconds,
+      train_err_nbs: trainErrNbs,
+      val_err_minibatch: errMinibatch,
+      bn_mode: frozen ? 'frozen' : 'batch',
     };
     appendMetrics(p.metrics, row);
     rows.push(row);
     s.meta.epoch = epoch + 1;
     s.meta.progress = emptyProgress();
     if ((epoch + 1) % cfg.checkpoint_every === 0 || last) saveCheckpoint(s, o.outDir, true);
-    const pct = (v: number | null) => (v === null ? '   -  ' : `${v.toFixed(2)}%`);
+    const pct = (v: number | null) => (v === null ? '-' : `${v.toFixed(2)}%`);
+    const extra = [errMinibatch !== null ? `mini-batch ${pct(errMinibatch)}` : '', trainErrNbs !== null ? `train(NBS) ${pct(trainErrNbs)}` : ''].filter(Boolean).join('  ');
     o.log(
-      `epoch ${epoch + 1}/${cfg.epochs}  lr ${row.lr!.toFixed(4)}  loss ${row.train_loss!.toFixed(4)}  train_err ${pct(row.train_err)}  ` +
-        `val_err EMA ${pct(errEma)}  PreciseBN ${pct(errPrecise)}  ${row.train_images_per_s!.toFixed(0)} img/s  ${row.epoch_seconds!.toFixed(1)} s`,
+      `epoch ${epoch + 1}/${cfg.epochs}  lr ${Number(row.lr).toFixed(4)}  loss ${Number(row.train_loss).toFixed(4)}  train_err ${pct(Number(row.train_err))}  ` +
+        `val_err EMA ${pct(errEma)}  ${frozen ? 'FrozenBN' : 'PreciseBN'} ${pct(errPrecise)}${extra ? '  ' + extra : ''}  ${Number(row.train_images_per_s).toFixed(0)} img/s  ${Number(row.epoch_seconds).toFixed(1)} s`,
     );
     if (o.interrupted?.() && !last) {
       if ((epoch + 1) % cfg.checkpoint_every !== 0) saveCheckpoint(s, o.outDir, false);
@@ -204,4 +226,5 @@ export function disposeState(s: RunState): void {
   for (const v of [...s.params.values(), ...s.velocity.values()]) v.dispose();
   for (const e of s.ema.values()) tf.dispose([e.mean, e.variance]);
   disposeStats(s.precise);
+  disposeStats(s.frozen);
 }
