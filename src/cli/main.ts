@@ -3,16 +3,26 @@ import { Command } from 'commander';
 import { ConfigError } from '../config/load.js';
 import { registerBench } from './bench.js';
 import { registerConfig } from './config.js';
+import { registerData } from './data.js';
 import { registerDoctor } from './doctor.js';
+import { registerPlot } from './plot.js';
+import { registerReport } from './report.js';
+import { registerEval } from './eval.js';
 import { registerTrain } from './train.js';
+import { registerSweep } from './sweep.js';
 
 const program = new Command('bnlab')
   .description('A lab for BatchNorm research: which "batch" BatchNorm normalizes over, and how population statistics are estimated')
   .showHelpAfterError();
 registerTrain(program);
+registerEval(program);
 registerConfig(program);
+registerData(program);
 registerDoctor(program);
 registerBench(program);
+registerReport(program);
+registerPlot(program);
+registerSweep(program);
 
 try {
   await program.parseAsync(process.argv);

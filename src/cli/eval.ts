@@ -1,0 +1,217 @@
+// `bnlab eval`: evaluate a trained checkpoint under every answer to "which batch?" at test time —
+// EMA, PreciseBN (re-estimated with any N, B, estimator, repeats and domain), mini-batch
+// statistics, FrozenBN — printing a table and appending to <run>/eval.csv.
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { stringify } from 'csv-stringify/sync';
+import { initBackend } from '../backend/index.js';
+import { applyOverride, ConfigError, readConfigFile, validateConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { loadDataset, type Dataset, type Split } from '../data/dataset.js';
+import { permutation, sampleWithoutReplacement } from '../data/loader.js';
+import { estimatePrecise, evalMinibatch, evalPopulation } from '../eval/stats-modes.js';
+import type { LayerStats } from '../nn/batchnorm.js';
+import { hashSeed } from '../util/rng.js';
+import { createProgress } from '../util/progress.js';
+import { readCheckpoint } from '../train/checkpoint.js';
+import { createState, disposeStats, emaStats, loadCheckpointInto, type RunMeta } from '../train/state.js';
+import { disposeState, runPaths } from '../train/trainer.js';
+
+export const EVAL_COLUMNS = ['epoch', 'stats', 'stats_data', 'data', 'samples', 'batch', 'estimator', 'repeats', 'err_mean', 'err_std', 'errs'] as const;
+type Mode = 'ema' | 'precise' | 'minibatch' | 'frozen';
+const MODES: Mode[] = ['ema', 'precise', 'minibatch', 'frozen'];
+
+interface EvalFlags {
+  run: string;
+  epoch?: string;
+  checkpoint?: string;
+  stats: string;
+  preciseBn?: boolean;
+  samples?: string;
+  batch?: string;
+  estimator?: string;
+  repeats: string;
+  statsData?: string;
+  data?: string;
+  json?: boolean;
+  quiet?: boolean;
+  backend?: string;
+}
+
+/** A dataset spec: `split=val,augment=false,corruption.type=contrast,...` (data.* overrides). */
+interface DataSpec {
+  text: string;
+  split: 'train' | 'val';
+  augment: boolean | null;
+  data: Config['data'];
+}
+
+function parseSpec(text: string | undefined, cfg: Config, defaultSplit: 'train' | 'val'): DataSpec {
+  const raw = JSON.parse(JSON.stringify(cfg)) as Record<string, unknown>;
+  let split = defaultSplit;
+  let augment: boolean | null = null;
+  for (const part of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [k, v] = part.split('=', 2);
+    if (v === undefined) throw new ConfigError(`dataset spec '${text}': '${part}' is not key=value (e.g. split=val,corruption.type=contrast)`);
+    if (k === 'split') {
+      if (v !== 'train' && v !== 'val') throw new ConfigError(`dataset spec: split must be train or val, got '${v}'`);
+      split = v;
+    } else if (k === 'augment') {
+      if (v !== 'true' && v !== 'false') throw new ConfigError(`dataset spec: augment must be true or false, got '${v}'`);
+      augment = v === 'true';
+    } else {
+      applyOverride(raw, `data.${k}=${v}`);
+    }
+  }
+  return { text: text ?? '', split, augment, data: validateConfig(raw, `dataset spec '${text}'`).data };
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const std = (xs: number[]) => (xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)) : 0);
+
+/** The samples of `split` not in `used` (so statistics and evaluation never share images). */
+const complement = (n: number, used: Int32Array) => {
+  const taken = new Uint8Array(n);
+  used.forEach((i) => (taken[i] = 1));
+  return Int32Array.from({ length: n }, (_, i) => i).filter((i) => !taken[i]);
+};
+
+export function registerEval(program: Command): void {
+  program
+    .command('eval')
+    .description('evaluate a run\'s checkpoint with EMA, PreciseBN, mini-batch or FrozenBN statistics; appends to <run>/eval.csv')
+    .requiredOption('-r, --run <dir>', 'run folder (written by bnlab train)')
+    .option('--epoch <n>', 'checkpoint of this epoch (default: the last)')
+    .option('--checkpoint <file>', 'a checkpoint file instead of the run\'s')
+    .option('--stats <list>', 'statistics sources, comma-separated: ema,precise,minibatch,frozen', 'ema,precise')
+    .option('--precise-bn', 're-estimate PreciseBN statistics (otherwise the checkpoint\'s are used when present)')
+    .option('--samples <n>', 'PreciseBN: N samples (implies --precise-bn)')
+    .option('--batch <b>', 'PreciseBN batch size B, and the mini-batch size for --stats minibatch (default: precise.batch_size / bn.nbs)')
+    .option('--estimator <name>', 'PreciseBN estimator: pooled | mean-of-var (implies --precise-bn)')
+    .option('--repeats <r>', 'repeat with different random samples / batches and report mean ± std', '1')
+    .option('--stats-data <spec>', 'where PreciseBN statistics come from: split=train|val,augment=true|false and data.* keys, e.g. split=val,corruption.type=contrast,corruption.severity=5')
+    .option('--data <spec>', 'what to evaluate on (default: the run\'s validation set), same form as --stats-data')
+    .option('--backend <name>', 'auto | cuda | wasm | cpu')
+    .option('--json', 'print JSON')
+    .option('-q, --quiet', 'no progress bars')
+    .action(async (f: EvalFlags) => {
+      const runDir = resolve(f.run);
+      const paths = runPaths(runDir);
+      if (!existsSync(paths.config)) throw new ConfigError(`--run ${f.run}: no config.yaml there; pass a folder written by bnlab train`);
+      const cfg = validateConfig(readConfigFile(paths.config), paths.config);
+      const modes = f.stats.split(',').map((m) => m.trim()) as Mode[];
+      for (const m of modes) if (!MODES.includes(m)) throw new ConfigError(`--stats: unknown source '${m}' (use ${MODES.join(', ')})`);
+      const int = (v: string | undefined, name: string, min = 1) => {
+        if (v === undefined) return undefined;
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name} must be an integer >= ${min}, got '${v}'`);
+        return n;
+      };
+      const repeats = int(f.repeats, '--repeats')!;
+      const samples = int(f.samples, '--samples');
+      const batch = int(f.batch, '--batch');
+      if (f.estimator && f.estimator !== 'pooled' && f.estimator !== 'mean-of-var') throw new ConfigError(`--estimator must be pooled or mean-of-var, got '${f.estimator}'`);
+      const ckptPath = f.checkpoint ?? (f.epoch ? paths.epoch(int(f.epoch, '--epoch')!) : paths.last);
+      if (!existsSync(ckptPath)) throw new ConfigError(`checkpoint not found: ${ckptPath}${f.epoch ? ` (is checkpoint_every > 1? the run keeps ${paths.checkpoints}/epoch-NNNN.ckpt)` : ''}`);
+      const statsSpec = parseSpec(f.statsData, cfg, 'train');
+      const dataSpec = parseSpec(f.data, cfg, 'val');
+      const recompute = !!(f.preciseBn || samples || f.estimator || f.statsData || repeats > 1 || (batch && modes.includes('precise')));
+
+      const backend = await initBackend((f.backend ?? cfg.backend) as Config['backend'], cfg.threads);
+      if (!f.json && !f.quiet) process.stderr.write(`backend: ${backend.name} — ${backend.reason}\n`);
+      const progress = createProgress(!!f.quiet || !!f.json);
+      const cache = new Map<string, Dataset>();
+      const load = async (d: Config['data']) => {
+        const key = JSON.stringify(d);
+        if (!cache.has(key)) cache.set(key, await loadDataset(d));
+        return cache.get(key)!;
+      };
+      const evalSet = await load(dataSpec.data);
+      const evalSplit: Split = evalSet[dataSpec.split];
+      const statsSet = await load(statsSpec.data);
+      const statsSplit: Split = statsSet[statsSpec.split];
+      const s = createState(cfg, evalSplit.channels, evalSet.numClasses);
+      const ckpt = readCheckpoint<RunMeta>(ckptPath);
+      loadCheckpointInto(s, ckpt, ckptPath);
+      const epoch = s.meta.epoch;
+      // Statistics and evaluation drawn from the same images: keep them apart (Table 4's protocol).
+      const sameImages = statsSpec.split === dataSpec.split && statsSpec.data.name === dataSpec.data.name && statsSpec.data.path === dataSpec.data.path;
+
+      const rows: Record<(typeof EVAL_COLUMNS)[number], string | number>[] = [];
+      for (const mode of modes) {
+        const errs: number[] = [];
+        let n: number | '' = '';
+        let b: number | '' = '';
+        let est = '';
+        for (let r = 0; r < (mode === 'ema' || mode === 'frozen' || (mode === 'precise' && !recompute) ? 1 : repeats); r++) {
+          if (mode === 'ema') errs.push(await evalPopulation(s.net, s.params, evalSplit, cfg, emaStats(s), 'EMA', progress));
+          else if (mode === 'frozen') {
+            if (!s.frozen) throw new ConfigError(`--stats frozen: this checkpoint has no FrozenBN statistics (the run has bn.frozen_last_epochs = ${cfg.bn.frozen_last_epochs})`);
+            errs.push(await evalPopulation(s.net, s.params, evalSplit, cfg, s.frozen, 'FrozenBN', progress));
+          } else if (mode === 'minibatch') {
+            b = batch ?? cfg.bn.nbs;
+            errs.push(await evalMinibatch(s.net, s.params, evalSplit, cfg, b, `mini-batch ${b}`, progress, permutation(evalSplit.n, cfg.seed + r, 0x6d62)));
+          } else {
+            let stats: Map<string, LayerStats>;
+            let order: Int32Array | undefined;
+            if (!recompute && s.precise) {
+              stats = s.precise;
+              n = Math.min(cfg.precise.samples, cfg.data.train_limit ?? Infinity);
+              b = cfg.precise.batch_size;
+              est = cfg.precise.estimator;
+            } else {
+              n = Math.min(samples ?? cfg.precise.samples, statsSplit.n);
+              b = batch ?? cfg.precise.batch_size;
+              est = f.estimator ?? cfg.precise.estimator;
+              const indices = sampleWithoutReplacement(statsSplit.n, n, hashSeed(cfg.seed, r, 0x9e7a));
+              stats = await estimatePrecise(s.net, s.params, statsSplit, cfg, {
+                samples: n,
+                batchSize: b,
+                estimator: est as 'pooled' | 'mean-of-var',
+                augment: statsSpec.augment ?? (statsSpec.split === 'train' ? cfg.precise.augment : false),
+                seed: cfg.seed + r,
+                epoch,
+                indices,
+              }, progress);
+              if (sameImages) order = complement(evalSplit.n, indices);
+            }
+            errs.push(await evalPopulation(s.net, s.params, evalSplit, cfg, stats, 'PreciseBN', progress, order));
+            if (stats !== s.precise) disposeStats(stats);
+          }
+        }
+        rows.push({
+          epoch,
+          stats: mode,
+          stats_data: mode === 'precise' ? statsSpec.text : '',
+          data: dataSpec.text,
+          samples: n,
+          batch: b,
+          estimator: est,
+          repeats: errs.length,
+          err_mean: +mean(errs).toFixed(4),
+          err_std: +std(errs).toFixed(4),
+          errs: errs.map((e) => e.toFixed(4)).join(';'),
+        });
+      }
+      disposeState(s);
+
+      const csv = join(runDir, 'eval.csv');
+      if (!existsSync(csv)) writeFileSync(csv, stringify([EVAL_COLUMNS as unknown as string[]]));
+      appendFileSync(csv, stringify(rows.map((r) => EVAL_COLUMNS.map((c) => r[c]))));
+      if (f.json) return void process.stdout.write(JSON.stringify({ run: runDir, checkpoint: ckptPath, rows }, null, 2) + '\n');
+      const head = ['stats', 'N', 'B', 'estimator', 'stats from', 'evaluated on', 'error %'];
+      const body = rows.map((r) => [
+        String(r.stats),
+        String(r.samples),
+        String(r.batch),
+        String(r.estimator),
+        r.stats === 'precise' ? statsSpec.text || 'train' : '',
+        dataSpec.text || 'val',
+        Number(r.repeats) > 1 ? `${Number(r.err_mean).toFixed(2)} ± ${Number(r.err_std).toFixed(2)} (${r.repeats} runs)` : Number(r.err_mean).toFixed(2),
+      ]);
+      const w = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+      const line = (cells: string[]) => cells.map((c, i) => c.padEnd(w[i])).join('  ');
+      process.stdout.write(`${runDir} @ epoch ${epoch}\n${line(head)}\n${line(w.map((x) => '-'.repeat(x)))}\n${body.map(line).join('\n')}\n`);
+    });
+}

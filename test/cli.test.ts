@@ -1,0 +1,87 @@
+// The bnlab executable as a user runs it: exit codes, messages, Ctrl-C and --resume, eval, doctor.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readMetrics } from '../src/train/metrics.js';
+
+const BIN = join(__dirname, '..', 'bin', 'bnlab.js');
+const dir = mkdtempSync(join(tmpdir(), 'bnlab-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const run = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, BNLAB_WASM_THREADS: '1' } });
+
+const tiny = [
+  '--set', 'data.name=synthetic', '--set', 'data.synthetic.train=128', '--set', 'data.synthetic.size=8',
+  '--set', 'model.width=4', '--set', 'optim.batch_size=32', '--set', 'bn.nbs=8', '--set', 'precise.samples=64', '--quiet',
+];
+
+describe('bnlab CLI', () => {
+  it('rejects a mistyped config key with the key path, a suggestion and exit code 2', () => {
+    const r = run(['train', '--set', 'optim.batchsize=64']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("unknown key 'optim.batchsize' (did you mean 'optim.batch_size'?)");
+    const cfg = join(dir, 'bad.yaml');
+    writeFileSync(cfg, 'bn:\n  nbs: -4\nmodle: {}\n');
+    const r2 = run(['train', '--config', cfg]);
+    expect(r2.status).toBe(2);
+    expect(r2.stderr).toMatch(/bn\.nbs: .*>=1/);
+    expect(r2.stderr).toContain("unknown key 'modle' (did you mean 'model'?)");
+  }, 60_000);
+
+  it('refuses to overwrite an existing run without --resume or --overwrite, and keeps it', () => {
+    const out = join(dir, 'keep');
+    expect(run(['train', ...tiny, '--set', 'epochs=1', '--out', out]).status).toBe(0);
+    const before = readFileSync(join(out, 'metrics.csv'), 'utf8');
+    const r = run(['train', ...tiny, '--set', 'epochs=1', '--out', out]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/already holds a run.*--resume.*--overwrite/);
+    expect(readFileSync(join(out, 'metrics.csv'), 'utf8')).toBe(before);
+  }, 120_000);
+
+  it('Ctrl-C saves a checkpoint and exits 130; --resume finishes the run with every epoch once', async () => {
+    const out = join(dir, 'sigint');
+    const child = spawn(process.execPath, [BIN, 'train', ...tiny.filter((a) => a !== '--quiet'), '--set', 'epochs=12', '--out', out], { env: { ...process.env, BNLAB_WASM_THREADS: '1' } });
+    let stdout = '';
+    const code = await new Promise<number | null>((resolve) => {
+      child.stdout.on('data', (d) => {
+        stdout += d;
+        if (stdout.includes('epoch 2/12')) child.kill('SIGINT');
+      });
+      child.on('exit', (c) => resolve(c));
+    });
+    expect(code).toBe(130);
+    expect(existsSync(join(out, 'checkpoints', 'last.ckpt'))).toBe(true);
+    const done = readMetrics(join(out, 'metrics.csv')).length;
+    expect(done).toBeGreaterThanOrEqual(2);
+    expect(done).toBeLessThan(12);
+    const r = run(['train', '--out', out, '--resume', '--quiet', '--set', 'epochs=12', ...tiny.slice(0, -1)]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readMetrics(join(out, 'metrics.csv')).map((x) => Number(x.epoch))).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+  }, 180_000);
+
+  it('eval appends EMA / PreciseBN / mini-batch rows to eval.csv and prints them', () => {
+    const out = join(dir, 'eval');
+    expect(run(['train', ...tiny, '--set', 'epochs=1', '--out', out]).status).toBe(0);
+    const r = run(['eval', '--run', out, '--stats', 'ema,precise,minibatch', '--samples', '32', '--batch', '4', '--repeats', '2', '--quiet']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/precise\s+32\s+4\s+pooled/);
+    const rows = readMetrics(join(out, 'eval.csv'));
+    expect(rows.map((x) => x.stats)).toEqual(['ema', 'precise', 'minibatch']);
+    expect(rows[1].errs.split(';')).toHaveLength(2);
+    const bad = run(['eval', '--run', out, '--stats', 'emma']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("unknown source 'emma'");
+  }, 120_000);
+
+  it('doctor reports the wasm backend and what CUDA lacks', () => {
+    const r = run(['doctor', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.wasm.loads).toBe(true);
+    expect(j.wasm.simd).toBe(true);
+    expect(j.cuda.gpu).toBe(false);
+    expect(j.auto_backend).toBe('wasm');
+    expect(j.fixes.join(' ')).toMatch(/CUDA/);
+  }, 60_000);
+});

@@ -1,0 +1,101 @@
+// Evaluation under each statistics source, and the FrozenBN switch, on a tiny model (wasm).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend/index.js';
+import { validateConfig } from '../src/config/load.js';
+import { loadDataset } from '../src/data/dataset.js';
+import { evaluate } from '../src/eval/evaluate.js';
+import type { Observation } from '../src/nn/batchnorm.js';
+import { estimatePrecise, evalMinibatch, evalPopulation } from '../src/eval/stats-modes.js';
+import { readCheckpoint } from '../src/train/checkpoint.js';
+import { readMetrics } from '../src/train/metrics.js';
+import { createState, loadCheckpointInto, type RunMeta } from '../src/train/state.js';
+import { disposeState, runPaths, train } from '../src/train/trainer.js';
+
+const quiet = { log: () => {}, progress: { start() {}, update() {}, stop() {} } };
+const dirs: string[] = [];
+beforeAll(async () => {
+  await initBackend('wasm', 1);
+});
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+const cfg = validateConfig({
+  epochs: 2,
+  data: { name: 'synthetic', synthetic: { classes: 4, train: 96, val: 48, size: 8, channels: 1, seed: 3 } },
+  model: { depth: 8, width: 4 },
+  bn: { nbs: 8, frozen_last_epochs: 1 },
+  optim: { batch_size: 32, base_lr: 0.8 },
+  precise: { samples: 64, batch_size: 16 },
+  eval: { batch_size: 48, minibatch: true, train_minibatch: true },
+});
+
+describe('statistics sources at evaluation', () => {
+  it('mini-batch statistics over the whole set equal population statistics pooled from that set', async () => {
+    const data = await loadDataset(cfg.data);
+    const s = createState(cfg, 1, 4);
+    // Make the BN statistics non-trivial: a few SGD-free forward passes are not enough, so perturb the weights.
+    for (const [, v] of s.params) v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.2, 'float32', 7)));
+    const n = data.val.n;
+    const all = Int32Array.from({ length: n }, (_, i) => i);
+    const pop = await estimatePrecise(s.net, s.params, data.val, cfg, { samples: n, batchSize: n, estimator: 'pooled', augment: false, seed: 0, epoch: 0, indices: all });
+    const logits = async (ctx: Parameters<typeof evaluate>[3]['ctx']) => {
+      const b = await data.val.load(all, { augment: false, seed: 0, epoch: 0 });
+      return tf.tidy(() => s.net.forward(s.params, tf.tensor4d(b.x, [n, 8, 8, 1]), ctx).arraySync());
+    };
+    const a = await logits({ source: 'batch', nbs: n, eps: cfg.bn.eps });
+    const p = await logits({ source: 'population', nbs: n, eps: cfg.bn.eps, population: pop });
+    // Pooled variance is unbiased (count/(count-1)) where batch normalization uses the biased one;
+    // undo that with each layer's element count and the two must agree to float32 precision.
+    const obs: Observation[] = [];
+    const xb = await data.val.load(all, { augment: false, seed: 0, epoch: 0 });
+    tf.tidy(() => void s.net.forward(s.params, tf.tensor4d(xb.x, [n, 8, 8, 1]), { source: 'batch', nbs: n, eps: cfg.bn.eps, observe: true }, obs));
+    const biased = new Map(obs.map((o) => [o.layer, { mean: pop.get(o.layer)!.mean, variance: tf.mul(pop.get(o.layer)!.variance, (o.counts[0] - 1) / o.counts[0]) as tf.Tensor1D }]));
+    obs.forEach((o) => tf.dispose([o.mean, o.variance]));
+    const q = await logits({ source: 'population', nbs: n, eps: cfg.bn.eps, population: biased });
+    const maxDiff = (u: number[][], v: number[][]) => Math.max(...u.flatMap((row, i) => row.map((x, j) => Math.abs(x - v[i][j]))));
+    expect(maxDiff(a, q)).toBeLessThan(2e-4);
+    expect(maxDiff(a, p)).toBeGreaterThan(maxDiff(a, q) * 5);
+    const errMini = await evalMinibatch(s.net, s.params, data.val, { ...cfg, eval: { ...cfg.eval, batch_size: n } }, n, 'mini');
+    const errPop = await evalPopulation(s.net, s.params, data.val, cfg, biased, 'pop');
+    expect(errMini).toBeCloseTo(errPop, 6);
+    // and small mini-batches really do use other statistics
+    const errSmall = await evalMinibatch(s.net, s.params, data.val, cfg, 2, 'mini2');
+    expect(errSmall).not.toBe(errPop);
+    disposeState(s);
+  });
+
+  it('FrozenBN: at the switch PreciseBN statistics are fixed; training then normalizes with them and the EMA stops', async () => {
+    const data = await loadDataset(cfg.data);
+    const dir = mkdtempSync(join(tmpdir(), 'bnlab-eval-'));
+    dirs.push(dir);
+    const r = await train(cfg, data, { outDir: dir, resume: false, ...quiet });
+    disposeState(r.state);
+    const rows = readMetrics(runPaths(dir).metrics);
+    expect(rows.map((x) => x.bn_mode)).toEqual(['batch', 'frozen']);
+    expect(rows[1].val_err_ema).toBe('');
+    for (const row of rows) for (const k of ['val_err_precise', 'val_err_minibatch', 'train_err_nbs']) expect(Number(row[k])).toBeGreaterThanOrEqual(0);
+
+    const e1 = readCheckpoint<RunMeta>(runPaths(dir).epoch(1));
+    const e2 = readCheckpoint<RunMeta>(runPaths(dir).epoch(2));
+    expect(e1.tensors.has('frozen/stem.bn/mean')).toBe(false);
+    // The EMA is untouched during the frozen epoch.
+    for (const [k, t] of e1.tensors) if (k.startsWith('ema/')) expect(Array.from(e2.tensors.get(k)!.data)).toEqual(Array.from(t.data));
+    // The frozen statistics are PreciseBN of the epoch-1 model (same samples: seed and epoch index 1).
+    const s = createState(cfg, 1, 4);
+    loadCheckpointInto(s, e1, 'epoch-1');
+    const expected = await estimatePrecise(s.net, s.params, data.train, cfg, { samples: 64, batchSize: 16, estimator: 'pooled', augment: true, seed: cfg.seed, epoch: 1 });
+    for (const [layer, st] of expected) {
+      const got = e2.tensors.get(`frozen/${layer}/mean`)!.data;
+      const want = st.mean.dataSync();
+      got.forEach((v, i) => expect(v).toBeCloseTo(want[i], 4));
+      const gotVar = e2.tensors.get(`frozen/${layer}/variance`)!.data;
+      st.variance.dataSync().forEach((v, i) => expect(gotVar[i]).toBeCloseTo(v, 4));
+    }
+    // Weights did train in the frozen epoch.
+    expect(Array.from(e2.tensors.get('param/fc.weight')!.data)).not.toEqual(Array.from(e1.tensors.get('param/fc.weight')!.data));
+    disposeState(s);
+  }, 60_000);
+});
