@@ -100,20 +100,30 @@ export function loadConfig(path: string | undefined, overrides: readonly string[
 
 export const dumpConfig = (c: Config): string => stringifyYaml(c);
 
+/** The default a schema declares (through its wrappers), for keys inside null-default sections. */
+function defaultOf(s: any): string {
+  for (let cur = s; cur?.def; cur = cur.def.innerType) if ('defaultValue' in cur.def) return JSON.stringify(cur.def.defaultValue);
+  return '(required)';
+}
+
 /** Commented YAML of every key with its default and meaning: the schema as documentation. */
 export function describeConfig(): string {
   const out: string[] = ['# bnlab config: every key, its default and what it means'];
-  const walk = (schema: any, indent: string, defaults: Obj) => {
+  // A section whose default is null (e.g. data.corruption) is printed as null, with its keys
+  // commented out underneath so the reader still sees what it takes.
+  const walk = (schema: any, indent: string, defaults: Obj | null) => {
     const shape = unwrap(schema) as any;
     for (const [key, child] of Object.entries<any>(shape.shape)) {
       const inner = unwrap(child) as any;
       const doc = child.description ?? inner.description ?? '';
+      const value = defaults ? defaults[key] : undefined;
       if (inner.def.type === 'object') {
-        out.push(`${indent}${key}:${doc ? `  # ${doc}` : ''}`);
-        walk(inner, indent + '  ', defaults[key] as Obj);
+        out.push(`${indent}${key}:${value === null ? ' null' : ''}${doc ? `  # ${doc}` : ''}`);
+        walk(inner, value === null || defaults === null ? `${indent}#   ` : indent + '  ', (value as Obj) ?? null);
       } else {
         const choices = inner.def.type === 'enum' ? ` [${Object.keys(inner.def.entries).join(' | ')}]` : '';
-        out.push(`${indent}${key}: ${JSON.stringify(defaults[key])}  #${choices} ${doc}`);
+        const shown = value === undefined ? defaultOf(child) : JSON.stringify(value);
+        out.push(`${indent}${key}: ${shown}  #${choices} ${doc}`);
       }
     }
   };

@@ -83,7 +83,7 @@ const bn = section(
 const optim = section(
   {
     batch_size: int(1).default(256).describe('total (SGD) batch size: samples per optimizer step'),
-    micro_batch: int(1).nullable().default(null).describe('samples per forward/backward pass (a multiple of bn.nbs; gradients are accumulated over the total batch); null = min(batch_size, max(256, bn.nbs))'),
+    micro_batch: int(1).nullable().default(null).describe('samples per forward/backward pass (a multiple of bn.nbs; gradients are accumulated over the total batch); null = the largest multiple of bn.nbs dividing batch_size, up to 256 (or one NBS group) and what fits in memory'),
     base_lr: z.number().positive().default(0.2).describe('learning rate per 256 samples: lr = base_lr * batch_size / 256 (linear scaling; paper 0.1)'),
     momentum: z.number().min(0).max(1).default(0.9).describe('SGD momentum'),
     nesterov: z.boolean().default(false).describe('Nesterov momentum'),
@@ -161,7 +161,7 @@ export const configSchema = z
       ctx.addIssue({ code: 'custom', path: ['optim', 'batch_size'], message: `total batch ${c.optim.batch_size} is not a multiple of NBS ${c.bn.nbs}` });
     }
     const batchOk = c.bn.nbs <= c.optim.batch_size && c.optim.batch_size % c.bn.nbs === 0;
-    if (batchOk && (micro % c.bn.nbs !== 0 || micro > c.optim.batch_size || c.optim.batch_size % micro !== 0)) {
+    if (batchOk && c.optim.micro_batch !== null && (micro % c.bn.nbs !== 0 || micro > c.optim.batch_size || c.optim.batch_size % micro !== 0)) {
       ctx.addIssue({
         code: 'custom',
         path: ['optim', 'micro_batch'],
@@ -172,7 +172,13 @@ export const configSchema = z
 
 export type Config = z.output<typeof configSchema>;
 export type DataConfig = Config['data'];
-/** Samples per forward/backward pass: the configured micro-batch, else up to 256 (never below one NBS group). */
-export function microBatch(c: Pick<Config, 'optim' | 'bn'>): number {
-  return c.optim.micro_batch ?? Math.min(c.optim.batch_size, Math.max(256, c.bn.nbs));
+/**
+ * Samples per forward/backward pass: the configured micro-batch, else the largest multiple of NBS
+ * that divides the total batch and is at most `cap` (default 256, or one NBS group if larger).
+ */
+export function microBatch(c: Pick<Config, 'optim' | 'bn'>, cap = Math.max(256, c.bn.nbs)): number {
+  if (c.optim.micro_batch !== null) return c.optim.micro_batch;
+  let best = c.bn.nbs;
+  for (let m = c.bn.nbs; m <= Math.min(c.optim.batch_size, cap); m += c.bn.nbs) if (c.optim.batch_size % m === 0) best = m;
+  return best;
 }

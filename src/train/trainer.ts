@@ -17,6 +17,7 @@ import { appendMetrics, truncateMetrics, type MetricsRow } from './metrics.js';
 import { learningRate } from './schedule.js';
 import { cloneStats, createState, disposeStats, emaStats, emptyProgress, loadCheckpointInto, toCheckpoint, type RunMeta, type RunState } from './state.js';
 import { trainStep } from './step.js';
+import { bytesPerSample, chooseMicroBatch, memoryBudget } from './memory.js';
 import { appendTrace, checkTraceConfig, traceRows, truncateTrace } from './trace.js';
 
 export class TrainingError extends Error {}
@@ -86,7 +87,9 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
   }
 
   const bs = cfg.optim.batch_size;
-  const micro = microBatch(cfg);
+  const perSample = await bytesPerSample(s, [data.train.height, data.train.width, data.train.channels]);
+  const micro = chooseMicroBatch(cfg, perSample, memoryBudget(tf.getBackend()));
+  if (micro !== microBatch(cfg)) o.log(`micro-batch ${micro} (of ${bs}) to fit ${(memoryBudget(tf.getBackend()) / 2 ** 30).toFixed(1)} GB at ~${(perSample / 2 ** 20).toFixed(1)} MB per sample`);
   const stepsPerEpoch = Math.floor(data.train.n / bs);
   if (stepsPerEpoch < 1) throw new TrainingError(`optim.batch_size ${bs} is larger than the training set (${data.train.n} images); lower it or use more data`);
   const rows: MetricsRow[] = [];
