@@ -13,7 +13,7 @@ import { createProgress } from '../util/progress.js';
 const collect = (v: string, prev: string[]) => [...prev, v];
 
 interface TrainFlags {
-  config?: string;
+  config: string[];
   set: string[];
   out?: string;
   resume?: boolean;
@@ -39,7 +39,7 @@ function resolveRun(f: TrainFlags): { cfg: Config; outDir: string } {
   if (f.resume) {
     if (!existsSync(paths.config)) throw new ConfigError(`--resume: ${outDir} has no config.yaml; is it a bnlab run folder? (pass --out DIR or the run's --config)`);
     const saved = validateConfig(readConfigFile(paths.config), paths.config);
-    if (!f.config && f.set.length === 0) return { cfg: saved, outDir };
+    if (f.config.length === 0 && f.set.length === 0) return { cfg: saved, outDir };
     const changed = diffKeys(saved, requested).filter((k) => k !== 'epochs' && k !== 'backend' && k !== 'threads');
     if (changed.length) throw new ConfigError(`--resume: the config differs from the run's saved config in ${changed.join(', ')}; resume with the run's own config (only epochs, backend and threads may change)`);
     return { cfg: { ...saved, epochs: requested.epochs, backend: requested.backend, threads: requested.threads }, outDir };
@@ -55,7 +55,7 @@ export function registerTrain(program: Command): void {
   program
     .command('train')
     .description('train a model, writing metrics.csv (EMA and PreciseBN error per epoch), checkpoints and a log to results/<name>')
-    .option('-c, --config <file>', 'YAML config (default: the built-in quick Fashion-MNIST experiment; see `bnlab config`)')
+    .option('-c, --config <file>', 'YAML config (default: the built-in quick Fashion-MNIST experiment; see `bnlab config`); repeat to merge several, later ones win', collect, [])
     .option('--set <key=value>', 'override a config key, e.g. --set bn.nbs=4 (repeatable)', collect, [])
     .option('-o, --out <dir>', 'run folder (default results/<name>)')
     .option('--resume', 'continue the run in the folder from its last checkpoint')

@@ -91,11 +91,22 @@ export function readConfigFile(path: string): Obj {
   return (doc as Obj) ?? {};
 }
 
-/** File (optional) + overrides -> validated Config with every default filled. */
-export function loadConfig(path: string | undefined, overrides: readonly string[] = []): Config {
-  const raw = path ? readConfigFile(path) : {};
+/** Later values win; mappings merge key by key, anything else is replaced. */
+function deepMerge(a: Obj, b: Obj): Obj {
+  const out: Obj = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = isObj(v) && isObj(a[k]) ? deepMerge(a[k] as Obj, v) : v;
+  return out;
+}
+
+/**
+ * Config files (none = the built-in default; several = merged in order, so a shared recipe and
+ * an experiment's few changes can live in separate files) + --set overrides -> validated Config.
+ */
+export function loadConfig(path: string | readonly string[] | undefined, overrides: readonly string[] = []): Config {
+  const paths = path === undefined ? [] : typeof path === 'string' ? [path] : path;
+  const raw = paths.map(readConfigFile).reduce(deepMerge, {} as Obj);
   for (const o of overrides) applyOverride(raw, o);
-  return validateConfig(raw, path ?? 'built-in default');
+  return validateConfig(raw, paths.length ? paths.join(' + ') : 'built-in default');
 }
 
 export const dumpConfig = (c: Config): string => stringifyYaml(c);
