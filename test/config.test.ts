@@ -37,8 +37,9 @@ const leaves = (o: Obj, prefix: string[] = []): [string[], unknown][] =>
 const EXPECTED_DEFAULTS: Obj = {
   name: 'quick', seed: 0, epochs: 3, backend: 'auto', threads: 0,
   data: {
-    name: 'fashion-mnist-mini', path: null, train_limit: null, val_limit: null,
-    augment: { pad_crop: 2, flip: true },
+    name: 'fashion-mnist-mini', path: null, val_labels: null, image_size: 224, workers: 0, prefetch: 2, on_error: 'skip', cache_dir: null, corruption: null,
+    train_limit: null, val_limit: null,
+    augment: { pad_crop: 2, flip: true, scale: [0.08, 1], ratio: [3 / 4, 4 / 3] },
     synthetic: { classes: 4, train: 512, val: 256, size: 16, channels: 1, seed: 0 },
   },
   model: { arch: 'resnet-cifar', depth: 8, width: 16, zero_init_last_gamma: true },
@@ -64,7 +65,7 @@ describe('defaults', () => {
     const c = validateConfig({ bn: { nbs: 16 }, data: { synthetic: { size: 8 } } });
     expect(c.bn).toEqual({ ...(EXPECTED_DEFAULTS.bn as Obj), nbs: 16 });
     expect(c.data.synthetic).toEqual({ ...((EXPECTED_DEFAULTS.data as Obj).synthetic as Obj), size: 8 });
-    expect(c.data.augment).toEqual({ pad_crop: 2, flip: true });
+    expect(c.data.augment).toEqual((EXPECTED_DEFAULTS.data as Obj).augment);
     for (const [path, v] of leaves(c as unknown as Obj)) expect(v, path.join('.')).not.toBeUndefined();
   });
 

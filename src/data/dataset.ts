@@ -2,6 +2,10 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FASHION_MNIST_CLASSES, locateFashionMnist, readFashionMnistDir } from './fashion-mnist.js';
+import { CIFAR10_CLASSES, locateCifar10, readCifar10Dir } from './cifar10.js';
+import { corrupt, type Corruption } from './corrupt.js';
+import { RRC_DEFAULT } from './augment.js';
+import { folderSplit, IMAGENET_MEAN, IMAGENET_STD, loadIndex } from './imagefolder.js';
 import { hashSeed, mulberry32 } from '../util/rng.js';
 import { makeBatch, type Batch } from './loader.js';
 
@@ -27,6 +31,8 @@ export interface Split {
   width: number;
   channels: number;
   load(indices: ArrayLike<number>, o: { augment: boolean; seed: number; epoch: number }): Promise<Batch>;
+  /** File-backed splits: images that could not be decoded so far (each replaced by the next readable one). */
+  failures?(): { file: string; error: string }[];
 }
 
 /** An in-memory split: the whole uint8 image array is there (Fashion-MNIST, synthetic). */
@@ -44,12 +50,20 @@ export interface Dataset<S extends Split = Split> {
 }
 
 export interface DataConfig {
-  name: 'fashion-mnist-mini' | 'fashion-mnist' | 'synthetic';
+  name: 'fashion-mnist-mini' | 'fashion-mnist' | 'mnist' | 'cifar10' | 'imagefolder' | 'synthetic';
   path: string | null; // directory for full datasets (null = auto-locate)
   train_limit: number | null; // first K of a fixed class-balanced order (null = all)
   val_limit: number | null;
-  augment: { pad_crop: number; flip: boolean }; // used by the loader
+  augment: { pad_crop: number; flip: boolean; scale?: [number, number]; ratio?: [number, number] }; // used by the loaders
   synthetic: { classes: number; train: number; val: number; size: number; channels: number; seed: number };
+  // Optional here so hand-written configs (tests) may omit them; the schema fills every one.
+  val_labels?: string | null;
+  image_size?: number;
+  workers?: number;
+  prefetch?: number;
+  on_error?: 'skip' | 'fail';
+  cache_dir?: string | null;
+  corruption?: Corruption | null;
 }
 
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -157,7 +171,48 @@ export function memorySplit(set: ImageSet, aug: DataConfig['augment'], norm: { m
   };
 }
 
-export async function loadDataset(cfg: DataConfig, opts: { root?: string } = {}): Promise<Dataset<MemorySplit>> {
+/** A corrupted copy of an in-memory set (whole images: their eval crop is the identity). */
+async function corruptSet(set: ImageSet, c: Corruption | null | undefined): Promise<ImageSet> {
+  if (!c) return set;
+  const size = set.height * set.width * set.channels;
+  const images = new Uint8Array(set.images.length);
+  for (let i = 0; i < set.n; i++) {
+    images.set(await corrupt(set.images.subarray(i * size, (i + 1) * size), set.width, set.height, set.channels, c, i), i * size);
+  }
+  return { ...set, images };
+}
+
+/** An ImageNet-layout folder: splits decode files on demand (see imagefolder.ts). */
+async function loadImageFolder(cfg: DataConfig, quiet: boolean): Promise<Dataset> {
+  if (!cfg.path) throw new Error('imagefolder: data.path is not set; set it to the folder holding train/<class>/ and val/ (e.g. --set data.path=/datasets/imagenet)');
+  const fo = { valLabels: cfg.val_labels ?? null, cacheDir: cfg.cache_dir ?? null, quiet };
+  const { index, file } = await loadIndex(cfg.path, fo);
+  const K = index.classes.length;
+  const limit = (labels: number[], lim: number | null) => (lim === null || lim >= labels.length ? null : balancedOrder(Int32Array.from(labels), K).slice(0, lim).sort());
+  const so = {
+    size: cfg.image_size ?? 224,
+    workers: cfg.workers ?? 0,
+    onError: cfg.on_error ?? 'skip',
+    corruption: cfg.corruption ?? null,
+    rrc: { scale: cfg.augment.scale ?? RRC_DEFAULT.scale, ratio: cfg.augment.ratio ?? RRC_DEFAULT.ratio },
+    flip: cfg.augment.flip,
+    mean: IMAGENET_MEAN,
+    std: IMAGENET_STD,
+  };
+  return {
+    name: cfg.name,
+    numClasses: K,
+    classNames: index.classes,
+    train: folderSplit(index.root, index.train, limit(index.train.labels, cfg.train_limit), so),
+    val: folderSplit(index.root, index.val, limit(index.val.labels, cfg.val_limit), so),
+    mean: IMAGENET_MEAN,
+    std: IMAGENET_STD,
+    source: `${index.root} (index ${file})`,
+  };
+}
+
+export async function loadDataset(cfg: DataConfig, opts: { root?: string; quiet?: boolean } = {}): Promise<Dataset> {
+  if (cfg.name === 'imagefolder') return loadImageFolder(cfg, !!opts.quiet);
   let train: ImageSet, val: ImageSet, classNames: string[], source: string;
   if (cfg.name === 'synthetic') {
     const s = cfg.synthetic;
@@ -172,13 +227,26 @@ export async function loadDataset(cfg: DataConfig, opts: { root?: string } = {})
     source = cfg.name === 'fashion-mnist' ? locateFashionMnist(cfg.path) : resolve(opts.root ?? PACKAGE_ROOT, MINI_DIR);
     ({ train, test: val } = readFashionMnistDir(source));
     classNames = FASHION_MNIST_CLASSES;
+  } else if (cfg.name === 'mnist') {
+    // MNIST uses the very same IDX file names as Fashion-MNIST.
+    if (!cfg.path) throw new Error('mnist: data.path is not set; point it at the folder with the four MNIST IDX files (train-images-idx3-ubyte[.gz], ...), e.g. from Debian\'s dataset-mnist package');
+    source = resolve(cfg.path);
+    ({ train, test: val } = readFashionMnistDir(source));
+    classNames = Array.from({ length: 10 }, (_, k) => String(k));
+  } else if (cfg.name === 'cifar10') {
+    source = locateCifar10(cfg.path);
+    ({ train, test: val } = readCifar10Dir(source));
+    classNames = CIFAR10_CLASSES;
   } else {
-    throw new Error(`unknown dataset '${(cfg as { name: string }).name}' (fashion-mnist-mini, fashion-mnist, synthetic)`);
+    throw new Error(`unknown dataset '${(cfg as { name: string }).name}' (fashion-mnist-mini, fashion-mnist, mnist, cifar10, imagefolder, synthetic)`);
   }
   const numClasses = classNames.length;
   train = limitSet(train, cfg.train_limit, numClasses);
   val = limitSet(val, cfg.val_limit, numClasses);
+  // Statistics of the clean training set: a corrupted copy is normalized as the model expects clean data.
   const norm = channelStats(train);
+  train = await corruptSet(train, cfg.corruption);
+  val = await corruptSet(val, cfg.corruption);
   return {
     name: cfg.name,
     numClasses,

@@ -120,7 +120,7 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
       }
     };
     let t0 = performance.now();
-    for await (const batches of prefetch<Batch[]>(jobs(), PREFETCH_STEPS)) {
+    for await (const batches of prefetch<Batch[]>(jobs(), cfg.data.prefetch ?? PREFETCH_STEPS)) {
       const lr = learningRate(cfg.optim, epoch + prog.step / stepsPerEpoch, cfg.epochs);
       const r = trainStep(s, batches, {
         nbs: cfg.bn.nbs,
@@ -218,6 +218,7 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
       `epoch ${epoch + 1}/${cfg.epochs}  lr ${Number(row.lr).toFixed(4)}  loss ${Number(row.train_loss).toFixed(4)}  train_err ${pct(Number(row.train_err))}  ` +
         `val_err EMA ${pct(errEma)}  ${frozen ? 'FrozenBN' : 'PreciseBN'} ${pct(errPrecise)}${extra ? '  ' + extra : ''}  ${Number(row.train_images_per_s).toFixed(0)} img/s  ${Number(row.epoch_seconds).toFixed(1)} s`,
     );
+    for (const [k, sp] of [['train', data.train], ['val', data.val]] as const) { const bad = sp.failures?.() ?? []; if (bad.length) o.log(`  ${bad.length} unreadable ${k} images skipped so far (replaced by the next readable one), e.g. ${bad[0].file}: ${bad[0].error}`); }
     if (o.interrupted?.() && !last) {
       if ((epoch + 1) % cfg.checkpoint_every !== 0) saveCheckpoint(s, o.outDir, false);
       o.log(`interrupted after epoch ${epoch + 1}: checkpoint saved; continue with --resume`);

@@ -1,0 +1,311 @@
+// ImageNet-style folders: root/train/<class>/*.JPEG and root/val/<class>/*.JPEG (or the original
+// flat ILSVRC val/ with a label file), decoded with sharp in worker threads and augmented with the
+// paper's recipe. The file index (paths, labels, image sizes) is built once and cached; it is
+// rebuilt when any indexed directory's mtime changes (adding, removing or renaming a file does that).
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import sharp from 'sharp';
+import { evalPlan, trainPlan, type RrcOptions } from './augment.js';
+import { corrupt, type Corruption } from './corrupt.js';
+import { decodePool } from './decode-pool.js';
+import type { Batch } from './loader.js';
+import type { Split } from './dataset.js';
+import { Rng } from '../util/rng.js';
+import { createProgress } from '../util/progress.js';
+
+export const IMAGE_EXT = /\.(jpe?g|png|webp|tiff?|gif|avif)$/i;
+export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+export const IMAGENET_STD = [0.229, 0.224, 0.225];
+const INDEX_VERSION = 1;
+
+export interface SplitIndex {
+  files: string[]; // relative to the dataset root
+  labels: number[];
+  widths: number[]; // 0 when the header could not be read
+  heights: number[];
+}
+
+export interface FolderIndex {
+  version: number;
+  root: string;
+  classes: string[];
+  layout: { val: 'class-folders' | 'flat' };
+  train: SplitIndex;
+  val: SplitIndex;
+  stamps: Record<string, number>; // path -> mtimeMs of every indexed directory and the label file
+}
+
+export interface FolderOptions {
+  valLabels?: string | null;
+  cacheDir?: string | null;
+  quiet?: boolean;
+}
+
+const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
+const sorted = (xs: string[]) => xs.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)); // byte order, as Python's sorted
+
+/** All image files under dir (recursive, sorted, as torchvision's ImageFolder), recording directory mtimes. */
+function walk(dir: string, stamps: Record<string, number>, out: string[] = []): string[] {
+  stamps[dir] = statSync(dir).mtimeMs;
+  for (const e of sorted(readdirSync(dir))) {
+    const p = join(dir, e);
+    const st = statSync(p);
+    if (st.isDirectory()) walk(p, stamps, out);
+    else if (IMAGE_EXT.test(e)) out.push(p);
+  }
+  return out;
+}
+
+/**
+ * Reads a label file for a flat val/ folder. Accepted, one image per line ('#' comments and a
+ * header line without a known label are skipped):
+ *  - `FILE LABEL` or `FILE,LABEL ...` (e.g. Caffe's val.txt, Kaggle's LOC_val_solution.csv): FILE
+ *    with or without extension; LABEL a class folder name (wnid) or a 0-based index into the
+ *    sorted class folders;
+ *  - `LABEL` alone: the i-th line labels the i-th file of val/ in sorted order.
+ * Note: the devkit's ILSVRC2012_validation_ground_truth.txt holds 1-based ILSVRC IDs, which are
+ * NOT sorted-wnid indices; convert it to wnids (or use LOC_val_solution.csv) first.
+ */
+export function readValLabels(file: string, names: string[], classes: string[]): number[] {
+  const byName = new Map(classes.map((c, i) => [c, i]));
+  const toLabel = (tok: string, line: number): number => {
+    if (byName.has(tok)) return byName.get(tok)!;
+    if (/^\d+$/.test(tok) && Number(tok) < classes.length) return Number(tok);
+    throw new Error(`${file}:${line}: label '${tok}' is neither a class folder name nor an index 0..${classes.length - 1}`);
+  };
+  const lines = readFileSync(file, 'utf8').split(/\r?\n/).map((l, i) => ({ text: l.trim(), line: i + 1 })).filter((l) => l.text && !l.text.startsWith('#'));
+  const pairs = lines.map((l) => ({ ...l, toks: l.text.split(/[\s,]+/) }));
+  if (pairs.length && pairs[0].toks.length > 1 && !byName.has(pairs[0].toks[1]) && !/^\d+$/.test(pairs[0].toks[1])) pairs.shift(); // header
+  const labels = new Array<number>(names.length).fill(-1);
+  if (pairs.every((p) => p.toks.length === 1)) {
+    if (pairs.length !== names.length) throw new Error(`${file}: ${pairs.length} labels for ${names.length} images in val/; one label per image in sorted file order expected`);
+    pairs.forEach((p, i) => (labels[i] = toLabel(p.toks[0], p.line)));
+    return labels;
+  }
+  const stem = (n: string) => n.replace(/\.[^.\/]+$/, '');
+  const pos = new Map<string, number>();
+  names.forEach((n, i) => (pos.set(n, i), pos.set(stem(n), i)));
+  for (const p of pairs) {
+    const i = pos.get(p.toks[0]) ?? pos.get(stem(p.toks[0]));
+    if (i !== undefined) labels[i] = toLabel(p.toks[1], p.line);
+  }
+  const missing = labels.findIndex((l) => l < 0);
+  if (missing >= 0) throw new Error(`${file}: no label for val image ${names[missing]} (${labels.filter((l) => l < 0).length} unlabelled); fix the label file or remove the images`);
+  return labels;
+}
+
+async function imageSizes(root: string, files: string[], quiet: boolean): Promise<{ widths: number[]; heights: number[] }> {
+  const widths = new Array<number>(files.length).fill(0);
+  const heights = new Array<number>(files.length).fill(0);
+  const progress = createProgress(quiet || files.length < 2000);
+  progress.start('index sizes', files.length);
+  let next = 0;
+  let done = 0;
+  // Header reads run in libuv's pool; 16 in flight keeps it busy.
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next < files.length) {
+        const i = next++;
+        try {
+          const m = await sharp(join(root, files[i])).metadata();
+          widths[i] = m.width ?? 0;
+          heights[i] = m.height ?? 0;
+        } catch {
+          // unreadable header: left 0x0, reported as a failure when loaded
+        }
+        if (++done % 1000 === 0) progress.update(done);
+      }
+    }),
+  );
+  progress.stop();
+  return { widths, heights };
+}
+
+export async function buildIndex(rootIn: string, o: FolderOptions = {}): Promise<FolderIndex> {
+  const root = resolve(rootIn);
+  const fix = `Expected ${root}/train/<class>/*.JPEG and ${root}/val/<class>/*.JPEG (or a flat val/ with data.val_labels)`;
+  if (!isDir(root)) throw new Error(`imagefolder: ${root} is not a directory. Set data.path to the dataset root. ${fix}`);
+  const trainDir = join(root, 'train');
+  const valDir = join(root, 'val');
+  for (const d of [trainDir, valDir]) if (!isDir(d)) throw new Error(`imagefolder: ${d} is missing. ${fix}`);
+  const stamps: Record<string, number> = { [root]: statSync(root).mtimeMs };
+  const classes = sorted(readdirSync(trainDir).filter((c) => isDir(join(trainDir, c))));
+  if (classes.length < 2) throw new Error(`imagefolder: ${trainDir} has ${classes.length} class folders; need at least 2. ${fix}`);
+  stamps[trainDir] = statSync(trainDir).mtimeMs;
+  const split = (dirs: { dir: string; label: number }[]) => {
+    const files: string[] = [];
+    const labels: number[] = [];
+    for (const { dir, label } of dirs) for (const f of walk(dir, stamps)) files.push(relative(root, f)), labels.push(label);
+    return { files, labels };
+  };
+  const train = split(classes.map((c, label) => ({ dir: join(trainDir, c), label })));
+  const valSub = readdirSync(valDir).filter((c) => isDir(join(valDir, c)));
+  let val: { files: string[]; labels: number[] };
+  let layout: FolderIndex['layout']['val'];
+  if (valSub.length) {
+    const unknown = valSub.filter((c) => !classes.includes(c));
+    if (unknown.length) throw new Error(`imagefolder: val/ has class folders not in train/: ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ', ...' : ''}`);
+    val = split(classes.filter((c) => valSub.includes(c)).map((c) => ({ dir: join(valDir, c), label: classes.indexOf(c) })));
+    layout = 'class-folders';
+  } else {
+    stamps[valDir] = statSync(valDir).mtimeMs;
+    const names = sorted(readdirSync(valDir).filter((f) => IMAGE_EXT.test(f)));
+    if (!o.valLabels) throw new Error(`imagefolder: ${valDir} holds ${names.length} images directly (the original ILSVRC layout); set data.val_labels to a label file (see \`bnlab config\`), or sort val/ into class folders`);
+    const lf = resolve(root, o.valLabels);
+    if (!existsSync(lf)) throw new Error(`imagefolder: data.val_labels file ${lf} does not exist`);
+    stamps[lf] = statSync(lf).mtimeMs;
+    val = { files: names.map((n) => relative(root, join(valDir, n))), labels: readValLabels(lf, names, classes) };
+    layout = 'flat';
+  }
+  if (train.files.length === 0) throw new Error(`imagefolder: no images (${IMAGE_EXT.source}) under ${trainDir}/<class>/`);
+  if (val.files.length === 0) throw new Error(`imagefolder: no images under ${valDir}`);
+  const quiet = !!o.quiet;
+  const withSizes = async (s: { files: string[]; labels: number[] }): Promise<SplitIndex> => ({ ...s, ...(await imageSizes(root, s.files, quiet)) });
+  return { version: INDEX_VERSION, root, classes, layout: { val: layout }, train: await withSizes(train), val: await withSizes(val), stamps };
+}
+
+export function cacheFile(root: string, o: FolderOptions = {}): string {
+  const dir = o.cacheDir ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'bnlab');
+  const key = createHash('sha1').update(`${resolve(root)}\0${o.valLabels ?? ''}`).digest('hex').slice(0, 16);
+  return join(resolve(dir), `imagefolder-${key}.json`);
+}
+
+function stillValid(ix: FolderIndex): boolean {
+  if (ix.version !== INDEX_VERSION) return false;
+  for (const [p, m] of Object.entries(ix.stamps)) {
+    try {
+      if (statSync(p).mtimeMs !== m) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** The cached index when every stamped directory is unchanged, else a fresh one (then cached). */
+export async function loadIndex(root: string, o: FolderOptions = {}): Promise<{ index: FolderIndex; cached: boolean; file: string }> {
+  const file = cacheFile(root, o);
+  try {
+    const ix = JSON.parse(readFileSync(file, 'utf8')) as FolderIndex;
+    if (stillValid(ix)) return { index: ix, cached: true, file };
+  } catch {
+    // no or unreadable cache: rebuild
+  }
+  const index = await buildIndex(root, o);
+  try {
+    mkdirSync(join(file, '..'), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(index));
+    renameSync(tmp, file);
+  } catch {
+    // a read-only cache location only costs a rebuild next time
+  }
+  return { index, cached: false, file };
+}
+
+export interface FolderSplitOptions {
+  size: number;
+  workers: number;
+  onError: 'skip' | 'fail';
+  corruption: Corruption | null;
+  rrc: RrcOptions;
+  flip: boolean;
+  mean: number[];
+  std: number[];
+}
+
+export interface Failure {
+  file: string;
+  error: string;
+}
+
+/** A Split that can say which files failed to decode and what each file is. */
+export interface FileSplit extends Split {
+  failures(): Failure[];
+  file(i: number): string;
+}
+
+/** `subset`: indices into the index's split (train_limit/val_limit), or null for all. */
+export function folderSplit(root: string, ix: SplitIndex, subset: ArrayLike<number> | null, o: FolderSplitOptions): FileSplit {
+  const pick = subset ? Array.from(subset) : ix.files.map((_, i) => i);
+  const files = pick.map((i) => join(root, ix.files[i]));
+  const widths = pick.map((i) => ix.widths[i]);
+  const heights = pick.map((i) => ix.heights[i]);
+  const labels = Int32Array.from(pick, (i) => ix.labels[i]);
+  const n = files.length;
+  const failed = new Map<number, string>();
+  const pool = decodePool(o.workers);
+  const S = o.size;
+  const hwc = S * S * 3;
+  const lut = new Float32Array(256 * 3);
+  for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) lut[c * 256 + v] = (v / 255 - o.mean[c]) / o.std[c];
+
+  // One image as uint8 HWC plus whether to mirror it; throws with the file name on failure.
+  const decodeOne = async (i: number, augment: boolean, seed: number, epoch: number) => {
+    if (widths[i] === 0 || heights[i] === 0) {
+      // The index could not read the header; ask again for sharp's own message.
+      const m = await sharp(files[i]).metadata().catch((e: Error) => e);
+      throw new Error(m instanceof Error ? m.message : 'unreadable image header (re-index: the file changed?)');
+    }
+    const plan = augment ? trainPlan(widths[i], heights[i], S, new Rng(seed, epoch, i), o.rrc, o.flip) : evalPlan(widths[i], heights[i], S);
+    // Clean images come back normalized and flipped from the thread; corrupted ones as uint8 first.
+    const d = await pool.decode({ file: files[i], plan, norm: o.corruption ? null : { mean: o.mean, std: o.std } });
+    if (d.width !== S || d.height !== S) throw new Error(`decoded to ${d.width}x${d.height}, expected ${S}x${S}`);
+    if (d.data instanceof Float32Array) return { ready: d.data, img: null, flip: false };
+    return { ready: null, img: await corrupt(d.data, S, S, 3, o.corruption!, i), flip: plan.flip };
+  };
+
+  // A failed image is replaced by the next readable index (wrapping), so batches keep their size
+  // and the replacement is the same whatever the concurrency.
+  const loadOne = async (i: number, augment: boolean, seed: number, epoch: number) => {
+    for (let k = 0; k < n; k++) {
+      const j = (i + k) % n;
+      if (failed.has(j)) continue;
+      try {
+        return { j, ...(await decodeOne(j, augment, seed, epoch)) };
+      } catch (e) {
+        const msg = (e as Error).message;
+        failed.set(j, msg);
+        if (o.onError === 'fail') throw new Error(`cannot decode ${files[j]}: ${msg} (data.on_error: fail; set data.on_error: skip to replace unreadable images, or run \`bnlab data verify\`)`);
+      }
+    }
+    throw new Error(`none of the ${n} images could be decoded (first: ${files[0]}: ${failed.get(0)})`);
+  };
+
+  return {
+    n,
+    labels,
+    height: S,
+    width: S,
+    channels: 3,
+    failures: () => [...failed].sort((a, b) => a[0] - b[0]).map(([i, error]) => ({ file: files[i], error })),
+    file: (i) => files[i],
+    async load(indices, opt): Promise<Batch> {
+      const idx = Array.from(indices);
+      for (const i of idx) if (!(i >= 0 && i < n)) throw new Error(`imagefolder: index ${i} outside 0..${n - 1}`);
+      const x = new Float32Array(idx.length * hwc);
+      const y = new Int32Array(idx.length);
+      await Promise.all(
+        idx.map(async (i, b) => {
+          const { j, ready, img, flip } = await loadOne(i, opt.augment, opt.seed, opt.epoch);
+          y[b] = labels[j];
+          const dst = b * hwc;
+          if (ready) return void x.set(ready, dst);
+          if (!img) throw new Error('unreachable: decoded image missing');
+          for (let r = 0; r < S; r++) {
+            for (let col = 0; col < S; col++) {
+              const s = (r * S + (flip ? S - 1 - col : col)) * 3;
+              const t = dst + (r * S + col) * 3;
+              x[t] = lut[img[s]];
+              x[t + 1] = lut[256 + img[s + 1]];
+              x[t + 2] = lut[512 + img[s + 2]];
+            }
+          }
+        }),
+      );
+      return { x, y, n: idx.length, height: S, width: S, channels: 3 };
+    },
+  };
+}
