@@ -12,6 +12,8 @@ export interface BackendReport {
   tfName: string;
   reason: string;
   details: string[];
+  /** wasm: XNNPACK threads actually running */
+  threads?: number;
 }
 
 export class BackendError extends Error {}
@@ -27,8 +29,8 @@ export async function initBackend(choice: BackendChoice, threads = 0): Promise<B
   if (choice === 'wasm' || choice === 'auto') {
     try {
       const info = await initWasmBackend({ threads: threads > 0 ? threads : 'auto' });
-      const reason = `wasm (SIMD ${info.simd ? 'on' : 'off'}, ${info.threads} thread${info.threads === 1 ? '' : 's'}, kernel fixes: ${info.fixes.join(', ') || 'none'})`;
-      return { name: 'wasm', tfName: 'wasm', reason: choice === 'auto' ? `${reason}; CPU fallback because CUDA is unavailable` : reason, details: [...notes, ...info.notes] };
+      const reason = `wasm (SIMD ${info.simd ? 'on' : 'off'}, ${info.threads} thread${info.threads === 1 ? '' : 's'}, kernel fixes: ${info.fixes.join(', ') || 'none'}; own kernels: ${info.kernels?.join(', ') || 'none'})`;
+      return { name: 'wasm', tfName: 'wasm', threads: info.threads, reason: choice === 'auto' ? `${reason}; CPU fallback because CUDA is unavailable` : reason, details: [...notes, ...info.notes] };
     } catch (e) {
       if (choice === 'wasm') throw new BackendError(`--backend wasm failed to initialise: ${(e as Error).message}`);
       notes.push(`wasm not used: ${(e as Error).message}`);

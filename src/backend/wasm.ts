@@ -10,17 +10,46 @@ import { getKernel, registerKernel, unregisterKernel, type KernelConfig } from '
 import { filterGradKernel } from './kernels/conv-filter-grad.js';
 import { inputGradKernel } from './kernels/conv-input-grad.js';
 import { batchMatMulKernel } from './kernels/batch-matmul.js';
+import { setFusedBN } from './kernels/batchnorm-fused.js';
+import { sharedIdentityKernel } from './kernels/identity.js';
 import { patchForNodeThreads, threadPatchApplies } from './wasm-threads.js';
 
 export type WasmFix = 'filterGrad' | 'inputGrad' | 'batchMatMul';
 export const WASM_FIXES: readonly WasmFix[] = ['filterGrad', 'inputGrad', 'batchMatMul'];
 
-export interface WasmInfo { simd: boolean; threads: number; fixes: string[]; notes: string[] }
+// Speed kernels (not fixes: the stock backend is correct without them), each with a switch.
+// fusedBN: BatchNorm (+affine, +ReLU) forward/backward as single kernels from our own
+// WebAssembly module (src/backend/native/bn.c) working in place on the backend's memory.
+// sharedIdentity: Identity (= every clone tfjs makes of a tensor saved for backward) shares
+// the data instead of copying it: less heap, fewer copies.
+// BNLAB_WASM_KERNELS=none (or a comma list) overrides; BNLAB_WASM_FIXES=none turns them off too.
+export type WasmKernel = 'fusedBN' | 'sharedIdentity';
+export const WASM_KERNELS: readonly WasmKernel[] = ['fusedBN', 'sharedIdentity'];
+
+function kernelsWanted(opt: Partial<Record<WasmKernel, boolean>> = {}): Record<WasmKernel, boolean> {
+  const want: Record<WasmKernel, boolean> = { fusedBN: true, sharedIdentity: true, ...opt };
+  const v = process.env.BNLAB_WASM_KERNELS?.trim();
+  if (v) for (const k of WASM_KERNELS) want[k] = v === 'all' || v.split(',').map((x) => x.trim()).includes(k);
+  if (process.env.BNLAB_WASM_FIXES?.trim() === 'none') for (const k of WASM_KERNELS) want[k] = false;
+  return want;
+}
+
+/** (Re)registers bnlab's own speed kernels on wasm; returns the ones that are on. */
+export function setWasmKernels(opt: Partial<Record<WasmKernel, boolean>> = {}): WasmKernel[] {
+  const want = kernelsWanted(opt);
+  setFusedBN(want.fusedBN, 'wasm');
+  swap('Identity', 'wasm', want.sharedIdentity ? (orig) => sharedIdentityKernel(orig!) : null);
+  return WASM_KERNELS.filter((k) => want[k]);
+}
+
+export interface WasmInfo { simd: boolean; threads: number; fixes: string[]; notes: string[]; kernels?: string[] }
 
 export interface WasmOptions {
   /** XNNPACK threads (max 8). 1 = single-threaded build. Default: BNLAB_WASM_THREADS, else 'auto' (all cores). */
   threads?: number | 'auto';
   fixes?: Partial<Record<WasmFix, boolean>>;
+  /** bnlab's own speed kernels (default: all on; see WASM_KERNELS) */
+  kernels?: Partial<Record<WasmKernel, boolean>>;
 }
 
 // Stock kernels, captured once, so fixes can be undone and never wrap themselves.
@@ -131,5 +160,12 @@ export async function initWasmBackend(opts: WasmOptions = {}): Promise<WasmInfo>
   unrefPoolWorkers();
   const fixes = setWasmFixes(opts.fixes);
   if (!fixes.includes('filterGrad')) notes.push('filterGrad off: conv nets cannot be trained on wasm');
-  return { simd, threads, fixes, notes };
+  let kernels: string[] = [];
+  try {
+    kernels = setWasmKernels(opts.kernels);
+  } catch (e) {
+    setFusedBN(false, 'wasm');
+    notes.push(`bnlab wasm kernels off: ${(e as Error).message}`);
+  }
+  return { simd, threads, fixes, notes, kernels };
 }

@@ -1,8 +1,13 @@
 // `bnlab bench`: how fast a config trains, infers and runs PreciseBN on this backend, and the
 // memory it needs. Figures, not pass/fail: speed targets live here, not in timed tests.
 import type { Command } from 'commander';
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend/index.js';
+import { formatProfile, profileKernels } from '../backend/profile.js';
 import { loadConfig } from '../config/load.js';
 import { microBatch } from '../config/schema.js';
 import { loadDataset } from '../data/dataset.js';
@@ -30,7 +35,25 @@ export interface BenchResult {
   precise_samples: number;
   precise_seconds: number;
   peak_rss_mb: number;
+  threads: number;
 }
+
+/** What `scripts/bench-peer.py` prints (PyTorch on the same model, input, batch and threads). */
+export interface PeerResult {
+  framework: string;
+  threads: number;
+  params: number;
+  input: string;
+  batch: number;
+  nbs: number;
+  train_images_per_s: number;
+  train_step_ms: number;
+  inference_images_per_s: number;
+  precise_seconds: number;
+  peak_rss_mb: number;
+}
+
+const PEER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/bench-peer.py');
 
 export function registerBench(program: Command): void {
   program
@@ -41,7 +64,10 @@ export function registerBench(program: Command): void {
     .option('--backend <name>', 'auto | cuda | wasm | cpu')
     .option('--steps <n>', 'timed training steps (after one warm-up step)', '5')
     .option('--json', 'print JSON instead of a table')
-    .action(async (o: { config?: string; set: string[]; backend?: string; steps: string; json?: boolean }) => {
+    .option('--profile', 'also print the time share of each tfjs kernel in one training step')
+    .option('--peer', 'also run the same model, input, batch and threads in PyTorch (scripts/bench-peer.py) and print both')
+    .option('--python <exe>', 'python with torch for --peer', process.env.BNLAB_PYTHON ?? '/usr/bin/python3')
+    .action(async (o: { config?: string; set: string[]; backend?: string; steps: string; json?: boolean; profile?: boolean; peer?: boolean; python: string }) => {
       if (o.backend) o.set.push(`backend=${o.backend}`);
       const cfg = loadConfig(o.config, o.set);
       const steps = Math.max(1, parseInt(o.steps, 10) || 5);
@@ -65,6 +91,13 @@ export function registerBench(program: Command): void {
         if (i > 0) times.push(performance.now() - t);
       }
       const stepMs = median(times);
+      let profileText: string | null = null;
+      if (o.profile) {
+        const micros: Awaited<ReturnType<typeof data.train.load>>[] = [];
+        for (let m = 0; m < bs; m += micro) micros.push(await data.train.load(order.subarray(m, m + micro), { augment: true, seed: cfg.seed, epoch: 0 }));
+        const p = profileKernels(tf.getBackend(), () => void trainStep(s, micros, stepOpts));
+        profileText = `kernel time of one training step (self time; ${tf.getBackend()}):\n${formatProfile(p)}`;
+      }
 
       // Inference with population statistics (EMA), at the eval batch size.
       const evalSet = { ...data.val, n: Math.min(data.val.n, cfg.eval.batch_size * 3) };
@@ -101,10 +134,24 @@ export function registerBench(program: Command): void {
         precise_samples: preciseN,
         precise_seconds: +preciseS.toFixed(2),
         peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+        threads: backend.name === 'wasm' ? backend.threads ?? 1 : backend.name === 'cpu' ? 1 : os.availableParallelism(),
       };
       disposeState(s);
       tf.disposeVariables();
-      if (o.json) return void process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      let peer: PeerResult | null = null;
+      if (o.peer) {
+        const args = [PEER_SCRIPT, '--arch', cfg.model.arch, '--depth', String(cfg.model.depth), '--width', String(cfg.model.width),
+          '--in-ch', String(data.train.channels), '--classes', String(data.numClasses), '--size', String(data.train.height),
+          '--batch', String(bs), '--nbs', String(Math.min(cfg.bn.nbs, micro)), '--threads', String(r.threads), '--steps', String(steps),
+          '--eps', String(cfg.bn.eps), '--infer-n', String(evalSet.n), '--infer-batch', String(cfg.eval.batch_size),
+          '--precise-n', String(preciseN), '--precise-batch', String(cfg.precise.batch_size)];
+        if (data.train.height !== data.train.width) throw new Error('bench --peer: square inputs only');
+        const run = spawnSync(o.python, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
+        if (run.status !== 0) throw new Error(`bench --peer: ${o.python} ${path.basename(PEER_SCRIPT)} failed (${run.status}): ${(run.stderr || run.error?.message || '').trim().split('\n').slice(-3).join(' | ')}`);
+        peer = JSON.parse(run.stdout.trim().split('\n').pop()!) as PeerResult;
+        if (peer.params !== r.params) process.stderr.write(`warning: parameter counts differ: bnlab ${r.params}, peer ${peer.params}\n`);
+      }
+      if (o.json) return void process.stdout.write(JSON.stringify(peer || profileText ? { bnlab: r, peer, profile: profileText } : r, null, 2) + '\n');
       const rows: [string, string][] = [
         ['model', `${r.model}, ${r.params.toLocaleString('en')} params, input ${r.input}`],
         ['batch / NBS / micro', `${bs} / ${cfg.bn.nbs} / ${micro}`],
@@ -114,5 +161,24 @@ export function registerBench(program: Command): void {
         ['peak RSS', `${r.peak_rss_mb} MB`],
       ];
       process.stdout.write(rows.map(([k, v]) => `${k.padEnd(20)} ${v}`).join('\n') + '\n');
+      if (profileText) process.stdout.write('\n' + profileText + '\n');
+      if (peer) process.stdout.write('\n' + formatPeer(r, peer, preciseN) + '\n');
     });
+}
+
+/** Side-by-side table: bnlab vs the PyTorch peer, with bnlab/peer ratios (>1: bnlab faster). */
+export function formatPeer(r: BenchResult, p: PeerResult, preciseN: number): string {
+  const preciseB = preciseN / r.precise_seconds;
+  const preciseP = preciseN / p.precise_seconds;
+  const rows: string[][] = [
+    ['', `bnlab (${r.backend}, ${r.threads} thr)`, `${p.framework} (${p.threads} thr)`, 'ratio'],
+    ['params', r.params.toLocaleString('en'), p.params.toLocaleString('en'), r.params === p.params ? 'same' : 'DIFFER'],
+    ['input / batch / nbs', `${r.input} / ${r.batch} / ${Math.min(r.nbs, r.batch)}`, `${p.input} / ${p.batch} / ${p.nbs}`, ''],
+    ['train img/s', String(r.train_images_per_s), String(p.train_images_per_s), (r.train_images_per_s / p.train_images_per_s).toFixed(2)],
+    ['inference img/s', String(r.inference_images_per_s), String(p.inference_images_per_s), (r.inference_images_per_s / p.inference_images_per_s).toFixed(2)],
+    [`PreciseBN img/s (N=${preciseN})`, preciseB.toFixed(1), preciseP.toFixed(1), (preciseB / preciseP).toFixed(2)],
+    ['peak RSS MB', String(r.peak_rss_mb), String(p.peak_rss_mb), ''],
+  ];
+  const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((row) => row[i].length)));
+  return rows.map((row) => row.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ')).join('\n');
 }

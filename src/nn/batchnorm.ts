@@ -1,6 +1,12 @@
 // BatchNorm with a choosable "batch": the one place where the paper's question is answered.
 // Normalization only; the per-channel affine (gamma, beta) is a separate layer (affine()).
 import * as tf from '@tensorflow/tfjs-core';
+import { BN_APPLY, BN_BACKWARD, BN_FORWARD } from '../backend/kernels/batchnorm-fused.js';
+
+/** Whether the current backend has bnlab's fused BN kernels (wasm, unless switched off). */
+const hasFused = (name: string) => tf.getKernel(name, tf.getBackend()) != null;
+const run = (name: string, inputs: Record<string, tf.Tensor>, attrs: object) =>
+  tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
 
 /**
  * Where a forward pass takes its normalization statistics from:
@@ -43,6 +49,7 @@ export interface Observation {
  * intermediates alive on the tape.
  */
 function groupNormalize(x: tf.Tensor4D, groupSize: number, eps: number): { y: tf.Tensor4D; mean: tf.Tensor2D; variance: tf.Tensor2D } {
+  if (x.dtype === 'float32' && hasFused(BN_FORWARD)) return fusedGroupNormalize(x, x.shape[0] / groupSize, eps);
   const [n, h, w, c] = x.shape;
   const g = n / groupSize;
   let mean!: tf.Tensor3D;
@@ -73,6 +80,91 @@ function groupNormalize(x: tf.Tensor4D, groupSize: number, eps: number): { y: tf
   mean.dispose();
   variance.dispose();
   return out;
+}
+
+/**
+ * The same as the tf-op path above (and optionally the affine and a ReLU after it), as two
+ * fused kernels: one pass for the moments and one for the output forward; two passes backward,
+ * recomputing xhat from x (so only x and the [G,C] statistics are kept for the backward).
+ */
+function fusedGroupNormalize<T extends tf.Tensor>(
+  x: T, groups: number, eps: number, affine?: { gamma: tf.Tensor1D; beta: tf.Tensor1D; relu: boolean },
+): { y: T; mean: tf.Tensor2D; variance: tf.Tensor2D } {
+  let mean!: tf.Tensor2D;
+  let variance!: tf.Tensor2D;
+  const attrs = { groups, eps, relu: affine?.relu ?? false };
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const [xIn, gamma, beta] = args.slice(0, -1) as tf.Tensor[];
+    const [y, m, v] = run(BN_FORWARD, affine ? { x: xIn, gamma, beta } : { x: xIn }, attrs) as tf.Tensor[];
+    mean = tf.keep(m) as tf.Tensor2D;
+    variance = tf.keep(v) as tf.Tensor2D;
+    save(affine ? [xIn, m, v, gamma, beta] : [xIn, m, v]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ms, vs, gs, bs] = saved;
+        const [dx, dgamma, dbeta] = run(BN_BACKWARD, affine ? { dy, x: xs, mean: ms, variance: vs, gamma: gs, beta: bs } : { dy, x: xs, mean: ms, variance: vs }, attrs) as tf.Tensor[];
+        if (affine) return [dx, dgamma, dbeta];
+        dgamma.dispose();
+        dbeta.dispose();
+        return dx;
+      },
+    };
+  });
+  const y = (affine ? f(x, affine.gamma, affine.beta) : f(x)) as T;
+  return { y, mean, variance };
+}
+
+/**
+ * normalize -> affine (-> ReLU) in one: the same result as `affine(batchNorm(...))` (then
+ * `tf.relu`), computed by fused kernels where the backend has them (wasm), else by exactly that
+ * composition. Statistics are observed as in batchNorm().
+ */
+export function batchNormAffine(
+  x: tf.Tensor, layer: string, ctx: BNContext, gamma: tf.Tensor1D, beta: tf.Tensor1D, relu: boolean, observed?: Observation[],
+): tf.Tensor {
+  const composed = () => {
+    const y = affine(batchNorm(x, layer, ctx, observed), gamma, beta);
+    return relu ? tf.relu(y) : y;
+  };
+  if (x.dtype !== 'float32' || x.rank < 2 || !hasFused(BN_FORWARD)) return composed();
+  const n = x.shape[0];
+  const rows = x.size / x.shape[x.rank - 1];
+  if (ctx.source === 'population') {
+    const pop = ctx.population?.get(layer);
+    if (!pop) throw new Error(`BN layer ${layer}: no population statistics were given`);
+    // y = act(x*scale + shift): one pass. Gradients (FrozenBN training) by the chain rule in tf ops.
+    const scale = tf.mul(gamma, tf.rsqrt(tf.add(pop.variance, ctx.eps))) as tf.Tensor1D;
+    const shift = tf.sub(beta, tf.mul(pop.mean, scale)) as tf.Tensor1D;
+    const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const save = args[3] as tf.GradSaveFunc;
+      const [xIn, sc, sh] = args as tf.Tensor[];
+      const y = run(BN_APPLY, { x: xIn, scale: sc, shift: sh }, { relu }) as tf.Tensor;
+      save([xIn, sc, y]);
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor, [xs, scs, ys]: tf.Tensor[]) => {
+          const dz = relu ? tf.mul(dy, tf.step(ys)) : dy;
+          const axes = [...Array(xs.rank - 1).keys()];
+          return [tf.mul(dz, scs), tf.sum(tf.mul(dz, xs), axes), tf.sum(dz, axes)];
+        },
+      };
+    });
+    return f(x, scale, shift);
+  }
+  const nbs = Math.min(ctx.nbs, n);
+  if (n % nbs !== 0) return composed(); // a remainder group: rare (last eval batch)
+  const groups = n / nbs;
+  const perSample = rows / n;
+  const r = fusedGroupNormalize(x, groups, ctx.eps, { gamma, beta, relu });
+  if (ctx.observe && observed) {
+    observed.push({ layer, mean: r.mean, variance: r.variance, counts: new Array(groups).fill(nbs * perSample) });
+  } else {
+    r.mean.dispose();
+    r.variance.dispose();
+  }
+  return r.y;
 }
 
 /** BN normalization of x [N,H,W,C] (or [N,C]) under the context's statistics source. */

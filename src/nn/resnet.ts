@@ -2,7 +2,7 @@
 // blocks) and ResNet-50 v1.5 (bottlenecks, stride on the 3x3). A forward pass mutates nothing and
 // returns the logits plus the batch statistics every BN layer observed.
 import * as tf from '@tensorflow/tfjs-core';
-import { affine, batchNorm, type BNContext, type Observation } from './batchnorm.js';
+import { batchNormAffine, type BNContext, type Observation } from './batchnorm.js';
 import { Rng } from '../util/rng.js';
 
 export type ModelConfig = {
@@ -48,8 +48,9 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
     // Symmetric padding k//2 as in PyTorch (TF 'same' pads stride-2 convs asymmetrically).
     return tf.conv2d(x, w, stride, k === 1 ? 'valid' : Math.floor(k / 2));
   };
-  const bn = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, name: string, ctx: BNContext, obs?: Observation[]) =>
-    affine(batchNorm(x, name, ctx, obs), p.get(`${name}.gamma`) as tf.Tensor1D, p.get(`${name}.beta`) as tf.Tensor1D) as tf.Tensor4D;
+  // BN -> affine (-> ReLU): one fused kernel where the backend has it (see batchNormAffine).
+  const bn = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, name: string, ctx: BNContext, obs?: Observation[], relu = false) =>
+    batchNormAffine(x, name, ctx, p.get(`${name}.gamma`) as tf.Tensor1D, p.get(`${name}.beta`) as tf.Tensor1D, relu, obs) as tf.Tensor4D;
 
   type Block = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, ctx: BNContext, obs?: Observation[]) => tf.Tensor4D;
   const blocks: Block[] = [];
@@ -62,7 +63,7 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
     const w = cfg.width;
     convSpec('stem.conv', 3, inputChannels, w);
     bnSpec('stem.bn', w);
-    stem = (p, x, ctx, obs) => tf.relu(bn(p, conv(p, x, 'stem.conv', 1), 'stem.bn', ctx, obs));
+    stem = (p, x, ctx, obs) => bn(p, conv(p, x, 'stem.conv', 1), 'stem.bn', ctx, obs, true);
     let cin = w;
     for (let s = 0; s < 3; s++) {
       const cout = w * 2 ** s;
@@ -79,7 +80,7 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
           bnSpec(`${name}.proj_bn`, cout);
         }
         blocks.push((p, x, ctx, obs) => {
-          let y = tf.relu(bn(p, conv(p, x, `${name}.conv1`, stride), `${name}.bn1`, ctx, obs));
+          let y = bn(p, conv(p, x, `${name}.conv1`, stride), `${name}.bn1`, ctx, obs, true);
           y = bn(p, conv(p, y, `${name}.conv2`, 1), `${name}.bn2`, ctx, obs);
           const sc = proj ? bn(p, conv(p, x, `${name}.proj`, stride), `${name}.proj_bn`, ctx, obs) : x;
           return tf.relu(tf.add(y, sc));
@@ -93,7 +94,7 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
     convSpec('stem.conv', 7, inputChannels, w);
     bnSpec('stem.bn', w);
     stem = (p, x, ctx, obs) => {
-      const y = tf.relu(bn(p, conv(p, x, 'stem.conv', 2), 'stem.bn', ctx, obs));
+      const y = bn(p, conv(p, x, 'stem.conv', 2), 'stem.bn', ctx, obs, true);
       return tf.maxPool(y, 3, 2, 1);
     };
     let cin = w;
@@ -115,8 +116,8 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
           bnSpec(`${name}.proj_bn`, cout);
         }
         blocks.push((p, x, ctx, obs) => {
-          let y = tf.relu(bn(p, conv(p, x, `${name}.conv1`, 1), `${name}.bn1`, ctx, obs));
-          y = tf.relu(bn(p, conv(p, y, `${name}.conv2`, stride), `${name}.bn2`, ctx, obs));
+          let y = bn(p, conv(p, x, `${name}.conv1`, 1), `${name}.bn1`, ctx, obs, true);
+          y = bn(p, conv(p, y, `${name}.conv2`, stride), `${name}.bn2`, ctx, obs, true);
           y = bn(p, conv(p, y, `${name}.conv3`, 1), `${name}.bn3`, ctx, obs);
           const sc = proj ? bn(p, conv(p, x, `${name}.proj`, stride), `${name}.proj_bn`, ctx, obs) : x;
           return tf.relu(tf.add(y, sc));

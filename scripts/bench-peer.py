@@ -1,0 +1,107 @@
+#!/usr/bin/python3
+"""PyTorch peer for `bnlab bench --peer`: the same ResNet (scripts/torch_resnet.py, identical
+architecture and parameter names), input size, batch, BN grouping and thread count, timed the
+way bnlab times itself. Prints one JSON object.
+
+  training   forward (train mode, BN over groups of nbs) + cross-entropy + backward + SGD
+             momentum step; one warm-up step, median of --steps
+  inference  eval mode, no grad, --infer-n samples in batches of --infer-batch
+  precise    PreciseBN pass: train-mode forward without grad over --precise-n samples in batches
+             of --precise-batch (BN statistics of each batch; the aggregation is negligible)
+
+Run with Debian's /usr/bin/python3 (python3-torch), e.g.
+  /usr/bin/python3 scripts/bench-peer.py --arch resnet-cifar --depth 20 --size 32 --in-ch 3 \
+      --classes 10 --batch 128 --nbs 128 --threads 2
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch_resnet import build_model, count_params, ghost_forward  # noqa: E402
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--arch', choices=['resnet-cifar', 'resnet50'], default='resnet-cifar')
+    ap.add_argument('--depth', type=int, default=20)
+    ap.add_argument('--width', type=int, default=16)
+    ap.add_argument('--in-ch', type=int, default=3)
+    ap.add_argument('--classes', type=int, default=10)
+    ap.add_argument('--size', type=int, default=32)
+    ap.add_argument('--batch', type=int, default=32)
+    ap.add_argument('--nbs', type=int, default=0, help='BN group size (0 = batch)')
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--steps', type=int, default=5)
+    ap.add_argument('--eps', type=float, default=1e-5)
+    ap.add_argument('--infer-n', type=int, default=256)
+    ap.add_argument('--infer-batch', type=int, default=256)
+    ap.add_argument('--precise-n', type=int, default=512)
+    ap.add_argument('--precise-batch', type=int, default=32)
+    ap.add_argument('--skip', default='', help='comma list of phases to skip: train,infer,precise')
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    skip = set(s for s in a.skip.split(',') if s)
+    model = build_model(a.arch, a.depth, a.width, a.in_ch, a.classes, eps=a.eps)
+    nbs = a.nbs if a.nbs > 0 else a.batch
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-5)
+    out = {
+        'framework': f'pytorch {torch.__version__}',
+        'threads': torch.get_num_threads(),
+        'params': count_params(model),
+        'input': f'{a.size}x{a.size}x{a.in_ch}',
+        'batch': a.batch,
+        'nbs': nbs,
+    }
+
+    if 'train' not in skip:
+        x = torch.randn(a.batch, a.in_ch, a.size, a.size)
+        y = torch.randint(0, a.classes, (a.batch,))
+        times = []
+        for i in range(a.steps + 1):
+            t = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(ghost_forward(model, x, nbs), y)
+            loss.backward()
+            opt.step()
+            if i > 0:
+                times.append(time.perf_counter() - t)
+        ms = statistics.median(times) * 1000
+        out['train_step_ms'] = round(ms, 1)
+        out['train_images_per_s'] = round(a.batch * 1000 / ms, 1)
+
+    if 'infer' not in skip:
+        model.eval()
+        xs = torch.randn(a.infer_n, a.in_ch, a.size, a.size)
+        with torch.no_grad():
+            model(xs[: min(a.infer_batch, a.infer_n)])  # warm-up
+            t = time.perf_counter()
+            for s in range(0, a.infer_n, a.infer_batch):
+                model(xs[s: s + a.infer_batch]).argmax(1)
+            dt = time.perf_counter() - t
+        out['inference_images_per_s'] = round(a.infer_n / dt, 1)
+
+    if 'precise' not in skip:
+        model.train()
+        xs = torch.randn(a.precise_n, a.in_ch, a.size, a.size)
+        with torch.no_grad():
+            t = time.perf_counter()
+            for s in range(0, a.precise_n, a.precise_batch):
+                model(xs[s: s + a.precise_batch])
+            dt = time.perf_counter() - t
+        out['precise_seconds'] = round(dt, 2)
+        out['precise_images_per_s'] = round(a.precise_n / dt, 1)
+
+    out['peak_rss_mb'] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps(out))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

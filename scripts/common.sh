@@ -1,0 +1,27 @@
+# Sourced by the reproduce-*.sh and sweep-*.sh scripts: repo root, `bnlab`, `--mini`, and the
+# sweep flags passed through (--jobs K, --gpus 0,1,..., --slurm [--submit], --partition, ...).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bnlab() { echo "+ bnlab $*" >&2; node bin/bnlab.js "$@"; }
+SCALE=paper SLURM=0 SWEEP_ARGS=()
+for a in "$@"; do
+  case $a in
+    --mini) SCALE=mini ;;
+    -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d'; exit 0 ;;
+    --slurm) SLURM=1; SWEEP_ARGS+=("$a") ;;
+    *) SWEEP_ARGS+=("$a") ;;
+  esac
+done
+CFG=configs/$SCALE OUT=results/$SCALE
+# Runs a sweep file (finished runs are skipped, so re-running a script only evaluates again).
+# With --slurm the runs are submitted and the script stops: re-run it without --slurm once the
+# jobs are done, and it finds every run finished and goes on to the evaluations.
+sweep() {
+  bnlab sweep --config "$1" ${SWEEP_ARGS[@]+"${SWEEP_ARGS[@]}"}
+  if [ "$SLURM" = 1 ]; then
+    echo "Submitted to Slurm. When the jobs are done, run $0 again without --slurm to evaluate and report." >&2
+    exit 0
+  fi
+}
+# The tables and figures (`bnlab report` / `bnlab plot`, written separately) from every run so far.
+report() { bnlab report --all "$OUT"; }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Figs. 5-6: NBS swept at a fixed total batch, with regular BN and FrozenBN for the last 20% of
+# training. Error on un-augmented train and on val with mini-batch statistics are recorded
+# during training (eval.train_minibatch, eval.minibatch); val with population statistics is
+# val_err_precise. The evaluation below repeats the mini-batch-statistics error over 5 random
+# batchings (it depends on which samples share a batch).
+# Usage: scripts/reproduce-fig5-6.sh [--mini] [--jobs K] [--gpus 0,1] [--slurm --submit]
+# Paper scale (batch 1024, NBS 1024..2, 20 runs): ESTIMATE, NOT MEASURED ~4,000 V100-hours.
+# --mini (batch 128, NBS 128..2, 10 runs on 2000 images): ~40 CPU-minutes on 2 cores (estimate).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+sweep "$CFG/fig5-6.sweep.yaml"
+for run in "$OUT"/fig5-6/nbs*_frozen0; do
+  bnlab eval --run "$run" --stats minibatch --repeats 5
+done
+report
+bnlab plot "$OUT/fig5-6"

@@ -1,0 +1,98 @@
+// `bnlab sweep`: one `bnlab train` per point of a grid over config keys, locally (K in parallel,
+// one GPU each) or as a Slurm array. Re-running a sweep skips finished runs and resumes the rest.
+import type { Command } from 'commander';
+import { ConfigError } from '../config/load.js';
+import { logPath, runLocal, trainArgs } from '../sweep/local.js';
+import { writeSlurm, submit, shq } from '../sweep/slurm.js';
+import { loadSweep } from '../sweep/spec.js';
+import { runStatus } from '../sweep/status.js';
+
+interface SweepFlags {
+  config: string;
+  out?: string;
+  jobs?: string;
+  gpus?: string;
+  slurm?: boolean;
+  submit?: boolean;
+  dryRun?: boolean;
+  partition?: string;
+  time?: string;
+  cpusPerTask?: string;
+  slurmGpus?: string;
+}
+
+const posInt = (flag: string, v: string | undefined): number | undefined => {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new ConfigError(`${flag} ${v}: expected a positive integer`);
+  return n;
+};
+
+export function registerSweep(program: Command): void {
+  program
+    .command('sweep')
+    .description('train every point of a grid over config keys (sweep YAML: base, out, set, grid, variants, name); finished runs are skipped, unfinished ones resumed')
+    .requiredOption('-c, --config <file>', 'sweep YAML (see configs/mini/*.sweep.yaml)')
+    .option('-o, --out <dir>', "sweep folder (overrides the file's out)")
+    .option('-j, --jobs <k>', 'runs at once (locally; with --slurm the array throttle %K); default: number of --gpus, else 1')
+    .option('--gpus <ids>', 'GPU ids, e.g. 0,1,2,3: each parallel run gets one (CUDA_VISIBLE_DEVICES, round-robin)')
+    .option('--slurm', 'write <out>/sweep.sbatch (an array job) and <out>/sweep.runs instead of running')
+    .option('--submit', 'with --slurm: sbatch the script and print the job id')
+    .option('--partition <name>', 'Slurm partition')
+    .option('--time <limit>', 'Slurm time limit per run, e.g. 48:00:00')
+    .option('--cpus-per-task <n>', 'Slurm CPUs per run (also the wasm thread count on CPU)')
+    .option('--slurm-gpus <n>', 'Slurm GPUs per run (--gres=gpu:N); --gpus implies 1')
+    .option('--dry-run', 'validate every run and print what would run, without training')
+    .action(async (f: SweepFlags) => {
+      const sweep = loadSweep(f.config, f.out); // validates every grid point's config first
+      const gpus = f.gpus ? f.gpus.split(',').map((g) => g.trim()).filter(Boolean) : [];
+      const jobs = posInt('--jobs', f.jobs) ?? Math.max(1, gpus.length);
+      const print = (l: string) => process.stdout.write(`${l}\n`);
+      const states = sweep.runs.map((r) => ({ run: r, ...runStatus(r) }));
+      const todo = states.filter((s) => s.state !== 'finished');
+      print(`sweep ${f.config}: ${sweep.runs.length} runs in ${sweep.out} (${sweep.runs.length - todo.length} finished, ${todo.length} to run)`);
+
+      if (f.dryRun) {
+        for (const s of states) {
+          print(`  ${s.run.name}: ${s.state}${s.lastEpoch ? ` (epoch ${s.lastEpoch}/${s.run.cfg.epochs})` : ''}`);
+          if (s.state !== 'finished') print(`    bnlab ${trainArgs(sweep, s.run, s.state).map(shq).join(' ')}`);
+        }
+        if (!f.slurm) return;
+      }
+      if (f.slurm) {
+        if (todo.length === 0) {
+          print('every run is finished; nothing to submit');
+          return;
+        }
+        const gpusPerTask = posInt('--slurm-gpus', f.slurmGpus) ?? (gpus.length ? 1 : 0);
+        const opts = { jobs: f.jobs ? jobs : undefined, gpusPerTask, partition: f.partition, time: f.time, cpusPerTask: posInt('--cpus-per-task', f.cpusPerTask), cwd: process.cwd() };
+        const { script, list } = writeSlurm(sweep, todo.map((s) => s.run), opts);
+        print(`wrote ${script} (${todo.length} array tasks) and ${list}`);
+        if (!f.submit || f.dryRun) {
+          print(`submit with: sbatch ${script}`);
+          return;
+        }
+        const id = submit(script);
+        print(`submitted job ${id}; logs ${sweep.out}/logs/slurm-${id}_<task>.out; watch with: squeue -j ${id}`);
+        print(id);
+        return;
+      }
+      if (f.submit) throw new ConfigError('--submit needs --slurm');
+
+      let stop = false;
+      const onSigint = () => {
+        stop = true;
+        process.stderr.write('\nbnlab sweep: Ctrl-C — running runs save a checkpoint and stop; re-run the sweep to resume\n');
+      };
+      process.on('SIGINT', onSigint);
+      const failed = await runLocal(sweep, { jobs, gpus, print, stopped: () => stop });
+      process.off('SIGINT', onSigint);
+      if (stop) process.exit(130);
+      if (failed.length) {
+        print(`${failed.length} of ${sweep.runs.length} runs failed:`);
+        for (const r of failed) print(`  ${r.name}: ${logPath(sweep, r)}`);
+        process.exit(1);
+      }
+      print(`sweep done: ${sweep.runs.length} runs finished in ${sweep.out}`);
+    });
+}

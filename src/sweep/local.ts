@@ -1,0 +1,89 @@
+// Local sweep execution: each run is a child `bnlab train` (its own process, so a crash or an
+// out-of-memory kills one run, not the sweep), K at a time, one GPU per parallel slot.
+import { spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Sweep, SweepRun } from './spec.js';
+import { finalErrors, runStatus, type RunState } from './status.js';
+
+export const BNLAB_BIN = fileURLToPath(new URL('../../bin/bnlab.js', import.meta.url));
+
+/** `bnlab train` arguments for a run in the given state (resume from last.ckpt, or start over). */
+export function trainArgs(sweep: Sweep, run: SweepRun, state: RunState, extraSets: string[] = []): string[] {
+  const mode = state === 'resume' ? ['--resume'] : state === 'restart' ? ['--overwrite'] : [];
+  const sets = [...run.sets, ...extraSets].flatMap((s) => ['--set', s]);
+  return ['train', ...sweep.base.flatMap((b) => ['--config', b]), ...sets, '--out', run.dir, '--quiet', ...mode];
+}
+
+export const logPath = (sweep: Sweep, run: SweepRun) => join(sweep.out, 'logs', `${run.name}.log`);
+
+export interface LocalOptions {
+  jobs: number;
+  gpus: string[];
+  print: (line: string) => void;
+  /** true after Ctrl-C: start no further runs (running ones save a checkpoint and exit). */
+  stopped?: () => boolean;
+}
+
+const secs = (ms: number) => (ms < 60e3 ? `${(ms / 1e3).toFixed(1)}s` : `${Math.floor(ms / 60e3)}m${String(Math.round((ms % 60e3) / 1e3)).padStart(2, '0')}s`);
+
+/** Runs every unfinished run; resolves to the runs that failed (after all others finished). */
+export async function runLocal(sweep: Sweep, o: LocalOptions): Promise<SweepRun[]> {
+  const n = sweep.runs.length;
+  const tag = (r: SweepRun) => `[${r.index + 1}/${n}] ${r.name}`;
+  const todo: { run: SweepRun; state: RunState }[] = [];
+  for (const run of sweep.runs) {
+    const st = runStatus(run);
+    if (st.state === 'finished') o.print(`${tag(run)}: finished, skipped (${finalErrors(run)})`);
+    else todo.push({ run, state: st.state });
+  }
+  mkdirSync(join(sweep.out, 'logs'), { recursive: true });
+  // CPU runs in parallel share the cores (wasm would otherwise start one thread per core each).
+  const cpuThreads = o.gpus.length === 0 && o.jobs > 1 ? [`threads=${Math.max(1, Math.floor(availableParallelism() / o.jobs))}`] : [];
+  const failed: SweepRun[] = [];
+  let next = 0;
+  const worker = async (slot: number) => {
+    while (next < todo.length && !o.stopped?.()) {
+      const { run, state } = todo[next++];
+      const gpu = o.gpus.length ? o.gpus[slot % o.gpus.length] : undefined;
+      const userThreads = run.sets.some((s) => s.startsWith('threads='));
+      const args = trainArgs(sweep, run, state, userThreads ? [] : cpuThreads);
+      const log = logPath(sweep, run);
+      const how = state === 'resume' ? ` (resuming after epoch ${runStatus(run).lastEpoch})` : state === 'restart' ? ' (starting over: no checkpoint to resume from)' : '';
+      o.print(`${tag(run)}: start${how}${gpu !== undefined ? ` on GPU ${gpu}` : ''}`);
+      const t0 = Date.now();
+      const code = await spawnLogged(args, log, gpu);
+      if (code === 0) {
+        o.print(`${tag(run)}: done in ${secs(Date.now() - t0)} (${finalErrors(run)})`);
+      } else {
+        failed.push(run);
+        const tail = readFileSync(log, 'utf8').trimEnd().split('\n').slice(-3).map((l) => `    ${l}`).join('\n');
+        o.print(`${tag(run)}: FAILED (exit ${code}) after ${secs(Date.now() - t0)}; log: ${log}\n${tail}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs, todo.length)) }, (_, s) => worker(s)));
+  return failed;
+}
+
+function spawnLogged(args: string[], log: string, gpu: string | undefined): Promise<number> {
+  return new Promise((resolvePromise) => {
+    const out = createWriteStream(log, { flags: 'a' });
+    out.write(`\n$ bnlab ${args.join(' ')}${gpu !== undefined ? `  (CUDA_VISIBLE_DEVICES=${gpu})` : ''}\n`);
+    const env = gpu !== undefined ? { ...process.env, CUDA_VISIBLE_DEVICES: gpu } : process.env;
+    const child = spawn(process.execPath, [BNLAB_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.pipe(out, { end: false });
+    child.stderr.pipe(out, { end: false });
+    // Ctrl-C reaches the children too (same process group): each saves a checkpoint and exits.
+    let done = false;
+    const finish = (code: number, note: string) => {
+      if (done) return;
+      done = true;
+      out.end(note, () => resolvePromise(code));
+    };
+    child.on('error', (e) => finish(127, `bnlab sweep: could not start: ${e.message}\n`));
+    child.on('close', (code, signal) => finish(code ?? 1, code === 0 ? '' : `bnlab sweep: exit ${code ?? signal}\n`));
+  });
+}

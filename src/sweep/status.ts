@@ -1,0 +1,54 @@
+// What a sweep run's folder already holds, so a re-run skips finished runs and resumes the rest.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, readConfigFile, validateConfig } from '../config/load.js';
+import { readMetrics } from '../train/metrics.js';
+import { runPaths } from '../train/trainer.js';
+import type { SweepRun } from './spec.js';
+
+/** new: empty folder; resume: has last.ckpt; restart: has outputs but nothing to resume from. */
+export type RunState = 'finished' | 'resume' | 'restart' | 'new';
+export interface RunStatus {
+  state: RunState;
+  lastEpoch: number;
+  valErrPrecise?: string;
+  valErrEma?: string;
+}
+
+/** Keys (dotted) whose values differ; the keys a resume may change are left out. */
+function diffKeys(a: unknown, b: unknown, prefix = ''): string[] {
+  if (typeof a === 'object' && a && typeof b === 'object' && b && !Array.isArray(a)) {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    return [...keys].flatMap((k) => diffKeys((a as any)[k], (b as any)[k], prefix ? `${prefix}.${k}` : k));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix];
+}
+const RESUMABLE = new Set(['epochs', 'backend', 'threads']);
+
+export function runStatus(run: SweepRun): RunStatus {
+  const p = runPaths(run.dir);
+  if (existsSync(p.config)) {
+    // A folder from another sweep (or an edited grid) must not be counted as this run.
+    const saved = validateConfig(readConfigFile(p.config), p.config);
+    const changed = diffKeys(saved, run.cfg).filter((k) => !RESUMABLE.has(k));
+    if (changed.length) {
+      throw new ConfigError(`${run.dir} holds a run with a different config (${changed.join(', ')}); delete that folder or give this sweep another out/name`);
+    }
+  }
+  const rows = readMetrics(p.metrics);
+  const last = rows.at(-1);
+  const lastEpoch = last ? Number(last.epoch) : 0;
+  const res = { lastEpoch, valErrPrecise: last?.val_err_precise || undefined, valErrEma: last?.val_err_ema || undefined };
+  if (lastEpoch >= run.cfg.epochs) return { state: 'finished', ...res };
+  if (existsSync(p.last)) return { state: 'resume', ...res };
+  if (rows.length || existsSync(join(p.checkpoints))) return { state: 'restart', ...res };
+  return { state: 'new', ...res };
+}
+
+/** "val_err_precise 12.3 val_err_ema 14.0" from the last metrics row (what a finished run reports). */
+export function finalErrors(run: SweepRun): string {
+  const last = readMetrics(runPaths(run.dir).metrics).at(-1);
+  if (!last) return 'no metrics';
+  const f = (v: string | undefined) => (v ? Number(v).toFixed(2) : '-');
+  return `epoch ${last.epoch}: val_err_precise ${f(last.val_err_precise)}  val_err_ema ${f(last.val_err_ema)}`;
+}

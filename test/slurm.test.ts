@@ -1,0 +1,63 @@
+// A real `bnlab sweep --slurm --submit` against a running Slurm (one node on localhost in CI).
+// Not skipped when Slurm is missing: it fails and says how to start one (scripts/ci-slurm-setup.sh).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readMetrics } from '../src/train/metrics.js';
+import { BNLAB_BIN } from '../src/sweep/local.js';
+
+const SETUP = 'scripts/ci-slurm-setup.sh';
+const tmp = mkdtempSync(join(tmpdir(), 'bnlab-slurm-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const sh = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8', timeout: 15_000 });
+
+function requireSlurm(): void {
+  const ping = sh('scontrol', ['ping']);
+  const why = ping.error ? `scontrol not found (${ping.error.message}); apt-get install -y slurm-wlm` : !/UP/.test(ping.stdout) ? `no slurmctld answers (${(ping.stdout + ping.stderr).trim().split('\n')[0]})` : '';
+  const nodes = why ? '' : sh('sinfo', ['-h', '-o', '%T']).stdout;
+  const reason = why || (/idle|mixed|allocated|completing/.test(nodes) ? '' : `no usable node (sinfo: ${nodes.trim() || 'empty'})`);
+  if (reason) throw new Error(`Slurm is not running: ${reason}.\nStart a one-node Slurm on localhost with: sudo bash ${SETUP}  (idempotent, a second or two)`);
+}
+
+describe('slurm', () => {
+  it('submits a sweep as an array job that trains every run', async () => {
+    requireSlurm();
+    writeFileSync(
+      join(tmp, 'tiny.yaml'),
+      `epochs: 1
+data: {name: synthetic, synthetic: {classes: 4, train: 128, val: 64, size: 8}}
+model: {depth: 8, width: 4}
+optim: {batch_size: 32}
+precise: {samples: 64, batch_size: 16}
+eval: {batch_size: 64}
+`,
+    );
+    writeFileSync(join(tmp, 'sweep.yaml'), `base: tiny.yaml\nout: ${join(tmp, 'out')}\ngrid: {bn.nbs: [8, 4]}\nname: "nbs{bn.nbs}"\n`);
+    const out = execFileSync(process.execPath, [BNLAB_BIN, 'sweep', '--config', join(tmp, 'sweep.yaml'), '--slurm', '--submit', '--jobs', '2', '--cpus-per-task', '1', '--time', '10:00'], {
+      encoding: 'utf8',
+    });
+    const id = out.trim().split('\n').at(-1)!;
+    expect(id, out).toMatch(/^\d+$/);
+
+    // Wait until the array leaves the queue (~10 s on 2 cores), then check what it wrote.
+    const deadline = Date.now() + 120_000;
+    while (sh('squeue', ['-h', '-j', id]).stdout.trim() !== '') {
+      if (Date.now() > deadline) {
+        sh('scancel', [id]);
+        throw new Error(`Slurm job ${id} still queued/running after 120 s:\n${sh('squeue', ['-j', id]).stdout}\nlogs: ${join(tmp, 'out', 'logs')}`);
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    for (const run of ['nbs8', 'nbs4']) {
+      const rows = readMetrics(join(tmp, 'out', run, 'metrics.csv'));
+      const logs = spawnSync('sh', ['-c', `cat ${join(tmp, 'out', 'logs')}/*.out`], { encoding: 'utf8' }).stdout;
+      expect(rows.map((r) => r.epoch), `run ${run} did not finish; task logs:\n${logs}`).toEqual(['1']);
+      expect(Number(rows[0].val_err_precise)).toBeGreaterThanOrEqual(0);
+    }
+    // Resubmitting a finished sweep submits nothing.
+    const again = execFileSync(process.execPath, [BNLAB_BIN, 'sweep', '--config', join(tmp, 'sweep.yaml'), '--slurm', '--submit'], { encoding: 'utf8' });
+    expect(again).toMatch(/every run is finished; nothing to submit/);
+  }, 180_000);
+});

@@ -1,0 +1,162 @@
+// `bnlab sweep`: grid expansion and run names, errors that stop a sweep before anything trains,
+// skip/resume of real (tiny, seconds-long) runs, and the Slurm array script.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../src/config/load.js';
+import { readMetrics } from '../src/train/metrics.js';
+import { BNLAB_BIN } from '../src/sweep/local.js';
+import { shq, writeSlurm } from '../src/sweep/slurm.js';
+import { expandGrid, formatValue, loadSweep } from '../src/sweep/spec.js';
+import { runStatus } from '../src/sweep/status.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'bnlab-sweep-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const file = (name: string, text: string) => {
+  const p = join(tmp, name);
+  mkdirSync(join(p, '..'), { recursive: true });
+  writeFileSync(p, text);
+  return p;
+};
+// A run of this config trains in ~2 s on wasm.
+export const TINY = `epochs: 1
+threads: 1
+data: {name: synthetic, synthetic: {classes: 4, train: 128, val: 64, size: 8}}
+model: {depth: 8, width: 4}
+bn: {nbs: 8}
+optim: {batch_size: 32}
+precise: {samples: 64, batch_size: 16}
+eval: {batch_size: 64}
+`;
+file('cfg/tiny.yaml', TINY);
+
+function errorOf(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+const sweepFile = (name: string, body: string) => file(name, `base: cfg/tiny.yaml\nout: ${join(tmp, 'out', name)}\n${body}`);
+const bnlab = (...args: string[]) => spawnSync(process.execPath, [BNLAB_BIN, ...args], { encoding: 'utf8', timeout: 200_000 });
+
+describe('sweep grid', () => {
+  it('is the cartesian product with the last key varying fastest', () => {
+    expect(expandGrid({ a: [1, 2], b: ['x', 'y', 'z'] })).toEqual([
+      { a: 1, b: 'x' }, { a: 1, b: 'y' }, { a: 1, b: 'z' },
+      { a: 2, b: 'x' }, { a: 2, b: 'y' }, { a: 2, b: 'z' },
+    ]);
+    expect(expandGrid({})).toEqual([{}]);
+  });
+
+  it('formats values so --set reads them back unchanged', () => {
+    for (const v of [32, 0.1, true, null, 'synthetic', '30', 'a: b', [30, 60, 90]]) expect(parseYaml(formatValue(v as never))).toEqual(v);
+  });
+
+  it('resolves every point, names runs from the template or key=value, and crosses variants with the grid', () => {
+    const s = loadSweep(sweepFile('a.yaml', 'set: {optim.base_lr: 0.4}\ngrid:\n  bn.nbs: [8, 2]\n  optim.batch_size: [32, 64]\nname: "nbs{bn.nbs}_b{optim.batch_size}"\n'));
+    expect(s.base).toEqual([join(tmp, 'cfg/tiny.yaml')]); // relative to the sweep file
+    expect(s.runs.map((r) => r.name)).toEqual(['nbs8_b32', 'nbs8_b64', 'nbs2_b32', 'nbs2_b64']);
+    expect(s.runs[1].sets).toEqual(['optim.base_lr=0.4', 'bn.nbs=8', 'optim.batch_size=64']);
+    expect(s.runs[3].cfg.bn.nbs).toBe(2);
+    expect(s.runs[3].cfg.optim.base_lr).toBe(0.4);
+    expect(s.runs[3].dir).toBe(join(s.out, 'nbs2_b64'));
+
+    const d = loadSweep(sweepFile('b.yaml', 'grid: {bn.nbs: [8, 4]}\nvariants:\n  - {optim.batch_size: 32}\n  - {optim.batch_size: 64, optim.warmup_epochs: 1}\n'));
+    expect(d.runs.map((r) => r.name)).toEqual([
+      'optim.batch_size=32_bn.nbs=8', 'optim.batch_size=32_bn.nbs=4',
+      'optim.batch_size=64_optim.warmup_epochs=1_bn.nbs=8', 'optim.batch_size=64_optim.warmup_epochs=1_bn.nbs=4',
+    ]);
+    expect(d.runs[2].cfg.optim.warmup_epochs).toBe(1);
+  });
+
+  it('stops on typos and invalid points before anything runs, naming the key and the nearest valid one', () => {
+    expect(errorOf(() => loadSweep(sweepFile('c.yaml', 'grid: {bn.nbz: [8, 4]}\n')))).toMatch(/unknown key 'bn.nbz' \(did you mean 'bn.nbs'\?\)/);
+    expect(errorOf(() => loadSweep(sweepFile('d.yaml', 'gird: {bn.nbs: [8]}\n')))).toMatch(/unknown key 'gird' \(did you mean 'grid'\?\)/);
+    expect(errorOf(() => loadSweep(sweepFile('e.yaml', 'grid: {bn.nbs: 8}\n')))).toMatch(/grid.bn.nbs: .*array/i);
+    expect(errorOf(() => loadSweep(sweepFile('f.yaml', 'grid: {bn.nbs: [8, 3]}\n')))).toMatch(/at grid point bn.nbs=3: [\s\S]*not a multiple of NBS 3/);
+    expect(errorOf(() => loadSweep(sweepFile('g.yaml', 'grid: {bn.nbs: [8, 4]}\nname: "n{bn.nb}"\n')))).toMatch(/'\{bn.nb\}' is not a config key \(did you mean '\{bn.nbs\}'\?\)/);
+    expect(errorOf(() => loadSweep(sweepFile('h.yaml', 'grid: {bn.nbs: [8, 4]}\nname: fixed\n')))).toMatch(/both named 'fixed'/);
+    expect(errorOf(() => loadSweep(join(tmp, 'missing.yaml')))).toMatch(/sweep file not found/);
+    // The CLI says the same and exits 2 (a config error), without creating run folders.
+    const r = bnlab('sweep', '--config', join(tmp, 'c.yaml'));
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/did you mean 'bn.nbs'/);
+    expect(existsSync(join(tmp, 'out', 'c.yaml'))).toBe(false);
+  }, 60_000);
+});
+
+describe('sweep runs', () => {
+  it('trains every point, skips finished runs, resumes unfinished ones, and reports failures with their log', () => {
+    const out = join(tmp, 'out', 'runs');
+    const one = sweepFile('runs1.yaml', `grid: {bn.nbs: [8, 4]}\nname: "nbs{bn.nbs}"\n`);
+    const r1 = bnlab('sweep', '--config', one, '--out', out, '--jobs', '2');
+    expect(r1.status, r1.stdout + r1.stderr).toBe(0);
+    expect(r1.stdout).toMatch(/\[1\/2\] nbs8: start/);
+    expect(r1.stdout).toMatch(/\[2\/2\] nbs4: done in .*epoch 1: val_err_precise \d+\.\d\d {2}val_err_ema \d+\.\d\d/);
+    expect(readMetrics(join(out, 'nbs8', 'metrics.csv'))).toHaveLength(1);
+
+    // Same runs with 2 epochs: each has last.ckpt after epoch 1, so it resumes rather than restarts.
+    const two = sweepFile('runs2.yaml', `set: {epochs: 2}\ngrid: {bn.nbs: [8, 4]}\nname: "nbs{bn.nbs}"\n`);
+    expect(loadSweep(two, out).runs.map((r) => runStatus(r).state)).toEqual(['resume', 'resume']);
+    const r2 = bnlab('sweep', '--config', two, '--out', out);
+    expect(r2.status, r2.stdout + r2.stderr).toBe(0);
+    expect(r2.stdout).toMatch(/nbs8: start \(resuming after epoch 1\)/);
+    expect(readMetrics(join(out, 'nbs4', 'metrics.csv')).map((row) => row.epoch)).toEqual(['1', '2']);
+    expect(readFileSync(join(out, 'logs', 'nbs4.log'), 'utf8')).toMatch(/--resume/);
+
+    const r3 = bnlab('sweep', '--config', two, '--out', out);
+    expect(r3.status).toBe(0);
+    expect(r3.stdout).toMatch(/nbs8: finished, skipped \(epoch 2: val_err_precise/);
+    expect(r3.stdout).not.toMatch(/start/);
+
+    // A folder holding a different config is an error, not a silently "finished" run.
+    const other = sweepFile('runs3.yaml', `set: {seed: 5}\ngrid: {bn.nbs: [8]}\nname: "nbs{bn.nbs}"\n`);
+    expect(bnlab('sweep', '--config', other, '--out', out).stderr).toMatch(/holds a run with a different config \(seed\)/);
+
+    // One failing run: the other still finishes, the sweep exits 1 and names the log.
+    const bad = sweepFile('bad.yaml', `grid: {max_loss: [1000, 0.001]}\nname: "ml{max_loss}"\n`);
+    const r4 = bnlab('sweep', '--config', bad, '--out', join(tmp, 'out', 'bad'), '--jobs', '1');
+    expect(r4.status).toBe(1);
+    expect(r4.stdout).toMatch(/ml1000: done/);
+    expect(r4.stdout).toMatch(/ml0.001: FAILED \(exit 1\).*log: .*logs\/ml0\.001\.log/);
+  }, 300_000);
+});
+
+describe('shipped sweeps', () => {
+  // Every configs/{paper,mini} sweep resolves (the data engineer's imagefolder key included).
+  for (const scale of ['paper', 'mini']) {
+    for (const f of readdirSync(join('configs', scale)).filter((n) => n.endsWith('.sweep.yaml'))) {
+      it(`${scale}/${f} validates every run`, () => {
+        const s = loadSweep(join('configs', scale, f), join(tmp, 'shipped', scale, f));
+        expect(s.runs.length).toBeGreaterThan(1);
+        if (scale === 'paper') for (const r of s.runs) expect([r.cfg.data.name, r.cfg.model.arch, r.cfg.precise.samples]).toEqual(['imagefolder', 'resnet50', 10000]);
+      });
+    }
+  }
+});
+
+describe('slurm script', () => {
+  it('writes an array job over the unfinished runs with the requested resources', () => {
+    const s = loadSweep(sweepFile('slurm.yaml', `set: {optim.steps: [30, 60]}\ngrid: {bn.nbs: [8, 4, 2]}\nname: "nbs{bn.nbs}"\n`));
+    const { script, list } = writeSlurm(s, s.runs, { jobs: 2, gpusPerTask: 1, partition: 'gpu', time: '48:00:00', cpusPerTask: 8, cwd: '/work' });
+    const text = readFileSync(script, 'utf8');
+    for (const line of ['#SBATCH --array=0-2%2', '#SBATCH --gres=gpu:1', '#SBATCH --partition=gpu', '#SBATCH --time=48:00:00', '#SBATCH --cpus-per-task=8', '#SBATCH --chdir=/work', `#SBATCH --output=${s.out}/logs/slurm-%A_%a.out`]) {
+      expect(text).toContain(line);
+    }
+    expect(text).toContain(`train --config ${s.base[0]} "\${args[@]}"`);
+    expect(text).toMatch(/--resume/);
+    expect(readFileSync(list, 'utf8').split('\n')[2]).toBe(`nbs2\t1\t--set ${shq('optim.steps=[30,60]')} --set bn.nbs=2`);
+    execFileSync('bash', ['-n', script]); // valid bash
+
+    const cpu = writeSlurm(s, s.runs.slice(1), { gpusPerTask: 0, cwd: '/work' });
+    const t2 = readFileSync(cpu.script, 'utf8');
+    expect(t2).toContain('#SBATCH --array=0-1\n');
+    expect(t2).not.toMatch(/--gres|--partition|--time/);
+  });
+});
