@@ -191,6 +191,13 @@ describe('corruptions (ImageNet-C definitions)', () => {
     expect(e5).toBeGreaterThan(e1);
   });
 
+  it('jpeg compression works on one-channel (Fashion-MNIST) images', async () => {
+    const grey = Uint8Array.from({ length: 28 * 28 }, (_, i) => 40 + ((i * 7) % 180));
+    const out = await corrupt(grey, 28, 28, 1, { type: 'jpeg_compression', severity: 5 }, 0);
+    expect(out.length).toBe(grey.length);
+    expect(out.reduce((a, v, i) => a + Math.abs(v - grey[i]), 0) / grey.length).toBeGreaterThan(1);
+  });
+
   it('brightness adds c to the HSV value', async () => {
     const px = Uint8Array.from([100, 50, 0, 0, 0, 0]);
     const out = await corrupt(px, 2, 1, 3, { type: 'brightness', severity: 1 }, 0);

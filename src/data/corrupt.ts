@@ -65,6 +65,8 @@ export async function corrupt(img: Uint8Array, width: number, height: number, ch
     const jpg = await sharp(img, { raw }).jpeg({ quality: p, chromaSubsampling: '4:2:0' }).toBuffer();
     let dec = sharp(jpg);
     if (C === 3) dec = dec.toColourspace('srgb');
+    // A 1-channel raw image is encoded as a 3-channel JPEG by libvips; read it back as grey.
+    if (C === 1) dec = dec.toColourspace('b-w').extractChannel(0);
     const { data, info } = await dec.raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== C) throw new Error(`jpeg_compression: decoded ${info.channels} channels, expected ${C}`);
     out.set(data);
