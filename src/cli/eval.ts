@@ -135,6 +135,12 @@ export function registerEval(program: Command): void {
       const ckpt = readCheckpoint<RunMeta>(ckptPath);
       loadCheckpointInto(s, ckpt, ckptPath);
       const epoch = s.meta.epoch;
+      if (s.meta.progress.step > 0 && !f.checkpoint) {
+        throw new ConfigError(
+          `${ckptPath} was saved mid-epoch (epoch ${epoch + 1}, step ${s.meta.progress.step}) by an interrupted run: finish it with bnlab train --out ${f.run} --resume, ` +
+            `pick a finished epoch with --epoch N, or pass the file with --checkpoint to evaluate it anyway`,
+        );
+      }
       // Statistics and evaluation drawn from the same images: keep them apart (Table 4's protocol).
       const sameImages = statsSpec.split === dataSpec.split && statsSpec.data.name === dataSpec.data.name && statsSpec.data.path === dataSpec.data.path;
 

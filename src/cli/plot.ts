@@ -1,0 +1,35 @@
+// `bnlab plot`: the paper's figures (SVG + PNG) regenerated from run CSVs.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { buildFigures, FIG_IDS, render, type FigId } from '../report/figures.js';
+import { runsFor } from '../report/report.js';
+import { findRuns } from '../report/runs.js';
+
+export function registerPlot(program: Command): void {
+  program
+    .command('plot')
+    .description("the paper's figures 2-6 as SVG and PNG from run folders (Figs. 5-6 with the paper's numbers as a faint series)")
+    .argument('<dirs...>', 'run folders, or folders holding them (searched up to three levels down)')
+    .option('--fig <n>', `${FIG_IDS.join('|')}|all`, 'all')
+    .option('-o, --out <dir>', 'output folder (default <first dir>/figures)')
+    .action(async (dirs: string[], o: { fig: string; out?: string }) => {
+      const which = o.fig === 'all' ? [...FIG_IDS] : o.fig.split(',').map((s) => s.trim());
+      const bad = which.filter((f) => !(FIG_IDS as readonly string[]).includes(f));
+      if (bad.length) throw new Error(`--fig ${bad.join(',')}: use ${FIG_IDS.join(', ')} or all`);
+      const runs = findRuns(dirs);
+      if (!runs.length) throw new Error(`no run folders (with config.yaml) under ${dirs.join(', ')}`);
+      const out = o.out ?? join(dirs[0], 'figures');
+      mkdirSync(out, { recursive: true });
+      for (const f of which as FigId[]) {
+        const { figures, skipped } = buildFigures(runsFor(`f${f}`, runs), [f]);
+        for (const s of skipped) process.stderr.write(`bnlab: skipped ${s}\n`);
+        for (const fig of figures) {
+          const r = await render(fig);
+          writeFileSync(join(out, `${fig.name}.svg`), r.svg);
+          writeFileSync(join(out, `${fig.name}.png`), r.png);
+          process.stdout.write(`wrote ${join(out, fig.name)}.{svg,png}  (${r.legend.length} legend entries)\n`);
+        }
+      }
+    });
+}

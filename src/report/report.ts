@@ -1,0 +1,81 @@
+// Whole-folder reports: every table that can be built (markdown), and one self-contained HTML
+// page with the tables and inline SVG figures (no scripts, no network).
+import { buildFigures, FIG_IDS, render, type FigId } from './figures.js';
+import type { Run } from './runs.js';
+import { esc, hasOurs, toHtml, toMarkdown, type Table } from './table.js';
+import { buildTable, TABLE_IDS, type TableId } from './tables.js';
+
+// A results folder laid out as <experiment>/<run>/ (results/mini/table1/..): when an experiment
+// folder's name names a table, that table uses only its runs, so sweeps for different tables don't mix.
+const FOLDER: Record<TableId | `f${FigId}`, RegExp> = {
+  table1: /table-?1|tab1/i,
+  table2: /table-?2|tab2/i,
+  fig5: /fig-?[56]|nbs/i,
+  fig6: /fig-?[56]|nbs|frozen/i,
+  table4: /table-?4|tab4|domain|corrupt/i,
+  f2: /fig-?2|trace/i,
+  f3: /fig-?[34]|table-?1|tab1/i,
+  f4: /fig-?[34]|table-?1|tab1/i,
+  f5: /fig-?[56]|nbs/i,
+  f6: /fig-?[56]|nbs|frozen/i,
+};
+export function runsFor(key: keyof typeof FOLDER, runs: Run[]): Run[] {
+  const top = (r: Run) => r.name.split(/[\\/]/)[0];
+  const mine = runs.filter((r) => r.name.includes('/') && FOLDER[key].test(top(r)));
+  return mine.length ? mine : runs;
+}
+
+export interface TableResult {
+  tables: Table[];
+  skipped: { id: TableId; why: string }[];
+}
+const WHY: Record<TableId, string> = {
+  table1: 'no run with EMA/PreciseBN validation errors (eval.csv precise rows with samples N, or metrics.csv)',
+  table2: 'no run with eval.csv PreciseBN rows at several batch sizes B (or EMA errors)',
+  fig5: 'no NBS sweep with train_err_nbs / val_err_precise / val_err_minibatch',
+  fig6: 'no NBS sweep or FrozenBN run (bn.frozen_last_epochs > 0)',
+  table4: 'no eval.csv rows with another stats_data or data (bnlab eval on corrupted data)',
+};
+export function allTables(runs: Run[]): TableResult {
+  const out: TableResult = { tables: [], skipped: [] };
+  for (const id of TABLE_IDS) {
+    const t = buildTable(id, runsFor(id, runs));
+    hasOurs(t) ? out.tables.push(t) : out.skipped.push({ id, why: WHY[id] });
+  }
+  return out;
+}
+
+export function markdownReport(dir: string, runs: Run[]): string {
+  const { tables, skipped } = allTables(runs);
+  const parts = [`# bnlab report: ${dir}`, '', `${runs.length} run folders. Each cell: ours (paper); the paper's numbers are ImageNet / ResNet-50.`, ''];
+  for (const t of tables) parts.push(toMarkdown(t));
+  if (skipped.length) parts.push('## Not built', '', ...skipped.map((s) => `- ${s.id}: ${s.why}`), '');
+  return parts.join('\n');
+}
+
+const CSS = `body{font:14px/1.45 system-ui,sans-serif;max-width:1100px;margin:24px auto;padding:0 16px;color:#222}
+table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+thead th{background:#f3f3f3}tbody th{text-align:left;font-weight:normal;background:#fafafa}
+td{white-space:nowrap}.paper{color:#888}.notes{color:#555;font-size:12px}figure{margin:16px 0}svg{max-width:100%;height:auto}`;
+
+export async function htmlReport(dir: string, runs: Run[]): Promise<string> {
+  const { tables, skipped } = allTables(runs);
+  const figs: string[] = [];
+  const figSkipped: string[] = [];
+  for (const f of FIG_IDS) {
+    const { figures, skipped: s } = buildFigures(runsFor(`f${f}`, runs), [f]);
+    figSkipped.push(...s);
+    for (const fig of figures) figs.push(`<figure>${(await render(fig)).svg}<figcaption>${esc(fig.title)}</figcaption></figure>`);
+  }
+  const missing = [...skipped.map((s) => `${s.id}: ${s.why}`), ...figSkipped];
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>bnlab report: ${esc(dir)}</title><style>${CSS}</style></head>
+<body><h1>bnlab report</h1><p>${esc(dir)} — ${runs.length} run folders. Table cells: <b>ours</b> <span class="paper">(paper, ImageNet / ResNet-50)</span>; “—” = not measured.</p>
+<h2>Tables</h2>
+${tables.map(toHtml).join('\n')}
+<h2>Figures</h2>
+${figs.join('\n')}
+${missing.length ? `<h2>Not built</h2><ul>${missing.map((m) => `<li>${esc(m)}</li>`).join('')}</ul>` : ''}
+</body></html>
+`;
+}

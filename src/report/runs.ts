@@ -1,0 +1,128 @@
+// Reading run folders (config.yaml + metrics.csv + eval.csv + bn_trace.csv) for reports and plots.
+// Runs are identified by their resolved config, never by folder names, so any layout works.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
+import { parse as parseCsv } from 'csv-parse/sync';
+import { parse as parseYaml } from 'yaml';
+
+/** A number or null; an empty CSV cell means "not computed". */
+export type Num = number | null;
+
+export interface EvalRow {
+  epoch: number;
+  stats: string; // ema | precise | minibatch
+  stats_data: string; // '' = the run's training data
+  data: string; // '' = the run's val set
+  samples: Num;
+  batch: Num;
+  estimator: string;
+  repeats: Num;
+  err_mean: Num;
+  err_std: Num;
+  errs: number[];
+}
+
+export interface TraceRow {
+  epoch: number;
+  iter: number;
+  layer: string;
+  channel: number;
+  kind: string; // ema | batch | population
+  value: number;
+}
+
+export interface Run {
+  dir: string;
+  name: string; // path relative to the folder the user named, for labels and footnotes
+  batch: number;
+  nbs: number;
+  frozen: number;
+  epochs: number;
+  preciseBatch: number;
+  config: Record<string, any>;
+  metrics: Record<string, Num>[];
+  evals: EvalRow[];
+  tracePath: string | null; // read lazily: traces can be large
+}
+
+const num = (s: string | undefined): Num => (s === undefined || s.trim() === '' || Number.isNaN(Number(s)) ? null : Number(s));
+const csv = (path: string): Record<string, string>[] =>
+  existsSync(path) ? parseCsv(readFileSync(path, 'utf8'), { columns: true, skip_empty_lines: true, relax_column_count: true }) : [];
+
+export function loadRun(dir: string, root = dir): Run {
+  const config = (parseYaml(readFileSync(join(dir, 'config.yaml'), 'utf8')) ?? {}) as Record<string, any>;
+  const metrics = csv(join(dir, 'metrics.csv')).map((r) => {
+    const o: Record<string, Num> = {};
+    for (const [k, v] of Object.entries(r)) o[k] = k === 'bn_mode' ? (v === 'frozen' ? 1 : v === 'batch' ? 0 : null) : num(v);
+    return o;
+  });
+  const evals = csv(join(dir, 'eval.csv')).map(
+    (r): EvalRow => ({
+      epoch: Number(r.epoch),
+      stats: r.stats ?? '',
+      stats_data: r.stats_data ?? '',
+      data: r.data ?? '',
+      samples: num(r.samples),
+      batch: num(r.batch),
+      estimator: r.estimator ?? '',
+      repeats: num(r.repeats),
+      err_mean: num(r.err_mean),
+      err_std: num(r.err_std),
+      errs: (r.errs ?? '').split(';').filter((s) => s.trim() !== '').map(Number),
+    }),
+  );
+  const trace = join(dir, 'bn_trace.csv');
+  const lastEpoch = Math.max(0, ...metrics.map((m) => m.epoch ?? 0));
+  return {
+    dir,
+    name: relative(root, dir) || basename(dir),
+    batch: config.optim?.batch_size ?? 256,
+    nbs: config.bn?.nbs ?? 32,
+    frozen: config.bn?.frozen_last_epochs ?? 0,
+    epochs: config.epochs ?? lastEpoch,
+    preciseBatch: config.precise?.batch_size ?? 32,
+    config,
+    metrics,
+    evals,
+    tracePath: existsSync(trace) ? trace : null,
+  };
+}
+
+export function readTrace(path: string): TraceRow[] {
+  return csv(path).map((r) => ({
+    epoch: Number(r.epoch),
+    iter: Number(r.iter),
+    layer: r.layer,
+    channel: Number(r.channel),
+    kind: r.kind,
+    value: Number(r.value),
+  }));
+}
+
+const isRun = (d: string) => existsSync(join(d, 'config.yaml'));
+
+/**
+ * Run folders under the given paths: each path is a run, or a sweep folder whose runs sit one to
+ * three levels down (results/mini/<experiment>/<run>/ works from results/mini or an experiment).
+ */
+export function findRuns(paths: string[]): Run[] {
+  const runs: Run[] = [];
+  const walk = (d: string, root: string, depth: number) => {
+    if (isRun(d)) return void runs.push(loadRun(d, root));
+    if (depth === 0) return;
+    for (const e of readdirSync(d).sort()) {
+      const p = join(d, e);
+      if (!e.startsWith('.') && e !== 'checkpoints' && statSync(p).isDirectory()) walk(p, root, depth - 1);
+    }
+  };
+  for (const p of paths) {
+    if (!existsSync(p)) throw new Error(`no such folder: ${p}`);
+    walk(p, isRun(p) ? join(p, '..') : p, 3);
+  }
+  return runs;
+}
+
+/** A run's metrics row for an epoch, or undefined. */
+export const metricsAt = (run: Run, epoch: number) => run.metrics.find((m) => m.epoch === epoch);
+/** The last epoch the run has written (metrics or eval), which is config.epochs when it finished. */
+export const lastEpoch = (run: Run) => Math.max(0, ...run.metrics.map((m) => m.epoch ?? 0), ...run.evals.map((e) => e.epoch));

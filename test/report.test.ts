@@ -1,0 +1,172 @@
+// `bnlab report` / `bnlab plot` on fixture run folders (test/fixtures/report: synthetic numbers,
+// for layout only): the paper's table layout, "ours (paper)" cells, missing runs shown as "—",
+// figures with the expected series, and the HTML page rendered by headless Chromium.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildFigures, render, type FigId } from '../src/report/figures.js';
+import { htmlReport, markdownReport, runsFor } from '../src/report/report.js';
+import { findRuns } from '../src/report/runs.js';
+import { fmtCell, toCsv, toMarkdown } from '../src/report/table.js';
+import { buildTable, domainKey } from '../src/report/tables.js';
+
+const FX = 'test/fixtures/report';
+const all = findRuns([FX]);
+const cells = (t: ReturnType<typeof buildTable>) => t.rows.map((r) => r.cells.map(fmtCell));
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'bnlab-report-'));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+describe('runs', () => {
+  it('finds run folders two levels down and reads their configs', () => {
+    expect(all.map((r) => r.name)).toContain('table1/b1024-nbs16');
+    const r = all.find((x) => x.name === 'fig6/frozen-nbs2')!;
+    expect([r.batch, r.nbs, r.frozen, r.epochs]).toEqual([128, 2, 2, 10]);
+    expect(r.metrics[9].bn_mode).toBe(1); // 'frozen'
+  });
+  it('maps dataset specs to Table 4 domains', () => {
+    expect(domainKey('corruption.type=gaussian-noise,corruption.severity=5')).toBe('gaussian_noise');
+    expect(domainKey('split=val,augment=false')).toBe('val-noaug');
+    expect(domainKey('split=val')).toBe('val-noaug'); // statistics from the (never augmented) val split
+    expect(domainKey('split=val', 'on')).toBe('');
+    expect(domainKey('')).toBe('');
+  });
+});
+
+describe('tables', () => {
+  it('Table 1: paper layout, rows by batch-size role, early epoch mapped to 30% with a footnote', () => {
+    const t = buildTable('table1', runsFor('table1', all));
+    expect(t.columns).toEqual(['EMA', 'N=10', 'N=100', 'N=1000', 'N=10000']);
+    expect(t.rows.map((r) => r.labels)).toEqual([
+      ['64 (paper 256)', '10 of 10 (paper 100 of 100)'],
+      ['1024 (paper 8192)', '3 of 10 (paper 30 of 100)'],
+      ['1024 (paper 8192)', '10 of 10 (paper 100 of 100)'],
+    ]);
+    const c = cells(t);
+    expect(c[0][0]).toBe('11.3 (23.7)'); // EMA: one measurement, no ±
+    expect(c[0][1]).toBe('16.0±0.5 (28.1±0.5)'); // err_mean ± err_std over 5 repeats
+    expect(c[0][3]).toBe('11.10±0.04 (23.57±0.05)');
+    expect(c[1][4]).toBe('— (39.42±0.03)'); // not evaluated: shown missing, not invented
+    expect(t.notes.join(' ')).toMatch(/epoch 30 of 100" is mapped to epoch 3 of 10/);
+    const md = toMarkdown(t);
+    expect(md).toContain('| Batch size | Epoch | EMA | N=10 | N=100 | N=1000 | N=10000 |');
+    expect(toCsv(t).trim().split('\n')).toHaveLength(1 + 3 * 5);
+  });
+  it('Table 1 with a missing run: the large-batch rows keep the paper numbers and show ours as —', () => {
+    const t = buildTable('table1', findRuns([join(FX, 'table1/b64-nbs16')]));
+    expect(t.rows[0].cells[0].ours?.mean).toBeCloseTo(11.3);
+    for (const r of t.rows.slice(1)) {
+      expect(r.labels[0]).toBe('— (paper 8192)');
+      expect(r.cells.every((c) => c.ours === null && c.paper !== null)).toBe(true);
+    }
+    expect(t.notes.join(' ')).toMatch(/No run for the large-batch rows/);
+  });
+  it('Table 2: rows by NBS role, B columns and B=N', () => {
+    const t = buildTable('table2', runsFor('table2', all));
+    expect(t.columns).toEqual(['EMA', 'B=2', 'B=10', 'B=100', 'B=1000', 'B=N']);
+    expect(t.rows.map((r) => r.labels[0])).toEqual(['NBS=16 (paper 32), batch 64', 'NBS=2, batch 64']);
+    expect(cells(t)[1][1]).toBe('16.5±0.1 (34.4)');
+    expect(t.notes[0]).toMatch(/N \(PreciseBN samples\) = 2000/);
+  });
+  it('Fig. 5/6 tables: NBS columns (ours and the paper\'s), three or four series, seeds averaged', () => {
+    const runs = runsFor('fig6', all);
+    const f5 = buildTable('fig5', runs);
+    const f6 = buildTable('fig6', runs);
+    expect(f5.rows).toHaveLength(3);
+    expect(f6.rows).toHaveLength(4);
+    expect(f6.columns).toEqual(['1024', '512', '256', '128', '64', '32', '16', '8', '4', '2']);
+    expect(cells(f6)[3][9]).toBe('15.2 (25.2)'); // FrozenBN run, NBS 2
+    expect(cells(f6)[3][3]).toBe('— (24.4)'); // no FrozenBN run at NBS 128
+    // two copies of one run act as two seeds: mean ± std across runs
+    const seeds = buildTable('fig5', [...runs, ...findRuns([join(FX, 'fig5/nbs2')])]);
+    expect(seeds.rows[1].cells[9].ours).toMatchObject({ mean: 15.6, std: 0, n: 2 });
+  });
+  it('Table 4: the paper\'s nine rows, ours where eval.csv has the combination', () => {
+    const t = buildTable('table4', runsFor('table4', all));
+    expect(t.rows).toHaveLength(9);
+    expect(cells(t)[1][0]).toBe('24.5±0.3 (33.1)');
+    expect(cells(t)[4][0]).toBe('— (40.4)'); // jpeg not evaluated
+    expect(t.rows[8].labels).toEqual(['val (clean)', 'val without augmentation']);
+  });
+  it('--all: every buildable table, and why the others are not', () => {
+    const md = markdownReport(FX, all);
+    for (const h of ['Table 1', 'Table 2', 'Figure 5', 'Figure 6', 'Table 4']) expect(md).toContain(`### ${h}`);
+    // a run with only corrupted-data evaluations: Table 4 and nothing else
+    const d = join(tmp(), 'run');
+    mkdirSync(d);
+    copyFileSync(join(FX, 'table4/model/config.yaml'), join(d, 'config.yaml'));
+    const ev = readFileSync(join(FX, 'table4/model/eval.csv'), 'utf8').split('\n');
+    writeFileSync(join(d, 'eval.csv'), [ev[0], ...ev.filter((l) => l.includes('corruption'))].join('\n'));
+    const only4 = markdownReport('x', findRuns([d]));
+    expect(only4).toContain('### Table 4');
+    expect(only4).toContain('## Not built');
+    expect(only4).toMatch(/- fig6: no NBS sweep or FrozenBN run/);
+  });
+});
+
+describe('figures', () => {
+  // legend entries and drawn line marks per figure: Fig. 4 = 2 runs x 2 estimators; Figs. 5/6 = ours + paper
+  const expected: Record<FigId, { legend: number; lines: number }> = {
+    '2': { legend: 3, lines: 2 },
+    '3': { legend: 3, lines: 3 },
+    '4': { legend: 4, lines: 4 },
+    '5': { legend: 5, lines: 6 },
+    '6': { legend: 6, lines: 8 },
+  };
+  for (const f of Object.keys(expected) as FigId[])
+    it(`Fig. ${f}: valid SVG and PNG with the expected series`, async () => {
+      const { figures, skipped } = buildFigures(runsFor(`f${f}`, all), [f]);
+      expect(skipped).toEqual([]);
+      const r = await render(figures[0]);
+      expect(r.svg.startsWith('<svg')).toBe(true);
+      expect(r.svg.trim().endsWith('</svg>')).toBe(true);
+      expect(r.legend).toHaveLength(expected[f].legend);
+      expect(r.svg.match(/class="mark-line role-mark/g)).toHaveLength(expected[f].lines);
+      const meta = await sharp(r.png).metadata();
+      expect(meta.format).toBe('png');
+      expect(meta.width).toBeGreaterThan(600);
+    }, 30_000);
+  it('says why a figure cannot be drawn', () => {
+    const { figures, skipped } = buildFigures(findRuns([join(FX, 'table4')]), ['2', '4']);
+    expect(figures).toEqual([]);
+    expect(skipped.join('\n')).toMatch(/bn_trace\.csv[\s\S]*two batch sizes/);
+  });
+});
+
+describe('CLI', () => {
+  const bnlab = (...args: string[]) => spawnSync(process.execPath, ['bin/bnlab.js', ...args], { encoding: 'utf8', timeout: 60_000 });
+  it('report --table prints the table; plot writes SVG and PNG', () => {
+    const r = bnlab('report', '--table', 'table2', '--format', 'csv', FX);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.split('\n')[0]).toBe('table,row_model,column,ours,ours_std,ours_n,paper,paper_std');
+    const out = tmp();
+    const p = bnlab('plot', FX, '--fig', '5', '--out', out);
+    expect(p.status, p.stderr).toBe(0);
+    expect(existsSync(join(out, 'fig5.svg')) && existsSync(join(out, 'fig5.png'))).toBe(true);
+  }, 60_000);
+});
+
+describe('HTML report', () => {
+  it('is self-contained and renders in headless Chromium', async () => {
+    const chromium = '/usr/bin/chromium';
+    if (!existsSync(chromium)) throw new Error(`${chromium} not found: apt-get install chromium (the HTML report test renders the page headless)`);
+    const dir = tmp();
+    const html = await htmlReport(FX, all);
+    expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/); // no scripts, nothing fetched
+    expect(html.match(/<svg/g)!.length).toBeGreaterThanOrEqual(5);
+    writeFileSync(join(dir, 'report.html'), html);
+    const shot = join(dir, 'shot.png');
+    const args = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+    const r = spawnSync(chromium, [...args, `--user-data-dir=${join(dir, 'profile')}`, `--screenshot=${shot}`, '--window-size=1200,2000', `file://${join(dir, 'report.html')}`], { encoding: 'utf8', timeout: 90_000 });
+    expect(existsSync(shot), `chromium wrote no screenshot (status ${r.status}): ${r.stderr.slice(-500)}`).toBe(true);
+    const stats = await sharp(readFileSync(shot)).stats();
+    expect(stats.channels[0].stdev).toBeGreaterThan(10); // not a blank page
+  }, 120_000);
+});
