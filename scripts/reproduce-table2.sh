@@ -6,8 +6,9 @@
 # the same config as nbs32 and is reused). --mini (batch 128, N = 10^4): ~15 CPU-minutes.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-if [ "$SCALE" = paper ] && [ -d "$OUT/table1/b256" ] && [ ! -e "$OUT/table2/nbs32" ]; then
-  mkdir -p "$OUT/table2" && ln -s ../table1/b256 "$OUT/table2/nbs32"
+small=$([ "$SCALE" = paper ] && echo b256 || echo b128)
+if [ -d "$OUT/table1/$small" ] && [ ! -e "$OUT/table2/nbs32" ]; then
+  mkdir -p "$OUT/table2" && ln -s "../table1/$small" "$OUT/table2/nbs32"
 fi
 sweep "$CFG/table2.sweep.yaml"
 n=10000   # the paper's N (the mini training set has exactly 10^4 images)

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { initBackend, type BackendChoice } from '../backend/index.js';
-import { ConfigError, loadConfig, readConfigFile, validateConfig } from '../config/load.js';
+import { ConfigError, configDiff, RESUMABLE_KEYS, loadConfig, readConfigFile, validateConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { loadDataset } from '../data/dataset.js';
 import { runPaths, train } from '../train/trainer.js';
@@ -22,14 +22,6 @@ interface TrainFlags {
   quiet?: boolean;
 }
 
-/** Keys whose values differ between two resolved configs (dotted paths). */
-function diffKeys(a: unknown, b: unknown, prefix = ''): string[] {
-  if (typeof a === 'object' && a && typeof b === 'object' && b && !Array.isArray(a)) {
-    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-    return [...keys].flatMap((k) => diffKeys((a as any)[k], (b as any)[k], prefix ? `${prefix}.${k}` : k));
-  }
-  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix];
-}
 
 /** The config of a run: from its folder when resuming (only `epochs` and `backend` may change). */
 function resolveRun(f: TrainFlags): { cfg: Config; outDir: string } {
@@ -40,8 +32,8 @@ function resolveRun(f: TrainFlags): { cfg: Config; outDir: string } {
     if (!existsSync(paths.config)) throw new ConfigError(`--resume: ${outDir} has no config.yaml; is it a bnlab run folder? (pass --out DIR or the run's --config)`);
     const saved = validateConfig(readConfigFile(paths.config), paths.config);
     if (f.config.length === 0 && f.set.length === 0) return { cfg: saved, outDir };
-    const changed = diffKeys(saved, requested).filter((k) => k !== 'epochs' && k !== 'backend' && k !== 'threads');
-    if (changed.length) throw new ConfigError(`--resume: the config differs from the run's saved config in ${changed.join(', ')}; resume with the run's own config (only epochs, backend and threads may change)`);
+    const changed = configDiff(saved, requested).filter((k) => !RESUMABLE_KEYS.has(k));
+    if (changed.length) throw new ConfigError(`--resume: the config differs from the run's saved config in ${changed.join(', ')}; resume with the run's own config (only epochs, backend, threads and name may change)`);
     return { cfg: { ...saved, epochs: requested.epochs, backend: requested.backend, threads: requested.threads }, outDir };
   }
   const hasRun = existsSync(paths.metrics) || (existsSync(paths.checkpoints) && readdirSync(paths.checkpoints).length > 0);

@@ -91,6 +91,18 @@ export function readConfigFile(path: string): Obj {
   return (doc as Obj) ?? {};
 }
 
+/** Keys a resumed run may change: none of them alters the experiment (name is only a label). */
+export const RESUMABLE_KEYS: ReadonlySet<string> = new Set(['epochs', 'backend', 'threads', 'name']);
+
+/** Dotted key paths whose values differ between two configs (e.g. a run's saved one and a request). */
+export function configDiff(a: unknown, b: unknown, prefix = ''): string[] {
+  if (isObj(a) && isObj(b)) {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    return [...keys].flatMap((k) => configDiff(a[k], b[k], prefix ? `${prefix}.${k}` : k));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix];
+}
+
 /** Later values win; mappings merge key by key, anything else is replaced. */
 function deepMerge(a: Obj, b: Obj): Obj {
   const out: Obj = { ...a };

@@ -1,7 +1,7 @@
 // What a sweep run's folder already holds, so a re-run skips finished runs and resumes the rest.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, readConfigFile, validateConfig } from '../config/load.js';
+import { ConfigError, configDiff, RESUMABLE_KEYS, readConfigFile, validateConfig } from '../config/load.js';
 import { readMetrics } from '../train/metrics.js';
 import { runPaths } from '../train/trainer.js';
 import type { SweepRun } from './spec.js';
@@ -15,22 +15,13 @@ export interface RunStatus {
   valErrEma?: string;
 }
 
-/** Keys (dotted) whose values differ; the keys a resume may change are left out. */
-function diffKeys(a: unknown, b: unknown, prefix = ''): string[] {
-  if (typeof a === 'object' && a && typeof b === 'object' && b && !Array.isArray(a)) {
-    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-    return [...keys].flatMap((k) => diffKeys((a as any)[k], (b as any)[k], prefix ? `${prefix}.${k}` : k));
-  }
-  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix];
-}
-const RESUMABLE = new Set(['epochs', 'backend', 'threads']);
 
 export function runStatus(run: SweepRun): RunStatus {
   const p = runPaths(run.dir);
   if (existsSync(p.config)) {
     // A folder from another sweep (or an edited grid) must not be counted as this run.
     const saved = validateConfig(readConfigFile(p.config), p.config);
-    const changed = diffKeys(saved, run.cfg).filter((k) => !RESUMABLE.has(k));
+    const changed = configDiff(saved, run.cfg).filter((k) => !RESUMABLE_KEYS.has(k));
     if (changed.length) {
       throw new ConfigError(`${run.dir} holds a run with a different config (${changed.join(', ')}); delete that folder or give this sweep another out/name`);
     }
