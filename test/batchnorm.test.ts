@@ -11,6 +11,7 @@ import { createState, type RunState } from '../src/train/state.js';
 import { trainStep, type StepOptions } from '../src/train/step.js';
 import type { Batch } from '../src/data/loader.js';
 import { disposeState } from '../src/train/trainer.js';
+import { maxRelErr } from './helpers/compare.js';
 
 function uniform(seed: number): () => number {
   let s = seed >>> 0;
@@ -47,15 +48,6 @@ function refBN(x: ArrayLike<number>, [n, h, w, c]: Shape, nbs: number, eps: numb
   return { y, means, vars };
 }
 
-function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let d = 0, m = 1e-12;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
-}
 
 function tensorOf(x: Float64Array, shape: number[]): tf.Tensor {
   return tf.tensor(Float32Array.from(x), shape);

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initWasmBackend, setWasmKernels } from '../src/backend/wasm.js';
 import { BN_FORWARD } from '../src/backend/kernels/batchnorm-fused.js';
 import { batchNormAffine, type BNContext, type LayerStats } from '../src/nn/batchnorm.js';
+import { maxRelErr as relErr } from './helpers/compare.js';
 
 function uniform(seed: number): () => number {
   let s = seed >>> 0;
@@ -18,15 +19,6 @@ const rand = (len: number, seed: number, scale = 1, shift = 0) => {
   const r = uniform(seed);
   return Float32Array.from({ length: len }, () => r() * scale + shift);
 };
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let d = 0, m = 1e-12;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
-}
 
 type Shape = [number, number, number, number];
 

@@ -39,19 +39,7 @@ export interface BenchResult {
 }
 
 /** What `scripts/bench-peer.py` prints (PyTorch on the same model, input, batch and threads). */
-export interface PeerResult {
-  framework: string;
-  threads: number;
-  params: number;
-  input: string;
-  batch: number;
-  nbs: number;
-  train_images_per_s: number;
-  train_step_ms: number;
-  inference_images_per_s: number;
-  precise_seconds: number;
-  peak_rss_mb: number;
-}
+export type PeerResult = Omit<BenchResult, 'backend' | 'model' | 'precise_samples'> & { framework: string };
 
 const PEER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/bench-peer.py');
 
