@@ -1,5 +1,6 @@
 // Whole-folder reports: every table that can be built (markdown), and one self-contained HTML
 // page with the tables and inline SVG figures (no scripts, no network).
+import { realpathSync } from 'node:fs';
 import { buildFigures, FIG_IDS, render, type FigId } from './figures.js';
 import type { Run } from './runs.js';
 import { esc, hasOurs, toHtml, toMarkdown, type Table } from './table.js';
@@ -22,7 +23,13 @@ const FOLDER: Record<TableId | `f${FigId}`, RegExp> = {
 export function runsFor(key: keyof typeof FOLDER, runs: Run[]): Run[] {
   const top = (r: Run) => r.name.split(/[\\/]/)[0];
   const mine = runs.filter((r) => r.name.includes('/') && FOLDER[key].test(top(r)));
-  return mine.length ? mine : runs;
+  // A run reused by two experiments through a symlink (mini Table 2's nbs32 is Table 1's b128)
+  // is one run, not two seeds.
+  const seen = new Set<string>();
+  return (mine.length ? mine : runs).filter((r) => {
+    const real = realpathSync(r.dir);
+    return seen.has(real) ? false : (seen.add(real), true);
+  });
 }
 
 export interface TableResult {
