@@ -43,10 +43,11 @@ describe('bnlab CLI', () => {
     const out = join(dir, 'sigint');
     const child = spawn(process.execPath, [BIN, 'train', ...tiny.filter((a) => a !== '--quiet'), '--set', 'epochs=12', '--out', out], { env: { ...process.env, BNLAB_WASM_THREADS: '1' } });
     let stdout = '';
+    let sent = false;
     const code = await new Promise<number | null>((resolve) => {
       child.stdout.on('data', (d) => {
         stdout += d;
-        if (stdout.includes('epoch 2/12')) child.kill('SIGINT');
+        if (!sent && stdout.includes('epoch 2/12')) sent = child.kill('SIGINT');
       });
       child.on('exit', (c) => resolve(c));
     });

@@ -82,9 +82,10 @@ export function registerTrain(program: Command): void {
       process.on('SIGINT', onSigint);
       process.on('SIGTERM', onSigint);
       const res = await train(cfg, data, { outDir, resume: !!f.resume, log, progress: createProgress(!!f.quiet), interrupted: () => stop });
+      // Exit while the handler is still installed: a further Ctrl-C now must not kill mid-exit.
+      if (res.interrupted) process.exit(130);
       process.off('SIGINT', onSigint);
       process.off('SIGTERM', onSigint);
-      if (res.interrupted) process.exit(130);
       log(`done: ${paths.metrics}`);
     });
 }
