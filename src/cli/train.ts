@@ -31,10 +31,11 @@ function resolveRun(f: TrainFlags): { cfg: Config; outDir: string } {
   if (f.resume) {
     if (!existsSync(paths.config)) throw new ConfigError(`--resume: ${outDir} has no config.yaml; is it a bnlab run folder? (pass --out DIR or the run's --config)`);
     const saved = validateConfig(readConfigFile(paths.config), paths.config);
-    if (f.config.length === 0 && f.set.length === 0) return { cfg: saved, outDir };
-    const changed = configDiff(saved, requested).filter((k) => !RESUMABLE_KEYS.has(k));
+    // Without --config the run's own config is the base, and --set changes it (e.g. epochs=20).
+    const wanted = f.config.length ? requested : loadConfig([paths.config], f.set);
+    const changed = configDiff(saved, wanted).filter((k) => !RESUMABLE_KEYS.has(k));
     if (changed.length) throw new ConfigError(`--resume: the config differs from the run's saved config in ${changed.join(', ')}; resume with the run's own config (only epochs, backend, threads and name may change)`);
-    return { cfg: { ...saved, epochs: requested.epochs, backend: requested.backend, threads: requested.threads }, outDir };
+    return { cfg: { ...saved, epochs: wanted.epochs, backend: wanted.backend, threads: wanted.threads }, outDir };
   }
   const hasRun = existsSync(paths.metrics) || (existsSync(paths.checkpoints) && readdirSync(paths.checkpoints).length > 0);
   if (hasRun && !f.overwrite) {
