@@ -18,6 +18,9 @@ export async function* prefetch<T>(jobs: Iterable<() => Promise<T>>, depth: numb
   while (queue.length) {
     const result = await queue.shift()!;
     fill();
+    // In-memory loads resolve as microtasks; yield to the event loop so progress bars redraw,
+    // signals are seen and I/O callbacks run between batches.
+    await new Promise((r) => setImmediate(r));
     yield result;
   }
 }

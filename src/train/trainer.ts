@@ -152,9 +152,6 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
         await trace(epoch + prog.step / stepsPerEpoch, iter);
       }
       o.progress.update(prog.step, `loss ${(prog.lossSum / prog.seen).toFixed(3)} | ${(prog.seen / prog.seconds).toFixed(0)} img/s`);
-      // Let the event loop run (signals, timers, I/O callbacks): in-memory batches resolve as
-      // microtasks, so without this an epoch would never yield and Ctrl-C would go unseen.
-      await new Promise((r) => setImmediate(r));
       if (o.interrupted?.() && prog.step < stepsPerEpoch) {
         o.progress.stop();
         saveCheckpoint(s, o.outDir, false);
