@@ -24,16 +24,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torch_resnet import build_model, count_params, ghost_forward  # noqa: E402
+from torch_resnet import add_model_args, build_model, count_params, ghost_forward  # noqa: E402
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--arch', choices=['resnet-cifar', 'resnet50'], default='resnet-cifar')
-    ap.add_argument('--depth', type=int, default=20)
-    ap.add_argument('--width', type=int, default=16)
-    ap.add_argument('--in-ch', type=int, default=3)
-    ap.add_argument('--classes', type=int, default=10)
+    add_model_args(ap)
     ap.add_argument('--size', type=int, default=32)
     ap.add_argument('--batch', type=int, default=32)
     ap.add_argument('--nbs', type=int, default=0, help='BN group size (0 = batch)')

@@ -237,13 +237,18 @@ def count_params(model):
     return sum(p.numel() for p in model.parameters())
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def add_model_args(ap):
+    """The architecture flags shared by this CLI and scripts/bench-peer.py."""
     ap.add_argument('--arch', choices=['resnet-cifar', 'resnet50'], default='resnet-cifar')
     ap.add_argument('--depth', type=int, default=20)
     ap.add_argument('--width', type=int, default=16)
     ap.add_argument('--in-ch', type=int, default=3)
     ap.add_argument('--classes', type=int, default=10)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    add_model_args(ap)
     ap.add_argument('--count', action='store_true', help='print the parameter count')
     ap.add_argument('--names', action='store_true', help='print bnlab parameter names and shapes')
     a = ap.parse_args(argv)
