@@ -18,8 +18,22 @@ typedef unsigned int u32;
 
 static inline float rsqrt_(double v) { return (float)(1.0 / __builtin_sqrt(v)); }
 
-// Sums of x and x^2 over rows [0, M) of a [M, C] slab into s1, s2 (float64, length C);
-// f1, f2: float32 scratch of length C.
+// y = act(x*scale + shift) over rows of C channels: the shared second pass of every forward.
+static inline void apply_rows(const float* x, float* y, const float* scale, const float* shift, u32 rows, u32 C, u32 relu) {
+  if (relu) {
+    for (u32 r = 0; r < rows; r++) {
+      const float* row = x + (unsigned long)r * C;
+      float* out = y + (unsigned long)r * C;
+      for (u32 c = 0; c < C; c++) { float v = row[c] * scale[c] + shift[c]; out[c] = v > 0 ? v : 0; }
+    }
+  } else {
+    for (u32 r = 0; r < rows; r++) {
+      const float* row = x + (unsigned long)r * C;
+      float* out = y + (unsigned long)r * C;
+      for (u32 c = 0; c < C; c++) out[c] = row[c] * scale[c] + shift[c];
+    }
+  }
+}
 
 // One pass over x for the moments, shifted by the group's first row, which keeps
 // E[x^2]-E[x]^2 well conditioned when |mean| >> std. gamma, beta: never null (ones/zeros).
@@ -53,19 +67,7 @@ void bn_forward(const float* x, float* y, float* mean, float* var, const float* 
       scale[c] = ga * rs;
       shift[c] = (float)(be - mu * (double)(ga * rs));
     }
-    if (relu) {
-      for (u32 r = 0; r < M; r++) {
-        const float* row = xg + (unsigned long)r * C;
-        float* out = yg + (unsigned long)r * C;
-        for (u32 c = 0; c < C; c++) { float v = row[c] * scale[c] + shift[c]; out[c] = v > 0 ? v : 0; }
-      }
-    } else {
-      for (u32 r = 0; r < M; r++) {
-        const float* row = xg + (unsigned long)r * C;
-        float* out = yg + (unsigned long)r * C;
-        for (u32 c = 0; c < C; c++) out[c] = row[c] * scale[c] + shift[c];
-      }
-    }
+    apply_rows(xg, yg, scale, shift, M, C, relu);
   }
 }
 
@@ -73,19 +75,7 @@ void bn_forward(const float* x, float* y, float* mean, float* var, const float* 
 // caller precomputed scale = gamma*rstd, shift = beta - mean*gamma*rstd. rows = N*H*W.
 __attribute__((export_name("bn_apply")))
 void bn_apply(const float* x, float* y, const float* scale, const float* shift, u32 rows, u32 C, u32 relu) {
-  if (relu) {
-    for (u32 r = 0; r < rows; r++) {
-      const float* row = x + (unsigned long)r * C;
-      float* out = y + (unsigned long)r * C;
-      for (u32 c = 0; c < C; c++) { float v = row[c] * scale[c] + shift[c]; out[c] = v > 0 ? v : 0; }
-    }
-  } else {
-    for (u32 r = 0; r < rows; r++) {
-      const float* row = x + (unsigned long)r * C;
-      float* out = y + (unsigned long)r * C;
-      for (u32 c = 0; c < C; c++) out[c] = row[c] * scale[c] + shift[c];
-    }
-  }
+  apply_rows(x, y, scale, shift, rows, C, relu);
 }
 
 // Backward of bn_forward. mean/var: the forward's statistics [G, C]. dgamma/dbeta: [C], summed
