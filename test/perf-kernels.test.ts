@@ -171,7 +171,7 @@ describe('fused BN + affine (+ReLU) on wasm', () => {
   });
 
   it('switches off (option and BNLAB_WASM_KERNELS=none) and back on', () => {
-    expect(setWasmKernels({ fusedBN: false })).toEqual(['sharedIdentity']);
+    expect(setWasmKernels({ fusedBN: false })).not.toContain('fusedBN');
     expect(tf.getKernel(BN_FORWARD, 'wasm')).toBeUndefined();
     try {
       process.env.BNLAB_WASM_KERNELS = 'none';
@@ -186,7 +186,7 @@ describe('fused BN + affine (+ReLU) on wasm', () => {
     } finally {
       delete process.env.BNLAB_WASM_KERNELS;
     }
-    expect(setWasmKernels()).toEqual(['fusedBN', 'sharedIdentity']);
+    expect(setWasmKernels()).toEqual(expect.arrayContaining(['fusedBN', 'sharedIdentity']));
     expect(tf.getKernel(BN_FORWARD, 'wasm')).toBeDefined();
   });
 });

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { getKernel } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initWasmBackend, registerCpuFixes, restoreCpuKernels, setWasmFixes } from '../src/backend/wasm.js';
+import { initWasmBackend, registerCpuFixes, restoreCpuKernels, setWasmFixes, setWasmKernels } from '../src/backend/wasm.js';
 
 type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
 type Case = { x: number[]; f: number[]; s: number; pad: Pad };
@@ -72,6 +72,8 @@ function randomCases(n: number): Case[] {
 beforeAll(async () => {
   const info = await initWasmBackend({ threads: 1 });
   expect(info.fixes).toEqual(['filterGrad', 'inputGrad', 'batchMatMul']);
+  // the fixes themselves, not the oneDNN kernels layered on top (test/dnnl-conv.test.ts)
+  expect(setWasmKernels({ dnnlConv: false })).not.toContain('dnnlConv');
   restoreCpuKernels();
 });
 

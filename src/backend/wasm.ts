@@ -12,6 +12,8 @@ import { inputGradKernel } from './kernels/conv-input-grad.js';
 import { batchMatMulKernel } from './kernels/batch-matmul.js';
 import { setFusedBN } from './kernels/batchnorm-fused.js';
 import { sharedIdentityKernel } from './kernels/identity.js';
+import { dnnlConvKernel, dnnlFilterGradKernel, dnnlInputGradKernel } from './kernels/conv-dnnl.js';
+import { loadDnnl } from './dnnl.js';
 import { patchForNodeThreads, threadPatchApplies } from './wasm-threads.js';
 
 export type WasmFix = 'filterGrad' | 'inputGrad' | 'batchMatMul';
@@ -22,12 +24,14 @@ export const WASM_FIXES: readonly WasmFix[] = ['filterGrad', 'inputGrad', 'batch
 // WebAssembly module (src/backend/native/bn.c) working in place on the backend's memory.
 // sharedIdentity: Identity (= every clone tfjs makes of a tensor saved for backward) shares
 // the data instead of copying it: less heap, fewer copies.
+// dnnlConv: Conv2D and both its gradients computed by oneDNN (native addon, optional: only when
+// built, see src/backend/dnnl.ts) in place on the wasm heap, instead of XNNPACK / the fixes.
 // BNLAB_WASM_KERNELS=none (or a comma list) overrides; BNLAB_WASM_FIXES=none turns them off too.
-export type WasmKernel = 'fusedBN' | 'sharedIdentity';
-export const WASM_KERNELS: readonly WasmKernel[] = ['fusedBN', 'sharedIdentity'];
+export type WasmKernel = 'fusedBN' | 'sharedIdentity' | 'dnnlConv';
+export const WASM_KERNELS: readonly WasmKernel[] = ['fusedBN', 'sharedIdentity', 'dnnlConv'];
 
 function kernelsWanted(opt: Partial<Record<WasmKernel, boolean>> = {}): Record<WasmKernel, boolean> {
-  const want: Record<WasmKernel, boolean> = { fusedBN: true, sharedIdentity: true, ...opt };
+  const want: Record<WasmKernel, boolean> = { fusedBN: true, sharedIdentity: true, dnnlConv: true, ...opt };
   const v = process.env.BNLAB_WASM_KERNELS?.trim();
   if (v) for (const k of WASM_KERNELS) want[k] = v === 'all' || v.split(',').map((x) => x.trim()).includes(k);
   if (process.env.BNLAB_WASM_FIXES?.trim() === 'none') for (const k of WASM_KERNELS) want[k] = false;
@@ -39,7 +43,35 @@ export function setWasmKernels(opt: Partial<Record<WasmKernel, boolean>> = {}): 
   const want = kernelsWanted(opt);
   setFusedBN(want.fusedBN, 'wasm');
   swap('Identity', 'wasm', want.sharedIdentity ? (orig) => sharedIdentityKernel(orig!) : null);
+  dnnlWanted = want.dnnlConv;
+  want.dnnlConv = applyConvKernels();
   return WASM_KERNELS.filter((k) => want[k]);
+}
+
+// The three conv kernels are layered: stock, then the fixes (setWasmFixes), then oneDNN on
+// top when wanted and built; either setter re-applies the stack. Returns whether oneDNN is on.
+let dnnlWanted = false;
+const fixKernels = new Map<string, KernelConfig | undefined>();
+function applyConvKernels(): boolean {
+  const addon = dnnlWanted ? loadDnnl().addon : null;
+  const wraps = { Conv2D: dnnlConvKernel, Conv2DBackpropInput: dnnlInputGradKernel, Conv2DBackpropFilter: dnnlFilterGradKernel };
+  for (const [name, wrap] of Object.entries(wraps)) {
+    const key = `wasm/${name}`;
+    if (!stock.has(key)) stock.set(key, getKernel(name, 'wasm'));
+    const base = fixKernels.has(name) ? fixKernels.get(name) : stock.get(key);
+    if (getKernel(name, 'wasm') != null) unregisterKernel(name, 'wasm');
+    const cfg = addon ? wrap(addon, base ?? missingKernel(name)) : base;
+    if (cfg) registerKernel(cfg);
+  }
+  return addon != null;
+}
+
+/** Fallback target when no kernel exists below oneDNN (stock wasm has no filter gradient). */
+function missingKernel(kernelName: string): KernelConfig {
+  return {
+    kernelName, backendName: 'wasm',
+    kernelFunc: () => { throw new Error(`bnlab: oneDNN could not run ${kernelName} for this geometry and the wasm backend has no ${kernelName} (enable the filterGrad fix)`); },
+  };
 }
 
 export interface WasmInfo { simd: boolean; threads: number; fixes: string[]; notes: string[]; kernels?: string[] }
@@ -80,6 +112,8 @@ export function setWasmFixes(fixes: Partial<Record<WasmFix, boolean>> = {}): str
   swap('Conv2DBackpropFilter', 'wasm', want.filterGrad ? () => filterGradKernel('wasm') : null);
   swap('Conv2DBackpropInput', 'wasm', want.inputGrad ? (orig) => inputGradKernel('wasm', orig) : null);
   swap('BatchMatMul', 'wasm', want.batchMatMul ? (orig) => batchMatMulKernel(orig!) : null);
+  for (const name of ['Conv2DBackpropFilter', 'Conv2DBackpropInput']) fixKernels.set(name, getKernel(name, 'wasm'));
+  applyConvKernels();
   return WASM_FIXES.filter((f) => want[f]);
 }
 
@@ -163,6 +197,10 @@ export async function initWasmBackend(opts: WasmOptions = {}): Promise<WasmInfo>
   let kernels: string[] = [];
   try {
     kernels = setWasmKernels(opts.kernels);
+    if (kernelsWanted(opts.kernels).dnnlConv && !kernels.includes('dnnlConv')) {
+      notes.push(`dnnlConv off: native oneDNN convolutions ${loadDnnl().reason}`);
+    }
+    loadDnnl().addon?.setThreads(threads);
   } catch (e) {
     setFusedBN(false, 'wasm');
     notes.push(`bnlab wasm kernels off: ${(e as Error).message}`);

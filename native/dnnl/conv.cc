@@ -1,0 +1,229 @@
+// oneDNN (Debian's libdnnl, the library PyTorch's CPU convolutions run on) for the three
+// convolution kernels of the tfjs wasm backend, computed natively and in place on the wasm
+// heap: tfjs tensors stay where they are, only the arithmetic moves to AVX2/FMA code.
+//
+// JS passes the heap (a Uint8Array over the wasm memory), byte offsets of the three tensors
+// and the conv geometry; tensors are NHWC (activations) and HWIO (filters), tfjs' layouts.
+// Primitives are created once per geometry and cached: creation costs milliseconds.
+#include <node_api.h>
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+
+namespace {
+
+enum Kind { FORWARD = 0, BACKWARD_DATA = 1, BACKWARD_WEIGHTS = 2 };
+// dims: B H W ci FH FW co OH OW sh sw pt pl pb pr
+constexpr int NDIMS = 15;
+
+struct Geometry {
+  int kind;
+  std::vector<int64_t> d;
+  bool operator<(const Geometry& o) const { return kind != o.kind ? kind < o.kind : d < o.d; }
+};
+
+// The three tensors of a call are a, b, c: (x, w, y) forward, (dy, w, dx) backward data,
+// (x, dy, dw) backward weights. User-side layouts are plain; the primitive may prefer blocked
+// layouts, then reorders (with buffers owned here) bracket it.
+struct Plan {
+  dnnl::primitive prim;
+  int argA, argB, argC;
+  memory::desc userA, userB, userC;
+  memory::desc primA, primB, primC;
+  std::string impl;
+};
+
+dnnl::engine& engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+dnnl::stream& stream() {
+  static dnnl::stream s(engine());
+  return s;
+}
+
+std::map<Geometry, std::unique_ptr<Plan>> plans;
+
+std::unique_ptr<Plan> makePlan(const Geometry& g) {
+  const auto& d = g.d;
+  const int64_t B = d[0], H = d[1], W = d[2], ci = d[3], FH = d[4], FW = d[5], co = d[6], OH = d[7], OW = d[8];
+  const memory::dims strides = {d[9], d[10]}, padL = {d[11], d[12]}, padR = {d[13], d[14]};
+  const auto f32 = memory::data_type::f32;
+  memory::desc x({B, ci, H, W}, f32, tag::nhwc), w({co, ci, FH, FW}, f32, tag::hwio), y({B, co, OH, OW}, f32, tag::nhwc);
+  const bool plain = getenv("BNLAB_DNNL_PLAIN") != nullptr;
+  memory::desc xa({B, ci, H, W}, f32, plain ? tag::nhwc : tag::any), wa({co, ci, FH, FW}, f32, plain ? tag::hwio : tag::any), ya({B, co, OH, OW}, f32, plain ? tag::nhwc : tag::any);
+  const auto algo = dnnl::algorithm::convolution_direct;
+  auto& e = engine();
+  dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, algo, xa, wa, ya, strides, padL, padR);
+  dnnl::convolution_forward::primitive_desc fpd(fd, e);
+
+  auto p = std::make_unique<Plan>();
+  if (g.kind == FORWARD) {
+    p->prim = dnnl::convolution_forward(fpd);
+    p->argA = DNNL_ARG_SRC, p->argB = DNNL_ARG_WEIGHTS, p->argC = DNNL_ARG_DST;
+    p->userA = x, p->userB = w, p->userC = y;
+    p->primA = fpd.src_desc(), p->primB = fpd.weights_desc(), p->primC = fpd.dst_desc();
+    p->impl = fpd.impl_info_str();
+  } else if (g.kind == BACKWARD_DATA) {
+    dnnl::convolution_backward_data::desc bd(algo, xa, wa, ya, strides, padL, padR);
+    dnnl::convolution_backward_data::primitive_desc bpd(bd, e, fpd);
+    p->prim = dnnl::convolution_backward_data(bpd);
+    p->argA = DNNL_ARG_DIFF_DST, p->argB = DNNL_ARG_WEIGHTS, p->argC = DNNL_ARG_DIFF_SRC;
+    p->userA = y, p->userB = w, p->userC = x;
+    p->primA = bpd.diff_dst_desc(), p->primB = bpd.weights_desc(), p->primC = bpd.diff_src_desc();
+    p->impl = bpd.impl_info_str();
+  } else {
+    dnnl::convolution_backward_weights::desc bd(algo, xa, wa, ya, strides, padL, padR);
+    dnnl::convolution_backward_weights::primitive_desc bpd(bd, e, fpd);
+    p->prim = dnnl::convolution_backward_weights(bpd);
+    p->argA = DNNL_ARG_SRC, p->argB = DNNL_ARG_DIFF_DST, p->argC = DNNL_ARG_DIFF_WEIGHTS;
+    p->userA = x, p->userB = y, p->userC = w;
+    p->primA = bpd.src_desc(), p->primB = bpd.diff_dst_desc(), p->primC = bpd.diff_weights_desc();
+    p->impl = bpd.impl_info_str();
+  }
+  return p;
+}
+
+Plan& planFor(const Geometry& g) {
+  auto it = plans.find(g);
+  if (it == plans.end()) it = plans.emplace(g, makePlan(g)).first;
+  return *it->second;
+}
+
+// Scratch for the blocked copies, one growing buffer per operand slot, reused by every call
+// (calls come one at a time from the JS thread): fresh allocations per call cost page faults.
+struct Arena {
+  void* p = nullptr;
+  size_t size = 0;
+  void* get(size_t n) {
+    if (n > size) {
+      free(p);
+      size = (n + 4095) & ~size_t(4095);
+      p = aligned_alloc(4096, size);
+      if (!p) throw std::bad_alloc();
+    }
+    return p;
+  }
+};
+Arena arenas[3];
+
+// Runs one conv; blocked layouts get reorders in and out.
+void run(Plan& p, char* heap, size_t offA, size_t offB, size_t offC) {
+  auto& e = engine();
+  auto& s = stream();
+  memory ua(p.userA, e, heap + offA), ub(p.userB, e, heap + offB), uc(p.userC, e, heap + offC);
+  auto blocked = [&](memory& u, const memory::desc& want, int slot) {
+    return want == u.get_desc() ? u : memory(want, e, arenas[slot].get(want.get_size()));
+  };
+  memory a = blocked(ua, p.primA, 0), b = blocked(ub, p.primB, 1), c = blocked(uc, p.primC, 2);
+  if (a.get_data_handle() != ua.get_data_handle()) dnnl::reorder(ua, a).execute(s, ua, a);
+  if (b.get_data_handle() != ub.get_data_handle()) dnnl::reorder(ub, b).execute(s, ub, b);
+  p.prim.execute(s, {{p.argA, a}, {p.argB, b}, {p.argC, c}});
+  if (c.get_data_handle() != uc.get_data_handle()) dnnl::reorder(c, uc).execute(s, c, uc);
+  s.wait();
+}
+
+// ---- N-API glue ----
+napi_value throwError(napi_env env, const std::string& msg) {
+  napi_throw_error(env, nullptr, msg.c_str());
+  return nullptr;
+}
+
+bool argGeometry(napi_env env, napi_value v, Geometry& g) {
+  void* data;
+  size_t len;
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(env, v, &type, &len, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_int32_array || len != NDIMS)
+    return false;
+  const int32_t* d = static_cast<const int32_t*>(data);
+  g.d.assign(d, d + NDIMS);
+  return true;
+}
+
+// conv(kind, heapU8, offA, offB, offC, dims Int32Array(15))
+napi_value Conv(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 6) return throwError(env, "bnlab_dnnl.conv: expected 6 arguments");
+  Geometry g;
+  int32_t kind;
+  napi_get_value_int32(env, argv[0], &kind);
+  g.kind = kind;
+  void* heap;
+  size_t heapLen;
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(env, argv[1], &type, &heapLen, &heap, nullptr, nullptr) != napi_ok || type != napi_uint8_array)
+    return throwError(env, "bnlab_dnnl.conv: heap must be a Uint8Array");
+  double off[3];
+  for (int i = 0; i < 3; i++) napi_get_value_double(env, argv[2 + i], &off[i]);
+  if (kind < 0 || kind > 2 || !argGeometry(env, argv[5], g)) return throwError(env, "bnlab_dnnl.conv: bad kind or dims");
+  try {
+    run(planFor(g), static_cast<char*>(heap), size_t(off[0]), size_t(off[1]), size_t(off[2]));
+  } catch (const dnnl::error& e) {
+    return throwError(env, std::string("oneDNN: ") + e.what());
+  }
+  return nullptr;
+}
+
+// impl(kind, dims): the oneDNN implementation chosen for a geometry (for bench/doctor).
+napi_value Impl(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  Geometry g;
+  int32_t kind = 0;
+  napi_get_value_int32(env, argv[0], &kind);
+  g.kind = kind;
+  if (argc != 2 || kind < 0 || kind > 2 || !argGeometry(env, argv[1], g)) return throwError(env, "bnlab_dnnl.impl: bad arguments");
+  try {
+    const std::string& s = planFor(g).impl;
+    napi_value out;
+    napi_create_string_utf8(env, s.c_str(), s.size(), &out);
+    return out;
+  } catch (const dnnl::error& e) {
+    return throwError(env, std::string("oneDNN: ") + e.what());
+  }
+}
+
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int32_t n = 1;
+  if (argc == 1) napi_get_value_int32(env, argv[0], &n);
+  omp_set_num_threads(n < 1 ? 1 : n);
+  return nullptr;
+}
+
+napi_value Version(napi_env env, napi_callback_info) {
+  const dnnl_version_t* v = dnnl_version();
+  std::string s = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+  napi_value out;
+  napi_create_string_utf8(env, s.c_str(), s.size(), &out);
+  return out;
+}
+
+}  // namespace
+
+napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"conv", nullptr, Conv, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"impl", nullptr, Impl, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,82 @@
+// Conv2D and both of its gradients for the wasm backend, computed by oneDNN through the native
+// addon (src/backend/dnnl.ts) in place on the wasm heap: outputs are allocated by tfjs, oneDNN
+// reads and writes them where they live. NHWC, no dilation; anything else (and any oneDNN
+// error) goes to the kernel registered before, so nothing is lost by having this on.
+import { backend_util, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
+import type { DnnlAddon } from '../dnnl.js';
+
+interface WasmBackendLike {
+  wasm: { HEAPU8: Uint8Array };
+  dataIdMap: { get(id: object): { memoryOffset: number } };
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  disposeData(id: object): void;
+}
+
+interface ConvAttrs {
+  strides: number | [number, number];
+  pad: 'same' | 'valid' | number | backend_util.ExplicitPadding;
+  dataFormat: 'NHWC' | 'NCHW';
+  dilations?: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  inputShape?: [number, number, number, number];
+  filterShape?: [number, number, number, number];
+}
+
+export const FORWARD = 0, BACKWARD_DATA = 1, BACKWARD_WEIGHTS = 2;
+
+/** The 15 numbers the addon keys its primitives on: B H W ci FH FW co OH OW sh sw pt pl pb pr. */
+export function convDims(xShape: number[], filterShape: number[], attrs: ConvAttrs): Int32Array | null {
+  if (attrs.dataFormat === 'NCHW') return null;
+  const dil = attrs.dilations ?? 1;
+  if (dil !== 1 && !(Array.isArray(dil) && dil[0] === 1 && dil[1] === 1)) return null;
+  const info = backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number], filterShape as [number, number, number, number],
+    attrs.strides, 1, attrs.pad as 'same', attrs.dimRoundingMode);
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: ci, filterHeight: FH, filterWidth: FW,
+    outChannels: co, outHeight: OH, outWidth: OW, strideHeight: sh, strideWidth: sw } = info;
+  // oneDNN derives the output size as floor((H + pt + pb - FH) / sh) + 1; tfjs' pads satisfy
+  // that for 'same', 'valid' and explicit pads (checked, never assumed).
+  const { top: pt, left: pl, bottom: pb, right: pr } = info.padInfo;
+  const fits = (n: number, f: number, s: number, a: number, z: number, o: number) =>
+    a >= 0 && z >= 0 && Math.floor((n + a + z - f) / s) + 1 === o;
+  if (!fits(H, FH, sh, pt, pb, OH) || !fits(W, FW, sw, pl, pr, OW)) return null;
+  if (B * H * W * ci === 0 || B * OH * OW * co === 0) return null;
+  return new Int32Array([B, H, W, ci, FH, FW, co, OH, OW, sh, sw, pt, pl, pb, pr]);
+}
+
+function kernel(addon: DnnlAddon, kind: number, prev: KernelConfig, backendName: string): KernelConfig {
+  const kernelFunc = ((args) => {
+    const b = args.backend as unknown as WasmBackendLike;
+    const attrs = args.attrs as unknown as ConvAttrs;
+    const ins = args.inputs as Record<string, TensorInfo>;
+    let a: TensorInfo, w: TensorInfo, dims: Int32Array | null, outShape: number[];
+    if (kind === FORWARD) {
+      [a, w] = [ins.x, ins.filter];
+      dims = convDims(a.shape, w.shape, attrs);
+      outShape = dims ? [dims[0], dims[7], dims[8], dims[6]] : [];
+    } else if (kind === BACKWARD_DATA) {
+      [a, w] = [ins.dy, ins.filter];
+      dims = convDims(attrs.inputShape!, w.shape, attrs);
+      outShape = attrs.inputShape!;
+    } else {
+      [a, w] = [ins.x, ins.dy];
+      dims = convDims(a.shape, attrs.filterShape!, attrs);
+      outShape = attrs.filterShape!;
+    }
+    if (dims == null || a.dtype !== 'float32' || w.dtype !== 'float32') return prev.kernelFunc(args);
+    const out = b.makeOutput(outShape, 'float32');
+    const at = (t: TensorInfo) => b.dataIdMap.get(t.dataId).memoryOffset >>> 0;
+    try {
+      addon.conv(kind, b.wasm.HEAPU8, at(a), at(w), at(out), dims);
+    } catch {
+      b.disposeData(out.dataId);
+      return prev.kernelFunc(args);
+    }
+    return out;
+  }) as KernelFunc;
+  return { kernelName: prev.kernelName, backendName, kernelFunc, setupFunc: prev.setupFunc };
+}
+
+export const dnnlConvKernel = (addon: DnnlAddon, prev: KernelConfig) => kernel(addon, FORWARD, prev, prev.backendName);
+export const dnnlInputGradKernel = (addon: DnnlAddon, prev: KernelConfig) => kernel(addon, BACKWARD_DATA, prev, prev.backendName);
+export const dnnlFilterGradKernel = (addon: DnnlAddon, prev: KernelConfig) => kernel(addon, BACKWARD_WEIGHTS, prev, prev.backendName);

@@ -1,0 +1,130 @@
+// The oneDNN convolution kernels (native addon, src/backend/kernels/conv-dnnl.ts) against the
+// stock pure-JS cpu backend: forward, input gradient and filter gradient, on fixed edge cases
+// (stride 2, odd/even sizes, asymmetric and explicit pads, 1x1, 7x7, batch 1-2) and random ones.
+// CI builds the addon (.ci/run installs libdnnl-dev before npm ci); without it this file fails
+// with the reason and the fix, on purpose.
+import * as tf from '@tensorflow/tfjs';
+import { getKernel } from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadDnnl } from '../src/backend/dnnl.js';
+import { convDims } from '../src/backend/kernels/conv-dnnl.js';
+import { initWasmBackend, restoreCpuKernels, setWasmKernels } from '../src/backend/wasm.js';
+
+type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
+type Case = { x: number[]; f: number[]; s: number; pad: Pad };
+
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+}
+const data = (shape: number[], seed: number) => {
+  const r = rng(seed);
+  return Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r() * 2 - 1);
+};
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let d = 0, m = 1e-12;
+  for (let i = 0; i < a.length; i++) { d = Math.max(d, Math.abs(a[i] - b[i])); m = Math.max(m, Math.abs(b[i])); }
+  return d / m;
+}
+
+/** [y, dL/dx, dL/df] of L = sum(conv2d(x, f) * dy) on a backend. */
+function convAll(backend: string, c: Case, seed: number): Float32Array[] {
+  tf.setBackend(backend);
+  return tf.tidy(() => {
+    const x = tf.tensor4d(data(c.x, seed), c.x as [number, number, number, number]);
+    const f = tf.tensor4d(data(c.f, seed + 1), c.f as [number, number, number, number]);
+    const y = tf.conv2d(x, f, c.s, c.pad);
+    const dy = tf.tensor(data(y.shape, seed + 2), y.shape);
+    const g = tf.grads((a, b) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad).mul(dy).sum())([x, f]);
+    return [y, ...g].map((t) => t.dataSync() as Float32Array);
+  });
+}
+
+const fixed: Case[] = [
+  { x: [2, 7, 7, 3], f: [3, 3, 3, 4], s: 1, pad: 'same' },
+  { x: [2, 7, 7, 3], f: [3, 3, 3, 4], s: 2, pad: 'same' },
+  { x: [2, 8, 8, 3], f: [3, 3, 3, 4], s: 2, pad: 'same' },
+  { x: [1, 9, 8, 5], f: [3, 3, 5, 2], s: 2, pad: 'valid' },
+  { x: [2, 8, 8, 4], f: [1, 1, 4, 6], s: 2, pad: 'same' },
+  { x: [2, 7, 7, 4], f: [1, 1, 4, 6], s: 2, pad: 'valid' },
+  { x: [1, 6, 6, 4], f: [1, 1, 4, 6], s: 1, pad: 'same' },
+  { x: [2, 15, 16, 3], f: [7, 7, 3, 4], s: 2, pad: 'same' },
+  { x: [2, 9, 9, 3], f: [3, 3, 3, 4], s: 2, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+  { x: [2, 6, 6, 3], f: [1, 1, 3, 2], s: 1, pad: [[0, 0], [1, 0], [0, 1], [0, 0]] },
+  { x: [8, 10, 10, 16], f: [3, 3, 16, 32], s: 1, pad: 'same' }, // blocked layouts (8/16 channels)
+  { x: [4, 12, 12, 32], f: [3, 3, 32, 64], s: 2, pad: 'same' },
+];
+
+function randomCases(n: number): Case[] {
+  const r = rng(7);
+  const pick = <T,>(xs: T[]) => xs[Math.floor(r() * xs.length)];
+  return Array.from({ length: n }, () => {
+    const k = pick([1, 3, 3, 5]);
+    const h = k + Math.floor(r() * 9), w = k + Math.floor(r() * 9);
+    const ci = pick([1, 3, 8, 17]), co = pick([2, 8, 16, 24]);
+    return { x: [pick([1, 2, 3]), h, w, ci], f: [k, k, ci, co], s: pick([1, 2]), pad: pick<Pad>(['same', 'valid']) };
+  });
+}
+
+beforeAll(async () => {
+  const { addon, reason } = loadDnnl();
+  if (!addon) throw new Error(`native oneDNN addon ${reason}`);
+  const info = await initWasmBackend({ threads: 1 });
+  expect(info.kernels).toContain('dnnlConv');
+  restoreCpuKernels();
+});
+
+describe('oneDNN conv kernels on wasm match stock cpu', () => {
+  it.each([...fixed, ...randomCases(16)].map((c, i) => [i, JSON.stringify(c), c] as const))(
+    'case %i %s', (i, _name, c) => {
+      const cpu = convAll('cpu', c, 11 * i);
+      const wasm = convAll('wasm', c, 11 * i);
+      expect(relErr(wasm[0], cpu[0]), 'y').toBeLessThan(1e-5);
+      expect(relErr(wasm[1], cpu[1]), 'dx').toBeLessThan(1e-5);
+      expect(relErr(wasm[2], cpu[2]), 'dfilter').toBeLessThan(1e-5);
+    });
+
+  it('runs oneDNN (not a fallback) for the fixed cases, with a JIT implementation', () => {
+    const { addon } = loadDnnl();
+    for (const c of fixed) {
+      const dims = convDims(c.x, c.f, { strides: c.s, pad: c.pad, dataFormat: 'NHWC' });
+      expect(dims, JSON.stringify(c)).not.toBeNull();
+      for (const kind of [0, 1, 2]) expect(addon!.impl(kind, dims!)).toMatch(/jit|gemm|ref/);
+    }
+    const big = convDims([8, 10, 10, 16], [3, 3, 16, 32], { strides: 1, pad: 'same', dataFormat: 'NHWC' })!;
+    expect(addon!.impl(0, big)).toMatch(/^jit/);
+  });
+
+  it('falls back for dilated convs and still matches', () => {
+    const run = (b: string) => {
+      tf.setBackend(b);
+      return tf.tidy(() => tf.conv2d(tf.tensor4d(data([1, 9, 9, 2], 1), [1, 9, 9, 2]),
+        tf.tensor4d(data([3, 3, 2, 3], 2), [3, 3, 2, 3]), 1, 'same', 'NHWC', 2).dataSync());
+    };
+    expect(convDims([1, 9, 9, 2], [3, 3, 2, 3], { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: 2 })).toBeNull();
+    expect(relErr(run('wasm'), run('cpu'))).toBeLessThan(1e-5);
+  });
+
+  it('frees what it allocates', () => {
+    tf.setBackend('wasm');
+    convAll('wasm', fixed[2], 1);
+    const before = tf.backend().numDataIds();
+    for (const c of fixed) convAll('wasm', c, 3);
+    expect(tf.backend().numDataIds()).toBe(before);
+  });
+
+  it('switches off (option and BNLAB_WASM_KERNELS) back to the XNNPACK path', () => {
+    const on = getKernel('Conv2D', 'wasm');
+    try {
+      expect(setWasmKernels({ dnnlConv: false })).not.toContain('dnnlConv');
+      expect(getKernel('Conv2D', 'wasm')).not.toBe(on);
+      expect(relErr(convAll('wasm', fixed[1], 5)[2], convAll('cpu', fixed[1], 5)[2])).toBeLessThan(1e-5);
+      process.env.BNLAB_WASM_KERNELS = 'fusedBN,dnnlConv';
+      expect(setWasmKernels()).toEqual(['fusedBN', 'dnnlConv']);
+    } finally {
+      delete process.env.BNLAB_WASM_KERNELS;
+      expect(setWasmKernels()).toContain('dnnlConv');
+    }
+  });
+});
