@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds native/dnnl/bnlab_dnnl.node: the tfjs wasm backend's convolutions computed by oneDNN
+# Builds native/addon/bnlab_native.node: the tfjs wasm backend's convolutions computed by oneDNN
 # (Debian's libdnnl, the library PyTorch's CPU convolutions use), in place on the wasm heap.
 # Needs g++, Node's headers and libdnnl-dev (apt-get install -y g++ libdnnl-dev).
 # --optional (used by `npm ci`): when something is missing, say so and succeed; bnlab then
@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 optional=0; [[ "${1:-}" == --optional ]] && optional=1
-out=native/dnnl/bnlab_dnnl.node
+out=native/addon/bnlab_native.node
 inc="$(dirname "$(dirname "$(command -v node)")")/include/node"
 skip() {
   if (( optional )); then
@@ -21,7 +21,7 @@ command -v g++ >/dev/null || skip "g++ not found"
 [[ -f "$inc/node_api.h" ]] || skip "Node headers not found at $inc"
 [[ -f /usr/include/oneapi/dnnl/dnnl.hpp ]] || skip "libdnnl-dev not installed"
 [[ "$(uname -m)" == x86_64 || "$(uname -m)" == aarch64 ]] || skip "unsupported CPU $(uname -m)"
-g++ -O2 -std=c++17 -shared -fPIC -fvisibility=hidden -I"$inc" native/dnnl/conv.cc -ldnnl -lgomp -o "$out.tmp" \
+g++ -O3 -march=native -fopenmp -std=c++17 -shared -fPIC -fvisibility=hidden -I"$inc" native/addon/module.cc native/addon/conv.cc native/addon/bn.cc -ldnnl -lgomp -o "$out.tmp" \
   || skip "g++ failed"
 mv "$out.tmp" "$out"
-echo "bnlab: built $out (oneDNN $(node -e "console.log(require('./$out').version())"))" >&2
+echo "bnlab: built $out ($(node -e "console.log(require('./$out').version())"))" >&2

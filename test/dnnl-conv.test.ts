@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { getKernel } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadDnnl } from '../src/backend/dnnl.js';
+import { loadNative } from '../src/backend/native-addon.js';
 import { convDims } from '../src/backend/kernels/conv-dnnl.js';
 import { initWasmBackend, restoreCpuKernels, setWasmKernels } from '../src/backend/wasm.js';
 
@@ -68,7 +68,7 @@ function randomCases(n: number): Case[] {
 }
 
 beforeAll(async () => {
-  const { addon, reason } = loadDnnl();
+  const { addon, reason } = loadNative();
   if (!addon) throw new Error(`native oneDNN addon ${reason}`);
   const info = await initWasmBackend({ threads: 1 });
   expect(info.kernels).toContain('dnnlConv');
@@ -86,7 +86,7 @@ describe('oneDNN conv kernels on wasm match stock cpu', () => {
     });
 
   it('runs oneDNN (not a fallback) for the fixed cases, with a JIT implementation', () => {
-    const { addon } = loadDnnl();
+    const { addon } = loadNative();
     for (const c of fixed) {
       const dims = convDims(c.x, c.f, { strides: c.s, pad: c.pad, dataFormat: 'NHWC' });
       expect(dims, JSON.stringify(c)).not.toBeNull();

@@ -7,6 +7,7 @@ import '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initWasmBackend, setWasmKernels } from '../src/backend/wasm.js';
+import { loadNative } from '../src/backend/native-addon.js';
 import { BN_FORWARD } from '../src/backend/kernels/batchnorm-fused.js';
 import { batchNormAffine, type BNContext, type LayerStats } from '../src/nn/batchnorm.js';
 import { maxRelErr as relErr } from './helpers/compare.js';
@@ -79,7 +80,18 @@ const cases: { shape: Shape; nbs: number; relu: boolean; shift?: number }[] = [
   { shape: [3, 1, 1, 9], nbs: 3, relu: true },
 ];
 
-describe('fused BN + affine (+ReLU) on wasm', () => {
+// Both implementations of the same kernels: the native addon (3 OpenMP threads, so uneven row
+// splits and the cross-thread combine are exercised) and bnlab's WebAssembly module.
+const IMPLS = [['native (3 threads)', true], ['wasm module', false]] as const;
+
+describe.each(IMPLS)('fused BN + affine (+ReLU) on wasm, %s', (_name, nativeBN) => {
+  beforeAll(() => {
+    const on = setWasmKernels({ nativeBN });
+    expect(on.includes('nativeBN'), loadNative().reason).toBe(nativeBN);
+    loadNative().addon?.setThreads(nativeBN ? 3 : 1);
+  });
+  afterAll(() => loadNative().addon?.setThreads(1));
+
   it('is registered by default', () => {
     tf.setBackend('wasm');
     expect(tf.getKernel(BN_FORWARD, 'wasm')).toBeDefined();
@@ -171,7 +183,7 @@ describe('fused BN + affine (+ReLU) on wasm', () => {
   });
 
   it('switches off (option and BNLAB_WASM_KERNELS=none) and back on', () => {
-    expect(setWasmKernels({ fusedBN: false })).not.toContain('fusedBN');
+    expect(setWasmKernels({ fusedBN: false, nativeBN })).not.toContain('fusedBN');
     expect(tf.getKernel(BN_FORWARD, 'wasm')).toBeUndefined();
     try {
       process.env.BNLAB_WASM_KERNELS = 'none';
@@ -186,7 +198,7 @@ describe('fused BN + affine (+ReLU) on wasm', () => {
     } finally {
       delete process.env.BNLAB_WASM_KERNELS;
     }
-    expect(setWasmKernels()).toEqual(expect.arrayContaining(['fusedBN', 'sharedIdentity']));
+    expect(setWasmKernels({ nativeBN })).toEqual(expect.arrayContaining(['fusedBN', 'sharedIdentity']));
     expect(tf.getKernel(BN_FORWARD, 'wasm')).toBeDefined();
   });
 });

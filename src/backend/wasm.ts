@@ -13,7 +13,7 @@ import { batchMatMulKernel } from './kernels/batch-matmul.js';
 import { setFusedBN } from './kernels/batchnorm-fused.js';
 import { sharedIdentityKernel } from './kernels/identity.js';
 import { dnnlConvKernel, dnnlFilterGradKernel, dnnlInputGradKernel } from './kernels/conv-dnnl.js';
-import { loadDnnl } from './dnnl.js';
+import { loadNative } from './native-addon.js';
 import { patchForNodeThreads, threadPatchApplies } from './wasm-threads.js';
 
 export type WasmFix = 'filterGrad' | 'inputGrad' | 'batchMatMul';
@@ -27,11 +27,11 @@ export const WASM_FIXES: readonly WasmFix[] = ['filterGrad', 'inputGrad', 'batch
 // dnnlConv: Conv2D and both its gradients computed by oneDNN (native addon, optional: only when
 // built, see src/backend/dnnl.ts) in place on the wasm heap, instead of XNNPACK / the fixes.
 // BNLAB_WASM_KERNELS=none (or a comma list) overrides; BNLAB_WASM_FIXES=none turns them off too.
-export type WasmKernel = 'fusedBN' | 'sharedIdentity' | 'dnnlConv';
-export const WASM_KERNELS: readonly WasmKernel[] = ['fusedBN', 'sharedIdentity', 'dnnlConv'];
+export type WasmKernel = 'fusedBN' | 'sharedIdentity' | 'dnnlConv' | 'nativeBN';
+export const WASM_KERNELS: readonly WasmKernel[] = ['fusedBN', 'sharedIdentity', 'dnnlConv', 'nativeBN'];
 
 function kernelsWanted(opt: Partial<Record<WasmKernel, boolean>> = {}): Record<WasmKernel, boolean> {
-  const want: Record<WasmKernel, boolean> = { fusedBN: true, sharedIdentity: true, dnnlConv: true, ...opt };
+  const want: Record<WasmKernel, boolean> = { fusedBN: true, sharedIdentity: true, dnnlConv: true, nativeBN: true, ...opt };
   const v = process.env.BNLAB_WASM_KERNELS?.trim();
   if (v) for (const k of WASM_KERNELS) want[k] = v === 'all' || v.split(',').map((x) => x.trim()).includes(k);
   if (process.env.BNLAB_WASM_FIXES?.trim() === 'none') for (const k of WASM_KERNELS) want[k] = false;
@@ -41,7 +41,9 @@ function kernelsWanted(opt: Partial<Record<WasmKernel, boolean>> = {}): Record<W
 /** (Re)registers bnlab's own speed kernels on wasm; returns the ones that are on. */
 export function setWasmKernels(opt: Partial<Record<WasmKernel, boolean>> = {}): WasmKernel[] {
   const want = kernelsWanted(opt);
-  setFusedBN(want.fusedBN, 'wasm');
+  const addon = loadNative().addon;
+  want.nativeBN = want.nativeBN && want.fusedBN && addon != null;
+  setFusedBN(want.fusedBN, 'wasm', want.nativeBN ? addon : null);
   swap('Identity', 'wasm', want.sharedIdentity ? (orig) => sharedIdentityKernel(orig!) : null);
   dnnlWanted = want.dnnlConv;
   want.dnnlConv = applyConvKernels();
@@ -53,7 +55,7 @@ export function setWasmKernels(opt: Partial<Record<WasmKernel, boolean>> = {}): 
 let dnnlWanted = false;
 const fixKernels = new Map<string, KernelConfig | undefined>();
 function applyConvKernels(): boolean {
-  const addon = dnnlWanted ? loadDnnl().addon : null;
+  const addon = dnnlWanted ? loadNative().addon : null;
   const wraps = { Conv2D: dnnlConvKernel, Conv2DBackpropInput: dnnlInputGradKernel, Conv2DBackpropFilter: dnnlFilterGradKernel };
   for (const [name, wrap] of Object.entries(wraps)) {
     const key = `wasm/${name}`;
@@ -197,10 +199,11 @@ export async function initWasmBackend(opts: WasmOptions = {}): Promise<WasmInfo>
   let kernels: string[] = [];
   try {
     kernels = setWasmKernels(opts.kernels);
-    if (kernelsWanted(opts.kernels).dnnlConv && !kernels.includes('dnnlConv')) {
-      notes.push(`dnnlConv off: native oneDNN convolutions ${loadDnnl().reason}`);
+    const wanted = kernelsWanted(opts.kernels);
+    if ((wanted.dnnlConv || wanted.nativeBN) && !loadNative().addon) {
+      notes.push(`dnnlConv, nativeBN off: native kernels ${loadNative().reason}`);
     }
-    loadDnnl().addon?.setThreads(threads);
+    loadNative().addon?.setThreads(threads);
   } catch (e) {
     setFusedBN(false, 'wasm');
     notes.push(`bnlab wasm kernels off: ${(e as Error).message}`);

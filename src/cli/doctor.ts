@@ -46,9 +46,9 @@ export function registerDoctor(program: Command): void {
         report.wasm = { loads: false, error: (e as Error).message };
         fixes.push(`wasm: failed to load (${(e as Error).message}); reinstall with npm ci`);
       }
-      const { loadDnnl, DNNL_ADDON_PATH } = await import('../backend/dnnl.js');
-      const dnnl = loadDnnl();
-      report.dnnl = { loads: dnnl.addon != null, detail: dnnl.reason, path: DNNL_ADDON_PATH };
+      const { loadNative, NATIVE_ADDON_PATH } = await import('../backend/native-addon.js');
+      const dnnl = loadNative();
+      report.dnnl = { loads: dnnl.addon != null, detail: dnnl.reason, path: NATIVE_ADDON_PATH };
       if (!dnnl.addon) fixes.push(`oneDNN convolutions (~2x faster CPU training on wasm): ${dnnl.reason}`);
       report.cpu = { loads: true, note: 'pure JS: a last resort, ~30x slower than wasm' };
       const chosen = cuda.gpu ? 'cuda' : (report.wasm as { loads: boolean }).loads ? 'wasm' : 'cpu';

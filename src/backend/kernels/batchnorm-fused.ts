@@ -12,6 +12,7 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { findBackend, registerKernel, unregisterKernel, getKernel, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
+import type { NativeAddon } from '../native-addon.js';
 
 export const BN_FORWARD = 'BnlabBNForward';
 export const BN_BACKWARD = 'BnlabBNBackward';
@@ -31,8 +32,21 @@ interface Exports {
 }
 
 const instances = new WeakMap<object, Exports>();
+// When set, the same kernels run natively on all cores (native/addon/bn.cc) instead.
+let native: NativeAddon | null = null;
+
+function nativeExports(b: WasmBackendLike, n: NativeAddon): Exports {
+  // bn.c's trailing scratch pointers are not needed natively; the heap view is read per call
+  // because a non-shared wasm memory gets a new buffer when it grows.
+  return {
+    bn_forward: (...a) => n.bnForward(b.wasm.HEAPU8, ...a.slice(0, 11)),
+    bn_backward: (...a) => n.bnBackward(b.wasm.HEAPU8, ...a.slice(0, 14)),
+    bn_apply: (...a) => n.bnApply(b.wasm.HEAPU8, ...a.slice(0, 7)),
+  };
+}
 
 function moduleFor(b: WasmBackendLike): Exports {
+  if (native) return nativeExports(b, native);
   const have = instances.get(b.wasm);
   if (have) return have;
   // threaded build: the shared memory emscripten created; single-threaded: the module's export
@@ -133,9 +147,11 @@ const apply: KernelFunc = ({ inputs, attrs, backend }) => {
   return y;
 };
 
-/** Registers (on = true) or removes the fused BN kernels for the wasm backend. */
-export function setFusedBN(on: boolean, backendName = 'wasm'): void {
+/** Registers (on = true) or removes the fused BN kernels for the wasm backend; with `addon`
+ *  they run natively (multi-threaded), else in bnlab's WebAssembly module. */
+export function setFusedBN(on: boolean, backendName = 'wasm', addon: NativeAddon | null = null): void {
   for (const n of NAMES) if (getKernel(n, backendName) != null) unregisterKernel(n, backendName);
+  native = on ? addon : null;
   if (!on) return;
   const b = findBackend(backendName) as unknown as WasmBackendLike | null;
   if (b?.wasm) moduleFor(b); // load now: a missing/incompatible module fails at init, not mid-step

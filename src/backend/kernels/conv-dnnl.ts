@@ -3,7 +3,7 @@
 // reads and writes them where they live. NHWC, no dilation; anything else (and any oneDNN
 // error) goes to the kernel registered before, so nothing is lost by having this on.
 import { backend_util, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
-import type { DnnlAddon } from '../dnnl.js';
+import type { NativeAddon } from '../native-addon.js';
 
 interface WasmBackendLike {
   wasm: { HEAPU8: Uint8Array };
@@ -44,7 +44,7 @@ export function convDims(xShape: number[], filterShape: number[], attrs: ConvAtt
   return new Int32Array([B, H, W, ci, FH, FW, co, OH, OW, sh, sw, pt, pl, pb, pr]);
 }
 
-function kernel(addon: DnnlAddon, kind: number, prev: KernelConfig, backendName: string): KernelConfig {
+function kernel(addon: NativeAddon, kind: number, prev: KernelConfig, backendName: string): KernelConfig {
   const kernelFunc = ((args) => {
     const b = args.backend as unknown as WasmBackendLike;
     const attrs = args.attrs as unknown as ConvAttrs;
@@ -77,6 +77,6 @@ function kernel(addon: DnnlAddon, kind: number, prev: KernelConfig, backendName:
   return { kernelName: prev.kernelName, backendName, kernelFunc, setupFunc: prev.setupFunc };
 }
 
-export const dnnlConvKernel = (addon: DnnlAddon, prev: KernelConfig) => kernel(addon, FORWARD, prev, prev.backendName);
-export const dnnlInputGradKernel = (addon: DnnlAddon, prev: KernelConfig) => kernel(addon, BACKWARD_DATA, prev, prev.backendName);
-export const dnnlFilterGradKernel = (addon: DnnlAddon, prev: KernelConfig) => kernel(addon, BACKWARD_WEIGHTS, prev, prev.backendName);
+export const dnnlConvKernel = (addon: NativeAddon, prev: KernelConfig) => kernel(addon, FORWARD, prev, prev.backendName);
+export const dnnlInputGradKernel = (addon: NativeAddon, prev: KernelConfig) => kernel(addon, BACKWARD_DATA, prev, prev.backendName);
+export const dnnlFilterGradKernel = (addon: NativeAddon, prev: KernelConfig) => kernel(addon, BACKWARD_WEIGHTS, prev, prev.backendName);

@@ -1,0 +1,38 @@
+// The optional native addon (native/addon, built by scripts/build-native.sh at `npm ci` when
+// libdnnl-dev is installed): oneDNN convolutions and OpenMP BatchNorm working in place on the
+// wasm heap (offsets are byte offsets into `heap`, the backend's memory).
+// Loading it is all this file does; never required, reported by `bnlab doctor`.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeAddon {
+  /** kind 0 forward (x,w,y), 1 backward data (dy,w,dx), 2 backward weights (x,dy,dw) */
+  conv(kind: number, heap: Uint8Array, offA: number, offB: number, offC: number, dims: Int32Array): void;
+  impl(kind: number, dims: Int32Array): string;
+  /** src/backend/native/bn.c's bn_forward / bn_backward / bn_apply without the scratch pointers */
+  bnForward(heap: Uint8Array, ...args: number[]): void;
+  bnBackward(heap: Uint8Array, ...args: number[]): void;
+  bnApply(heap: Uint8Array, ...args: number[]): void;
+  setThreads(n: number): void;
+  version(): string;
+}
+
+export const NATIVE_ADDON_PATH = fileURLToPath(new URL('../../native/addon/bnlab_native.node', import.meta.url));
+
+let cached: { addon: NativeAddon | null; reason: string } | null = null;
+
+/** The addon, or null with the reason it is unavailable (and the fix). */
+export function loadNative(): { addon: NativeAddon | null; reason: string } {
+  if (cached) return cached;
+  try {
+    const addon = createRequire(import.meta.url)(NATIVE_ADDON_PATH) as NativeAddon;
+    cached = { addon, reason: addon.version() };
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0];
+    const fix = /cannot find module/i.test(msg)
+      ? 'not built: apt-get install -y g++ libdnnl-dev && npm run build:native'
+      : `failed to load (${msg}); rebuild with npm run build:native`;
+    cached = { addon: null, reason: fix };
+  }
+  return cached;
+}
