@@ -98,9 +98,11 @@ void apply(const float* x, float* y, const float* scale, const float* shift, int
   }
 }
 
-// dz = dy * [gamma*xhat + beta > 0] (relu) or dy; sums of dz and dz*xhat over rows [r0, r1).
-void backwardSums(const float* x, const float* dy, const float* rstd, const float* shift, const float* gamma,
-                  const float* beta, int64_t r0, int64_t r1, int64_t C, bool relu, double* s1, double* s2) {
+// dz = dy * [gamma*xhat + beta > 0] (RELU) or dy; sums of dz and dz*xhat over rows [r0, r1).
+// RELU is a template parameter so that both loops vectorise without a branch inside.
+template <bool RELU>
+void backwardSums(const float* __restrict x, const float* __restrict dy, const float* rstd, const float* shift,
+                  const float* gamma, const float* beta, int64_t r0, int64_t r1, int64_t C, double* s1, double* s2) {
   std::vector<float> f1(C), f2(C);
   for (int64_t b = r0; b < r1; b += BLOCK) {
     const int64_t e = b + BLOCK < r1 ? b + BLOCK : r1;
@@ -111,12 +113,28 @@ void backwardSums(const float* x, const float* dy, const float* rstd, const floa
       const float* dr = dy + r * C;
       for (int64_t c = 0; c < C; c++) {
         const float xh = xr[c] * rstd[c] + shift[c];
-        const float d = relu ? ((gamma[c] * xh + beta[c]) > 0 ? dr[c] : 0.f) : dr[c];
+        const float d = RELU ? ((gamma[c] * xh + beta[c]) > 0 ? dr[c] : 0.f) : dr[c];
         f1[c] += d;
         f2[c] += d * xh;
       }
     }
     for (int64_t c = 0; c < C; c++) s1[c] += f1[c], s2[c] += f2[c];
+  }
+}
+
+template <bool RELU>
+void backwardDx(const float* __restrict x, const float* __restrict dy, float* __restrict dx, const float* rstd,
+                const float* shift, const float* gamma, const float* beta, const float* a, const float* bx,
+                const float* k0, int64_t r0, int64_t r1, int64_t C) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = x + r * C;
+    const float* dr = dy + r * C;
+    float* o = dx + r * C;
+    for (int64_t c = 0; c < C; c++) {
+      float d = dr[c];
+      if (RELU) d = (gamma[c] * (xr[c] * rstd[c] + shift[c]) + beta[c]) > 0 ? d : 0.f;
+      o[c] = a[c] * d + bx[c] * xr[c] + k0[c];
+    }
   }
 }
 
@@ -141,8 +159,11 @@ void backward(const float* dy, const float* x, const float* mean, const float* v
       const int t = omp_get_thread_num();
       int64_t r0, r1;
       rowsOf(M, t, omp_get_num_threads(), r0, r1);
-      backwardSums(xg, dyg, rstd.data(), shift.data(), gamma, beta, r0, r1, C, relu, &part[size_t(t) * 2 * C],
-                   &part[size_t(t) * 2 * C + C]);
+      double* p = &part[size_t(t) * 2 * C];
+      if (relu)
+        backwardSums<true>(xg, dyg, rstd.data(), shift.data(), gamma, beta, r0, r1, C, p, p + C);
+      else
+        backwardSums<false>(xg, dyg, rstd.data(), shift.data(), gamma, beta, r0, r1, C, p, p + C);
     }
     // dx = k*(dz - s1/M - xhat*s2/M), k = gamma*rstd; as dx = k*dz + bx*x + k0
     for (int64_t c = 0; c < C; c++) {
@@ -160,16 +181,10 @@ void backward(const float* dy, const float* x, const float* mean, const float* v
     {
       int64_t r0, r1;
       rowsOf(M, omp_get_thread_num(), omp_get_num_threads(), r0, r1);
-      for (int64_t r = r0; r < r1; r++) {
-        const float* xr = xg + r * C;
-        const float* dr = dyg + r * C;
-        float* o = dxg + r * C;
-        for (int64_t c = 0; c < C; c++) {
-          float d = dr[c];
-          if (relu) d = (gamma[c] * (xr[c] * rstd[c] + shift[c]) + beta[c]) > 0 ? d : 0.f;
-          o[c] = a[c] * d + bx[c] * xr[c] + k0[c];
-        }
-      }
+      if (relu)
+        backwardDx<true>(xg, dyg, dxg, rstd.data(), shift.data(), gamma, beta, a.data(), bx.data(), k0.data(), r0, r1, C);
+      else
+        backwardDx<false>(xg, dyg, dxg, rstd.data(), shift.data(), gamma, beta, a.data(), bx.data(), k0.data(), r0, r1, C);
     }
   }
 }

@@ -13,6 +13,11 @@ export interface NativeAddon {
   bnForward(heap: Uint8Array, ...args: number[]): void;
   bnBackward(heap: Uint8Array, ...args: number[]): void;
   bnApply(heap: Uint8Array, ...args: number[]): void;
+  /** sgd(heap, w, g, v, wOut, vOut, n, lr, momentum, wd, nesterov): native/addon/sgd.cc */
+  sgd(heap: Uint8Array, ...args: number[]): void;
+  /** addRelu(heap, a, b, y, n) / reluGrad(heap, dy, y, dx, n): native/addon/eltwise.cc */
+  addRelu(heap: Uint8Array, a: number, b: number, out: number, n: number): void;
+  reluGrad(heap: Uint8Array, a: number, b: number, out: number, n: number): void;
   setThreads(n: number): void;
   version(): string;
 }

@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { batchNormAffine, type BNContext, type Observation } from './batchnorm.js';
 import { Rng } from '../util/rng.js';
+import { addRelu } from './add-relu.js';
 
 export type ModelConfig = {
   arch: 'resnet-cifar' | 'resnet50';
@@ -83,7 +84,7 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
           let y = bn(p, conv(p, x, `${name}.conv1`, stride), `${name}.bn1`, ctx, obs, true);
           y = bn(p, conv(p, y, `${name}.conv2`, 1), `${name}.bn2`, ctx, obs);
           const sc = proj ? bn(p, conv(p, x, `${name}.proj`, stride), `${name}.proj_bn`, ctx, obs) : x;
-          return tf.relu(tf.add(y, sc));
+          return addRelu(y, sc);
         });
         cin = cout;
       }
@@ -120,7 +121,7 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
           y = bn(p, conv(p, y, `${name}.conv2`, stride), `${name}.bn2`, ctx, obs, true);
           y = bn(p, conv(p, y, `${name}.conv3`, 1), `${name}.bn3`, ctx, obs);
           const sc = proj ? bn(p, conv(p, x, `${name}.proj`, stride), `${name}.proj_bn`, ctx, obs) : x;
-          return tf.relu(tf.add(y, sc));
+          return addRelu(y, sc);
         });
         cin = cout;
       }

@@ -1,6 +1,7 @@
 // SGD with momentum and decoupled-by-group weight decay, PyTorch's update rule:
 //   d = g + wd * w;  v <- m * v + d;  w <- w - lr * (nesterov ? d + m * v : v)
 import * as tf from '@tensorflow/tfjs-core';
+import { SGD_KERNEL } from '../backend/kernels/sgd-fused.js';
 
 export interface SgdConfig {
   momentum: number;
@@ -15,11 +16,20 @@ export function sgdStep(
   lr: number,
   cfg: SgdConfig,
 ): void {
+  // the same rule in one kernel per parameter when the backend has it (native addon on wasm)
+  const fused = tf.getKernel(SGD_KERNEL, tf.getBackend()) != null;
   tf.tidy(() => {
     for (const [name, w] of params) {
       const g = grads.get(name);
       if (!g) continue;
       const wd = weightDecay.get(name) ?? 0;
+      if (fused) {
+        const attrs = { lr, momentum: cfg.momentum, weightDecay: wd, nesterov: cfg.nesterov };
+        const [wNew, vNew] = tf.engine().runKernel(SGD_KERNEL, { w, g, v: velocity.get(name)! }, attrs) as tf.Tensor[];
+        velocity.get(name)!.assign(vNew);
+        w.assign(wNew);
+        continue;
+      }
       const d = wd > 0 ? tf.add(g, tf.mul(w, wd)) : g;
       const v = velocity.get(name)!;
       const vNew = tf.add(tf.mul(v, cfg.momentum), d);

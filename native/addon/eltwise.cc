@@ -1,0 +1,36 @@
+// The end of every residual block, relu(a + b), and its gradient dy * [y > 0], as single
+// multi-threaded passes: stock wasm runs Add, Relu, Step, Cast and Multiply on one thread.
+#include <omp.h>
+
+#include "addon.h"
+
+// addRelu(heap, a, b, y, n)
+napi_value AddRelu(napi_env env, napi_callback_info info) {
+  Args a(env, info, 5);
+  if (!a.ok) return nullptr;
+  char* h = a.heap(0);
+  const float *x = a.f32(h, 1), *z = a.f32(h, 2);
+  float* y = a.f32(h, 3);
+  const int64_t n = a.i64(4);
+  if (!a.ok) return nullptr;
+#pragma omp parallel for schedule(static) if (n > 16384)
+  for (int64_t i = 0; i < n; i++) {
+    const float v = x[i] + z[i];
+    y[i] = v > 0 ? v : 0;
+  }
+  return nullptr;
+}
+
+// reluGrad(heap, dy, y, dx, n): dx = y > 0 ? dy : 0
+napi_value ReluGrad(napi_env env, napi_callback_info info) {
+  Args a(env, info, 5);
+  if (!a.ok) return nullptr;
+  char* h = a.heap(0);
+  const float *dy = a.f32(h, 1), *y = a.f32(h, 2);
+  float* dx = a.f32(h, 3);
+  const int64_t n = a.i64(4);
+  if (!a.ok) return nullptr;
+#pragma omp parallel for schedule(static) if (n > 16384)
+  for (int64_t i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0;
+  return nullptr;
+}

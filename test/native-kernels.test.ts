@@ -1,0 +1,133 @@
+// The small native kernels (native/addon/sgd.cc, eltwise.cc) against float64 references and
+// against the tf-op path they replace: the SGD-with-momentum update and relu(a + b) with its
+// gradient. Needs the native addon (CI builds it; see test/dnnl-conv.test.ts).
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadNative } from '../src/backend/native-addon.js';
+import { ADD_RELU } from '../src/backend/kernels/add-relu.js';
+import { SGD_KERNEL } from '../src/backend/kernels/sgd-fused.js';
+import { initWasmBackend, setWasmKernels } from '../src/backend/wasm.js';
+import { addRelu } from '../src/nn/add-relu.js';
+import { sgdStep } from '../src/train/sgd.js';
+import { maxRelErr } from './helpers/compare.js';
+
+function uniform(seed: number) {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
+}
+const rand = (n: number, seed: number) => { const r = uniform(seed); return Float32Array.from({ length: n }, r); };
+
+beforeAll(async () => {
+  const { addon, reason } = loadNative();
+  if (!addon) throw new Error(`native addon ${reason}`);
+  await initWasmBackend({ threads: 2 });
+  addon.setThreads(2);
+});
+afterAll(() => void setWasmKernels());
+
+describe('fused SGD (BnlabSGD)', () => {
+  // float64 reference of src/train/sgd.ts' rule over `steps` steps
+  function reference(w0: Float32Array, grads: Float32Array[], lr: number, m: number, wd: number, nesterov: boolean) {
+    const w = Float64Array.from(w0), v = new Float64Array(w0.length);
+    for (const g of grads) {
+      for (let i = 0; i < w.length; i++) {
+        const d = g[i] + wd * w[i];
+        v[i] = m * v[i] + d;
+        w[i] -= lr * (nesterov ? d + m * v[i] : v[i]);
+      }
+    }
+    return { w, v };
+  }
+
+  function run(w0: Float32Array, grads: Float32Array[], lr: number, m: number, wd: number, nesterov: boolean) {
+    const shape = [w0.length];
+    const [wt, vt] = [tf.tensor(w0, shape), tf.zeros(shape)];
+    const params = new Map([['p', tf.variable(wt, true, `p${Math.random()}`)]]);
+    const velocity = new Map([['p', tf.variable(vt, false, `v${Math.random()}`)]]);
+    tf.dispose([wt, vt]);
+    for (const g of grads) {
+      const gt = tf.tensor(g, shape);
+      sgdStep(params, new Map([['p', gt]]), velocity, new Map([['p', wd]]), lr, { momentum: m, nesterov });
+      gt.dispose();
+    }
+    const out = { w: params.get('p')!.dataSync().slice(), v: velocity.get('p')!.dataSync().slice() };
+    params.get('p')!.dispose();
+    velocity.get('p')!.dispose();
+    return out;
+  }
+
+  it.each([[false, 0], [false, 1e-4], [true, 5e-4], [true, 0]] as const)('nesterov %s, weight decay %s: matches float64 and the tf-op path', (nesterov, wd) => {
+    tf.setBackend('wasm');
+    const n = 1000;
+    const w0 = rand(n, 1), grads = [2, 3, 4, 5].map((s) => rand(n, s));
+    const ref = reference(w0, grads, 0.1, 0.9, wd, nesterov);
+    expect(tf.getKernel(SGD_KERNEL, 'wasm')).toBeDefined();
+    const fused = run(w0, grads, 0.1, 0.9, wd, nesterov);
+    expect(maxRelErr(fused.w, ref.w)).toBeLessThan(1e-6);
+    expect(maxRelErr(fused.v, ref.v)).toBeLessThan(1e-6);
+    try {
+      expect(setWasmKernels({ fusedSGD: false })).not.toContain('fusedSGD');
+      expect(tf.getKernel(SGD_KERNEL, 'wasm')).toBeUndefined();
+      const ops = run(w0, grads, 0.1, 0.9, wd, nesterov);
+      expect(maxRelErr(fused.w, ops.w)).toBeLessThan(1e-6);
+    } finally {
+      setWasmKernels();
+    }
+  });
+
+  it('does not leak tensors', () => {
+    tf.setBackend('wasm');
+    run(rand(10, 1), [rand(10, 2)], 0.1, 0.9, 0, false);
+    const before = tf.memory().numTensors;
+    run(rand(10, 1), [rand(10, 2), rand(10, 3)], 0.1, 0.9, 1e-4, true);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('addRelu (BnlabAddRelu / BnlabReluGrad)', () => {
+  // value and gradients of sum(relu(a + b) * w), with a float64 reference
+  function grads(a: Float32Array, b: Float32Array, w: Float32Array, shape: number[]) {
+    return tf.tidy(() => {
+      const [ta, tb, tw] = [a, b, w].map((d) => tf.tensor(d, shape));
+      const y = addRelu(ta, tb);
+      const g = tf.grads((x: tf.Tensor, z: tf.Tensor) => tf.sum(tf.mul(addRelu(x, z), tw)))([ta, tb]);
+      return { y: y.dataSync().slice(), da: g[0].dataSync().slice(), db: g[1].dataSync().slice() };
+    });
+  }
+
+  it.each([[[2, 5, 5, 3]], [[1, 1, 1, 1]], [[4, 32, 32, 16]]])('shape %j: value and both gradients match float64', (shape) => {
+    tf.setBackend('wasm');
+    expect(tf.getKernel(ADD_RELU, 'wasm')).toBeDefined();
+    const n = shape.reduce((p, x) => p * x, 1);
+    const a = rand(n, 7), b = rand(n, 8), w = rand(n, 9);
+    const got = grads(a, b, w, shape);
+    const y = new Float64Array(n), d = new Float64Array(n);
+    for (let i = 0; i < n; i++) { const s = a[i] + b[i]; y[i] = s > 0 ? s : 0; d[i] = s > 0 ? w[i] : 0; }
+    expect(maxRelErr(got.y, y)).toBeLessThan(1e-6);
+    expect(maxRelErr(got.da, d)).toBeLessThan(1e-6);
+    expect(maxRelErr(got.db, d)).toBeLessThan(1e-6);
+    tf.setBackend('cpu');
+    const cpu = grads(a, b, w, shape); // the tf-op path (its zeros may be -0: dy * 0)
+    expect(maxRelErr(cpu.da, got.da)).toBe(0);
+  });
+
+  it('switches off to tf.relu(tf.add()) and does not leak', () => {
+    tf.setBackend('wasm');
+    const shape = [2, 4, 4, 3];
+    const a = rand(96, 1), b = rand(96, 2), w = rand(96, 3);
+    grads(a, b, w, shape);
+    const before = tf.memory().numTensors;
+    const on = grads(a, b, w, shape);
+    expect(tf.memory().numTensors).toBe(before);
+    try {
+      process.env.BNLAB_WASM_KERNELS = 'fusedBN';
+      expect(setWasmKernels()).toEqual(['fusedBN']);
+      expect(tf.getKernel(ADD_RELU, 'wasm')).toBeUndefined();
+      expect(maxRelErr(grads(a, b, w, shape).da, on.da)).toBe(0);
+    } finally {
+      delete process.env.BNLAB_WASM_KERNELS;
+      setWasmKernels();
+    }
+  });
+});
