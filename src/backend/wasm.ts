@@ -184,10 +184,15 @@ export async function initWasmBackend(opts: WasmOptions = {}): Promise<WasmInfo>
     }
   }
   let ok: boolean;
+  // Keeps the event loop alive during init: emscripten unref()s each pool worker once it has
+  // loaded, and what is left to await (wasm compilation) may hold no handle, so Node can exit
+  // mid-await with code 13 (seen once, in CI under load, in the 2-thread test).
+  const keepAlive = setInterval(() => {}, 1000);
   try {
     ok = await tf.setBackend('wasm');
   } finally {
     restore?.();
+    clearInterval(keepAlive);
   }
   if (!ok && restore) {
     notes.push('threaded wasm failed to initialise: fell back to single-threaded');

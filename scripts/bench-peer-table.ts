@@ -1,0 +1,73 @@
+// The side-by-side table of docs/performance.md: `bnlab bench --peer` (bnlab on wasm vs PyTorch,
+// same model, input, batch, NBS and threads) for ResNet-20 32x32 b32 and b128 and ResNet-50
+// 64x64 b32, repeated, medians printed as a Markdown table (and every run as JSON lines on
+// stderr). Runs alternate between configurations so that a burst of load hits all of them.
+//   npx tsx scripts/bench-peer-table.ts [--runs 3] [--steps 5] [--only r20-b32,r20-b128,r50-b32]
+// Environment (BNLAB_WASM_KERNELS, OMP_*) passes through to both sides.
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const synthetic = (size: number) => [
+  'data.name=synthetic', `data.synthetic.size=${size}`, 'data.synthetic.channels=3', 'data.synthetic.classes=10',
+  'eval.batch_size=128', 'precise.samples=256',
+];
+const CONFIGS: Record<string, { label: string; set: string[] }> = {
+  'r20-b32': { label: 'ResNet-20 32x32 b32', set: [...synthetic(32), 'model.depth=20', 'optim.batch_size=32', 'bn.nbs=32'] },
+  'r20-b128': { label: 'ResNet-20 32x32 b128', set: [...synthetic(32), 'model.depth=20', 'optim.batch_size=128', 'bn.nbs=32'] },
+  'r50-b32': {
+    label: 'ResNet-50 64x64 b32',
+    set: [...synthetic(64), 'model.arch=resnet50', 'model.width=64', 'optim.batch_size=32', 'bn.nbs=32'],
+  },
+};
+
+interface Side { train_images_per_s: number; inference_images_per_s: number; precise_seconds: number; peak_rss_mb: number; params: number }
+
+const o = new Command()
+  .option('--runs <n>', 'runs per configuration', '3')
+  .option('--steps <n>', 'timed training steps per run', '5')
+  .option('--only <list>', `comma list of ${Object.keys(CONFIGS).join(', ')}`, Object.keys(CONFIGS).join(','))
+  .parse()
+  .opts<{ runs: string; steps: string; only: string }>();
+
+const names = o.only.split(',').map((s) => s.trim());
+for (const n of names) if (!CONFIGS[n]) throw new Error(`unknown configuration ${n}; use ${Object.keys(CONFIGS).join(', ')}`);
+const runs = Math.max(1, Number(o.runs) || 3);
+const results = new Map<string, { bnlab: Side; peer: Side }[]>(names.map((n) => [n, []]));
+
+for (let r = 0; r < runs; r++) {
+  for (const n of names) {
+    const args = ['bin/bnlab.js', 'bench', '--backend', 'wasm', '--peer', '--json', '--steps', o.steps,
+      ...CONFIGS[n].set.flatMap((s) => ['--set', s])];
+    const p = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', maxBuffer: 1 << 24 });
+    if (p.status !== 0) throw new Error(`bench ${n} failed (exit ${p.status}):\n${p.stderr.slice(-2000)}`);
+    const out = JSON.parse(p.stdout) as { bnlab: Side; peer: Side };
+    if (out.bnlab.params !== out.peer.params) throw new Error(`${n}: parameter counts differ (${out.bnlab.params} vs ${out.peer.params})`);
+    results.get(n)!.push(out);
+    process.stderr.write(JSON.stringify({ config: n, run: r + 1, load: os.loadavg()[0].toFixed(2), ...out }) + '\n');
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const f = (x: number, d = 1) => x.toFixed(d);
+const lines = [
+  `${runs} runs each, medians; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), ${process.env.BNLAB_WASM_KERNELS ? `BNLAB_WASM_KERNELS=${process.env.BNLAB_WASM_KERNELS}` : 'all bnlab kernels on'}`,
+  '',
+  '| model, input, batch | params | train bnlab / PyTorch img/s | ratio | inference img/s | ratio | PreciseBN img/s (N=256) | ratio | peak RSS MB bnlab / PyTorch |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+];
+for (const n of names) {
+  const rs = results.get(n)!;
+  const m = (side: 'bnlab' | 'peer', k: keyof Side) => median(rs.map((x) => x[side][k]));
+  const ratio = (k: keyof Side) => median(rs.map((x) => x.bnlab[k] / x.peer[k]));
+  const preciseRate = (s: Side) => 256 / s.precise_seconds;
+  const pr = median(rs.map((x) => preciseRate(x.bnlab) / preciseRate(x.peer)));
+  lines.push(`| ${CONFIGS[n].label} | ${rs[0].bnlab.params.toLocaleString('en')} | ${f(m('bnlab', 'train_images_per_s'))} / ${f(m('peer', 'train_images_per_s'))} | ${f(ratio('train_images_per_s'), 2)} | ${f(m('bnlab', 'inference_images_per_s'), 0)} / ${f(m('peer', 'inference_images_per_s'), 0)} | ${f(ratio('inference_images_per_s'), 2)} | ${f(median(rs.map((x) => preciseRate(x.bnlab))), 0)} / ${f(median(rs.map((x) => preciseRate(x.peer))), 0)} | ${f(pr, 2)} | ${f(m('bnlab', 'peak_rss_mb'), 0)} / ${f(m('peer', 'peak_rss_mb'), 0)} |`);
+}
+process.stdout.write(lines.join('\n') + '\n');
