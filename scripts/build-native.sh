@@ -21,7 +21,7 @@ command -v g++ >/dev/null || skip "g++ not found"
 [[ -f "$inc/node_api.h" ]] || skip "Node headers not found at $inc"
 [[ -f /usr/include/oneapi/dnnl/dnnl.hpp ]] || skip "libdnnl-dev not installed"
 [[ "$(uname -m)" == x86_64 || "$(uname -m)" == aarch64 ]] || skip "unsupported CPU $(uname -m)"
-g++ -O3 -march=native -fopenmp -std=c++17 -shared -fPIC -fvisibility=hidden -I"$inc" native/addon/module.cc native/addon/conv.cc native/addon/bn.cc native/addon/sgd.cc native/addon/eltwise.cc -ldnnl -lgomp -o "$out.tmp" \
+g++ -O3 -march=native -fopenmp -std=c++17 -shared -fPIC -fvisibility=hidden -I"$inc" native/addon/*.cc -ldnnl -lgomp -o "$out.tmp" \
   || skip "g++ failed"
 mv "$out.tmp" "$out"
 echo "bnlab: built $out ($(node -e "console.log(require('./$out').version())"))" >&2

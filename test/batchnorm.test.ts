@@ -307,4 +307,18 @@ describe('EMA update in trainStep', () => {
     trainStep(s, [b1, b2], opts('all'));
     check(s, init, expected);
   });
+
+  // one micro-batch of several groups: on wasm with the native addon this is the fused EMA kernel
+  it.each(['cpu', 'wasm'])("'all' with one micro-batch of two groups (%s)", (backend) => {
+    const { s, init } = setup(backend);
+    onTestFinished(() => disposeState(s));
+    const b1 = makeBatch(8, 5, 2);
+    const per = [slice(b1, 0, 4), slice(b1, 4, 8)].map((g) => groupStats(s, g));
+    const expected = new Map([...per[0].keys()].map((k) => [k, {
+      mean: per[0].get(k)!.mean.map((_, j) => (per[0].get(k)!.mean[j] + per[1].get(k)!.mean[j]) / 2),
+      variance: per[0].get(k)!.variance.map((_, j) => (per[0].get(k)!.variance[j] + per[1].get(k)!.variance[j]) / 2),
+    }]));
+    trainStep(s, [b1], opts('all'));
+    check(s, init, expected);
+  });
 });

@@ -6,7 +6,8 @@ import '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadNative } from '../src/backend/native-addon.js';
 import { ADD_RELU } from '../src/backend/kernels/add-relu.js';
-import { SGD_KERNEL } from '../src/backend/kernels/sgd-fused.js';
+import { EMA_KERNEL, SGD_KERNEL } from '../src/backend/kernels/state-updates.js';
+import { emaUpdate } from '../src/stats/aggregate.js';
 import { initWasmBackend, setWasmKernels } from '../src/backend/wasm.js';
 import { addRelu } from '../src/nn/add-relu.js';
 import { sgdStep } from '../src/train/sgd.js';
@@ -82,6 +83,39 @@ describe('fused SGD (BnlabSGD)', () => {
     const before = tf.memory().numTensors;
     run(rand(10, 1), [rand(10, 2), rand(10, 3)], 0.1, 0.9, 1e-4, true);
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('fused EMA (BnlabEMA)', () => {
+  it('matches emaUpdate (float64) for one group and the mean of unbiased variances for several', () => {
+    tf.setBackend('wasm');
+    expect(tf.getKernel(EMA_KERNEL, 'wasm')).toBeDefined();
+    const C = 7, G = 3, counts = [8, 8, 2];
+    const pop = { mean: rand(C, 1), variance: rand(C, 2).map((v) => v + 1.5) };
+    const obsM = rand(G * C, 3), obsV = rand(G * C, 4).map((v) => v + 1.2);
+    const run = (g: number) => tf.tidy(() => {
+      const out = tf.engine().runKernel(EMA_KERNEL, {
+        mean: tf.tensor1d(pop.mean), variance: tf.tensor1d(pop.variance),
+        obsMean: tf.tensor2d(obsM.slice(0, g * C), [g, C]), obsVariance: tf.tensor2d(obsV.slice(0, g * C), [g, C]),
+      }, { decay: 0.9, counts: counts.slice(0, g) }) as tf.Tensor[];
+      return out.map((t) => t.dataSync().slice());
+    });
+    // one group: exactly the exported pure function
+    const one = emaUpdate({ mean: Float64Array.from(pop.mean), variance: Float64Array.from(pop.variance) }, { mean: obsM.slice(0, C), variance: obsV.slice(0, C), count: counts[0] }, 0.9);
+    const [m1, v1] = run(1);
+    expect(maxRelErr(m1, one.mean)).toBeLessThan(1e-6);
+    expect(maxRelErr(v1, one.variance)).toBeLessThan(1e-6);
+    // three groups with unequal counts, float64 by hand
+    const m = new Float64Array(C), v = new Float64Array(C);
+    for (let c = 0; c < C; c++) {
+      let sm = 0, su = 0;
+      for (let g = 0; g < G; g++) { sm += obsM[g * C + c]; su += obsV[g * C + c] * counts[g] / (counts[g] - 1); }
+      m[c] = 0.9 * pop.mean[c] + 0.1 * sm / G;
+      v[c] = 0.9 * pop.variance[c] + 0.1 * su / G;
+    }
+    const [m3, v3] = run(3);
+    expect(maxRelErr(m3, m)).toBeLessThan(1e-6);
+    expect(maxRelErr(v3, v)).toBeLessThan(1e-6);
   });
 });
 

@@ -41,5 +41,6 @@ napi_value BnForward(napi_env env, napi_callback_info info);
 napi_value BnBackward(napi_env env, napi_callback_info info);
 napi_value BnApply(napi_env env, napi_callback_info info);
 napi_value Sgd(napi_env env, napi_callback_info info);
+napi_value Ema(napi_env env, napi_callback_info info);
 napi_value AddRelu(napi_env env, napi_callback_info info);
 napi_value ReluGrad(napi_env env, napi_callback_info info);

@@ -20,6 +20,15 @@ using tag = dnnl::memory::format_tag;
 
 namespace {
 
+dnnl::engine& engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+dnnl::stream& stream() {
+  static dnnl::stream s(engine());
+  return s;
+}
+
 enum Kind { FORWARD = 0, BACKWARD_DATA = 1, BACKWARD_WEIGHTS = 2 };
 // dims: B H W ci FH FW co OH OW sh sw pt pl pb pr
 constexpr int NDIMS = 15;
@@ -38,16 +47,18 @@ struct Plan {
   int argA, argB, argC;
   memory::desc userA, userB, userC;
   memory::desc primA, primB, primC;
+  // user -> blocked for a and b, blocked -> user for c; empty when the layouts already agree.
+  // Created once: building a reorder primitive per call cost more than the reorder itself.
+  dnnl::primitive toA, toB, fromC;
+  bool hasA = false, hasB = false, hasC = false;
   std::string impl;
 };
 
-dnnl::engine& engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
-dnnl::stream& stream() {
-  static dnnl::stream s(engine());
-  return s;
+void addReorders(Plan& p) {
+  auto& e = engine();
+  if ((p.hasA = p.primA != p.userA)) p.toA = dnnl::reorder(dnnl::reorder::primitive_desc(e, p.userA, e, p.primA));
+  if ((p.hasB = p.primB != p.userB)) p.toB = dnnl::reorder(dnnl::reorder::primitive_desc(e, p.userB, e, p.primB));
+  if ((p.hasC = p.primC != p.userC)) p.fromC = dnnl::reorder(dnnl::reorder::primitive_desc(e, p.primC, e, p.userC));
 }
 
 std::map<Geometry, std::unique_ptr<Plan>> plans;
@@ -90,6 +101,7 @@ std::unique_ptr<Plan> makePlan(const Geometry& g) {
     p->primA = bpd.src_desc(), p->primB = bpd.diff_dst_desc(), p->primC = bpd.diff_weights_desc();
     p->impl = bpd.impl_info_str();
   }
+  addReorders(*p);
   return p;
 }
 
@@ -121,14 +133,13 @@ void run(Plan& p, char* heap, size_t offA, size_t offB, size_t offC) {
   auto& e = engine();
   auto& s = stream();
   memory ua(p.userA, e, heap + offA), ub(p.userB, e, heap + offB), uc(p.userC, e, heap + offC);
-  auto blocked = [&](memory& u, const memory::desc& want, int slot) {
-    return want == u.get_desc() ? u : memory(want, e, arenas[slot].get(want.get_size()));
-  };
-  memory a = blocked(ua, p.primA, 0), b = blocked(ub, p.primB, 1), c = blocked(uc, p.primC, 2);
-  if (a.get_data_handle() != ua.get_data_handle()) dnnl::reorder(ua, a).execute(s, ua, a);
-  if (b.get_data_handle() != ub.get_data_handle()) dnnl::reorder(ub, b).execute(s, ub, b);
+  memory a = p.hasA ? memory(p.primA, e, arenas[0].get(p.primA.get_size())) : ua;
+  memory b = p.hasB ? memory(p.primB, e, arenas[1].get(p.primB.get_size())) : ub;
+  memory c = p.hasC ? memory(p.primC, e, arenas[2].get(p.primC.get_size())) : uc;
+  if (p.hasA) p.toA.execute(s, {{DNNL_ARG_FROM, ua}, {DNNL_ARG_TO, a}});
+  if (p.hasB) p.toB.execute(s, {{DNNL_ARG_FROM, ub}, {DNNL_ARG_TO, b}});
   p.prim.execute(s, {{p.argA, a}, {p.argB, b}, {p.argC, c}});
-  if (c.get_data_handle() != uc.get_data_handle()) dnnl::reorder(c, uc).execute(s, c, uc);
+  if (p.hasC) p.fromC.execute(s, {{DNNL_ARG_FROM, c}, {DNNL_ARG_TO, uc}});
   s.wait();
 }
 

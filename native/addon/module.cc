@@ -1,6 +1,6 @@
-// bnlab's native addon: oneDNN convolutions (conv.cc), OpenMP BatchNorm (bn.cc), a one-pass
-// SGD update (sgd.cc) and the residual add+ReLU (eltwise.cc) for the tfjs wasm backend, in
-// place on its heap.
+// bnlab's native addon: oneDNN convolutions (conv.cc), OpenMP BatchNorm (bn.cc), one-pass SGD
+// (sgd.cc) and EMA (ema.cc) updates and the residual add+ReLU (eltwise.cc) for the tfjs wasm
+// backend, in place on its heap.
 // Loaded by src/backend/native-addon.ts.
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -38,6 +38,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"bnBackward", nullptr, BnBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"bnApply", nullptr, BnApply, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgd", nullptr, Sgd, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"ema", nullptr, Ema, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"addRelu", nullptr, AddRelu, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reluGrad", nullptr, ReluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -15,6 +15,8 @@ export interface NativeAddon {
   bnApply(heap: Uint8Array, ...args: number[]): void;
   /** sgd(heap, w, g, v, wOut, vOut, n, lr, momentum, wd, nesterov): native/addon/sgd.cc */
   sgd(heap: Uint8Array, ...args: number[]): void;
+  /** ema(heap, mean, var, obsMean, obsVar, meanOut, varOut, C, G, decay, counts): native/addon/ema.cc */
+  ema(heap: Uint8Array, ...args: [...number[], Float64Array]): void;
   /** addRelu(heap, a, b, y, n) / reluGrad(heap, dy, y, dx, n): native/addon/eltwise.cc */
   addRelu(heap: Uint8Array, a: number, b: number, out: number, n: number): void;
   reluGrad(heap: Uint8Array, a: number, b: number, out: number, n: number): void;

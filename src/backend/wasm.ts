@@ -14,7 +14,7 @@ import { setFusedBN } from './kernels/batchnorm-fused.js';
 import { sharedIdentityKernel } from './kernels/identity.js';
 import { dnnlConvKernel, dnnlFilterGradKernel, dnnlInputGradKernel } from './kernels/conv-dnnl.js';
 import { loadNative } from './native-addon.js';
-import { setFusedSGD } from './kernels/sgd-fused.js';
+import { setFusedEMA, setFusedSGD } from './kernels/state-updates.js';
 import { setNativeAddRelu } from './kernels/add-relu.js';
 import { patchForNodeThreads, threadPatchApplies } from './wasm-threads.js';
 
@@ -29,12 +29,15 @@ export const WASM_FIXES: readonly WasmFix[] = ['filterGrad', 'inputGrad', 'batch
 // dnnlConv: Conv2D and both its gradients computed by oneDNN (native addon, optional: only when
 // built, see src/backend/dnnl.ts) in place on the wasm heap, instead of XNNPACK / the fixes.
 // BNLAB_WASM_KERNELS=none (or a comma list) overrides; BNLAB_WASM_FIXES=none turns them off too.
-export type WasmKernel = 'fusedBN' | 'sharedIdentity' | 'dnnlConv' | 'nativeBN' | 'fusedSGD' | 'nativeAddRelu';
-export const WASM_KERNELS: readonly WasmKernel[] = ['fusedBN', 'sharedIdentity', 'dnnlConv', 'nativeBN', 'fusedSGD', 'nativeAddRelu'];
+export type WasmKernel = 'fusedBN' | 'sharedIdentity' | 'dnnlConv' | 'nativeBN' | 'fusedSGD' | 'fusedEMA' | 'nativeAddRelu';
+export const WASM_KERNELS: readonly WasmKernel[] = [
+  'fusedBN', 'sharedIdentity', 'dnnlConv', 'nativeBN', 'fusedSGD', 'fusedEMA', 'nativeAddRelu',
+];
 
 function kernelsWanted(opt: Partial<Record<WasmKernel, boolean>> = {}): Record<WasmKernel, boolean> {
   const want: Record<WasmKernel, boolean> = {
-    fusedBN: true, sharedIdentity: true, dnnlConv: true, nativeBN: true, fusedSGD: true, nativeAddRelu: true, ...opt,
+    fusedBN: true, sharedIdentity: true, dnnlConv: true, nativeBN: true, fusedSGD: true, fusedEMA: true, nativeAddRelu: true,
+    ...opt,
   };
   const v = process.env.BNLAB_WASM_KERNELS?.trim();
   if (v) for (const k of WASM_KERNELS) want[k] = v === 'all' || v.split(',').map((x) => x.trim()).includes(k);
@@ -50,6 +53,8 @@ export function setWasmKernels(opt: Partial<Record<WasmKernel, boolean>> = {}): 
   setFusedBN(want.fusedBN, 'wasm', want.nativeBN ? addon : null);
   want.fusedSGD = want.fusedSGD && addon != null;
   setFusedSGD(want.fusedSGD ? addon : null, 'wasm');
+  want.fusedEMA = want.fusedEMA && addon != null;
+  setFusedEMA(want.fusedEMA ? addon : null, 'wasm');
   want.nativeAddRelu = want.nativeAddRelu && addon != null;
   setNativeAddRelu(want.nativeAddRelu ? addon : null, 'wasm');
   swap('Identity', 'wasm', want.sharedIdentity ? (orig) => sharedIdentityKernel(orig!) : null);
@@ -213,10 +218,11 @@ export async function initWasmBackend(opts: WasmOptions = {}): Promise<WasmInfo>
   try {
     kernels = setWasmKernels(opts.kernels);
     const wanted = kernelsWanted(opts.kernels);
-    if ((wanted.dnnlConv || wanted.nativeBN || wanted.fusedSGD || wanted.nativeAddRelu) && !loadNative().addon) {
-      notes.push(`native kernels (dnnlConv, nativeBN, fusedSGD, nativeAddRelu) off: ${loadNative().reason}`);
+    const native: WasmKernel[] = ['dnnlConv', 'nativeBN', 'fusedSGD', 'fusedEMA', 'nativeAddRelu'];
+    if (native.some((k) => wanted[k]) && !loadNative().addon) {
+      notes.push(`native kernels (${native.join(', ')}) off: ${loadNative().reason}`);
     }
-    loadNative().addon?.setThreads(threads);
+    loadNative().addon?.setThreads(Number(process.env.BNLAB_NATIVE_THREADS) || threads);
   } catch (e) {
     setFusedBN(false, 'wasm');
     notes.push(`bnlab wasm kernels off: ${(e as Error).message}`);

@@ -79,6 +79,7 @@ export function registerBench(program: Command): void {
         if (i > 0) times.push(performance.now() - t);
       }
       const stepMs = median(times);
+      if (process.env.BNLAB_BENCH_TIMES) process.stderr.write(`step ms: ${times.map((x) => x.toFixed(0)).join(" ")}\n`);
       let profileText: string | null = null;
       if (o.profile) {
         const micros: Awaited<ReturnType<typeof data.train.load>>[] = [];

@@ -1,7 +1,7 @@
 // SGD with momentum and decoupled-by-group weight decay, PyTorch's update rule:
 //   d = g + wd * w;  v <- m * v + d;  w <- w - lr * (nesterov ? d + m * v : v)
 import * as tf from '@tensorflow/tfjs-core';
-import { SGD_KERNEL } from '../backend/kernels/sgd-fused.js';
+import { SGD_KERNEL } from '../backend/kernels/state-updates.js';
 
 export interface SgdConfig {
   momentum: number;

@@ -6,6 +6,7 @@ import type { Batch } from '../data/loader.js';
 import type { BNContext, Observation } from '../nn/batchnorm.js';
 import type { RunState } from './state.js';
 import { sgdStep } from './sgd.js';
+import { EMA_KERNEL } from '../backend/kernels/state-updates.js';
 
 export interface StepOptions {
   nbs: number;
@@ -85,11 +86,24 @@ export function trainStep(s: RunState, micro: readonly Batch[], o: StepOptions):
  * of the first micro-batch; 'all' averages every group's mean and unbiased variance.
  */
 function updateEma(s: RunState, observations: Observation[], o: StepOptions): void {
+  const byLayer = new Map<string, Observation[]>();
+  for (const ob of observations) byLayer.set(ob.layer, [...(byLayer.get(ob.layer) ?? []), ob]);
+  // one kernel per layer when the backend has it (native addon on wasm) and one micro-batch
+  // observed the layer; the tf ops below compute the same.
+  const fused = tf.getKernel(EMA_KERNEL, tf.getBackend()) != null;
   tf.tidy(() => {
-    const byLayer = new Map<string, Observation[]>();
-    for (const ob of observations) byLayer.set(ob.layer, [...(byLayer.get(ob.layer) ?? []), ob]);
     for (const [layer, obs] of byLayer) {
       const ema = s.ema.get(layer)!;
+      if (fused && (o.emaGroups === 'one' || obs.length === 1)) {
+        const counts = o.emaGroups === 'one' ? obs[0].counts.slice(0, 1) : obs[0].counts;
+        const rows = (t: tf.Tensor) => (counts.length === t.shape[0] ? t : tf.slice(t, [0, 0], [counts.length, -1]));
+        const [mean, variance] = tf.engine().runKernel(EMA_KERNEL, {
+          mean: ema.mean, variance: ema.variance, obsMean: rows(obs[0].mean), obsVariance: rows(obs[0].variance),
+        }, { decay: o.emaDecay, counts }) as tf.Tensor[];
+        ema.mean.assign(mean);
+        ema.variance.assign(variance);
+        continue;
+      }
       let mean: tf.Tensor;
       let unbiased: tf.Tensor;
       if (o.emaGroups === 'one') {
