@@ -222,6 +222,7 @@ export async function initWasmBackend(opts: WasmOptions = {}): Promise<WasmInfo>
     if (native.some((k) => wanted[k]) && !loadNative().addon) {
       notes.push(`native kernels (${native.join(', ')}) off: ${loadNative().reason}`);
     }
+    // native kernels use as many OpenMP threads as XNNPACK has (BNLAB_NATIVE_THREADS overrides)
     loadNative().addon?.setThreads(Number(process.env.BNLAB_NATIVE_THREADS) || threads);
   } catch (e) {
     setFusedBN(false, 'wasm');

@@ -31,6 +31,8 @@ export interface BenchResult {
   nbs: number;
   train_images_per_s: number;
   train_step_ms: number;
+  /** every timed step, in order (the spread shows how noisy the machine is) */
+  train_steps_ms?: number[];
   inference_images_per_s: number;
   precise_samples: number;
   precise_seconds: number;
@@ -79,7 +81,6 @@ export function registerBench(program: Command): void {
         if (i > 0) times.push(performance.now() - t);
       }
       const stepMs = median(times);
-      if (process.env.BNLAB_BENCH_TIMES) process.stderr.write(`step ms: ${times.map((x) => x.toFixed(0)).join(" ")}\n`);
       let profileText: string | null = null;
       if (o.profile) {
         const micros: Awaited<ReturnType<typeof data.train.load>>[] = [];
@@ -119,6 +120,7 @@ export function registerBench(program: Command): void {
         nbs: cfg.bn.nbs,
         train_images_per_s: +((bs * 1000) / stepMs).toFixed(1),
         train_step_ms: +stepMs.toFixed(1),
+        train_steps_ms: times.map((t) => +t.toFixed(1)),
         inference_images_per_s: +((evalSet.n * 1000) / inferMs).toFixed(1),
         precise_samples: preciseN,
         precise_seconds: +preciseS.toFixed(2),
@@ -144,7 +146,7 @@ export function registerBench(program: Command): void {
       const rows: [string, string][] = [
         ['model', `${r.model}, ${r.params.toLocaleString('en')} params, input ${r.input}`],
         ['batch / NBS / micro', `${bs} / ${cfg.bn.nbs} / ${micro}`],
-        ['train', `${r.train_images_per_s} img/s (${r.train_step_ms} ms/step, median of ${steps})`],
+        ['train', `${r.train_images_per_s} img/s (${r.train_step_ms} ms/step, median of ${steps}; range ${Math.min(...times).toFixed(0)}-${Math.max(...times).toFixed(0)} ms)`],
         ['inference', `${r.inference_images_per_s} img/s (batch ${cfg.eval.batch_size})`],
         ['PreciseBN', `${r.precise_seconds} s for N=${preciseN}, B=${cfg.precise.batch_size}`],
         ['peak RSS', `${r.peak_rss_mb} MB`],
