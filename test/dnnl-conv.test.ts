@@ -96,6 +96,19 @@ describe('oneDNN conv kernels on wasm match stock cpu', () => {
     expect(addon!.impl(0, big)).toMatch(/^jit/);
   });
 
+  it('reuses the blocked dy only for the same tensor (same geometry, new dy at a reused offset)', () => {
+    // Both gradients of a conv read the same dy; the addon keeps its blocked copy keyed by a
+    // token of the tfjs data buffer. Run one geometry repeatedly with fresh dy tensors (freed
+    // in between, so the heap offset is reused): a cache keyed on anything weaker goes stale.
+    const c = fixed[10];
+    for (let k = 0; k < 3; k++) {
+      const cpu = convAll('cpu', c, 100 + k);
+      const wasm = convAll('wasm', c, 100 + k);
+      expect(relErr(wasm[1], cpu[1]), `dx ${k}`).toBeLessThan(1e-5);
+      expect(relErr(wasm[2], cpu[2]), `dfilter ${k}`).toBeLessThan(1e-5);
+    }
+  });
+
   it('falls back for dilated convs and still matches', () => {
     const run = (b: string) => {
       tf.setBackend(b);

@@ -128,16 +128,34 @@ struct Arena {
 };
 Arena arenas[3];
 
-// Runs one conv; blocked layouts get reorders in and out.
-void run(Plan& p, char* heap, size_t offA, size_t offB, size_t offC) {
+// The blocked copy of the last dy reordered by a gradient kernel. Both gradients of a conv
+// take the same dy, one after the other, and usually want it in the same blocked layout: the
+// second call reuses the copy. `token` names the tensor (JS numbers each tfjs data buffer
+// once and never reuses a number; tensors are immutable), so a match means the same bytes.
+struct DyCopy {
+  double token = 0;
+  memory::desc desc;
+  Arena buf;
+} lastDy;
+
+// Runs one conv; blocked layouts get reorders in and out. dyToken > 0 names the dy operand
+// (A for backward data, B for backward weights).
+void run(Plan& p, int kind, char* heap, size_t offA, size_t offB, size_t offC, double dyToken) {
   auto& e = engine();
   auto& s = stream();
   memory ua(p.userA, e, heap + offA), ub(p.userB, e, heap + offB), uc(p.userC, e, heap + offC);
-  memory a = p.hasA ? memory(p.primA, e, arenas[0].get(p.primA.get_size())) : ua;
-  memory b = p.hasB ? memory(p.primB, e, arenas[1].get(p.primB.get_size())) : ub;
+  // operand slot -> blocked memory, reordered from the user's unless the dy copy is reusable
+  auto in = [&](memory& u, bool has, const memory::desc& want, const dnnl::primitive& reorder, int slot) {
+    if (!has) return u;
+    const bool isDy = dyToken > 0 && ((kind == BACKWARD_DATA && slot == 0) || (kind == BACKWARD_WEIGHTS && slot == 1));
+    if (isDy && lastDy.token == dyToken && lastDy.desc == want) return memory(want, e, lastDy.buf.get(want.get_size()));
+    memory m(want, e, (isDy ? lastDy.buf : arenas[slot]).get(want.get_size()));
+    reorder.execute(s, {{DNNL_ARG_FROM, u}, {DNNL_ARG_TO, m}});
+    if (isDy) lastDy.token = dyToken, lastDy.desc = want;
+    return m;
+  };
+  memory a = in(ua, p.hasA, p.primA, p.toA, 0), b = in(ub, p.hasB, p.primB, p.toB, 1);
   memory c = p.hasC ? memory(p.primC, e, arenas[2].get(p.primC.get_size())) : uc;
-  if (p.hasA) p.toA.execute(s, {{DNNL_ARG_FROM, ua}, {DNNL_ARG_TO, a}});
-  if (p.hasB) p.toB.execute(s, {{DNNL_ARG_FROM, ub}, {DNNL_ARG_TO, b}});
   p.prim.execute(s, {{p.argA, a}, {p.argB, b}, {p.argC, c}});
   if (p.hasC) p.fromC.execute(s, {{DNNL_ARG_FROM, c}, {DNNL_ARG_TO, uc}});
   s.wait();
@@ -158,9 +176,9 @@ static bool argGeometry(napi_env env, napi_value v, Geometry& g) {
   return true;
 }
 
-// conv(kind, heap, offA, offB, offC, dims Int32Array(15))
+// conv(kind, heap, offA, offB, offC, dims Int32Array(15), dyToken)
 napi_value Conv(napi_env env, napi_callback_info info) {
-  Args a(env, info, 6);
+  Args a(env, info, 7);
   if (!a.ok) return nullptr;
   Geometry g;
   g.kind = int(a.num(0));
@@ -171,7 +189,7 @@ napi_value Conv(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   try {
-    run(planFor(g), heap, size_t(a.num(2)), size_t(a.num(3)), size_t(a.num(4)));
+    run(planFor(g), g.kind, heap, size_t(a.num(2)), size_t(a.num(3)), size_t(a.num(4)), a.num(6));
   } catch (const std::exception& e) {
     a.fail((std::string("oneDNN: ") + e.what()).c_str());
   }

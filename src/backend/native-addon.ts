@@ -6,8 +6,9 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 export interface NativeAddon {
-  /** kind 0 forward (x,w,y), 1 backward data (dy,w,dx), 2 backward weights (x,dy,dw) */
-  conv(kind: number, heap: Uint8Array, offA: number, offB: number, offC: number, dims: Int32Array): void;
+  /** kind 0 forward (x,w,y), 1 backward data (dy,w,dx), 2 backward weights (x,dy,dw);
+   *  dyToken > 0 names dy's data (never reused) so the two gradients share its blocked copy */
+  conv(kind: number, heap: Uint8Array, offA: number, offB: number, offC: number, dims: Int32Array, dyToken: number): void;
   impl(kind: number, dims: Int32Array): string;
   /** src/backend/native/bn.c's bn_forward / bn_backward / bn_apply without the scratch pointers */
   bnForward(heap: Uint8Array, ...args: number[]): void;

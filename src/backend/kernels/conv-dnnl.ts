@@ -24,6 +24,16 @@ interface ConvAttrs {
 
 export const FORWARD = 0, BACKWARD_DATA = 1, BACKWARD_WEIGHTS = 2;
 
+// A number per tfjs data buffer, never reused: lets the addon recognise the same dy in the two
+// gradient calls of a conv (see DyCopy in native/addon/conv.cc).
+const tokens = new WeakMap<object, number>();
+let nextToken = 1;
+function tokenOf(dataId: object): number {
+  let t = tokens.get(dataId);
+  if (t == null) tokens.set(dataId, (t = nextToken++));
+  return t;
+}
+
 /** The 15 numbers the addon keys its primitives on: B H W ci FH FW co OH OW sh sw pt pl pb pr. */
 export function convDims(xShape: number[], filterShape: number[], attrs: ConvAttrs): Int32Array | null {
   if (attrs.dataFormat === 'NCHW') return null;
@@ -67,7 +77,8 @@ function kernel(addon: NativeAddon, kind: number, prev: KernelConfig, backendNam
     const out = b.makeOutput(outShape, 'float32');
     const at = (t: TensorInfo) => b.dataIdMap.get(t.dataId).memoryOffset >>> 0;
     try {
-      addon.conv(kind, b.wasm.HEAPU8, at(a), at(w), at(out), dims);
+      const dy = kind === BACKWARD_DATA ? a : kind === BACKWARD_WEIGHTS ? w : null;
+      addon.conv(kind, b.wasm.HEAPU8, at(a), at(w), at(out), dims, dy ? tokenOf(dy.dataId) : 0);
     } catch {
       b.disposeData(out.dataId);
       return prev.kernelFunc(args);
