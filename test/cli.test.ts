@@ -1,6 +1,6 @@
 // The bnlab executable as a user runs it: exit codes, messages, Ctrl-C and --resume, eval, doctor.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -85,5 +85,22 @@ describe('bnlab CLI', () => {
     expect(j.cuda.gpu).toBe(false);
     expect(j.auto_backend).toBe('wasm');
     expect(j.fixes.join(' ')).toMatch(/CUDA/);
+    // CI builds the native addon: doctor must say it loads and the wasm backend uses it
+    expect(j.dnnl.loads, j.dnnl.detail).toBe(true);
+    expect(j.dnnl.detail).toMatch(/oneDNN \d+\.\d+/);
+    expect(j.wasm.kernels).toEqual(expect.arrayContaining(['dnnlConv', 'nativeBN', 'fusedSGD', 'fusedEMA', 'nativeAddRelu']));
+  }, 60_000);
+
+  it('doctor says how to get the native kernels when the addon is missing', () => {
+    // a copy of the package without the built addon, sharing node_modules
+    const copy = join(dir, 'no-addon');
+    mkdirSync(copy);
+    spawnSync('cp', ['-r', join(__dirname, '..', 'bin'), join(__dirname, '..', 'src'), join(__dirname, '..', 'package.json'), copy + '/'], { encoding: 'utf8' });
+    expect(existsSync(join(copy, 'src'))).toBe(true);
+    spawnSync('ln', ['-s', join(__dirname, '..', 'node_modules'), join(copy, 'node_modules')]);
+    const r = spawnSync(process.execPath, [join(copy, 'bin', 'bnlab.js'), 'doctor'], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, BNLAB_WASM_THREADS: '1' } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/native oneDNN convolutions: not built: apt-get install -y g\+\+ libdnnl-dev && npm run build:native/);
+    expect(r.stdout).toMatch(/native kernels \(dnnlConv, nativeBN, fusedSGD, fusedEMA, nativeAddRelu\) off/);
   }, 60_000);
 });

@@ -54,6 +54,14 @@ export function convDims(xShape: number[], filterShape: number[], attrs: ConvAtt
   return new Int32Array([B, H, W, ci, FH, FW, co, OH, OW, sh, sw, pt, pl, pb, pr]);
 }
 
+// A fallback is correct but slow: say so, once per message, rather than silently.
+const warned = new Set<string>();
+function warnOnce(msg: string): void {
+  if (warned.has(msg)) return;
+  warned.add(msg);
+  process.stderr.write(msg + '\n');
+}
+
 function kernel(addon: NativeAddon, kind: number, prev: KernelConfig, backendName: string): KernelConfig {
   const kernelFunc = ((args) => {
     const b = args.backend as unknown as WasmBackendLike;
@@ -79,8 +87,9 @@ function kernel(addon: NativeAddon, kind: number, prev: KernelConfig, backendNam
     try {
       const dy = kind === BACKWARD_DATA ? a : kind === BACKWARD_WEIGHTS ? w : null;
       addon.conv(kind, b.wasm.HEAPU8, at(a), at(w), at(out), dims, dy ? tokenOf(dy.dataId) : 0);
-    } catch {
+    } catch (e) {
       b.disposeData(out.dataId);
+      warnOnce(`bnlab: oneDNN could not run ${prev.kernelName} [${dims.join(',')}] (${(e as Error).message}); using the wasm kernel for it`);
       return prev.kernelFunc(args);
     }
     return out;
