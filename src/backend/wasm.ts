@@ -26,8 +26,13 @@ export const WASM_FIXES: readonly WasmFix[] = ['filterGrad', 'inputGrad', 'batch
 // WebAssembly module (src/backend/native/bn.c) working in place on the backend's memory.
 // sharedIdentity: Identity (= every clone tfjs makes of a tensor saved for backward) shares
 // the data instead of copying it: less heap, fewer copies.
-// dnnlConv: Conv2D and both its gradients computed by oneDNN (native addon, optional: only when
-// built, see src/backend/dnnl.ts) in place on the wasm heap, instead of XNNPACK / the fixes.
+// The rest come from the optional native addon (src/backend/native-addon.ts; on only when it
+// is built) and work in place on the wasm heap too:
+// dnnlConv: Conv2D and both its gradients computed by oneDNN, instead of XNNPACK / the fixes.
+// nativeBN: the fusedBN kernels compiled natively and run on all threads.
+// fusedSGD, fusedEMA: the SGD-with-momentum update of a parameter and the EMA update of a BN
+// layer's population statistics, one kernel call each instead of 5-11 tf ops.
+// nativeAddRelu: relu(a + b) at the end of residual blocks, and its gradient.
 // BNLAB_WASM_KERNELS=none (or a comma list) overrides; BNLAB_WASM_FIXES=none turns them off too.
 export type WasmKernel = 'fusedBN' | 'sharedIdentity' | 'dnnlConv' | 'nativeBN' | 'fusedSGD' | 'fusedEMA' | 'nativeAddRelu';
 export const WASM_KERNELS: readonly WasmKernel[] = [
