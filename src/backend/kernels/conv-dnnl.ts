@@ -1,5 +1,5 @@
 // Conv2D and both of its gradients for the wasm backend, computed by oneDNN through the native
-// addon (src/backend/dnnl.ts) in place on the wasm heap: outputs are allocated by tfjs, oneDNN
+// addon (src/backend/native-addon.ts) in place on the wasm heap: outputs are allocated by tfjs, oneDNN
 // reads and writes them where they live. NHWC, no dilation; anything else (and any oneDNN
 // error) goes to the kernel registered before, so nothing is lost by having this on.
 import { backend_util, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
