@@ -34,7 +34,11 @@ const o = new Command()
   .opts<{ runs: string; steps: string; only: string }>();
 
 const names = o.only.split(',').map((s) => s.trim());
-for (const n of names) if (!CONFIGS[n]) throw new Error(`unknown configuration ${n}; use ${Object.keys(CONFIGS).join(', ')}`);
+const fail = (msg: string): never => {
+  process.stderr.write(`bench-peer-table: ${msg}\n`);
+  process.exit(1);
+};
+for (const n of names) if (!CONFIGS[n]) fail(`unknown configuration ${n}; use ${Object.keys(CONFIGS).join(', ')}`);
 const runs = Math.max(1, Number(o.runs) || 3);
 const results = new Map<string, { bnlab: Side; peer: Side }[]>(names.map((n) => [n, []]));
 
@@ -43,9 +47,9 @@ for (let r = 0; r < runs; r++) {
     const args = ['bin/bnlab.js', 'bench', '--backend', 'wasm', '--peer', '--json', '--steps', o.steps,
       ...CONFIGS[n].set.flatMap((s) => ['--set', s])];
     const p = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', maxBuffer: 1 << 24 });
-    if (p.status !== 0) throw new Error(`bench ${n} failed (exit ${p.status}):\n${p.stderr.slice(-2000)}`);
+    if (p.status !== 0) fail(`bench ${n} failed (exit ${p.status}):\n${p.stderr.slice(-2000)}`);
     const out = JSON.parse(p.stdout) as { bnlab: Side; peer: Side };
-    if (out.bnlab.params !== out.peer.params) throw new Error(`${n}: parameter counts differ (${out.bnlab.params} vs ${out.peer.params})`);
+    if (out.bnlab.params !== out.peer.params) fail(`${n}: parameter counts differ (${out.bnlab.params} vs ${out.peer.params})`);
     results.get(n)!.push(out);
     process.stderr.write(JSON.stringify({ config: n, run: r + 1, load: os.loadavg()[0].toFixed(2), ...out }) + '\n');
   }

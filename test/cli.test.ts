@@ -91,6 +91,29 @@ describe('bnlab CLI', () => {
     expect(j.wasm.kernels).toEqual(expect.arrayContaining(['dnnlConv', 'nativeBN', 'fusedSGD', 'fusedEMA', 'nativeAddRelu']));
   }, 60_000);
 
+  it('bench --peer runs the same model in bnlab and PyTorch and reports both', () => {
+    const set = ['data.name=synthetic', 'data.synthetic.size=16', 'data.synthetic.channels=3', 'data.synthetic.classes=10',
+      'model.depth=8', 'model.width=8', 'optim.batch_size=8', 'bn.nbs=4', 'eval.batch_size=16', 'precise.samples=16', 'precise.batch_size=8'];
+    const r = run(['bench', '--peer', '--json', '--steps', '1', ...set.flatMap((x) => ['--set', x])]);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.peer.framework).toMatch(/^pytorch /);
+    expect(j.peer.params).toBe(j.bnlab.params); // the same architecture on both sides
+    expect([j.peer.batch, j.peer.nbs, j.peer.threads]).toEqual([8, 4, j.bnlab.threads]);
+    for (const side of [j.bnlab, j.peer]) {
+      expect(side.train_images_per_s).toBeGreaterThan(0);
+      expect(side.inference_images_per_s).toBeGreaterThan(0);
+    }
+    expect(j.bnlab.train_steps_ms).toHaveLength(1);
+  }, 120_000);
+
+  it('the side-by-side table script rejects an unknown configuration by name', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '..', 'scripts', 'bench-peer-table.ts'), '--only', 'r20-b33'],
+      { encoding: 'utf8', timeout: 60_000, cwd: join(__dirname, '..') });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/unknown configuration r20-b33; use r20-b32, r20-b128, r50-b32/);
+  }, 60_000);
+
   it('doctor says how to get the native kernels when the addon is missing', () => {
     // a copy of the package without the built addon, sharing node_modules
     const copy = join(dir, 'no-addon');
