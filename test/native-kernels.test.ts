@@ -146,6 +146,19 @@ describe('addRelu (BnlabAddRelu / BnlabReluGrad)', () => {
     expect(maxRelErr(cpu.da, got.da)).toBe(0);
   });
 
+  it('Add: large same-shape float32 natively, everything else (broadcast, int32, small) stock; all exact', () => {
+    tf.setBackend('wasm');
+    const big = [4, 32, 32, 16], n = 65536;
+    const a = rand(n, 11), b = rand(n, 12);
+    const sum = tf.tidy(() => tf.add(tf.tensor(a, big), tf.tensor(b, big)).dataSync().slice());
+    for (let i = 0; i < n; i++) expect(sum[i]).toBe(Math.fround(a[i] + b[i]));
+    // broadcasting and int32 take the stock kernel and stay right
+    const bc = tf.tidy(() => tf.add(tf.tensor(a, big), tf.tensor(b.slice(0, 16), [16])).dataSync().slice());
+    for (const i of [0, 17, n - 1]) expect(bc[i]).toBe(Math.fround(a[i] + b[i % 16]));
+    const ints = tf.tidy(() => tf.add(tf.tensor1d([1, 2, 3], 'int32'), tf.tensor1d([4, 5, 6], 'int32')).dataSync());
+    expect(Array.from(ints)).toEqual([5, 7, 9]);
+  });
+
   it('switches off to tf.relu(tf.add()) and does not leak', () => {
     tf.setBackend('wasm');
     const shape = [2, 4, 4, 3];

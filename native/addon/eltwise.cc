@@ -34,3 +34,18 @@ napi_value ReluGrad(napi_env env, napi_callback_info info) {
   for (int64_t i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0;
   return nullptr;
 }
+
+// add(heap, a, b, y, n): y = a + b, for the large same-shape Adds left in a step (gradients of
+// tensors used twice, e.g. a residual block's input, are summed by tfjs with Add).
+napi_value AddSame(napi_env env, napi_callback_info info) {
+  Args a(env, info, 5);
+  if (!a.ok) return nullptr;
+  char* h = a.heap(0);
+  const float *x = a.f32(h, 1), *z = a.f32(h, 2);
+  float* y = a.f32(h, 3);
+  const int64_t n = a.i64(4);
+  if (!a.ok) return nullptr;
+#pragma omp parallel for schedule(static) if (n > 16384)
+  for (int64_t i = 0; i < n; i++) y[i] = x[i] + z[i];
+  return nullptr;
+}

@@ -21,6 +21,8 @@ export interface NativeAddon {
   /** addRelu(heap, a, b, y, n) / reluGrad(heap, dy, y, dx, n): native/addon/eltwise.cc */
   addRelu(heap: Uint8Array, a: number, b: number, out: number, n: number): void;
   reluGrad(heap: Uint8Array, a: number, b: number, out: number, n: number): void;
+  /** add(heap, a, b, y, n): y = a + b, same sizes */
+  add(heap: Uint8Array, a: number, b: number, out: number, n: number): void;
   setThreads(n: number): void;
   version(): string;
 }

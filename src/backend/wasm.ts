@@ -15,7 +15,7 @@ import { sharedIdentityKernel } from './kernels/identity.js';
 import { dnnlConvKernel, dnnlFilterGradKernel, dnnlInputGradKernel } from './kernels/conv-dnnl.js';
 import { loadNative } from './native-addon.js';
 import { setFusedEMA, setFusedSGD } from './kernels/state-updates.js';
-import { setNativeAddRelu } from './kernels/add-relu.js';
+import { nativeAddKernel, setNativeAddRelu } from './kernels/add-relu.js';
 import { patchForNodeThreads, threadPatchApplies } from './wasm-threads.js';
 
 export type WasmFix = 'filterGrad' | 'inputGrad' | 'batchMatMul';
@@ -32,7 +32,8 @@ export const WASM_FIXES: readonly WasmFix[] = ['filterGrad', 'inputGrad', 'batch
 // nativeBN: the fusedBN kernels compiled natively and run on all threads.
 // fusedSGD, fusedEMA: the SGD-with-momentum update of a parameter and the EMA update of a BN
 // layer's population statistics, one kernel call each instead of 5-11 tf ops.
-// nativeAddRelu: relu(a + b) at the end of residual blocks, and its gradient.
+// nativeAddRelu: relu(a + b) at the end of residual blocks, its gradient, and large same-shape
+// Adds (the gradient sums tfjs makes for tensors used twice, like a block's input).
 // BNLAB_WASM_KERNELS=none (or a comma list) overrides; BNLAB_WASM_FIXES=none turns them off too.
 export type WasmKernel = 'fusedBN' | 'sharedIdentity' | 'dnnlConv' | 'nativeBN' | 'fusedSGD' | 'fusedEMA' | 'nativeAddRelu';
 export const WASM_KERNELS: readonly WasmKernel[] = [
@@ -62,6 +63,7 @@ export function setWasmKernels(opt: Partial<Record<WasmKernel, boolean>> = {}): 
   setFusedEMA(want.fusedEMA ? addon : null, 'wasm');
   want.nativeAddRelu = want.nativeAddRelu && addon != null;
   setNativeAddRelu(want.nativeAddRelu ? addon : null, 'wasm');
+  swap('Add', 'wasm', want.nativeAddRelu && addon ? (orig) => nativeAddKernel(addon, orig!) : null);
   swap('Identity', 'wasm', want.sharedIdentity ? (orig) => sharedIdentityKernel(orig!) : null);
   dnnlWanted = want.dnnlConv;
   want.dnnlConv = applyConvKernels();

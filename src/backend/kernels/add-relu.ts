@@ -2,7 +2,7 @@
 // (native/addon/eltwise.cc), for the end of every residual block. Same shapes only (no
 // broadcasting). Registered for wasm when the native addon is built (switch: nativeAddRelu);
 // src/nn/add-relu.ts falls back to tf.relu(tf.add()) without them.
-import { getKernel, registerKernel, unregisterKernel, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
+import { getKernel, registerKernel, unregisterKernel, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../native-addon.js';
 
 export const ADD_RELU = 'BnlabAddRelu';
@@ -34,4 +34,18 @@ export function setNativeAddRelu(addon: NativeAddon | null, backendName = 'wasm'
   if (!addon) return;
   registerKernel({ kernelName: ADD_RELU, backendName, kernelFunc: binary((...a) => addon.addRelu(...a)) });
   registerKernel({ kernelName: RELU_GRAD, backendName, kernelFunc: binary((...a) => addon.reluGrad(...a)) });
+}
+
+/** Add, natively for large same-shape float32 tensors (e.g. the gradient sums tfjs makes for
+ *  a residual block's input), else the stock wasm Add (broadcasting, other dtypes, small). */
+export function nativeAddKernel(addon: NativeAddon, stock: KernelConfig): KernelConfig {
+  const native = binary((...a) => addon.add(...a));
+  const kernelFunc = ((args) => {
+    const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+    const n = a.shape.reduce((p, x) => p * x, 1);
+    const same = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+    if (!same || n < 65536 || a.dtype !== 'float32' || b.dtype !== 'float32') return stock.kernelFunc(args);
+    return native(args);
+  }) as KernelFunc;
+  return { kernelName: 'Add', backendName: stock.backendName, kernelFunc, setupFunc: stock.setupFunc };
 }
