@@ -119,6 +119,39 @@ describe('fused EMA (BnlabEMA)', () => {
   });
 });
 
+describe('BatchMatMul through the native sgemm', () => {
+  const cases: [number[], number[], boolean, boolean][] = [
+    [[32, 64], [64, 10], false, false], // a CIFAR ResNet's classifier
+    [[64, 32], [64, 10], true, false], // its weight gradient (x^T dy)
+    [[32, 10], [64, 10], false, true], // its input gradient (dy W^T)
+    [[3, 5, 7], [3, 7, 2], false, false], // batched
+    [[3, 7, 5], [1, 2, 7], true, true], // batch 1 broadcasts, both transposed
+    [[1, 1], [1, 1], false, false],
+  ];
+  it.each(cases)('%j x %j (transposeA %s, transposeB %s) matches cpu', (as, bs, ta, tb) => {
+    const [a, b] = [rand(as.reduce((p, x) => p * x, 1), 5), rand(bs.reduce((p, x) => p * x, 1), 6)];
+    const run = (backend: string) => {
+      tf.setBackend(backend);
+      return tf.tidy(() => tf.matMul(tf.tensor(a, as), tf.tensor(b, bs), ta, tb).dataSync().slice());
+    };
+    expect(tf.getKernel('BatchMatMul', 'wasm')).toBeDefined();
+    expect(maxRelErr(run('wasm'), run('cpu'))).toBeLessThan(1e-5);
+  });
+
+  it('switches off to the transpose fix over XNNPACK', () => {
+    const on = tf.getKernel('BatchMatMul', 'wasm');
+    try {
+      expect(setWasmKernels({ nativeMatMul: false })).not.toContain('nativeMatMul');
+      expect(tf.getKernel('BatchMatMul', 'wasm')).not.toBe(on);
+      tf.setBackend('wasm');
+      const y = tf.tidy(() => tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2]), tf.tensor2d([5, 6, 7, 8], [2, 2]), false, true).dataSync());
+      expect(Array.from(y)).toEqual([17, 23, 39, 53]);
+    } finally {
+      expect(setWasmKernels()).toContain('nativeMatMul');
+    }
+  });
+});
+
 describe('addRelu (BnlabAddRelu / BnlabReluGrad)', () => {
   // value and gradients of sum(relu(a + b) * w), with a float64 reference
   function grads(a: Float32Array, b: Float32Array, w: Float32Array, shape: number[]) {

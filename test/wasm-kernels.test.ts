@@ -72,8 +72,11 @@ function randomCases(n: number): Case[] {
 beforeAll(async () => {
   const info = await initWasmBackend({ threads: 1 });
   expect(info.fixes).toEqual(['filterGrad', 'inputGrad', 'batchMatMul']);
-  // the fixes themselves, not the oneDNN kernels layered on top (test/dnnl-conv.test.ts)
-  expect(setWasmKernels({ dnnlConv: false })).not.toContain('dnnlConv');
+  // the fixes themselves, not the native kernels layered on top (test/dnnl-conv.test.ts,
+  // test/native-kernels.test.ts)
+  const on = setWasmKernels({ dnnlConv: false, nativeMatMul: false });
+  expect(on).not.toContain('dnnlConv');
+  expect(on).not.toContain('nativeMatMul');
   restoreCpuKernels();
 });
 

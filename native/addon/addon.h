@@ -45,3 +45,4 @@ napi_value Ema(napi_env env, napi_callback_info info);
 napi_value AddRelu(napi_env env, napi_callback_info info);
 napi_value ReluGrad(napi_env env, napi_callback_info info);
 napi_value AddSame(napi_env env, napi_callback_info info);
+napi_value MatMul(napi_env env, napi_callback_info info);

@@ -1,6 +1,6 @@
-// bnlab's native addon: oneDNN convolutions (conv.cc), OpenMP BatchNorm (bn.cc), one-pass SGD
-// (sgd.cc) and EMA (ema.cc) updates and the residual add+ReLU (eltwise.cc) for the tfjs wasm
-// backend, in place on its heap.
+// bnlab's native addon: oneDNN convolutions (conv.cc) and GEMM (matmul.cc), OpenMP BatchNorm
+// (bn.cc), one-pass SGD (sgd.cc) and EMA (ema.cc) updates and the residual add+ReLU
+// (eltwise.cc) for the tfjs wasm backend, in place on its heap.
 // Loaded by src/backend/native-addon.ts.
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -40,6 +40,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sgd", nullptr, Sgd, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"ema", nullptr, Ema, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"addRelu", nullptr, AddRelu, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"matmul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"add", nullptr, AddSame, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reluGrad", nullptr, ReluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},

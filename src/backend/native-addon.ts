@@ -21,6 +21,8 @@ export interface NativeAddon {
   /** addRelu(heap, a, b, y, n) / reluGrad(heap, dy, y, dx, n): native/addon/eltwise.cc */
   addRelu(heap: Uint8Array, a: number, b: number, out: number, n: number): void;
   reluGrad(heap: Uint8Array, a: number, b: number, out: number, n: number): void;
+  /** matmul(heap, a, b, c, batchA, batchB, M, N, K, transA, transB): native/addon/matmul.cc */
+  matmul(heap: Uint8Array, ...args: number[]): void;
   /** add(heap, a, b, y, n): y = a + b, same sizes */
   add(heap: Uint8Array, a: number, b: number, out: number, n: number): void;
   setThreads(n: number): void;

@@ -16,6 +16,7 @@ import { dnnlConvKernel, dnnlFilterGradKernel, dnnlInputGradKernel } from './ker
 import { loadNative } from './native-addon.js';
 import { setFusedEMA, setFusedSGD } from './kernels/state-updates.js';
 import { nativeAddKernel, setNativeAddRelu } from './kernels/add-relu.js';
+import { nativeMatMulKernel } from './kernels/matmul-native.js';
 import { patchForNodeThreads, threadPatchApplies } from './wasm-threads.js';
 
 export type WasmFix = 'filterGrad' | 'inputGrad' | 'batchMatMul';
@@ -34,16 +35,17 @@ export const WASM_FIXES: readonly WasmFix[] = ['filterGrad', 'inputGrad', 'batch
 // layer's population statistics, one kernel call each instead of 5-11 tf ops.
 // nativeAddRelu: relu(a + b) at the end of residual blocks, its gradient, and large same-shape
 // Adds (the gradient sums tfjs makes for tensors used twice, like a block's input).
+// nativeMatMul: BatchMatMul through oneDNN's sgemm (transposes included), over the batchMatMul fix.
 // BNLAB_WASM_KERNELS=none (or a comma list) overrides; BNLAB_WASM_FIXES=none turns them off too.
-export type WasmKernel = 'fusedBN' | 'sharedIdentity' | 'dnnlConv' | 'nativeBN' | 'fusedSGD' | 'fusedEMA' | 'nativeAddRelu';
+export type WasmKernel = 'fusedBN' | 'sharedIdentity' | 'dnnlConv' | 'nativeBN' | 'fusedSGD' | 'fusedEMA' | 'nativeAddRelu' | 'nativeMatMul';
 export const WASM_KERNELS: readonly WasmKernel[] = [
-  'fusedBN', 'sharedIdentity', 'dnnlConv', 'nativeBN', 'fusedSGD', 'fusedEMA', 'nativeAddRelu',
+  'fusedBN', 'sharedIdentity', 'dnnlConv', 'nativeBN', 'fusedSGD', 'fusedEMA', 'nativeAddRelu', 'nativeMatMul',
 ];
 
 function kernelsWanted(opt: Partial<Record<WasmKernel, boolean>> = {}): Record<WasmKernel, boolean> {
   const want: Record<WasmKernel, boolean> = {
     fusedBN: true, sharedIdentity: true, dnnlConv: true, nativeBN: true, fusedSGD: true, fusedEMA: true, nativeAddRelu: true,
-    ...opt,
+    nativeMatMul: true, ...opt,
   };
   const v = process.env.BNLAB_WASM_KERNELS?.trim();
   if (v) for (const k of WASM_KERNELS) want[k] = v === 'all' || v.split(',').map((x) => x.trim()).includes(k);
@@ -65,34 +67,44 @@ export function setWasmKernels(opt: Partial<Record<WasmKernel, boolean>> = {}): 
   setNativeAddRelu(want.nativeAddRelu ? addon : null, 'wasm');
   swap('Add', 'wasm', want.nativeAddRelu && addon ? (orig) => nativeAddKernel(addon, orig!) : null);
   swap('Identity', 'wasm', want.sharedIdentity ? (orig) => sharedIdentityKernel(orig!) : null);
-  dnnlWanted = want.dnnlConv;
-  want.dnnlConv = applyConvKernels();
+  nativeWanted.dnnlConv = want.dnnlConv;
+  nativeWanted.nativeMatMul = want.nativeMatMul;
+  Object.assign(want, applyLayeredKernels());
   return WASM_KERNELS.filter((k) => want[k]);
 }
 
-// The three conv kernels are layered: stock, then the fixes (setWasmFixes), then oneDNN on
-// top when wanted and built; either setter re-applies the stack. Returns whether oneDNN is on.
-let dnnlWanted = false;
+// Kernels that both a fix and a native kernel replace are layered: stock, then the fix
+// (setWasmFixes), then the native kernel on top when wanted and built; either setter
+// re-applies the stack. Returns which native layers are on.
+const nativeWanted = { dnnlConv: false, nativeMatMul: false };
 const fixKernels = new Map<string, KernelConfig | undefined>();
-function applyConvKernels(): boolean {
-  const addon = dnnlWanted ? loadNative().addon : null;
-  const wraps = { Conv2D: dnnlConvKernel, Conv2DBackpropInput: dnnlInputGradKernel, Conv2DBackpropFilter: dnnlFilterGradKernel };
-  for (const [name, wrap] of Object.entries(wraps)) {
+const LAYERED = [
+  { name: 'Conv2D', switch: 'dnnlConv', wrap: dnnlConvKernel },
+  { name: 'Conv2DBackpropInput', switch: 'dnnlConv', wrap: dnnlInputGradKernel },
+  { name: 'Conv2DBackpropFilter', switch: 'dnnlConv', wrap: dnnlFilterGradKernel },
+  { name: 'BatchMatMul', switch: 'nativeMatMul', wrap: nativeMatMulKernel },
+] as const;
+function applyLayeredKernels(): typeof nativeWanted {
+  const addon = loadNative().addon;
+  const on = { dnnlConv: false, nativeMatMul: false };
+  for (const { name, switch: sw, wrap } of LAYERED) {
     const key = `wasm/${name}`;
     if (!stock.has(key)) stock.set(key, getKernel(name, 'wasm'));
     const base = fixKernels.has(name) ? fixKernels.get(name) : stock.get(key);
     if (getKernel(name, 'wasm') != null) unregisterKernel(name, 'wasm');
-    const cfg = addon ? wrap(addon, base ?? missingKernel(name)) : base;
+    const native = nativeWanted[sw] && addon != null;
+    const cfg = native ? wrap(addon, base ?? missingKernel(name)) : base;
     if (cfg) registerKernel(cfg);
+    on[sw] = native;
   }
-  return addon != null;
+  return on;
 }
 
 /** Fallback target when no kernel exists below oneDNN (stock wasm has no filter gradient). */
 function missingKernel(kernelName: string): KernelConfig {
   return {
     kernelName, backendName: 'wasm',
-    kernelFunc: () => { throw new Error(`bnlab: oneDNN could not run ${kernelName} for this geometry and the wasm backend has no ${kernelName} (enable the filterGrad fix)`); },
+    kernelFunc: () => { throw new Error(`bnlab: the native kernel could not run ${kernelName} here and the wasm backend has no ${kernelName} (enable the filterGrad fix)`); },
   };
 }
 
@@ -134,8 +146,8 @@ export function setWasmFixes(fixes: Partial<Record<WasmFix, boolean>> = {}): str
   swap('Conv2DBackpropFilter', 'wasm', want.filterGrad ? () => filterGradKernel('wasm') : null);
   swap('Conv2DBackpropInput', 'wasm', want.inputGrad ? (orig) => inputGradKernel('wasm', orig) : null);
   swap('BatchMatMul', 'wasm', want.batchMatMul ? (orig) => batchMatMulKernel(orig!) : null);
-  for (const name of ['Conv2DBackpropFilter', 'Conv2DBackpropInput']) fixKernels.set(name, getKernel(name, 'wasm'));
-  applyConvKernels();
+  for (const name of ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'BatchMatMul']) fixKernels.set(name, getKernel(name, 'wasm'));
+  applyLayeredKernels();
   return WASM_FIXES.filter((f) => want[f]);
 }
 
@@ -225,7 +237,7 @@ export async function initWasmBackend(opts: WasmOptions = {}): Promise<WasmInfo>
   try {
     kernels = setWasmKernels(opts.kernels);
     const wanted = kernelsWanted(opts.kernels);
-    const native: WasmKernel[] = ['dnnlConv', 'nativeBN', 'fusedSGD', 'fusedEMA', 'nativeAddRelu'];
+    const native: WasmKernel[] = ['dnnlConv', 'nativeBN', 'fusedSGD', 'fusedEMA', 'nativeAddRelu', 'nativeMatMul'];
     if (native.some((k) => wanted[k]) && !loadNative().addon) {
       notes.push(`native kernels (${native.join(', ')}) off: ${loadNative().reason}`);
     }
