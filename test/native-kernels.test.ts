@@ -5,11 +5,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadNative } from '../src/backend/native-addon.js';
-import { ADD_RELU } from '../src/backend/kernels/add-relu.js';
+import { ADD_RELU, GAP } from '../src/backend/kernels/eltwise.js';
 import { EMA_KERNEL, SGD_KERNEL } from '../src/backend/kernels/state-updates.js';
 import { emaUpdate } from '../src/stats/aggregate.js';
 import { initWasmBackend, setWasmKernels } from '../src/backend/wasm.js';
-import { addRelu } from '../src/nn/add-relu.js';
+import { addRelu, globalAvgPool } from '../src/nn/fused.js';
 import { sgdStep } from '../src/train/sgd.js';
 import { maxRelErr } from './helpers/compare.js';
 
@@ -119,6 +119,28 @@ describe('fused EMA (BnlabEMA)', () => {
   });
 });
 
+describe('global average pooling (BnlabGAP / BnlabGAPGrad)', () => {
+  it.each([[[2, 3, 5, 4]], [[1, 1, 1, 3]], [[32, 8, 8, 64]]])('shape %j: value and gradient match float64', (shape) => {
+    tf.setBackend('wasm');
+    expect(tf.getKernel(GAP, 'wasm')).toBeDefined();
+    const [B, H, W, C] = shape;
+    const x = rand(B * H * W * C, 21), w = rand(B * C, 22);
+    const got = tf.tidy(() => {
+      const tx = tf.tensor4d(x, shape as [number, number, number, number]), tw = tf.tensor2d(w, [B, C]);
+      const y = globalAvgPool(tx).dataSync().slice();
+      const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(globalAvgPool(v as tf.Tensor4D), tw)))(tx).dataSync().slice();
+      return { y, g };
+    });
+    const y = new Float64Array(B * C), g = new Float64Array(x.length);
+    for (let b = 0; b < B; b++) for (let p = 0; p < H * W; p++) for (let c = 0; c < C; c++) {
+      y[b * C + c] += x[(b * H * W + p) * C + c] / (H * W);
+      g[(b * H * W + p) * C + c] = w[b * C + c] / (H * W);
+    }
+    expect(maxRelErr(got.y, y)).toBeLessThan(1e-5);
+    expect(maxRelErr(got.g, g)).toBeLessThan(1e-6);
+  });
+});
+
 describe('BatchMatMul through the native sgemm', () => {
   const cases: [number[], number[], boolean, boolean][] = [
     [[32, 64], [64, 10], false, false], // a CIFAR ResNet's classifier
@@ -190,6 +212,23 @@ describe('addRelu (BnlabAddRelu / BnlabReluGrad)', () => {
     for (const i of [0, 17, n - 1]) expect(bc[i]).toBe(Math.fround(a[i] + b[i % 16]));
     const ints = tf.tidy(() => tf.add(tf.tensor1d([1, 2, 3], 'int32'), tf.tensor1d([4, 5, 6], 'int32')).dataSync());
     expect(Array.from(ints)).toEqual([5, 7, 9]);
+  });
+
+  it('small binary ops (softmax, loss, bias) in JS match the cpu backend exactly, broadcasting included', () => {
+    const cases: [string, number[], number[]][] = [['sub', [32, 10], [32, 1]], ['mul', [32, 1], [32, 10]], ['add', [32, 10], [10]], ['sub', [1], [7, 3]]];
+    for (const [op, as, bs] of cases) {
+      const a = rand(as.reduce((p, x) => p * x, 1), 31), b = rand(bs.reduce((p, x) => p * x, 1), 32);
+      const run = (backend: string) => {
+        tf.setBackend(backend);
+        return tf.tidy(() => {
+          const [ta, tb] = [tf.tensor(a, as), tf.tensor(b, bs)];
+          return (op === 'sub' ? tf.sub(ta, tb) : op === 'mul' ? tf.mul(ta, tb) : tf.add(ta, tb)).dataSync().slice();
+        });
+      };
+      const [w, c] = [run('wasm'), run('cpu')];
+      expect(w.length, op).toBe(c.length);
+      expect(maxRelErr(w, c), `${op} ${as} ${bs}`).toBe(0);
+    }
   });
 
   it('switches off to tf.relu(tf.add()) and does not leak', () => {

@@ -46,3 +46,5 @@ napi_value AddRelu(napi_env env, napi_callback_info info);
 napi_value ReluGrad(napi_env env, napi_callback_info info);
 napi_value AddSame(napi_env env, napi_callback_info info);
 napi_value MatMul(napi_env env, napi_callback_info info);
+napi_value Gap(napi_env env, napi_callback_info info);
+napi_value GapGrad(napi_env env, napi_callback_info info);

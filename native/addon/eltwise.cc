@@ -49,3 +49,43 @@ napi_value AddSame(napi_env env, napi_callback_info info) {
   for (int64_t i = 0; i < n; i++) y[i] = x[i] + z[i];
   return nullptr;
 }
+
+// Global average pooling over H*W of NHWC [B, HW, C] and its gradient (dx = dy / HW broadcast
+// over HW): tfjs computes the gradient with a ones tensor, a broadcast multiply and a divide.
+// gap(heap, x, y, B, HW, C)
+napi_value Gap(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6);
+  if (!a.ok) return nullptr;
+  char* h = a.heap(0);
+  const float* x = a.f32(h, 1);
+  float* y = a.f32(h, 2);
+  const int64_t B = a.i64(3), HW = a.i64(4), C = a.i64(5);
+  if (!a.ok) return nullptr;
+#pragma omp parallel for schedule(static) if (B * HW * C > 65536)
+  for (int64_t b = 0; b < B; b++) {
+    float* yb = y + b * C;
+    for (int64_t c = 0; c < C; c++) yb[c] = 0;
+    for (int64_t p = 0; p < HW; p++) {
+      const float* row = x + (b * HW + p) * C;
+      for (int64_t c = 0; c < C; c++) yb[c] += row[c];
+    }
+    for (int64_t c = 0; c < C; c++) yb[c] /= float(HW);
+  }
+  return nullptr;
+}
+
+// gapGrad(heap, dy, dx, B, HW, C)
+napi_value GapGrad(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6);
+  if (!a.ok) return nullptr;
+  char* h = a.heap(0);
+  const float* dy = a.f32(h, 1);
+  float* dx = a.f32(h, 2);
+  const int64_t B = a.i64(3), HW = a.i64(4), C = a.i64(5);
+  if (!a.ok) return nullptr;
+#pragma omp parallel for schedule(static) if (B * HW * C > 65536)
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t p = 0; p < HW; p++)
+      for (int64_t c = 0; c < C; c++) dx[(b * HW + p) * C + c] = dy[b * C + c] / float(HW);
+  return nullptr;
+}

@@ -1,6 +1,6 @@
 // bnlab's native addon: oneDNN convolutions (conv.cc) and GEMM (matmul.cc), OpenMP BatchNorm
-// (bn.cc), one-pass SGD (sgd.cc) and EMA (ema.cc) updates and the residual add+ReLU
-// (eltwise.cc) for the tfjs wasm backend, in place on its heap.
+// (bn.cc), one-pass SGD (sgd.cc) and EMA (ema.cc) updates, the residual add+ReLU and global
+// average pooling (eltwise.cc) for the tfjs wasm backend, in place on its heap.
 // Loaded by src/backend/native-addon.ts.
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -41,6 +41,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"ema", nullptr, Ema, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"addRelu", nullptr, AddRelu, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"matmul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gap", nullptr, Gap, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gapGrad", nullptr, GapGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"add", nullptr, AddSame, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reluGrad", nullptr, ReluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},

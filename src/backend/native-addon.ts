@@ -23,6 +23,9 @@ export interface NativeAddon {
   reluGrad(heap: Uint8Array, a: number, b: number, out: number, n: number): void;
   /** matmul(heap, a, b, c, batchA, batchB, M, N, K, transA, transB): native/addon/matmul.cc */
   matmul(heap: Uint8Array, ...args: number[]): void;
+  /** gap(heap, x, y, B, HW, C) / gapGrad(heap, dy, dx, B, HW, C): global average pooling */
+  gap(heap: Uint8Array, ...args: number[]): void;
+  gapGrad(heap: Uint8Array, ...args: number[]): void;
   /** add(heap, a, b, y, n): y = a + b, same sizes */
   add(heap: Uint8Array, a: number, b: number, out: number, n: number): void;
   setThreads(n: number): void;

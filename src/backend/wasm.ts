@@ -15,7 +15,7 @@ import { sharedIdentityKernel } from './kernels/identity.js';
 import { dnnlConvKernel, dnnlFilterGradKernel, dnnlInputGradKernel } from './kernels/conv-dnnl.js';
 import { loadNative } from './native-addon.js';
 import { setFusedEMA, setFusedSGD } from './kernels/state-updates.js';
-import { nativeAddKernel, setNativeAddRelu } from './kernels/add-relu.js';
+import { nativeAddKernel, setNativeEltwise, smallBinaryKernel } from './kernels/eltwise.js';
 import { nativeMatMulKernel } from './kernels/matmul-native.js';
 import { patchForNodeThreads, threadPatchApplies } from './wasm-threads.js';
 
@@ -33,18 +33,18 @@ export const WASM_FIXES: readonly WasmFix[] = ['filterGrad', 'inputGrad', 'batch
 // nativeBN: the fusedBN kernels compiled natively and run on all threads.
 // fusedSGD, fusedEMA: the SGD-with-momentum update of a parameter and the EMA update of a BN
 // layer's population statistics, one kernel call each instead of 5-11 tf ops.
-// nativeAddRelu: relu(a + b) at the end of residual blocks, its gradient, and large same-shape
+// nativeEltwise: relu(a + b) at the end of residual blocks, its gradient, and large same-shape
 // Adds (the gradient sums tfjs makes for tensors used twice, like a block's input).
 // nativeMatMul: BatchMatMul through oneDNN's sgemm (transposes included), over the batchMatMul fix.
 // BNLAB_WASM_KERNELS=none (or a comma list) overrides; BNLAB_WASM_FIXES=none turns them off too.
-export type WasmKernel = 'fusedBN' | 'sharedIdentity' | 'dnnlConv' | 'nativeBN' | 'fusedSGD' | 'fusedEMA' | 'nativeAddRelu' | 'nativeMatMul';
+export type WasmKernel = 'fusedBN' | 'sharedIdentity' | 'dnnlConv' | 'nativeBN' | 'fusedSGD' | 'fusedEMA' | 'nativeEltwise' | 'nativeMatMul';
 export const WASM_KERNELS: readonly WasmKernel[] = [
-  'fusedBN', 'sharedIdentity', 'dnnlConv', 'nativeBN', 'fusedSGD', 'fusedEMA', 'nativeAddRelu', 'nativeMatMul',
+  'fusedBN', 'sharedIdentity', 'dnnlConv', 'nativeBN', 'fusedSGD', 'fusedEMA', 'nativeEltwise', 'nativeMatMul',
 ];
 
 function kernelsWanted(opt: Partial<Record<WasmKernel, boolean>> = {}): Record<WasmKernel, boolean> {
   const want: Record<WasmKernel, boolean> = {
-    fusedBN: true, sharedIdentity: true, dnnlConv: true, nativeBN: true, fusedSGD: true, fusedEMA: true, nativeAddRelu: true,
+    fusedBN: true, sharedIdentity: true, dnnlConv: true, nativeBN: true, fusedSGD: true, fusedEMA: true, nativeEltwise: true,
     nativeMatMul: true, ...opt,
   };
   const v = process.env.BNLAB_WASM_KERNELS?.trim();
@@ -63,9 +63,10 @@ export function setWasmKernels(opt: Partial<Record<WasmKernel, boolean>> = {}): 
   setFusedSGD(want.fusedSGD ? addon : null, 'wasm');
   want.fusedEMA = want.fusedEMA && addon != null;
   setFusedEMA(want.fusedEMA ? addon : null, 'wasm');
-  want.nativeAddRelu = want.nativeAddRelu && addon != null;
-  setNativeAddRelu(want.nativeAddRelu ? addon : null, 'wasm');
-  swap('Add', 'wasm', want.nativeAddRelu && addon ? (orig) => nativeAddKernel(addon, orig!) : null);
+  want.nativeEltwise = want.nativeEltwise && addon != null;
+  setNativeEltwise(want.nativeEltwise ? addon : null, 'wasm');
+  swap('Add', 'wasm', want.nativeEltwise && addon ? (orig) => smallBinaryKernel(nativeAddKernel(addon, orig!)) : null);
+  for (const k of ['Sub', 'Multiply']) swap(k, 'wasm', want.nativeEltwise ? (orig) => smallBinaryKernel(orig!) : null);
   swap('Identity', 'wasm', want.sharedIdentity ? (orig) => sharedIdentityKernel(orig!) : null);
   nativeWanted.dnnlConv = want.dnnlConv;
   nativeWanted.nativeMatMul = want.nativeMatMul;
@@ -237,7 +238,7 @@ export async function initWasmBackend(opts: WasmOptions = {}): Promise<WasmInfo>
   try {
     kernels = setWasmKernels(opts.kernels);
     const wanted = kernelsWanted(opts.kernels);
-    const native: WasmKernel[] = ['dnnlConv', 'nativeBN', 'fusedSGD', 'fusedEMA', 'nativeAddRelu', 'nativeMatMul'];
+    const native: WasmKernel[] = ['dnnlConv', 'nativeBN', 'fusedSGD', 'fusedEMA', 'nativeEltwise', 'nativeMatMul'];
     if (native.some((k) => wanted[k]) && !loadNative().addon) {
       notes.push(`native kernels (${native.join(', ')}) off: ${loadNative().reason}`);
     }

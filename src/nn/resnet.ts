@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { batchNormAffine, type BNContext, type Observation } from './batchnorm.js';
 import { Rng } from '../util/rng.js';
-import { addRelu } from './add-relu.js';
+import { addRelu, globalAvgPool } from './fused.js';
 
 export type ModelConfig = {
   arch: 'resnet-cifar' | 'resnet50';
@@ -133,7 +133,7 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
   const forward: Network['forward'] = (p, x, ctx, obs) => {
     let y = stem(p, x, ctx, obs);
     for (const block of blocks) y = block(p, y, ctx, obs);
-    const pooled = tf.mean(y, [1, 2]) as tf.Tensor2D;
+    const pooled = globalAvgPool(y);
     return tf.add(tf.matMul(pooled, p.get('fc.weight') as tf.Tensor2D), p.get('fc.bias') as tf.Tensor1D) as tf.Tensor2D;
   };
   return { params, bnLayers, forward };
