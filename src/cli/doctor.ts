@@ -49,7 +49,7 @@ export function registerDoctor(program: Command): void {
       const { loadNative, NATIVE_ADDON_PATH } = await import('../backend/native-addon.js');
       const dnnl = loadNative();
       report.dnnl = { loads: dnnl.addon != null, detail: dnnl.reason, path: NATIVE_ADDON_PATH };
-      if (!dnnl.addon) fixes.push(`oneDNN convolutions (~2x faster CPU training on wasm): ${dnnl.reason}`);
+      if (!dnnl.addon) fixes.push(`native kernels (~4x faster CPU training on wasm): ${dnnl.reason}`);
       report.cpu = { loads: true, note: 'pure JS: a last resort, ~30x slower than wasm' };
       const chosen = cuda.gpu ? 'cuda' : (report.wasm as { loads: boolean }).loads ? 'wasm' : 'cpu';
       report.auto_backend = chosen;
