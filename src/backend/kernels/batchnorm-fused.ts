@@ -13,17 +13,12 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { findBackend, registerKernel, unregisterKernel, getKernel, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../native-addon.js';
+import { offsetOf, type WasmHeapBackend } from './heap.js';
 
 export const BN_FORWARD = 'BnlabBNForward';
 export const BN_BACKWARD = 'BnlabBNBackward';
 export const BN_APPLY = 'BnlabBNApply';
 const NAMES = [BN_FORWARD, BN_BACKWARD, BN_APPLY];
-
-interface WasmBackendLike {
-  wasm: { wasmMemory?: WebAssembly.Memory; asm?: Record<string, unknown>; HEAPU8: Uint8Array; _malloc(n: number): number; _free(p: number): void };
-  dataIdMap: { get(id: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-}
 
 interface Exports {
   bn_forward(...a: number[]): void;
@@ -35,7 +30,7 @@ const instances = new WeakMap<object, Exports>();
 // When set, the same kernels run natively on all cores (native/addon/bn.cc) instead.
 let native: NativeAddon | null = null;
 
-function nativeExports(b: WasmBackendLike, n: NativeAddon): Exports {
+function nativeExports(b: WasmHeapBackend, n: NativeAddon): Exports {
   // bn.c's trailing scratch pointers are not needed natively; the heap view is read per call
   // because a non-shared wasm memory gets a new buffer when it grows.
   return {
@@ -45,7 +40,7 @@ function nativeExports(b: WasmBackendLike, n: NativeAddon): Exports {
   };
 }
 
-function moduleFor(b: WasmBackendLike): Exports {
+function moduleFor(b: WasmHeapBackend): Exports {
   if (native) return nativeExports(b, native);
   const have = instances.get(b.wasm);
   if (have) return have;
@@ -61,14 +56,14 @@ function moduleFor(b: WasmBackendLike): Exports {
   return ex;
 }
 
-const off = (b: WasmBackendLike, t: TensorInfo) => b.dataIdMap.get(t.dataId).memoryOffset >>> 0;
+const off = offsetOf;
 
 function checkF32(...ts: (TensorInfo | undefined)[]): void {
   for (const t of ts) if (t && t.dtype !== 'float32') throw new Error(`bnlab fused BN: float32 only, got ${t.dtype}`);
 }
 
 /** Scratch for the C kernels: 2 float64 [C] + `floats` float32 [C] arrays, 8-byte aligned. */
-function scratch(b: WasmBackendLike, C: number, floats: number) {
+function scratch(b: WasmHeapBackend, C: number, floats: number) {
   const base = b.wasm._malloc(16 * C + 4 * C * floats + 16) >>> 0;
   const d = (base + 7) & ~7;
   const f = (i: number) => d + 16 * C + 4 * C * i;
@@ -76,7 +71,7 @@ function scratch(b: WasmBackendLike, C: number, floats: number) {
 }
 
 /** ones (gamma) / zeros (beta) when the caller normalizes without affine. */
-function affinePtrs(b: WasmBackendLike, C: number, gamma: TensorInfo | undefined, beta: TensorInfo | undefined, at: number): [number, number] {
+function affinePtrs(b: WasmHeapBackend, C: number, gamma: TensorInfo | undefined, beta: TensorInfo | undefined, at: number): [number, number] {
   if (gamma && beta) return [off(b, gamma), off(b, beta)];
   const heap = new Float32Array(b.wasm.HEAPU8.buffer, at, 2 * C);
   heap.fill(1, 0, C);
@@ -85,7 +80,7 @@ function affinePtrs(b: WasmBackendLike, C: number, gamma: TensorInfo | undefined
 }
 
 const forward: KernelFunc = ({ inputs, attrs, backend }) => {
-  const b = backend as unknown as WasmBackendLike;
+  const b = backend as unknown as WasmHeapBackend;
   const { x, gamma, beta } = inputs as { x: TensorInfo; gamma?: TensorInfo; beta?: TensorInfo };
   const { groups, eps, relu } = attrs as unknown as { groups: number; eps: number; relu: boolean };
   checkF32(x, gamma, beta);
@@ -109,7 +104,7 @@ const forward: KernelFunc = ({ inputs, attrs, backend }) => {
 };
 
 const backward: KernelFunc = ({ inputs, attrs, backend }) => {
-  const b = backend as unknown as WasmBackendLike;
+  const b = backend as unknown as WasmHeapBackend;
   const { dy, x, mean, variance, gamma, beta } = inputs as Record<string, TensorInfo | undefined> as {
     dy: TensorInfo; x: TensorInfo; mean: TensorInfo; variance: TensorInfo; gamma?: TensorInfo; beta?: TensorInfo;
   };
@@ -133,7 +128,7 @@ const backward: KernelFunc = ({ inputs, attrs, backend }) => {
 };
 
 const apply: KernelFunc = ({ inputs, attrs, backend }) => {
-  const b = backend as unknown as WasmBackendLike;
+  const b = backend as unknown as WasmHeapBackend;
   const { x, scale, shift } = inputs as { x: TensorInfo; scale: TensorInfo; shift: TensorInfo };
   const { relu } = attrs as unknown as { relu: boolean };
   checkF32(x, scale, shift);
@@ -153,7 +148,7 @@ export function setFusedBN(on: boolean, backendName = 'wasm', addon: NativeAddon
   for (const n of NAMES) if (getKernel(n, backendName) != null) unregisterKernel(n, backendName);
   native = on ? addon : null;
   if (!on) return;
-  const b = findBackend(backendName) as unknown as WasmBackendLike | null;
+  const b = findBackend(backendName) as unknown as WasmHeapBackend | null;
   if (b?.wasm) moduleFor(b); // load now: a missing/incompatible module fails at init, not mid-step
   registerKernel({ kernelName: BN_FORWARD, backendName, kernelFunc: forward });
   registerKernel({ kernelName: BN_BACKWARD, backendName, kernelFunc: backward });

@@ -4,13 +4,7 @@
 // error) goes to the kernel registered before, so nothing is lost by having this on.
 import { backend_util, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../native-addon.js';
-
-interface WasmBackendLike {
-  wasm: { HEAPU8: Uint8Array };
-  dataIdMap: { get(id: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  disposeData(id: object): void;
-}
+import { heapBackend, heapOf, offsetOf } from './heap.js';
 
 interface ConvAttrs {
   strides: number | [number, number];
@@ -64,7 +58,7 @@ function warnOnce(msg: string): void {
 
 function kernel(addon: NativeAddon, kind: number, prev: KernelConfig, backendName: string): KernelConfig {
   const kernelFunc = ((args) => {
-    const b = args.backend as unknown as WasmBackendLike;
+    const b = heapBackend(args.backend);
     const attrs = args.attrs as unknown as ConvAttrs;
     const ins = args.inputs as Record<string, TensorInfo>;
     let a: TensorInfo, w: TensorInfo, dims: Int32Array | null, outShape: number[];
@@ -83,10 +77,10 @@ function kernel(addon: NativeAddon, kind: number, prev: KernelConfig, backendNam
     }
     if (dims == null || a.dtype !== 'float32' || w.dtype !== 'float32') return prev.kernelFunc(args);
     const out = b.makeOutput(outShape, 'float32');
-    const at = (t: TensorInfo) => b.dataIdMap.get(t.dataId).memoryOffset >>> 0;
+    const at = (t: TensorInfo) => offsetOf(b, t);
     try {
       const dy = kind === BACKWARD_DATA ? a : kind === BACKWARD_WEIGHTS ? w : null;
-      addon.conv(kind, b.wasm.HEAPU8, at(a), at(w), at(out), dims, dy ? tokenOf(dy.dataId) : 0);
+      addon.conv(kind, heapOf(b), at(a), at(w), at(out), dims, dy ? tokenOf(dy.dataId) : 0);
     } catch (e) {
       b.disposeData(out.dataId);
       warnOnce(`bnlab: oneDNN could not run ${prev.kernelName} [${dims.join(',')}] (${(e as Error).message}); using the wasm kernel for it`);

@@ -8,29 +8,24 @@
 import { backend_util, getKernel, registerKernel, unregisterKernel, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import { shared } from '@tensorflow/tfjs-backend-cpu';
 import type { NativeAddon } from '../native-addon.js';
+import { heapBackend, heapOf, offsetOf, sizeOf } from './heap.js';
 
 export const ADD_RELU = 'BnlabAddRelu';
 export const RELU_GRAD = 'BnlabReluGrad';
 export const GAP = 'BnlabGAP';
 export const GAP_GRAD = 'BnlabGAPGrad';
 
-interface WasmBackendLike {
-  wasm: { HEAPU8: Uint8Array };
-  dataIdMap: { get(id: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-}
-
 function binary(run: (heap: Uint8Array, a: number, b: number, out: number, n: number) => void): KernelFunc {
   return (({ inputs, backend }) => {
-    const be = backend as unknown as WasmBackendLike;
+    const be = heapBackend(backend);
     const [a, b] = Object.values(inputs) as TensorInfo[];
-    const n = a.shape.reduce((p, x) => p * x, 1);
-    if (b.shape.reduce((p, x) => p * x, 1) !== n || a.dtype !== 'float32' || b.dtype !== 'float32') {
+    const n = sizeOf(a.shape);
+    if (sizeOf(b.shape) !== n || a.dtype !== 'float32' || b.dtype !== 'float32') {
       throw new Error(`bnlab ${ADD_RELU}/${RELU_GRAD}: two float32 tensors of the same size, got ${a.shape} and ${b.shape}`);
     }
     const out = be.makeOutput(a.shape, 'float32');
-    const at = (t: TensorInfo) => be.dataIdMap.get(t.dataId).memoryOffset >>> 0;
-    if (n > 0) run(be.wasm.HEAPU8, at(a), at(b), at(out), n);
+    const at = (t: TensorInfo) => offsetOf(be, t);
+    if (n > 0) run(heapOf(be), at(a), at(b), at(out), n);
     return out;
   }) as KernelFunc;
 }
@@ -38,27 +33,26 @@ function binary(run: (heap: Uint8Array, a: number, b: number, out: number, n: nu
 export function setNativeEltwise(addon: NativeAddon | null, backendName = 'wasm'): void {
   for (const k of [ADD_RELU, RELU_GRAD, GAP, GAP_GRAD]) if (getKernel(k, backendName) != null) unregisterKernel(k, backendName);
   if (!addon) return;
-  const at = (b: WasmBackendLike, t: TensorInfo) => b.dataIdMap.get(t.dataId).memoryOffset >>> 0;
   registerKernel({
     kernelName: GAP, backendName, kernelFunc: (({ inputs, backend }) => {
-      const b = backend as unknown as WasmBackendLike;
+      const b = heapBackend(backend);
       const { x } = inputs as { x: TensorInfo };
       if (x.shape.length !== 4 || x.dtype !== 'float32') throw new Error(`${GAP}: float32 NHWC input, got ${x.dtype} ${x.shape}`);
       const [B, H, W, C] = x.shape;
       const y = b.makeOutput([B, C], 'float32');
-      if (B * C > 0) addon.gap(b.wasm.HEAPU8, at(b, x), at(b, y), B, H * W, C);
+      if (B * C > 0) addon.gap(heapOf(b), offsetOf(b, x), offsetOf(b, y), B, H * W, C);
       return y;
     }) as KernelFunc,
   });
   registerKernel({
     kernelName: GAP_GRAD, backendName, kernelFunc: (({ inputs, attrs, backend }) => {
-      const b = backend as unknown as WasmBackendLike;
+      const b = heapBackend(backend);
       const { dy } = inputs as { dy: TensorInfo };
       const { shape } = attrs as unknown as { shape: number[] };
       const [B, H, W, C] = shape;
       if (dy.shape.length !== 2 || dy.shape[0] !== B || dy.shape[1] !== C) throw new Error(`${GAP_GRAD}: dy ${dy.shape} does not match ${shape}`);
       const dx = b.makeOutput(shape, 'float32');
-      if (B * H * W * C > 0) addon.gapGrad(b.wasm.HEAPU8, at(b, dy), at(b, dx), B, H * W, C);
+      if (B * H * W * C > 0) addon.gapGrad(heapOf(b), offsetOf(b, dy), offsetOf(b, dx), B, H * W, C);
       return dx;
     }) as KernelFunc,
   });
@@ -73,7 +67,7 @@ export function nativeAddKernel(addon: NativeAddon, stock: KernelConfig): Kernel
   const native = binary((...a) => addon.add(...a));
   const kernelFunc = ((args) => {
     const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
-    const n = a.shape.reduce((p, x) => p * x, 1);
+    const n = sizeOf(a.shape);
     const same = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
     if (!same || n <= SMALL_BINARY || a.dtype !== 'float32' || b.dtype !== 'float32') return stock.kernelFunc(args);
     return native(args);
@@ -98,11 +92,10 @@ export function smallBinaryKernel(next: KernelConfig): KernelConfig {
     const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
     if (a.dtype !== 'float32' || b.dtype !== 'float32') return next.kernelFunc(args);
     const shape = backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
-    const n = shape.reduce((p, x) => p * x, 1);
+    const n = sizeOf(shape);
     if (n > SMALL_BINARY || n === 0) return next.kernelFunc(args);
-    const be = args.backend as unknown as WasmBackendLike;
-    const view = (t: TensorInfo) => new Float32Array(be.wasm.HEAPU8.buffer, be.dataIdMap.get(t.dataId).memoryOffset >>> 0,
-      t.shape.reduce((p, x) => p * x, 1));
+    const be = heapBackend(args.backend);
+    const view = (t: TensorInfo) => new Float32Array(heapOf(be).buffer, offsetOf(be, t), sizeOf(t.shape));
     const [vals] = impl(a.shape, b.shape, view(a), view(b), 'float32');
     const out = be.makeOutput(shape, 'float32');
     view(out).set(vals as Float32Array); // after makeOutput: the heap may have grown

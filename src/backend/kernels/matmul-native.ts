@@ -4,14 +4,7 @@
 // registered before (the transpose fix over the stock XNNPACK kernel).
 import { backend_util, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../native-addon.js';
-
-interface WasmBackendLike {
-  wasm: { HEAPU8: Uint8Array };
-  dataIdMap: { get(id: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-}
-
-const prod = (xs: number[]) => xs.reduce((p, x) => p * x, 1);
+import { heapBackend, heapOf, offsetOf, sizeOf } from './heap.js';
 
 export function nativeMatMulKernel(addon: NativeAddon, prev: KernelConfig): KernelConfig {
   const kernelFunc = ((args) => {
@@ -23,19 +16,19 @@ export function nativeMatMulKernel(addon: NativeAddon, prev: KernelConfig): Kern
     const K = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
     const Kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
     const N = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
-    const batchA = prod(a.shape.slice(0, -2)), batchB = prod(b.shape.slice(0, -2));
+    const batchA = sizeOf(a.shape.slice(0, -2)), batchB = sizeOf(b.shape.slice(0, -2));
     if (K !== Kb) throw new Error(`BatchMatMul: inner dimensions differ (${a.shape} x ${b.shape}, transposes ${transposeA}/${transposeB})`);
     if (batchA !== batchB && batchA !== 1 && batchB !== 1) return prev.kernelFunc(args);
     const batchShape = backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
-    const be = args.backend as unknown as WasmBackendLike;
+    const be = heapBackend(args.backend);
     const out = be.makeOutput([...batchShape, M, N], 'float32');
     if (M * N === 0) return out;
-    const at = (t: TensorInfo) => be.dataIdMap.get(t.dataId).memoryOffset >>> 0;
+    const at = (t: TensorInfo) => offsetOf(be, t);
     if (K === 0) {
-      new Float32Array(be.wasm.HEAPU8.buffer, at(out), prod(out.shape)).fill(0);
+      new Float32Array(heapOf(be).buffer, at(out), sizeOf(out.shape)).fill(0);
       return out;
     }
-    addon.matmul(be.wasm.HEAPU8, at(a), at(b), at(out), batchA, batchB, M, N, K, transposeA ? 1 : 0, transposeB ? 1 : 0);
+    addon.matmul(heapOf(be), at(a), at(b), at(out), batchA, batchB, M, N, K, transposeA ? 1 : 0, transposeB ? 1 : 0);
     return out;
   }) as KernelFunc;
   return { kernelName: 'BatchMatMul', backendName: prev.backendName, kernelFunc, setupFunc: prev.setupFunc };

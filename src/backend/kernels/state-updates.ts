@@ -7,31 +7,26 @@
 //     src/train/step.ts' EMA over the G groups given (native/addon/ema.cc); switch fusedEMA
 import { getKernel, registerKernel, unregisterKernel, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../native-addon.js';
+import { heapBackend, heapOf, offsetOf, sizeOf } from './heap.js';
 
 export const SGD_KERNEL = 'BnlabSGD';
 export const EMA_KERNEL = 'BnlabEMA';
-
-interface WasmBackendLike {
-  wasm: { HEAPU8: Uint8Array };
-  dataIdMap: { get(id: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-}
 
 export function setFusedSGD(addon: NativeAddon | null, backendName = 'wasm'): void {
   if (getKernel(SGD_KERNEL, backendName) != null) unregisterKernel(SGD_KERNEL, backendName);
   if (!addon) return;
   const kernelFunc = (({ inputs, attrs, backend }) => {
-    const b = backend as unknown as WasmBackendLike;
+    const b = heapBackend(backend);
     const { w, g, v } = inputs as { w: TensorInfo; g: TensorInfo; v: TensorInfo };
     const { lr, momentum, weightDecay, nesterov } = attrs as unknown as { lr: number; momentum: number; weightDecay: number; nesterov: boolean };
-    const n = w.shape.reduce((a, x) => a * x, 1);
+    const n = sizeOf(w.shape);
     for (const t of [g, v]) {
-      if (t.shape.reduce((a, x) => a * x, 1) !== n) throw new Error('BnlabSGD: w, g and v must have the same size');
+      if (sizeOf(t.shape) !== n) throw new Error('BnlabSGD: w, g and v must have the same size');
     }
     if (w.dtype !== 'float32' || g.dtype !== 'float32' || v.dtype !== 'float32') throw new Error('BnlabSGD: float32 only');
     const wo = b.makeOutput(w.shape, 'float32'), vo = b.makeOutput(w.shape, 'float32');
-    const at = (t: TensorInfo) => b.dataIdMap.get(t.dataId).memoryOffset >>> 0;
-    addon.sgd(b.wasm.HEAPU8, at(w), at(g), at(v), at(wo), at(vo), n, lr, momentum, weightDecay, nesterov ? 1 : 0);
+    const at = (t: TensorInfo) => offsetOf(b, t);
+    addon.sgd(heapOf(b), at(w), at(g), at(v), at(wo), at(vo), n, lr, momentum, weightDecay, nesterov ? 1 : 0);
     return [wo, vo];
   }) as KernelFunc;
   registerKernel({ kernelName: SGD_KERNEL, backendName, kernelFunc });
@@ -41,18 +36,18 @@ export function setFusedEMA(addon: NativeAddon | null, backendName = 'wasm'): vo
   if (getKernel(EMA_KERNEL, backendName) != null) unregisterKernel(EMA_KERNEL, backendName);
   if (!addon) return;
   const kernelFunc = (({ inputs, attrs, backend }) => {
-    const b = backend as unknown as WasmBackendLike;
+    const b = heapBackend(backend);
     const { mean, variance, obsMean, obsVariance } = inputs as Record<string, TensorInfo>;
     const { decay, counts } = attrs as unknown as { decay: number; counts: number[] };
-    const C = mean.shape.reduce((a, x) => a * x, 1);
+    const C = sizeOf(mean.shape);
     const G = counts.length;
-    const size = (t: TensorInfo) => t.shape.reduce((a, x) => a * x, 1);
+    const size = (t: TensorInfo) => sizeOf(t.shape);
     if (size(variance) !== C || size(obsMean) !== G * C || size(obsVariance) !== G * C) {
       throw new Error(`BnlabEMA: expected [C] statistics and [${G}, C] observations, got ${mean.shape} / ${obsMean.shape}`);
     }
     const mo = b.makeOutput(mean.shape, 'float32'), vo = b.makeOutput(variance.shape, 'float32');
-    const at = (t: TensorInfo) => b.dataIdMap.get(t.dataId).memoryOffset >>> 0;
-    addon.ema(b.wasm.HEAPU8, at(mean), at(variance), at(obsMean), at(obsVariance), at(mo), at(vo), C, G, decay,
+    const at = (t: TensorInfo) => offsetOf(b, t);
+    addon.ema(heapOf(b), at(mean), at(variance), at(obsMean), at(obsVariance), at(mo), at(vo), C, G, decay,
       Float64Array.from(counts));
     return [mo, vo];
   }) as KernelFunc;
