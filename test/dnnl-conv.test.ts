@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { getKernel } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { maxRelErr as relErr, uniformData as data } from './helpers/compare.js';
 import { loadNative } from '../src/backend/native-addon.js';
 import { convDims } from '../src/backend/kernels/conv-dnnl.js';
 import { initWasmBackend, restoreCpuKernels, setWasmKernels } from '../src/backend/wasm.js';
@@ -16,16 +17,6 @@ type Case = { x: number[]; f: number[]; s: number; pad: Pad };
 function rng(seed: number) {
   let s = seed >>> 0;
   return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-}
-const data = (shape: number[], seed: number) => {
-  const r = rng(seed);
-  return Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r() * 2 - 1);
-};
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let d = 0, m = 1e-12;
-  for (let i = 0; i < a.length; i++) { d = Math.max(d, Math.abs(a[i] - b[i])); m = Math.max(m, Math.abs(b[i])); }
-  return d / m;
 }
 
 /** [y, dL/dx, dL/df] of L = sum(conv2d(x, f) * dy) on a backend. */

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { getKernel } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { maxRelErr as relErr, uniformData as data } from './helpers/compare.js';
 import { initWasmBackend, registerCpuFixes, restoreCpuKernels, setWasmFixes, setWasmKernels } from '../src/backend/wasm.js';
 
 type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
@@ -15,18 +16,7 @@ function rng(seed: number) {
   let s = seed >>> 0;
   return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
 }
-function data(shape: number[], seed: number): Float32Array {
-  const r = rng(seed);
-  return Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r() * 2 - 1);
-}
 
-/** max |a-b| / max |b|. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let d = 0, m = 1e-12;
-  for (let i = 0; i < a.length; i++) { d = Math.max(d, Math.abs(a[i] - b[i])); m = Math.max(m, Math.abs(b[i])); }
-  return d / m;
-}
 
 /** dL/dx and dL/df of sum(conv2d(x, f) * dy) on the given backend, as plain arrays. */
 function convGrads(backend: string, c: Case, seed: number): Float32Array[] {

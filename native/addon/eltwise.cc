@@ -1,11 +1,13 @@
-// The end of every residual block, relu(a + b), and its gradient dy * [y > 0], as single
-// multi-threaded passes: stock wasm runs Add, Relu, Step, Cast and Multiply on one thread.
+// Elementwise kernels: the end of every residual block, relu(a + b), and its gradient
+// dy * [y > 0], as single multi-threaded passes (stock wasm runs Add, Relu, Step, Cast and
+// Multiply on one thread); same-shape Add; global average pooling and its gradient.
 #include <omp.h>
 
 #include "addon.h"
 
-// addRelu(heap, a, b, y, n)
-napi_value AddRelu(napi_env env, napi_callback_info info) {
+// (heap, a, b, out, n): out[i] = op(a[i], b[i]), multi-threaded above 16k elements.
+template <typename Op>
+napi_value binary(napi_env env, napi_callback_info info, Op op) {
   Args a(env, info, 5);
   if (!a.ok) return nullptr;
   char* h = a.heap(0);
@@ -14,40 +16,24 @@ napi_value AddRelu(napi_env env, napi_callback_info info) {
   const int64_t n = a.i64(4);
   if (!a.ok) return nullptr;
 #pragma omp parallel for schedule(static) if (n > 16384)
-  for (int64_t i = 0; i < n; i++) {
-    const float v = x[i] + z[i];
-    y[i] = v > 0 ? v : 0;
-  }
+  for (int64_t i = 0; i < n; i++) y[i] = op(x[i], z[i]);
   return nullptr;
+}
+
+// addRelu(heap, a, b, y, n): y = relu(a + b)
+napi_value AddRelu(napi_env env, napi_callback_info info) {
+  return binary(env, info, [](float x, float z) { const float v = x + z; return v > 0 ? v : 0.f; });
 }
 
 // reluGrad(heap, dy, y, dx, n): dx = y > 0 ? dy : 0
 napi_value ReluGrad(napi_env env, napi_callback_info info) {
-  Args a(env, info, 5);
-  if (!a.ok) return nullptr;
-  char* h = a.heap(0);
-  const float *dy = a.f32(h, 1), *y = a.f32(h, 2);
-  float* dx = a.f32(h, 3);
-  const int64_t n = a.i64(4);
-  if (!a.ok) return nullptr;
-#pragma omp parallel for schedule(static) if (n > 16384)
-  for (int64_t i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0;
-  return nullptr;
+  return binary(env, info, [](float dy, float y) { return y > 0 ? dy : 0.f; });
 }
 
-// add(heap, a, b, y, n): y = a + b, for the large same-shape Adds left in a step (gradients of
+// add(heap, a, b, y, n): y = a + b, for the same-shape Adds left in a step (gradients of
 // tensors used twice, e.g. a residual block's input, are summed by tfjs with Add).
 napi_value AddSame(napi_env env, napi_callback_info info) {
-  Args a(env, info, 5);
-  if (!a.ok) return nullptr;
-  char* h = a.heap(0);
-  const float *x = a.f32(h, 1), *z = a.f32(h, 2);
-  float* y = a.f32(h, 3);
-  const int64_t n = a.i64(4);
-  if (!a.ok) return nullptr;
-#pragma omp parallel for schedule(static) if (n > 16384)
-  for (int64_t i = 0; i < n; i++) y[i] = x[i] + z[i];
-  return nullptr;
+  return binary(env, info, [](float x, float z) { return x + z; });
 }
 
 // Global average pooling over H*W of NHWC [B, HW, C] and its gradient (dx = dy / HW broadcast

@@ -11,3 +11,10 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return d / m;
 }
+
+/** Deterministic uniform [-1, 1) values for a shape (an LCG: the same data on every backend). */
+export function uniformData(shape: readonly number[], seed: number): Float32Array {
+  let s = seed >>> 0;
+  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => next() * 2 - 1);
+}
