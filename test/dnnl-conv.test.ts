@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { getKernel } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { maxRelErr as relErr, uniformData as data } from './helpers/compare.js';
+import { lcg as rng, maxRelErr as relErr, uniformData as data } from './helpers/compare.js';
 import { loadNative } from '../src/backend/native-addon.js';
 import { convDims } from '../src/backend/kernels/conv-dnnl.js';
 import { initWasmBackend, restoreCpuKernels, setWasmKernels } from '../src/backend/wasm.js';
@@ -14,10 +14,6 @@ import { initWasmBackend, restoreCpuKernels, setWasmKernels } from '../src/backe
 type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
 type Case = { x: number[]; f: number[]; s: number; pad: Pad };
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-}
 
 /** [y, dL/dx, dL/df] of L = sum(conv2d(x, f) * dy) on a backend. */
 function convAll(backend: string, c: Case, seed: number): Float32Array[] {

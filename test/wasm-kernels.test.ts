@@ -6,16 +6,12 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { getKernel } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { maxRelErr as relErr, uniformData as data } from './helpers/compare.js';
+import { lcg as rng, maxRelErr as relErr, uniformData as data } from './helpers/compare.js';
 import { initWasmBackend, registerCpuFixes, restoreCpuKernels, setWasmFixes, setWasmKernels } from '../src/backend/wasm.js';
 
 type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
 type Case = { x: number[]; f: number[]; s: number; pad: Pad };
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-}
 
 
 /** dL/dx and dL/df of sum(conv2d(x, f) * dy) on the given backend, as plain arrays. */

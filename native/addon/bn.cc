@@ -20,23 +20,30 @@ inline void rowsOf(int64_t M, int t, int nt, int64_t& r0, int64_t& r1) {
   r1 = M * (t + 1) / nt;
 }
 
-// Sums over rows [r0, r1) of (x - x0) and its square, per channel, into s1/s2 (float64).
-void moments(const float* x, const float* x0, int64_t r0, int64_t r1, int64_t C, double* s1, double* s2) {
+// The reductions of both passes: over rows [r0, r1), sums of p and q per channel, where
+// term(r, c, p, q) gives them for row r; float32 within blocks of BLOCK rows, float64 across.
+template <typename Term>
+void blockedSums(int64_t r0, int64_t r1, int64_t C, double* s1, double* s2, Term term) {
   std::vector<float> f1(C), f2(C);
   for (int64_t b = r0; b < r1; b += BLOCK) {
     const int64_t e = b + BLOCK < r1 ? b + BLOCK : r1;
     std::fill(f1.begin(), f1.end(), 0.f);
     std::fill(f2.begin(), f2.end(), 0.f);
-    for (int64_t r = b; r < e; r++) {
-      const float* row = x + r * C;
-      for (int64_t c = 0; c < C; c++) {
-        const float v = row[c] - x0[c];
-        f1[c] += v;
-        f2[c] += v * v;
-      }
-    }
+    for (int64_t r = b; r < e; r++) term(r, f1.data(), f2.data());
     for (int64_t c = 0; c < C; c++) s1[c] += f1[c], s2[c] += f2[c];
   }
+}
+
+// Sums of (x - x0) and its square (the forward's moments, shifted for conditioning).
+void moments(const float* x, const float* x0, int64_t r0, int64_t r1, int64_t C, double* s1, double* s2) {
+  blockedSums(r0, r1, C, s1, s2, [&](int64_t r, float* __restrict f1, float* __restrict f2) {
+    const float* row = x + r * C;
+    for (int64_t c = 0; c < C; c++) {
+      const float v = row[c] - x0[c];
+      f1[c] += v;
+      f2[c] += v * v;
+    }
+  });
 }
 
 void applyRows(const float* x, float* y, const float* scale, const float* shift, int64_t r0, int64_t r1, int64_t C,
@@ -103,23 +110,16 @@ void apply(const float* x, float* y, const float* scale, const float* shift, int
 template <bool RELU>
 void backwardSums(const float* __restrict x, const float* __restrict dy, const float* rstd, const float* shift,
                   const float* gamma, const float* beta, int64_t r0, int64_t r1, int64_t C, double* s1, double* s2) {
-  std::vector<float> f1(C), f2(C);
-  for (int64_t b = r0; b < r1; b += BLOCK) {
-    const int64_t e = b + BLOCK < r1 ? b + BLOCK : r1;
-    std::fill(f1.begin(), f1.end(), 0.f);
-    std::fill(f2.begin(), f2.end(), 0.f);
-    for (int64_t r = b; r < e; r++) {
-      const float* xr = x + r * C;
-      const float* dr = dy + r * C;
-      for (int64_t c = 0; c < C; c++) {
-        const float xh = xr[c] * rstd[c] + shift[c];
-        const float d = RELU ? ((gamma[c] * xh + beta[c]) > 0 ? dr[c] : 0.f) : dr[c];
-        f1[c] += d;
-        f2[c] += d * xh;
-      }
+  blockedSums(r0, r1, C, s1, s2, [&](int64_t r, float* __restrict f1, float* __restrict f2) {
+    const float* xr = x + r * C;
+    const float* dr = dy + r * C;
+    for (int64_t c = 0; c < C; c++) {
+      const float xh = xr[c] * rstd[c] + shift[c];
+      const float d = RELU ? ((gamma[c] * xh + beta[c]) > 0 ? dr[c] : 0.f) : dr[c];
+      f1[c] += d;
+      f2[c] += d * xh;
     }
-    for (int64_t c = 0; c < C; c++) s1[c] += f1[c], s2[c] += f2[c];
-  }
+  });
 }
 
 template <bool RELU>

@@ -164,13 +164,18 @@ void run(Plan& p, int kind, char* heap, size_t offA, size_t offB, size_t offC, d
 }  // namespace
 
 // ---- N-API ----
-static bool argGeometry(napi_env env, napi_value v, Geometry& g) {
+// The conv kind (argument kindAt) and the 15 geometry numbers (an Int32Array at dimsAt).
+static bool geometryArg(Args& a, size_t kindAt, size_t dimsAt, Geometry& g) {
+  g.kind = int(a.num(kindAt));
   void* data;
   size_t len;
   napi_typedarray_type type;
-  if (napi_get_typedarray_info(env, v, &type, &len, &data, nullptr, nullptr) != napi_ok ||
-      type != napi_int32_array || len != NDIMS)
+  if (!a.ok || g.kind < 0 || g.kind > 2 ||
+      napi_get_typedarray_info(a.env, a.v[dimsAt], &type, &len, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_int32_array || len != NDIMS) {
+    a.fail("conv: bad kind or dims");
     return false;
+  }
   const int32_t* d = static_cast<const int32_t*>(data);
   g.d.assign(d, d + NDIMS);
   return true;
@@ -181,13 +186,8 @@ napi_value Conv(napi_env env, napi_callback_info info) {
   Args a(env, info, 7);
   if (!a.ok) return nullptr;
   Geometry g;
-  g.kind = int(a.num(0));
   char* heap = a.heap(1);
-  if (!a.ok) return nullptr;
-  if (g.kind < 0 || g.kind > 2 || !argGeometry(env, a.v[5], g)) {
-    a.fail("conv: bad kind or dims");
-    return nullptr;
-  }
+  if (!a.ok || !geometryArg(a, 0, 5, g)) return nullptr;
   try {
     run(planFor(g), g.kind, heap, size_t(a.num(2)), size_t(a.num(3)), size_t(a.num(4)), a.num(6));
   } catch (const std::exception& e) {
@@ -201,11 +201,7 @@ napi_value ConvImpl(napi_env env, napi_callback_info info) {
   Args a(env, info, 2);
   if (!a.ok) return nullptr;
   Geometry g;
-  g.kind = int(a.num(0));
-  if (g.kind < 0 || g.kind > 2 || !argGeometry(env, a.v[1], g)) {
-    a.fail("impl: bad kind or dims");
-    return nullptr;
-  }
+  if (!geometryArg(a, 0, 1, g)) return nullptr;
   try {
     const std::string& s = planFor(g).impl;
     napi_value out;

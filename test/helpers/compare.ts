@@ -12,9 +12,14 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return d / m;
 }
 
-/** Deterministic uniform [-1, 1) values for a shape (an LCG: the same data on every backend). */
-export function uniformData(shape: readonly number[], seed: number): Float32Array {
+/** A deterministic uniform [0, 1) generator (an LCG: the same numbers on every backend and run). */
+export function lcg(seed: number): () => number {
   let s = seed >>> 0;
-  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+}
+
+/** Deterministic uniform [-1, 1) values for a shape. */
+export function uniformData(shape: readonly number[], seed: number): Float32Array {
+  const next = lcg(seed);
   return Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => next() * 2 - 1);
 }

@@ -40,8 +40,15 @@ function nativeExports(b: WasmHeapBackend, n: NativeAddon): Exports {
   };
 }
 
+// per backend memory; rebuilt when setFusedBN changes `native`
+let nativeInstances = new WeakMap<object, Exports>();
+
 function moduleFor(b: WasmHeapBackend): Exports {
-  if (native) return nativeExports(b, native);
+  if (native) {
+    let ex = nativeInstances.get(b.wasm);
+    if (!ex) nativeInstances.set(b.wasm, (ex = nativeExports(b, native)));
+    return ex;
+  }
   const have = instances.get(b.wasm);
   if (have) return have;
   // threaded build: the shared memory emscripten created; single-threaded: the module's export
@@ -147,6 +154,7 @@ const apply: KernelFunc = ({ inputs, attrs, backend }) => {
 export function setFusedBN(on: boolean, backendName = 'wasm', addon: NativeAddon | null = null): void {
   for (const n of NAMES) if (getKernel(n, backendName) != null) unregisterKernel(n, backendName);
   native = on ? addon : null;
+  nativeInstances = new WeakMap();
   if (!on) return;
   const b = findBackend(backendName) as unknown as WasmHeapBackend | null;
   if (b?.wasm) moduleFor(b); // load now: a missing/incompatible module fails at init, not mid-step
