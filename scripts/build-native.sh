@@ -1,27 +1,44 @@
 #!/usr/bin/env bash
-# Builds native/addon/bnlab_native.node: the tfjs wasm backend's convolutions computed by oneDNN
-# (Debian's libdnnl, the library PyTorch's CPU convolutions use), in place on the wasm heap.
-# Needs g++, Node's headers and libdnnl-dev (apt-get install -y g++ libdnnl-dev).
-# --optional (used by `npm ci`): when something is missing, say so and succeed; bnlab then
-# runs its convolutions on XNNPACK inside the wasm backend (slower, same results).
+# Builds bnlab's two optional native addons (Debian packages; nothing is downloaded):
+#   native/addon/bnlab_native.node  the tfjs wasm backend's convolutions by oneDNN (Debian's
+#     libdnnl, the library PyTorch's CPU convolutions use), OpenMP BatchNorm and fused updates,
+#     in place on the wasm heap. Needs g++, Node's headers, libdnnl-dev.
+#   native/jpeg/bnlab_jpeg.node     the image-folder pipeline's JPEG decode + crop + resize by
+#     libjpeg-turbo (Debian's libjpeg62-turbo-dev). Needs g++, Node's headers, libjpeg-dev.
+# --optional (used by `npm ci`): an addon whose requirements are missing is skipped with the fix
+# and bnlab runs that part without it (WebAssembly kernels; sharp for JPEGs): slower, same results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 optional=0; [[ "${1:-}" == --optional ]] && optional=1
-out=native/addon/bnlab_native.node
 inc="$(dirname "$(dirname "$(command -v node)")")/include/node"
-skip() {
-  if (( optional )); then
-    echo "bnlab: native oneDNN convolutions not built ($1); bnlab works without them, slower." >&2
-    echo "       To build them: apt-get install -y g++ libdnnl-dev && npm run build:native" >&2
-    exit 0
+failed=0
+
+# build NAME OUT HEADER PACKAGE FLAGS...: one addon, or why not.
+build() {
+  local name=$1 out=$2 header=$3 pkg=$4; shift 4
+  local why=""
+  command -v g++ >/dev/null || why="g++ not found"
+  [[ -z "$why" && ! -f "$inc/node_api.h" ]] && why="Node headers not found at $inc"
+  [[ -z "$why" && ! -f "$header" ]] && why="$pkg not installed"
+  [[ -z "$why" && "$(uname -m)" != x86_64 && "$(uname -m)" != aarch64 ]] && why="unsupported CPU $(uname -m)"
+  if [[ -z "$why" ]]; then
+    if g++ -O3 -march=native -std=c++17 -shared -fPIC -fvisibility=hidden -I"$inc" "$@" -o "$out.tmp"; then
+      mv "$out.tmp" "$out"
+      echo "bnlab: built $out ($(node -e "console.log(require('./$out').version())"))" >&2
+      return
+    fi
+    why="g++ failed"
   fi
-  echo "build-native: $1" >&2; exit 1
+  if (( optional )); then
+    echo "bnlab: $name not built ($why); bnlab works without it, slower." >&2
+    echo "       To build it: apt-get install -y g++ $pkg && npm run build:native" >&2
+  else
+    echo "build-native: $name: $why" >&2; failed=1
+  fi
 }
-command -v g++ >/dev/null || skip "g++ not found"
-[[ -f "$inc/node_api.h" ]] || skip "Node headers not found at $inc"
-[[ -f /usr/include/oneapi/dnnl/dnnl.hpp ]] || skip "libdnnl-dev not installed"
-[[ "$(uname -m)" == x86_64 || "$(uname -m)" == aarch64 ]] || skip "unsupported CPU $(uname -m)"
-g++ -O3 -march=native -fopenmp -std=c++17 -shared -fPIC -fvisibility=hidden -I"$inc" native/addon/*.cc -ldnnl -lgomp -o "$out.tmp" \
-  || skip "g++ failed"
-mv "$out.tmp" "$out"
-echo "bnlab: built $out ($(node -e "console.log(require('./$out').version())"))" >&2
+
+build "native kernels (oneDNN)" native/addon/bnlab_native.node /usr/include/oneapi/dnnl/dnnl.hpp libdnnl-dev \
+  -fopenmp native/addon/*.cc -ldnnl -lgomp
+build "native JPEG decoder (libjpeg-turbo)" native/jpeg/bnlab_jpeg.node /usr/include/jpeglib.h libjpeg-dev \
+  native/jpeg/jpeg.cc -ljpeg
+exit $failed

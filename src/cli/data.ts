@@ -10,6 +10,7 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { loadDataset, type Dataset, type Split } from '../data/dataset.js';
 import { decodePool } from '../data/decode-pool.js';
+import { chooseDecoder } from '../data/jpeg-native.js';
 import { fetchDataset, FETCHABLE } from '../data/fetch.js';
 import { loadIndex } from '../data/imagefolder.js';
 import { permutation } from '../data/loader.js';
@@ -139,16 +140,19 @@ async function verify(target: string | undefined, f: { set: string[]; quiet?: bo
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
-async function bench(target: string | undefined, f: { set: string[]; workers?: string; images: string; batch: string; repeat: string; eval?: boolean }): Promise<void> {
+async function bench(target: string | undefined, f: { set: string[]; workers?: string; decoder?: string; images: string; batch: string; repeat: string; eval?: boolean }): Promise<void> {
   const ks = (f.workers ?? `1,2,${availableParallelism()}`).split(',').map(Number).filter((k, i, a) => k >= 1 && a.indexOf(k) === i);
   if (!ks.length) throw new ConfigError('--workers: give thread counts like 1,2,4');
   const [N, B, R] = [Number(f.images), Number(f.batch), Number(f.repeat)];
   const cfg = resolveTarget(target, f.set);
+  const decoders = (f.decoder ?? cfg.data.decoder).split(',').map((d) => d.trim());
+  for (const d of decoders) if (!['auto', 'native', 'sharp'].includes(d)) throw new ConfigError(`--decoder: '${d}' is not one of auto, native, sharp`);
   out(`${cfg.data.name} from ${cfg.data.path ?? '(default)'}: ${N} images per run in batches of ${B}, ${f.eval ? 'evaluation' : 'training'} pipeline (decode + ${f.eval ? 'resize + center crop' : 'augment'} + batch assembly), ${R} runs each`);
   out(`image size ${cfg.data.image_size}; ${availableParallelism()} cores; UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}`);
-  out(`\n${'workers'.padStart(7)} ${'best img/s'.padStart(11)} ${'median img/s'.padStart(13)}  runs`);
-  for (const k of ks) {
-    const ds = await loadDataset({ ...cfg.data, workers: k }, { quiet: true });
+  out(`\n${'decoder'.padStart(7)} ${'workers'.padStart(7)} ${'best img/s'.padStart(11)} ${'median img/s'.padStart(13)}  runs`);
+  for (const [want, k] of decoders.flatMap((d) => ks.map((k) => [d, k] as const))) {
+    const decoder = chooseDecoder(want as 'auto' | 'native' | 'sharp');
+    const ds = await loadDataset({ ...cfg.data, workers: k, decoder }, { quiet: true });
     const s = ds.train;
     const n = Math.min(N, s.n);
     const rates: number[] = [];
@@ -163,8 +167,8 @@ async function bench(target: string | undefined, f: { set: string[]; workers?: s
       for await (const b of prefetch(jobs(), cfg.data.prefetch)) got += b.n;
       rates.push(got / ((performance.now() - t) / 1000));
     }
-    out(`${String(k).padStart(7)} ${rates.length ? Math.max(...rates).toFixed(0).padStart(11) : '-'} ${median(rates).toFixed(0).padStart(13)}  ${rates.map((x) => x.toFixed(0)).join(' ')}`);
-    await decodePool(k).close();
+    out(`${decoder.padStart(7)} ${String(k).padStart(7)} ${rates.length ? Math.max(...rates).toFixed(0).padStart(11) : '-'} ${median(rates).toFixed(0).padStart(13)}  ${rates.map((x) => x.toFixed(0)).join(' ')}`);
+    await decodePool(k, decoder).close();
   }
 }
 
@@ -190,6 +194,7 @@ export function registerData(program: Command): void {
     .description('images/s of the input pipeline (decode + augment + batch assembly) per number of decoding threads')
     .option('--set <key=value>', 'override a config key (repeatable)', collect, [])
     .option('-w, --workers <list>', 'decoding threads to compare, e.g. 1,2,4 (default 1,2,cores)')
+    .option('--decoder <list>', 'JPEG decoders to compare: native, sharp or auto (default data.decoder), e.g. native,sharp')
     .option('--images <n>', 'images per run', '512')
     .option('--batch <n>', 'batch size', '32')
     .option('--repeat <n>', 'runs per setting (report best and median: the machine may be shared)', '3')

@@ -16,6 +16,11 @@ const data = section(
     val_labels: z.string().nullable().default(null).describe("imagefolder with a flat val/ (original ILSVRC layout): label file, relative to data.path; lines 'FILE LABEL' or 'FILE,LABEL' (LABEL a class folder name or 0-based sorted index), or one LABEL per line in sorted file order"),
     image_size: int(8, 1024).default(224).describe('imagefolder: crop size fed to the network (train RandomResizedCrop, val resize size*256/224 + center crop)'),
     workers: int(0, 256).default(0).describe('imagefolder: decoding threads (images decoded at once); 0 = one per core'),
+    decoder: z
+      .enum(['auto', 'native', 'sharp'])
+      .default('auto')
+      .describe("imagefolder: JPEG decoding: native (bnlab's libjpeg-turbo addon: decodes only the crop, resizes as torchvision/PIL bilinear; ~2x sharp's speed), sharp (libvips), auto = native when built (bnlab doctor). Other formats and refused JPEGs always go through sharp"),
+    shrink_on_load: z.boolean().default(true).describe('imagefolder: let the JPEG decoder downscale by 2, 4 or 8 in the DCT domain when the crop is at least that much larger than its output (faster; differs from a direct resize by ~1 grey level)'),
     prefetch: int(1, 64).default(2).describe('SGD steps of data loaded ahead of the one training'),
     on_error: z.enum(['skip', 'fail']).default('skip').describe('an unreadable image: skip (replaced by the next readable one, counted and reported) or fail the run naming the file'),
     cache_dir: z.string().nullable().default(null).describe('imagefolder: where the file index is cached; null = $XDG_CACHE_HOME/bnlab or ~/.cache/bnlab'),

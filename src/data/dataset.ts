@@ -6,6 +6,7 @@ import { CIFAR10_CLASSES, locateCifar10, readCifar10Dir } from './cifar10.js';
 import { corrupt, type Corruption } from './corrupt.js';
 import { RRC_DEFAULT } from './augment.js';
 import { folderSplit, IMAGENET_MEAN, IMAGENET_STD, loadIndex } from './imagefolder.js';
+import { chooseDecoder } from './jpeg-native.js';
 import { hashSeed, mulberry32 } from '../util/rng.js';
 import { makeBatch, type Batch } from './loader.js';
 
@@ -60,6 +61,8 @@ export interface DataConfig {
   val_labels?: string | null;
   image_size?: number;
   workers?: number;
+  decoder?: 'auto' | 'native' | 'sharp';
+  shrink_on_load?: boolean;
   prefetch?: number;
   on_error?: 'skip' | 'fail';
   cache_dir?: string | null;
@@ -192,6 +195,8 @@ async function loadImageFolder(cfg: DataConfig, quiet: boolean): Promise<Dataset
   const so = {
     size: cfg.image_size ?? 224,
     workers: cfg.workers ?? 0,
+    decoder: chooseDecoder(cfg.decoder ?? 'auto'),
+    shrinkOnLoad: cfg.shrink_on_load ?? true,
     onError: cfg.on_error ?? 'skip',
     corruption: cfg.corruption ?? null,
     rrc: { scale: cfg.augment.scale ?? RRC_DEFAULT.scale, ratio: cfg.augment.ratio ?? RRC_DEFAULT.ratio },

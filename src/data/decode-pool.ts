@@ -30,15 +30,18 @@ export class DecodePool {
   private nextId = 0;
   readonly size: number;
 
-  /** `workers` 0 = one per core. */
-  constructor(workers: number) {
+  /** `workers` 0 = one per core; `decoder` 'native' = JPEGs through native/jpeg (chooseDecoder). */
+  constructor(
+    workers: number,
+    readonly decoder: 'native' | 'sharp' = 'sharp',
+  ) {
     this.size = workers > 0 ? workers : availableParallelism();
   }
 
   private start(): void {
     const url = new URL('./decode-worker.mjs', import.meta.url);
     for (let i = 0; i < this.size; i++) {
-      const worker = new Worker(url);
+      const worker = new Worker(url, { workerData: { decoder: this.decoder } });
       const slot: Slot = { worker, pending: 0 };
       worker.on('message', (m: { id: number; error?: string } & Decoded) => {
         const w = this.waiting.get(m.id);
@@ -75,10 +78,11 @@ export class DecodePool {
   }
 }
 
-const pools = new Map<number, DecodePool>();
-/** One shared pool per worker count: splits of a dataset (and repeated loads in tests) share threads. */
-export function decodePool(workers: number): DecodePool {
-  const k = workers > 0 ? workers : availableParallelism();
-  if (!pools.has(k)) pools.set(k, new DecodePool(k));
+const pools = new Map<string, DecodePool>();
+/** One shared pool per worker count and decoder: splits of a dataset (and repeated loads in tests) share threads. */
+export function decodePool(workers: number, decoder: 'native' | 'sharp' = 'sharp'): DecodePool {
+  const n = workers > 0 ? workers : availableParallelism();
+  const k = `${n}/${decoder}`;
+  if (!pools.has(k)) pools.set(k, new DecodePool(n, decoder));
   return pools.get(k)!;
 }

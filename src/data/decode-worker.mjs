@@ -1,9 +1,17 @@
-// One image-decoding thread (worker_threads): runs sharp pipelines (PER_THREAD at a time), so
-// `data.workers` bounds the images decoded at once. Plain JS because worker threads do not inherit
-// tsx's loader. It has its own event loop: it keeps decoding while the main thread is blocked in a
-// synchronous training step. The plan (crop boxes, flip) is computed by the caller (augment.ts).
+// One image-decoding thread (worker_threads): JPEGs through bnlab's native decoder
+// (native/jpeg: libjpeg-turbo, crop + resize + flip + normalize in one call) when
+// workerData.decoder is 'native', everything else (and any JPEG it refuses) through sharp
+// pipelines, PER_THREAD at a time, so `data.workers` bounds the images decoded at once. Plain JS
+// because worker threads do not inherit tsx's loader. It has its own event loop: it keeps
+// decoding while the main thread is blocked in a synchronous training step. The plan (crop
+// boxes, flip) is computed by the caller (augment.ts).
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
 import sharp from 'sharp';
+
+const jpeg = workerData?.decoder === 'native' ? createRequire(import.meta.url)('../../native/jpeg/bnlab_jpeg.node') : null;
+const isJpeg = (b) => b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
 
 // One libvips thread per pipeline: parallelism comes from the number of workers.
 sharp.concurrency(workerData?.vipsThreads ?? 1);
@@ -44,8 +52,25 @@ function normalize(r, norm, flip) {
 const PER_THREAD = workerData?.perThread ?? 2;
 const queue = [];
 let active = 0;
+/** The native path, or null when it does not apply or refuses the file (sharp then decides). */
+async function decodeNative(job) {
+  if (!jpeg) return null;
+  const buf = await readFile(job.file).catch(() => null);
+  if (!buf || !isJpeg(buf)) return null;
+  const { plan, norm } = job;
+  const box = plan.extract && [plan.extract.left, plan.extract.top, plan.extract.width, plan.extract.height];
+  const win = plan.extract2 && [plan.extract2.left, plan.extract2.top, plan.extract2.width, plan.extract2.height];
+  try {
+    return jpeg.decode(buf, box, plan.resize.width, plan.resize.height, win, !!(norm && plan.flip), job.fastShrink, norm && [...norm.mean, ...norm.std]);
+  } catch {
+    return null;
+  }
+}
+
 async function run(job) {
   try {
+    const n = await decodeNative(job);
+    if (n) return void parentPort.postMessage({ id: job.id, ...n }, [n.data.buffer]);
     const r = await decode(job);
     // Normalizing (and flipping) here keeps that work off the main thread, which trains.
     const out = job.norm ? normalize(r, job.norm, job.plan.flip) : new Uint8Array(r.data);

@@ -208,6 +208,8 @@ export async function loadIndex(root: string, o: FolderOptions = {}): Promise<{ 
 export interface FolderSplitOptions {
   size: number;
   workers: number;
+  decoder: 'native' | 'sharp';
+  shrinkOnLoad: boolean;
   onError: 'skip' | 'fail';
   corruption: Corruption | null;
   rrc: RrcOptions;
@@ -236,7 +238,7 @@ export function folderSplit(root: string, ix: SplitIndex, subset: ArrayLike<numb
   const labels = Int32Array.from(pick, (i) => ix.labels[i]);
   const n = files.length;
   const failed = new Map<number, string>();
-  const pool = decodePool(o.workers);
+  const pool = decodePool(o.workers, o.decoder);
   const S = o.size;
   const hwc = S * S * 3;
   const lut = new Float32Array(256 * 3);
@@ -251,7 +253,7 @@ export function folderSplit(root: string, ix: SplitIndex, subset: ArrayLike<numb
     }
     const plan = augment ? trainPlan(widths[i], heights[i], S, new Rng(seed, epoch, i), o.rrc, o.flip) : evalPlan(widths[i], heights[i], S);
     // Clean images come back normalized and flipped from the thread; corrupted ones as uint8 first.
-    const d = await pool.decode({ file: files[i], plan, norm: o.corruption ? null : { mean: o.mean, std: o.std } });
+    const d = await pool.decode({ file: files[i], plan, fastShrink: o.shrinkOnLoad, norm: o.corruption ? null : { mean: o.mean, std: o.std } });
     if (d.width !== S || d.height !== S) throw new Error(`decoded to ${d.width}x${d.height}, expected ${S}x${S}`);
     if (d.data instanceof Float32Array) return { ready: d.data, img: null, flip: false };
     return { ready: null, img: await corrupt(d.data, S, S, 3, o.corruption!, i), flip: plan.flip };

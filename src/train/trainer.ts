@@ -120,7 +120,10 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
       }
     };
     let t0 = performance.now();
+    // Time the step loop spent waiting for data: ~0 when decoding overlaps training.
+    let dataWait = 0;
     for await (const batches of prefetch<Batch[]>(jobs(), cfg.data.prefetch ?? PREFETCH_STEPS)) {
+      dataWait += performance.now() - t0;
       const lr = learningRate(cfg.optim, epoch + prog.step / stepsPerEpoch, cfg.epochs);
       const r = trainStep(s, batches, {
         nbs: cfg.bn.nbs,
@@ -160,6 +163,7 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
       }
     }
     o.progress.stop();
+    const waitNote = dataWait > 0 ? `  (data wait ${(dataWait / 1000).toFixed(1)} s)` : '';
     await trace(epoch + 1, (epoch + 1) * stepsPerEpoch);
 
     const last = epoch + 1 === cfg.epochs;
@@ -213,7 +217,7 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
     const extra = [errMinibatch !== null ? `mini-batch ${pct(errMinibatch)}` : '', trainErrNbs !== null ? `train(NBS) ${pct(trainErrNbs)}` : ''].filter(Boolean).join('  ');
     o.log(
       `epoch ${epoch + 1}/${cfg.epochs}  lr ${Number(row.lr).toFixed(4)}  loss ${Number(row.train_loss).toFixed(4)}  train_err ${pct(Number(row.train_err))}  ` +
-        `val_err EMA ${pct(errEma)}  ${frozen ? 'FrozenBN' : 'PreciseBN'} ${pct(errPrecise)}${extra ? '  ' + extra : ''}  ${Number(row.train_images_per_s).toFixed(0)} img/s  ${Number(row.epoch_seconds).toFixed(1)} s`,
+        `val_err EMA ${pct(errEma)}  ${frozen ? 'FrozenBN' : 'PreciseBN'} ${pct(errPrecise)}${extra ? '  ' + extra : ''}  ${Number(row.train_images_per_s).toFixed(0)} img/s  ${Number(row.epoch_seconds).toFixed(1)} s${waitNote}`,
     );
     for (const [k, sp] of [['train', data.train], ['val', data.val]] as const) { const bad = sp.failures?.() ?? []; if (bad.length) o.log(`  ${bad.length} unreadable ${k} images skipped so far (replaced by the next readable one), e.g. ${bad[0].file}: ${bad[0].error}`); }
     if (o.interrupted?.() && !last) {
