@@ -89,6 +89,8 @@ describe('bnlab CLI', () => {
     expect(j.dnnl.loads, j.dnnl.detail).toBe(true);
     expect(j.dnnl.detail).toMatch(/oneDNN \d+\.\d+/);
     expect(j.wasm.kernels).toEqual(expect.arrayContaining(['dnnlConv', 'nativeBN', 'fusedSGD', 'fusedEMA', 'nativeEltwise', 'nativeMatMul']));
+    expect(j.jpeg.loads, j.jpeg.detail).toBe(true);
+    expect(j.jpeg.detail).toMatch(/libjpeg-turbo/);
   }, 60_000);
 
   it('bench --peer runs the same model in bnlab and PyTorch and reports both', () => {
@@ -114,7 +116,7 @@ describe('bnlab CLI', () => {
     expect(r.stderr).toMatch(/unknown configuration r20-b33; use r20-b32, r20-b128, r50-b32/);
   }, 60_000);
 
-  it('doctor says how to get the native kernels when the addon is missing', () => {
+  it('doctor says how to get the native kernels and JPEG decoder when the addons are missing', () => {
     // a copy of the package without the built addon, sharing node_modules
     const copy = join(dir, 'no-addon');
     mkdirSync(copy);
@@ -125,5 +127,6 @@ describe('bnlab CLI', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/native oneDNN convolutions: not built: apt-get install -y g\+\+ libdnnl-dev && npm run build:native/);
     expect(r.stdout).toMatch(/native kernels \(dnnlConv, nativeBN, [a-zA-Z, ]+\) off/);
+    expect(r.stdout).toMatch(/jpeg +native decoder not built: apt-get install -y g\+\+ libjpeg-dev && npm run build:native; image folders decode with sharp/);
   }, 60_000);
 });

@@ -50,6 +50,10 @@ export function registerDoctor(program: Command): void {
       const dnnl = loadNative();
       report.dnnl = { loads: dnnl.addon != null, detail: dnnl.reason, path: NATIVE_ADDON_PATH };
       if (!dnnl.addon) fixes.push(`native kernels (~4x faster CPU training on wasm): ${dnnl.reason}`);
+      const { nativeJpeg, JPEG_ADDON_PATH } = await import('../data/jpeg-native.js');
+      const jpg = nativeJpeg();
+      report.jpeg = { loads: jpg.ok, detail: jpg.reason, path: JPEG_ADDON_PATH };
+      if (!jpg.ok) fixes.push(`native JPEG decoder (~2x faster image-folder input than sharp): ${jpg.reason}`);
       report.cpu = { loads: true, note: 'pure JS: a last resort, ~30x slower than wasm' };
       const chosen = cuda.gpu ? 'cuda' : (report.wasm as { loads: boolean }).loads ? 'wasm' : 'cpu';
       report.auto_backend = chosen;
@@ -68,6 +72,7 @@ export function registerDoctor(program: Command): void {
         ...(w.notes ?? []).map((n) => `  ${n}`),
         `  native oneDNN convolutions: ${dnnl.addon ? `OK — ${dnnl.reason}` : dnnl.reason}`,
         `cpu           OK (pure JS, last resort)`,
+        `jpeg          ${jpg.ok ? `native decoder OK — ${jpg.reason}` : `native decoder ${jpg.reason}; image folders decode with sharp`}`,
         '',
         `--backend auto would use: ${chosen}${chosen !== 'cuda' ? ' (no CUDA: CPU speeds, fine for the miniature experiments)' : ''}`,
         ...(fixes.length ? ['', 'To fix:', ...fixes.map((f) => `  - ${f}`)] : []),
