@@ -56,10 +56,11 @@ describe('bnlab CLI', () => {
     const done = readMetrics(join(out, 'metrics.csv')).length;
     expect(done).toBeGreaterThanOrEqual(2);
     expect(done).toBeLessThan(12);
-    // --set on a resume applies to the run's own config (here: nothing changes but is restated).
-    const r = run(['train', '--out', out, '--resume', '--quiet', '--set', 'epochs=12']);
+    // --set on a resume applies to the run's own config (epochs may grow); config.yaml follows.
+    const r = run(['train', '--out', out, '--resume', '--quiet', '--set', 'epochs=13']);
     expect(r.status, r.stderr).toBe(0);
-    expect(readMetrics(join(out, 'metrics.csv')).map((x) => Number(x.epoch))).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    expect(readMetrics(join(out, 'metrics.csv')).map((x) => Number(x.epoch))).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
+    expect(readFileSync(join(out, 'config.yaml'), 'utf8')).toMatch(/^epochs: 13$/m);
   }, 180_000);
 
   it('eval appends EMA / PreciseBN / mini-batch rows to eval.csv and prints them', () => {

@@ -37,7 +37,7 @@ const leaves = (o: Obj, prefix: string[] = []): [string[], unknown][] =>
 const EXPECTED_DEFAULTS: Obj = {
   name: 'quick', seed: 0, epochs: 3, backend: 'auto', threads: 0,
   data: {
-    name: 'fashion-mnist-mini', path: null, val_labels: null, image_size: 224, workers: 0, prefetch: 2, on_error: 'skip', cache_dir: null, corruption: null,
+    name: 'fashion-mnist-mini', path: null, val_labels: null, image_size: 224, workers: 0, decoder: 'auto', shrink_on_load: true, prefetch: 2, on_error: 'skip', cache_dir: null, corruption: null,
     train_limit: null, val_limit: null,
     augment: { pad_crop: 2, flip: true, scale: [0.08, 1], ratio: [3 / 4, 4 / 3] },
     synthetic: { classes: 4, train: 512, val: 256, size: 16, channels: 1, seed: 0 },

@@ -1,7 +1,7 @@
 // The file-backed pipeline: ImageNet-layout folders (index, labels, cache), the paper's
 // augmentation geometry, determinism across decoding threads, corrupt files, CIFAR-10 and MNIST
 // readers on files in the real formats, and the ImageNet-C corruptions against their definitions.
-import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -99,6 +99,22 @@ describe('imagefolder', () => {
     expect(r.cached).toBe(false);
     expect(r.index.train.files.some((f) => f.endsWith('extra.JPEG'))).toBe(true);
     expect(src).toBeTruthy();
+    // Overwritten in place (no directory changes): its entry is re-read, the rest kept.
+    const dirMtime = statSync(dir).mtime;
+    writeFileSync(join(dir, 'extra.JPEG'), await sharp({ create: { width: 24, height: 18, channels: 3, background: '#404040' } }).jpeg().toBuffer());
+    utimesSync(dir, dirMtime, dirMtime);
+    const k = r.index.train.files.findIndex((f) => f.endsWith('extra.JPEG'));
+    const r2 = await loadIndex(c.path!, { valLabels: c.val_labels, cacheDir: c.cache_dir });
+    expect(r2.cached).toBe(false);
+    expect([r2.index.train.widths[k], r2.index.train.heights[k]]).toEqual([24, 18]);
+    expect(r2.index.train.files).toEqual(r.index.train.files);
+    const r3 = await loadIndex(c.path!, { valLabels: c.val_labels, cacheDir: c.cache_dir });
+    expect(r3.cached).toBe(true); // the refreshed index was saved
+    expect([r3.index.train.widths[k], r3.index.train.heights[k]]).toEqual([24, 18]);
+    const ds = await loadDataset(cfg({ path: join(tmp, 'flat'), val_labels: 'val_labels.txt', cache_dir: join(tmp, 'c3') }));
+    const b = await ds.train.load([k], { augment: true, seed: 0, epoch: 0 });
+    expect(ds.train.failures!()).toEqual([]);
+    expect(b.n).toBe(1);
   });
 
   it('normalizes with ImageNet mean/std and flips by mirroring columns', async () => {

@@ -234,3 +234,16 @@ describe('emaUpdate (PyTorch convention: buffer holds the unbiased variance)', (
     expectClose(s.variance, [w * 2 + (1 - w) * 1.0, w * 0.3 + (1 - w) * 2.0], 1e-13);
   });
 });
+
+describe('the package entry', () => {
+  it('plain Node (no TypeScript loader) imports aggregateBatchStats from bnlab: dist/ built by npm ci', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const code = `import { aggregateBatchStats } from 'bnlab';
+      const r = aggregateBatchStats([{ mean: [0], variance: [1], count: 2 }, { mean: [2], variance: [1], count: 2 }], 'pooled');
+      console.log(JSON.stringify([r.mean[0], r.variance[0], r.variance instanceof Float64Array]));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: `${__dirname}/..`, encoding: 'utf8' });
+    expect(r.status, `${r.stderr}\n(build it with npm run prepare)`).toBe(0);
+    // the batches hold the values {-1, 1} and {1, 3}: mean 1, unbiased variance 8/3
+    expect(JSON.parse(r.stdout)).toEqual([1, 8 / 3, true]);
+  });
+});

@@ -9,7 +9,13 @@ const version = (pkg: string) => {
   try {
     return (require(`${pkg}/package.json`) as { version: string }).version;
   } catch {
-    return 'not installed';
+    // packages whose "exports" hide package.json (sharp): ask the package itself
+    try {
+      const m = require(pkg) as { versions?: Record<string, string>; version?: string };
+      return m.versions?.[pkg] ?? m.version ?? 'installed (version unknown)';
+    } catch {
+      return 'not installed';
+    }
   }
 };
 

@@ -118,7 +118,8 @@ export function loadConfig(path: string | readonly string[] | undefined, overrid
   const paths = path === undefined ? [] : typeof path === 'string' ? [path] : path;
   const raw = paths.map(readConfigFile).reduce(deepMerge, {} as Obj);
   for (const o of overrides) applyOverride(raw, o);
-  return validateConfig(raw, paths.length ? paths.join(' + ') : 'built-in default');
+  const source = [paths.length ? paths.join(' + ') : 'built-in default', ...(overrides.length ? ['--set'] : [])].join(' + ');
+  return validateConfig(raw, source);
 }
 
 export const dumpConfig = (c: Config): string => stringifyYaml(c);

@@ -1,7 +1,8 @@
 // ImageNet-style folders: root/train/<class>/*.JPEG and root/val/<class>/*.JPEG (or the original
 // flat ILSVRC val/ with a label file), decoded with sharp in worker threads and augmented with the
 // paper's recipe. The file index (paths, labels, image sizes) is built once and cached; it is
-// rebuilt when any indexed directory's mtime changes (adding, removing or renaming a file does that).
+// rebuilt when any indexed directory's mtime changes (adding, removing or renaming a file does
+// that), and a file overwritten in place (its own mtime or size changed) has its entry re-read.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -18,13 +19,15 @@ import { createProgress } from '../util/progress.js';
 export const IMAGE_EXT = /\.(jpe?g|png|webp|tiff?|gif|avif)$/i;
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 export const IMAGENET_STD = [0.229, 0.224, 0.225];
-const INDEX_VERSION = 1;
+const INDEX_VERSION = 2;
 
 export interface SplitIndex {
   files: string[]; // relative to the dataset root
   labels: number[];
   widths: number[]; // 0 when the header could not be read
   heights: number[];
+  mtimes: number[]; // each file's mtimeMs and size when its header was read
+  sizes: number[];
 }
 
 export interface FolderIndex {
@@ -96,6 +99,11 @@ export function readValLabels(file: string, names: string[], classes: string[]):
   return labels;
 }
 
+function fileStamps(root: string, files: string[]): { mtimes: number[]; sizes: number[] } {
+  const st = files.map((f) => statSync(join(root, f)));
+  return { mtimes: st.map((s) => s.mtimeMs), sizes: st.map((s) => s.size) };
+}
+
 async function imageSizes(root: string, files: string[], quiet: boolean): Promise<{ widths: number[]; heights: number[] }> {
   const widths = new Array<number>(files.length).fill(0);
   const heights = new Array<number>(files.length).fill(0);
@@ -162,7 +170,7 @@ export async function buildIndex(rootIn: string, o: FolderOptions = {}): Promise
   if (train.files.length === 0) throw new Error(`imagefolder: no images (${IMAGE_EXT.source}) under ${trainDir}/<class>/`);
   if (val.files.length === 0) throw new Error(`imagefolder: no images under ${valDir}`);
   const quiet = !!o.quiet;
-  const withSizes = async (s: { files: string[]; labels: number[] }): Promise<SplitIndex> => ({ ...s, ...(await imageSizes(root, s.files, quiet)) });
+  const withSizes = async (s: { files: string[]; labels: number[] }): Promise<SplitIndex> => ({ ...s, ...fileStamps(root, s.files), ...(await imageSizes(root, s.files, quiet)) });
   return { version: INDEX_VERSION, root, classes, layout: { val: layout }, train: await withSizes(train), val: await withSizes(val), stamps };
 }
 
@@ -184,16 +192,46 @@ function stillValid(ix: FolderIndex): boolean {
   return true;
 }
 
-/** The cached index when every stamped directory is unchanged, else a fresh one (then cached). */
+/**
+ * Files overwritten in place (same name, so no directory changed): re-read their headers.
+ * Returns how many entries changed; null when a file vanished (then the index is rebuilt).
+ */
+async function refreshChanged(ix: FolderIndex, quiet: boolean): Promise<number | null> {
+  let changed = 0;
+  for (const s of [ix.train, ix.val]) {
+    const now = (() => {
+      try {
+        return fileStamps(ix.root, s.files);
+      } catch {
+        return null;
+      }
+    })();
+    if (!now) return null;
+    const stale = s.files.map((_, i) => i).filter((i) => now.mtimes[i] !== s.mtimes[i] || now.sizes[i] !== s.sizes[i]);
+    if (!stale.length) continue;
+    const fresh = await imageSizes(ix.root, stale.map((i) => s.files[i]), quiet);
+    stale.forEach((i, k) => ((s.widths[i] = fresh.widths[k]), (s.heights[i] = fresh.heights[k]), (s.mtimes[i] = now.mtimes[i]), (s.sizes[i] = now.sizes[i])));
+    changed += stale.length;
+  }
+  return changed;
+}
+
+/** The cached index when every stamped directory is unchanged (files overwritten in place
+ *  re-read), else a fresh one; cached either way. */
 export async function loadIndex(root: string, o: FolderOptions = {}): Promise<{ index: FolderIndex; cached: boolean; file: string }> {
   const file = cacheFile(root, o);
+  let index: FolderIndex | null = null;
   try {
     const ix = JSON.parse(readFileSync(file, 'utf8')) as FolderIndex;
-    if (stillValid(ix)) return { index: ix, cached: true, file };
+    if (stillValid(ix)) {
+      const changed = await refreshChanged(ix, !!o.quiet);
+      if (changed === 0) return { index: ix, cached: true, file };
+      if (changed !== null) index = ix;
+    }
   } catch {
     // no or unreadable cache: rebuild
   }
-  const index = await buildIndex(root, o);
+  index ??= await buildIndex(root, o);
   try {
     mkdirSync(join(file, '..'), { recursive: true });
     const tmp = `${file}.${process.pid}.tmp`;

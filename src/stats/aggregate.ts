@@ -41,7 +41,7 @@ export class StatsAccumulator {
   add(b: BatchStats): void {
     const c = this.channels;
     if (b.mean.length !== c || b.variance.length !== c) {
-      throw new Error(`aggregateBatchStats: channel count differs between batches (${c} vs ${b.mean.length})`);
+      throw new Error(`aggregateBatchStats: every batch needs ${c} channels (the first batch's), got mean ${b.mean.length}, variance ${b.variance.length}`);
     }
     if (!(b.count >= 1)) throw new Error(`aggregateBatchStats: batch count must be >= 1, got ${b.count}`);
     const n = b.count;

@@ -82,9 +82,10 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
     truncateMetrics(p.metrics, s.meta.epoch);
     truncateTrace(p.trace, s.meta.epoch * Math.floor(data.train.n / cfg.optim.batch_size) + s.meta.progress.step);
     o.log(`resuming ${o.outDir} at epoch ${s.meta.epoch + 1}, step ${s.meta.progress.step}`);
-  } else {
-    writeFileSync(p.config, dumpConfig(cfg));
   }
+  // The config in effect, also after a resume that changed epochs/backend/threads.
+  writeFileSync(`${p.config}.tmp`, dumpConfig(cfg));
+  renameSync(`${p.config}.tmp`, p.config);
 
   const bs = cfg.optim.batch_size;
   const perSample = await bytesPerSample(s, [data.train.height, data.train.width, data.train.channels]);
