@@ -34,7 +34,10 @@ export async function estimatePrecise(
   r: PreciseRequest,
   progress: Progress = silent,
 ): Promise<Map<string, LayerStats>> {
-  progress.start('PreciseBN', r.indices?.length ?? Math.min(r.samples, split.n));
+  const n = r.indices?.length ?? Math.min(r.samples, split.n);
+  // B = N is computed exactly, one pass per BN layer (precise.ts).
+  if (r.batchSize >= n) progress.start(`PreciseBN B=N (${net.bnLayers.length} layers)`, n * net.bnLayers.length);
+  else progress.start('PreciseBN', n);
   const stats = await preciseBNStats(net, params, split, {
     ...r,
     eps: cfg.bn.eps,

@@ -32,7 +32,13 @@ export interface BNContext {
   population?: ReadonlyMap<string, LayerStats>;
   /** Collect the batch statistics each layer observed (kept tensors; the caller disposes them). */
   observe?: boolean;
+  /** Layers that normalize with these statistics whatever `source` says (exact B = N PreciseBN
+   *  fixes the layers below the one it estimates). */
+  fixed?: ReadonlyMap<string, LayerStats>;
 }
+
+/** The context a layer actually uses: `population` with ctx.fixed's statistics for fixed layers. */
+const forLayer = (ctx: BNContext, layer: string): BNContext => (ctx.fixed?.has(layer) ? { ...ctx, source: 'population', population: ctx.fixed } : ctx);
 
 /** What one BN layer observed in one forward pass: per group g and channel c. */
 export interface Observation {
@@ -122,8 +128,9 @@ function fusedGroupNormalize<T extends tf.Tensor>(
  * composition. Statistics are observed as in batchNorm().
  */
 export function batchNormAffine(
-  x: tf.Tensor, layer: string, ctx: BNContext, gamma: tf.Tensor1D, beta: tf.Tensor1D, relu: boolean, observed?: Observation[],
+  x: tf.Tensor, layer: string, ctxIn: BNContext, gamma: tf.Tensor1D, beta: tf.Tensor1D, relu: boolean, observed?: Observation[],
 ): tf.Tensor {
+  const ctx = forLayer(ctxIn, layer);
   const composed = () => {
     const y = affine(batchNorm(x, layer, ctx, observed), gamma, beta);
     return relu ? tf.relu(y) : y;
@@ -168,7 +175,8 @@ export function batchNormAffine(
 }
 
 /** BN normalization of x [N,H,W,C] (or [N,C]) under the context's statistics source. */
-export function batchNorm(x: tf.Tensor, layer: string, ctx: BNContext, observed?: Observation[]): tf.Tensor {
+export function batchNorm(x: tf.Tensor, layer: string, ctxIn: BNContext, observed?: Observation[]): tf.Tensor {
+  const ctx = forLayer(ctxIn, layer);
   const x4 = (x.rank === 2 ? tf.reshape(x, [x.shape[0]!, 1, 1, x.shape[1]!]) : x) as tf.Tensor4D;
   const [n, h, w] = x4.shape;
   if (ctx.source === 'population') {

@@ -1,6 +1,7 @@
 // PreciseBN: freeze the model, run it on N training samples in batches of B with batch
 // statistics, and aggregate every batch's per-channel statistics with equal weight per sample.
-// No gradients; all BN layers are estimated from the same forward passes (as fvcore does).
+// No gradients; all BN layers are estimated from the same forward passes (as fvcore does),
+// except B = N, which is computed exactly one layer at a time (exactFullBatch).
 import * as tf from '@tensorflow/tfjs-core';
 import type { Split } from '../data/dataset.js';
 import { sampleWithoutReplacement } from '../data/loader.js';
@@ -29,6 +30,7 @@ export interface PreciseOptions {
 export async function preciseBNStats(net: Network, params: ReadonlyMap<string, tf.Tensor>, set: Split, o: PreciseOptions): Promise<Map<string, PopulationStats>> {
   const indices = o.indices ?? preciseSamples(set.n, o.samples, o.seed, o.epoch);
   const n = indices.length;
+  if (o.batchSize >= n) return exactFullBatch(net, params, set, indices, o);
   const per = Math.max(o.batchSize, Math.floor(o.forwardBatch / o.batchSize) * o.batchSize);
   const acc = new Map(net.bnLayers.map((l) => [l.name, new StatsAccumulator(l.channels)]));
   const jobs = function* () {
@@ -53,6 +55,54 @@ export async function preciseBNStats(net: Network, params: ReadonlyMap<string, t
     o.onProgress?.(done, n);
   }
   return new Map([...acc].map(([k, a]) => [k, a.result(o.estimator)]));
+}
+
+/**
+ * B = N: the statistics every BN layer would see if all N samples were one batch, without holding
+ * N samples' activations. One layer at a time in forward order (bnLayers is topological): the
+ * layers before it normalize with the full-set statistics already found, so its input no longer
+ * depends on how the samples are chunked, and pooling the chunks' moments gives its full-set
+ * mean and variance exactly. Costs one pass over the N samples per BN layer. With one batch the
+ * two estimators coincide (count/(count-1) times the biased variance).
+ */
+async function exactFullBatch(net: Network, params: ReadonlyMap<string, tf.Tensor>, set: Split, indices: Int32Array, o: PreciseOptions): Promise<Map<string, PopulationStats>> {
+  const n = indices.length;
+  const per = Math.max(1, o.forwardBatch);
+  const fixed = new Map<string, LayerStats>();
+  const out = new Map<string, PopulationStats>();
+  const total = n * net.bnLayers.length;
+  try {
+    for (const [k, layer] of net.bnLayers.entries()) {
+      const acc = new StatsAccumulator(layer.channels);
+      const jobs = function* () {
+        for (let start = 0; start < n; start += per) yield () => set.load(indices.subarray(start, Math.min(n, start + per)), { augment: o.augment, seed: o.seed, epoch: o.epoch });
+      };
+      let done = 0;
+      for await (const b of prefetch(jobs(), 2)) {
+        const observed: Observation[] = [];
+        tf.tidy(() => {
+          const x = tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]);
+          net.forward(params, x, { source: 'batch', nbs: b.n, eps: o.eps, observe: true, fixed }, observed);
+        });
+        for (const ob of observed) {
+          if (ob.layer === layer.name) acc.add({ mean: ob.mean.dataSync(), variance: ob.variance.dataSync(), count: ob.counts[0] });
+          ob.mean.dispose();
+          ob.variance.dispose();
+        }
+        done += b.n;
+        o.onProgress?.(k * n + done, total);
+      }
+      const stats = acc.result('pooled');
+      out.set(layer.name, stats);
+      // One batch of N normalizes with its biased variance: fix the layer with exactly that.
+      const c = acc.count;
+      const biased = { mean: stats.mean, variance: stats.variance.map((v) => (v * (c - 1)) / c) };
+      fixed.set(layer.name, toLayerStats(new Map([[layer.name, biased]])).get(layer.name)!);
+    }
+  } finally {
+    for (const s of fixed.values()) (s.mean.dispose(), s.variance.dispose());
+  }
+  return out;
 }
 
 /** The N samples a PreciseBN pass reads: a function of (seed, epoch) only, so it is reproducible. */

@@ -1,0 +1,51 @@
+// PreciseBN with B = N, computed one BN layer at a time in chunks (precise.ts exactFullBatch),
+// against the definition: all N samples through the network as one batch.
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, expect, it } from 'vitest';
+import { initBackend } from '../src/backend/index.js';
+import { validateConfig } from '../src/config/load.js';
+import { loadDataset } from '../src/data/dataset.js';
+import type { Observation } from '../src/nn/batchnorm.js';
+import { preciseBNStats } from '../src/stats/precise.js';
+import { createState } from '../src/train/state.js';
+import { disposeState } from '../src/train/trainer.js';
+
+beforeAll(async () => {
+  await initBackend('wasm', 1);
+});
+
+it('B = N in chunks of 7 equals one forward pass of all N samples as one batch, for every BN layer', async () => {
+  const cfg = validateConfig({
+    data: { name: 'synthetic', synthetic: { classes: 4, train: 40, val: 8, size: 8, channels: 1, seed: 5 } },
+    model: { depth: 14, width: 4 },
+  });
+  const data = await loadDataset(cfg.data);
+  const s = createState(cfg, 1, 4);
+  for (const [, v] of s.params) v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.3, 'float32', 11))); // non-trivial statistics
+  const n = 40;
+  const all = Int32Array.from({ length: n }, (_, i) => i);
+  const opts = { samples: n, estimator: 'pooled' as const, eps: 1e-5, augment: true, seed: 1, epoch: 2, forwardBatch: 7, indices: all };
+  const exact = await preciseBNStats(s.net, s.params, data.train, { ...opts, batchSize: n });
+
+  const b = await data.train.load(all, { augment: true, seed: 1, epoch: 2 });
+  const obs: Observation[] = [];
+  tf.tidy(() => void s.net.forward(s.params, tf.tensor4d(b.x, [n, 8, 8, 1]), { source: 'batch', nbs: n, eps: 1e-5, observe: true }, obs));
+  expect(obs.length).toBe(s.net.bnLayers.length);
+  for (const o of obs) {
+    const c = o.counts[0];
+    const mean = o.mean.dataSync();
+    const variance = o.variance.dataSync();
+    const got = exact.get(o.layer)!;
+    for (let j = 0; j < mean.length; j++) {
+      expect(got.mean[j]).toBeCloseTo(mean[j], 4);
+      expect(got.variance[j] / ((variance[j] * c) / (c - 1))).toBeCloseTo(1, 3); // unbiased, as every population estimate
+    }
+    tf.dispose([o.mean, o.variance]);
+  }
+  // The ordinary estimate with B = 8 sees other statistics in the deeper layers (the test can fail).
+  const small = await preciseBNStats(s.net, s.params, data.train, { ...opts, batchSize: 8, forwardBatch: 40 });
+  const last = s.net.bnLayers[s.net.bnLayers.length - 1].name;
+  const rel = Math.max(...Array.from(small.get(last)!.variance, (v, j) => Math.abs(v / exact.get(last)!.variance[j] - 1)));
+  expect(rel).toBeGreaterThan(1e-3);
+  disposeState(s);
+}, 60_000);
