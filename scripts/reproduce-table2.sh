@@ -15,9 +15,9 @@ n=10000   # the paper's N (the mini training set has exactly 10^4 images)
 for nbs in 32 2; do
   run=$OUT/table2/nbs$nbs
   bnlab eval --run "$run" --stats ema
-  # B = N (one forward pass over 10^4 images) does not fit a CPU's or GPU's memory; the paper's
-  # B = 1000 and B = N columns are equal. Small B also with the BN paper's mean-of-var estimator.
-  for b in 2 10 100 1000; do
+  # B = N is computed exactly (as if all N images were one batch) one BN layer at a time: one
+  # pass over the N images per BN layer. Small B also with the BN paper's mean-of-var estimator.
+  for b in 2 10 100 1000 "$n"; do
     bnlab eval --run "$run" --stats precise --samples "$n" --batch "$b"
   done
   for b in 2 10; do

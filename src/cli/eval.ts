@@ -87,7 +87,7 @@ export function registerEval(program: Command): void {
     .option('--stats <list>', 'statistics sources, comma-separated: ema,precise,minibatch,frozen', 'ema,precise')
     .option('--precise-bn', 're-estimate PreciseBN statistics (otherwise the checkpoint\'s are used when present)')
     .option('--samples <n>', 'PreciseBN: N samples (implies --precise-bn)')
-    .option('--batch <b>', 'PreciseBN batch size B, and the mini-batch size for --stats minibatch (default: precise.batch_size / bn.nbs)')
+    .option('--batch <b>', 'PreciseBN batch size B (B >= N: exactly B = N, one pass per BN layer), and the mini-batch size for --stats minibatch (default: precise.batch_size / bn.nbs)')
     .option('--estimator <name>', 'PreciseBN estimator: pooled | mean-of-var (implies --precise-bn)')
     .option('--repeats <r>', 'repeat with different random samples / batches and report mean ± std', '1')
     .option('--stats-data <spec>', 'where PreciseBN statistics come from: split=train|val,augment=true|false and data.* keys, e.g. split=val,corruption.type=contrast,corruption.severity=5')
@@ -168,7 +168,7 @@ export function registerEval(program: Command): void {
               est = cfg.precise.estimator;
             } else {
               n = Math.min(samples ?? cfg.precise.samples, statsSplit.n);
-              b = batch ?? cfg.precise.batch_size;
+              b = Math.min(batch ?? cfg.precise.batch_size, n); // B >= N is B = N, computed exactly
               est = f.estimator ?? cfg.precise.estimator;
               const indices = sampleWithoutReplacement(statsSplit.n, n, hashSeed(cfg.seed, r, 0x9e7a));
               stats = await estimatePrecise(s.net, s.params, statsSplit, cfg, {

@@ -108,7 +108,7 @@ const precise = section(
     enabled: z.boolean().default(true).describe('run PreciseBN and report val_err_precise'),
     every: int(1).default(1).describe('run PreciseBN every this many epochs (and always after the last)'),
     samples: int(1).default(2000).describe('N: training samples PreciseBN reads, capped at the training-set size (paper 10^4)'),
-    batch_size: int(1).default(32).describe('B: PreciseBN batch size, independent of training'),
+    batch_size: int(1).default(32).describe('B: PreciseBN batch size, independent of training; B >= N means B = N, computed exactly (one pass over the N samples per BN layer)'),
     estimator: z.enum(['pooled', 'mean-of-var']).default('pooled').describe("'pooled' (the paper) or 'mean-of-var' (original BN paper, B/(B-1) mean var)"),
     augment: z.boolean().default(true).describe('apply training augmentation to the PreciseBN samples'),
   },
