@@ -11,7 +11,7 @@ import { buildFigures, render, type FigId } from '../src/report/figures.js';
 import { htmlReport, markdownReport, runsFor } from '../src/report/report.js';
 import { findRuns } from '../src/report/runs.js';
 import { fmtCell, toCsv, toMarkdown } from '../src/report/table.js';
-import { buildTable, domainKey } from '../src/report/tables.js';
+import { buildTable, divergedAt, domainKey } from '../src/report/tables.js';
 
 const FX = 'test/fixtures/report';
 const all = findRuns([FX]);
@@ -74,6 +74,23 @@ describe('tables', () => {
     expect(t.rows.map((r) => r.labels[0])).toEqual(['NBS=16 (paper 32), batch 64', 'NBS=2, batch 64']);
     expect(cells(t)[1][1]).toBe('16.5±0.1 (34.4)');
     expect(t.notes[0]).toMatch(/N \(PreciseBN samples\) = 2000/);
+  });
+  it('Table 2: mean-of-var evaluations as extra rows after the paper\'s pooled rows, no paper value, missing cells —', () => {
+    const t = buildTable('table2', findRuns(['test/fixtures/report-estimators']));
+    expect(t.rows.map((r) => r.labels[0])).toEqual(['NBS=32', 'NBS=2', 'NBS=32, mean-of-var', 'NBS=2, mean-of-var']);
+    const c = cells(t);
+    // the paper's rows: pooled only; a B with only a mean-of-var row stays missing (not filled from it)
+    expect(c[0]).toEqual(['16.4 (23.7)', '16.3 (28.8)', '16.2 (24.0)', '16.1 (23.5)', '— (23.5)', '16.0 (23.5)']);
+    expect(c[1]).toEqual(['20.1 (35.5)', '20.1 (34.4)', '19.7 (32.3)', '19.7 (32.0)', '19.5 (32.0)', '— (32.0)']);
+    // mean-of-var rows: ours where evaluated (last epoch, train statistics), — elsewhere; EMA does not apply
+    expect(c[2]).toEqual(['— (—)', '16.6 (—)', '16.1 (—)', '— (—)', '16.1 (—)', '— (—)']);
+    expect(c[3]).toEqual(['— (—)', '19.9±0.1 (—)', '19.7 (—)', '— (—)', '— (—)', '— (—)']);
+    expect(t.rows.slice(2).every((r) => r.cells.every((x) => x.paper === null))).toBe(true);
+    expect(t.rows[3].cells[1].ours).toMatchObject({ mean: 19.85, std: 0.12, n: 3 });
+    expect(t.notes.join(' ')).toMatch(/rows ending in mean-of-var .*the paper has no such row/);
+    expect(toCsv(t).trim().split('\n')).toHaveLength(1 + 4 * 6);
+    // the first fixture has no other estimator: the paper's two rows only
+    expect(buildTable('table2', runsFor('table2', all)).rows).toHaveLength(2);
   });
   it('Fig. 5/6 tables: NBS columns (ours and the paper\'s), three or four series, seeds averaged', () => {
     const runs = runsFor('fig6', all);

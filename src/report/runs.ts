@@ -126,3 +126,11 @@ export function findRuns(paths: string[]): Run[] {
 export const metricsAt = (run: Run, epoch: number) => run.metrics.find((m) => m.epoch === epoch);
 /** The last epoch the run has written (metrics or eval), which is config.epochs when it finished. */
 export const lastEpoch = (run: Run) => Math.max(0, ...run.metrics.map((m) => m.epoch ?? 0), ...run.evals.map((e) => e.epoch));
+/** Number of classes of a run's dataset, from its config; null when the config does not say (imagefolder). */
+export function numClasses(run: Run): number | null {
+  const d = run.config.data ?? {};
+  const name = d.name ?? 'fashion-mnist-mini'; // the schema's defaults
+  if (name === 'synthetic') return d.synthetic?.classes ?? 4;
+  if (['mnist', 'fashion-mnist', 'fashion-mnist-mini', 'cifar10'].includes(name)) return 10;
+  return null;
+}

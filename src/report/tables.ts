@@ -2,7 +2,7 @@
 // which cell. Miniature runs use other batch sizes and epochs, so runs are mapped to the paper's
 // rows by role (smallest/largest) and the actual values are shown in the labels and footnotes.
 import { FIG5, FIG5_LABELS, FIG5_NBS, TABLE1, TABLE1_N, TABLE2, TABLE2_B, TABLE4, type Fig5Series } from './paper.js';
-import { lastEpoch, metricsAt, type EvalRow, type Run } from './runs.js';
+import { lastEpoch, metricsAt, numClasses, type EvalRow, type Run } from './runs.js';
 import { combine, type Stat, type Table } from './table.js';
 
 export const TABLE_IDS = ['table1', 'table2', 'fig5', 'fig6', 'table4'] as const;
@@ -100,6 +100,14 @@ function table1(runs: Run[]): Table {
 }
 const DASHL = '—';
 
+/** A PreciseBN row's estimator; rows written before the column existed used the paper's (pooled). */
+const estimatorOf = (e: EvalRow) => e.estimator || 'pooled';
+
+/**
+ * Table 2. The paper's two rows (its pooled estimator) come first; eval.csv rows with another
+ * estimator (mean-of-var: the original BN paper's B/(B-1) mean_i(var_i)) add one row per model and
+ * estimator, with our cells where such an evaluation exists and no paper value (the paper has no such row).
+ */
 function table2(runs: Run[]): Table {
   const notes: string[] = [];
   let cands = runs.filter((r) => r.frozen === 0);
@@ -108,33 +116,70 @@ function table2(runs: Run[]): Table {
   const smallestBatch = (rs: Run[]) => rs.filter((r) => r.batch === Math.min(...rs.map((x) => x.batch)));
   const roles = byRole(cands, (r) => r.nbs, [32, 2], notes, 'NBS values').map(smallestBatch);
   const ns = new Set<number>();
-  const rows = roles.map((rs, i) => {
-    const p = TABLE2[i];
-    const at = (r: Run) => r.evals.filter((e) => e.stats === 'precise' && isBase(e) && e.epoch === lastEpoch(r));
-    const nOf = (r: Run) => Math.max(0, ...at(r).map((e) => e.samples ?? 0));
-    rs.forEach((r) => nOf(r) && ns.add(nOf(r)));
-    const forB = (b: (r: Run) => number) => combine(rs.map((r) => evalStat(best(at(r).filter((e) => e.samples === nOf(r) && e.batch === b(r))))));
-    const ema = combine(rs.map((r) => evalStat(best(r.evals.filter((e) => e.stats === 'ema' && isBase(e) && e.epoch === lastEpoch(r)))) ?? metricStat(r, lastEpoch(r), 'val_err_ema')));
-    const cells = [ema, ...TABLE2_B.map((b) => forB(() => b)), forB(nOf)];
+  const at = (r: Run) => r.evals.filter((e) => e.stats === 'precise' && isBase(e) && e.epoch === lastEpoch(r));
+  const nOf = (r: Run) => Math.max(0, ...at(r).map((e) => e.samples ?? 0));
+  const label = (rs: Run[], i: number) => {
     const r0 = rs[0];
-    return {
-      labels: [r0 ? `NBS=${r0.nbs}${r0.nbs === p.nbs ? '' : ` (paper ${p.nbs})`}${r0.batch === 256 ? '' : `, batch ${r0.batch}`}` : `${DASHL} (paper NBS=${p.nbs})`],
-      cells: cells.map((ours, j) => ({ ours, paper: j === 0 ? p.ema : j <= TABLE2_B.length ? p.b[j - 1] : p.bN })),
-    };
+    const p = TABLE2[i];
+    return r0 ? `NBS=${r0.nbs}${r0.nbs === p.nbs ? '' : ` (paper ${p.nbs})`}${r0.batch === 256 ? '' : `, batch ${r0.batch}`}` : `${DASHL} (paper NBS=${p.nbs})`;
+  };
+  const bCells = (rs: Run[], est: string) => {
+    const forB = (b: (r: Run) => number) => combine(rs.map((r) => evalStat(best(at(r).filter((e) => estimatorOf(e) === est && e.samples === nOf(r) && e.batch === b(r))))));
+    return [...TABLE2_B.map((b) => forB(() => b)), forB(nOf)];
+  };
+  const rows: Table['rows'] = roles.map((rs, i) => {
+    const p = TABLE2[i];
+    rs.forEach((r) => nOf(r) && ns.add(nOf(r)));
+    const ema = combine(rs.map((r) => evalStat(best(r.evals.filter((e) => e.stats === 'ema' && isBase(e) && e.epoch === lastEpoch(r)))) ?? metricStat(r, lastEpoch(r), 'val_err_ema')));
+    const cells = [ema, ...bCells(rs, 'pooled')];
+    return { labels: [label(rs, i)], cells: cells.map((ours, j) => ({ ours, paper: j === 0 ? p.ema : j <= TABLE2_B.length ? p.b[j - 1] : p.bN })) };
+  });
+  // Other estimators: extra rows after the paper's, EMA not applicable (—), no paper value.
+  const extra: string[] = [];
+  roles.forEach((rs, i) => {
+    const ests = [...new Set(rs.flatMap((r) => at(r).map(estimatorOf)))].filter((e) => e !== 'pooled').sort();
+    for (const est of ests) {
+      rows.push({ labels: [`${label(rs, i)}, ${est}`], cells: [null, ...bCells(rs, est)].map((ours) => ({ ours, paper: null })) });
+      if (!extra.includes(est)) extra.push(est);
+    }
   });
   notes.push(`N (PreciseBN samples) = ${ns.size ? [...ns].join(', ') : DASHL} (paper 10^4); last epoch of each run. Runs: ${runList(roles.flat()) || DASHL}.`);
+  if (extra.length)
+    notes.push(
+      `The first two rows use the paper's pooled estimator; rows ending in ${extra.join(', ')} re-estimate the variance with ${extra.includes('mean-of-var') ? "the original BN paper's B/(B-1)·mean_i(var_i)" : 'that estimator'} (the paper has no such row: its value is —; EMA does not apply).`,
+    );
   return { id: 'table2', title: 'Table 2 — PreciseBN batch size B for population statistics: validation error (%)', rowHeader: ['Model'], columns: ['EMA', ...TABLE2_B.map((b) => `B=${b}`), 'B=N'], rows, notes };
 }
 
-function fig56(runs: Run[], id: 'fig5' | 'fig6'): Table {
-  const notes: string[] = [];
+/** Run order for labels: by NBS, then by name. */
+export const byNbs = (rs: Run[]) => [...rs].sort((a, b) => a.nbs - b.nbs || a.name.localeCompare(b.name));
+
+/**
+ * The runs Figs. 5-6 use: the NBS sweep (regular BN, the batch-size group with the most distinct
+ * NBS values) and the FrozenBN runs (of that batch size when there are any), each sorted by NBS.
+ */
+export function nbsSweep(runs: Run[]): { batch: number | undefined; sweep: Run[]; frozen: Run[] } {
   const regular = runs.filter((r) => r.frozen === 0);
-  // The NBS sweep is the batch-size group with the most distinct NBS values.
   const batches = uniq(regular.map((r) => r.batch));
   const batch = batches.sort((a, b) => uniq(regular.filter((r) => r.batch === b).map((r) => r.nbs)).length - uniq(regular.filter((r) => r.batch === a).map((r) => r.nbs)).length || b - a)[0];
   const sweep = regular.filter((r) => r.batch === batch);
   let frozen = runs.filter((r) => r.frozen > 0 && r.batch === batch);
   if (!frozen.length) frozen = runs.filter((r) => r.frozen > 0);
+  return { batch, sweep: byNbs(sweep), frozen: byNbs(frozen) };
+}
+
+/**
+ * The error (%) from which a run counts as diverged: 85% of chance-level error, 0.85 * (1 - 1/K) * 100
+ * for K classes (76.5% for 10 classes); 85% when K is unknown. With several runs, the lowest.
+ */
+export function divergedAt(runs: Run[]): number {
+  const at = runs.map((r) => 0.85 * 100 * (1 - 1 / (numClasses(r) ?? Infinity)));
+  return at.length ? Math.min(...at) : 85;
+}
+
+function fig56(runs: Run[], id: 'fig5' | 'fig6'): Table {
+  const notes: string[] = [];
+  const { batch, sweep, frozen } = nbsSweep(runs);
   const series: Fig5Series[] = id === 'fig5' ? ['train_nbs', 'val_population', 'val_minibatch'] : ['train_nbs', 'val_population', 'val_minibatch', 'val_frozen'];
   const nbsVals = uniq([...FIG5_NBS, ...sweep.map((r) => r.nbs), ...(id === 'fig6' ? frozen.map((r) => r.nbs) : [])]).reverse();
   const value = (s: Fig5Series, nbs: number): Stat | null => {
@@ -160,6 +205,10 @@ function fig56(runs: Run[], id: 'fig5' | 'fig6'): Table {
   }));
   notes.push(`Ours: total batch ${batch ?? DASHL} (paper 1024), last epoch; runs: ${runList(sweep) || DASHL}.`);
   if (id === 'fig6') notes.push(`FrozenBN runs: ${frozen.map((r) => `${r.name} (last ${r.frozen} of ${r.epochs} epochs)`).join(', ') || DASHL} (paper: last 20 of 100).`);
+  const used = id === 'fig6' ? [...sweep, ...frozen] : sweep;
+  const limit = divergedAt(used);
+  const diverged = rows.flatMap((r) => r.cells.flatMap((c, j) => (c.ours && c.ours.mean >= limit ? [`${r.labels[0]} at NBS ${nbsVals[j]} (${c.ours.mean.toFixed(1)}%)`] : [])));
+  if (diverged.length) notes.push(`Diverged (error >= ${+limit.toFixed(1)}%, 85% of chance level): ${diverged.join('; ')}. The figure draws these clipped at its top edge.`);
   notes.push('Paper values read off a plot (±0.2).');
   const title = id === 'fig5' ? 'Figure 5 (as a table) — error (%) vs normalization batch size' : 'Figure 6 (as a table) — train/test inconsistency fixes: error (%) vs NBS';
   return { id, title, rowHeader: ['Series \\ NBS'], columns: nbsVals.map(String), rows, notes };
