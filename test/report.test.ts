@@ -150,6 +150,85 @@ describe('figures', () => {
       expect(meta.format).toBe('png');
       expect(meta.width).toBeGreaterThan(600);
     }, 30_000);
+  it('Figs. 5/6: subtitle lists every run used (FrozenBN too) by NBS, wrapped; no clipping without divergence', () => {
+    for (const f of ['5', '6'] as const) {
+      const fig = buildFigures(runsFor(`f${f}`, all), [f]).figures[0];
+      const sub = (fig.spec as any).title.subtitle as string[];
+      expect(sub.length).toBeGreaterThan(1);
+      for (const l of sub) expect(l.length).toBeLessThanOrEqual(125);
+      const text = sub.join(' ');
+      if (f === '5') expect(text).toContain('Regular BN runs in fig5/, by NBS: nbs2, nbs8, nbs32, nbs128.'); // a common folder named once
+      else {
+        expect(text).toContain('Regular BN runs, by NBS: fig5/nbs2, fig5/nbs8, fig5/nbs32, fig5/nbs128.');
+        expect(text).toContain('FrozenBN runs (last 2 of 10 epochs; paper: last 20 of 100), by NBS: fig6/frozen-nbs2, fig6/frozen-nbs32.');
+      }
+      const spec = fig.spec as any;
+      expect(spec.layer).toHaveLength(1); // no marker or label layers
+      expect(spec.layer[0].data.values.some((v: any) => v.diverged)).toBe(false);
+      expect(spec.layer[0].encoding.y.scale.domain).toBeUndefined(); // vega's own y domain
+    }
+  });
+  it('Fig. 6: a diverged run is clipped at the top edge with a marker and its value; the y-axis fits the rest', async () => {
+    const d = tmp();
+    for (const r of ['fig5/nbs2', 'fig5/nbs8', 'fig5/nbs32', 'fig5/nbs128', 'fig6/frozen-nbs2', 'fig6/frozen-nbs32']) {
+      mkdirSync(join(d, r), { recursive: true });
+      for (const f of ['config.yaml', 'metrics.csv']) copyFileSync(join(FX, r, f), join(d, r, f));
+    }
+    // FrozenBN at NBS 32 diverges: 89.7% error, chance level for 10 classes
+    const m = join(d, 'fig6/frozen-nbs32/metrics.csv');
+    writeFileSync(m, readFileSync(m, 'utf8').replace(/^10,0\.01,0\.35,7\.8,,10\.4,/m, '10,0.01,0.35,7.8,,89.7,'));
+    const runs = findRuns([d]);
+    expect(divergedAt(runs)).toBeCloseTo(76.5);
+    const t = buildTable('fig6', runs);
+    expect(cells(t)[3][5]).toBe('89.7 (24.3)'); // the table keeps the value
+    expect(t.notes.join(' ')).toMatch(/Diverged \(error >= 76\.5%.*FrozenBN.*NBS 32 \(89\.7%\)/);
+    const fig = buildFigures(runs, ['6']).figures[0];
+    const spec = fig.spec as any;
+    const [lo, hi] = spec.layer[0].encoding.y.scale.domain;
+    expect(hi).toBeLessThan(40); // fits the other values (paper <= 32.5), not 0-90
+    expect(lo).toBeGreaterThan(0);
+    const pt = spec.layer[0].data.values.find((v: any) => v.diverged);
+    expect(pt).toMatchObject({ nbs: 32, err: 89.7, y: hi, source: 'ours' }); // drawn at the top edge
+    expect(spec.title.subtitle.join(' ')).toMatch(/Diverged = error ≥ 76\.5%/);
+    const r = await render(fig);
+    expect(r.svg).toContain('diverged 89.7%');
+    expect(r.svg).toMatch(/class="mark-text role-mark/);
+    expect(r.legend).toContain('diverged (clipped at the top)');
+    expect(r.legend).toHaveLength(7); // 4 series + ours/paper + the diverged marker
+    expect(r.svg.match(/class="mark-line role-mark/g)).toHaveLength(8);
+  }, 30_000);
+  it('divergence threshold: 85% of chance-level error for the dataset\'s classes', () => {
+    const run = (data: object) => ({ ...all[0], config: { ...all[0].config, data } });
+    expect(divergedAt([run({ name: 'fashion-mnist-mini' })])).toBeCloseTo(76.5);
+    expect(divergedAt([run({ name: 'synthetic', synthetic: { classes: 4 } })])).toBeCloseTo(63.75);
+    expect(divergedAt([run({ name: 'imagefolder' })])).toBeCloseTo(85); // classes unknown: chance taken as 100%
+  });
+  it('Fig. 2: 100 batch means per point drawn as their spread (min-max, quartiles), SVG under 200 KB', async () => {
+    const d = join(tmp(), 'run');
+    mkdirSync(d);
+    copyFileSync(join(FX, 'table1/b64-nbs16/config.yaml'), join(d, 'config.yaml'));
+    const lines = ['epoch,iter,layer,channel,kind,value'];
+    const iters = Array.from({ length: 25 }, (_, i) => i * 40);
+    for (const it of iters) {
+      const batch = Array.from({ length: 100 }, (_, j) => Math.sin(it / 97) + ((j * 37) % 100) / 400 - 0.12);
+      for (const v of batch) lines.push(`1,${it},s1.b1.bn1,0,batch,${v.toFixed(6)}`);
+      lines.push(`1,${it},s1.b1.bn1,0,population,${(batch.reduce((a, b) => a + b, 0) / 100).toFixed(6)}`);
+      lines.push(`1,${it},s1.b1.bn1,0,ema,${Math.sin((it - 60) / 97).toFixed(6)}`);
+    }
+    writeFileSync(join(d, 'bn_trace.csv'), lines.join('\n') + '\n');
+    const fig = buildFigures(findRuns([d]), ['2']).figures[0];
+    const spread = (fig.spec as any).layer[0].data.values;
+    expect(spread).toHaveLength(25);
+    // every batch mean lies within its point's min-max, and the quartiles inside that
+    expect(spread[3]).toMatchObject({ iter: 120, n: 100, min: expect.closeTo(Math.sin(120 / 97) - 0.12, 5), max: expect.closeTo(Math.sin(120 / 97) + 0.99 / 4 - 0.12, 5) });
+    for (const p of spread) expect(p.min <= p.q1 && p.q1 <= p.q3 && p.q3 <= p.max).toBe(true);
+    const r = await render(fig);
+    expect(r.svg.length).toBeLessThan(200_000);
+    expect(r.legend).toEqual(['EMA', 'batch means: min–max, quartiles', 'population mean']);
+    expect(r.svg.match(/class="mark-line role-mark/g)).toHaveLength(2); // EMA, population mean
+    expect(r.svg.match(/class="mark-rule role-mark/g)).toHaveLength(2); // min-max and quartile rules
+    expect((fig.spec as any).title.subtitle.join(' ')).toMatch(/spread of the current model's 100 batch means/);
+  }, 30_000);
   it('says why a figure cannot be drawn', () => {
     const { figures, skipped } = buildFigures(findRuns([join(FX, 'table4')]), ['2', '4']);
     expect(figures).toEqual([]);

@@ -5,7 +5,7 @@ import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import sharp from 'sharp';
 import { readTrace, type Run } from './runs.js';
-import { buildTable } from './tables.js';
+import { buildTable, divergedAt, nbsSweep } from './tables.js';
 
 export const FIG_IDS = ['2', '3', '4', '5', '6'] as const;
 export type FigId = (typeof FIG_IDS)[number];
@@ -15,9 +15,19 @@ export interface Figure {
   spec: TopLevelSpec;
 }
 
-const base = (title: string, subtitle: string) => ({
+/** Words to lines of at most `width` characters (vega does not wrap titles). */
+export function wrap(text: string, width = 125): string[] {
+  const lines: string[] = [];
+  let cur = '';
+  for (const w of text.split(/\s+/).filter(Boolean)) {
+    if (cur && cur.length + 1 + w.length > width) lines.push(cur), (cur = w);
+    else cur = cur ? `${cur} ${w}` : w;
+  }
+  return cur ? [...lines, cur] : lines;
+}
+const base = (title: string, subtitle: string | string[]) => ({
   $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-  title: { text: title, subtitle, anchor: 'start' as const, fontSize: 15, subtitleFontSize: 11, subtitleColor: '#555' },
+  title: { text: title, subtitle: (Array.isArray(subtitle) ? subtitle : [subtitle]).flatMap((l) => wrap(l)), anchor: 'start' as const, fontSize: 15, subtitleFontSize: 11, subtitleColor: '#555' },
   width: 520,
   height: 300,
   background: 'white',
@@ -27,25 +37,53 @@ const base = (title: string, subtitle: string) => ({
 const LINE_LEGEND = { symbolType: 'stroke', symbolSize: 400, encode: { symbols: { update: { stroke: { value: '#444' }, fill: { value: 'transparent' } } } } } as const;
 const ERR = { title: 'error (%)', type: 'quantitative' as const, scale: { zero: false } };
 
+/** Quantile q of sorted values, linear interpolation between order statistics (numpy's default). */
+function quantile(sorted: number[], q: number): number {
+  const h = (sorted.length - 1) * q;
+  const i = Math.floor(h);
+  return i + 1 < sorted.length ? sorted[i] + (h - i) * (sorted[i + 1] - sorted[i]) : sorted[i];
+}
+
+/**
+ * Fig. 2. The batch means of each trace point (100 in the paper's protocol) are drawn as their
+ * spread: a thin rule from the smallest to the largest and a thick one over the middle half
+ * (quartiles), not one dot each (2,200 dots made a 770 KB SVG). The EMA and the population mean
+ * (the average of the batch means, as traced) are lines.
+ */
 function fig2(run: Run): Figure[] {
   const rows = readTrace(run.tracePath!);
   const keys = [...new Set(rows.map((r) => `${r.layer}\t${r.channel}`))];
-  const names = { ema: 'EMA', batch: 'batch means (current model)', population: 'population mean' } as Record<string, string>;
+  const SPREAD = 'batch means: min–max, quartiles';
+  const names = { ema: 'EMA', batch: SPREAD, population: 'population mean' } as Record<string, string>;
   return keys.map((k) => {
     const [layer, ch] = k.split('\t');
-    const values = rows.filter((r) => r.layer === layer && String(r.channel) === ch).map((r) => ({ iter: r.iter, value: r.value, series: names[r.kind] ?? r.kind }));
+    const mine = rows.filter((r) => r.layer === layer && String(r.channel) === ch);
+    const lines = mine.filter((r) => r.kind !== 'batch').map((r) => ({ iter: r.iter, value: r.value, series: names[r.kind] ?? r.kind }));
+    const byIter = new Map<number, number[]>();
+    for (const r of mine) if (r.kind === 'batch') byIter.set(r.iter, [...(byIter.get(r.iter) ?? []), r.value]);
+    const spread = [...byIter].map(([iter, vs]) => {
+      const s = [...vs].sort((a, b) => a - b);
+      return { iter, min: s[0], q1: quantile(s, 0.25), q3: quantile(s, 0.75), max: s[s.length - 1], n: s.length, series: SPREAD };
+    });
+    const counts = [...new Set(spread.map((p) => p.n))].sort((a, b) => a - b);
+    const perPoint = counts.length === 1 ? `${counts[0]}` : `${counts[0]}-${counts[counts.length - 1]}`;
     const color = { field: 'series', type: 'nominal', title: null, scale: { domain: Object.values(names), range: ['#d62728', '#9e9e9e', '#1f77b4'] } } as const;
     const x = { field: 'iter', type: 'quantitative', title: 'SGD iteration' } as const;
-    const y = { field: 'value', type: 'quantitative', title: `BN mean, ${layer} channel ${ch}`, scale: { zero: false } } as const;
+    const yTitle = `BN mean, ${layer} channel ${ch}`;
+    const y = { field: 'value', type: 'quantitative', title: yTitle, scale: { zero: false } } as const;
+    const ySpread = (lo: string, hi: string) => ({ y: { field: lo, type: 'quantitative', title: yTitle, scale: { zero: false } }, y2: { field: hi } }) as const;
     return {
       name: `fig2-${layer}-c${ch}`,
       title: `Fig. 2 — ${layer} channel ${ch}`,
       spec: {
-        ...base(`Fig. 2 — EMA vs the current model's batch means (${layer}, channel ${ch})`, `run ${run.name}; batch means: one dot per batch; population mean = their average`),
-        data: { values },
+        ...base(
+          `Fig. 2 — EMA vs the current model's batch means (${layer}, channel ${ch})`,
+          `run ${run.name}; grey: the spread of the current model's ${perPoint} batch means at each point (thin: min–max, thick: middle half); population mean = their average`,
+        ),
         layer: [
-          { transform: [{ filter: "datum.series === 'batch means (current model)'" }], mark: { type: 'point', filled: true, size: 14, opacity: 0.35 }, encoding: { x, y, color } },
-          { transform: [{ filter: "datum.series !== 'batch means (current model)'" }], mark: { type: 'line', point: { size: 25 }, strokeWidth: 2 }, encoding: { x, y, color } },
+          { data: { values: spread }, mark: { type: 'rule', strokeWidth: 1.5, opacity: 0.7 }, encoding: { x, ...ySpread('min', 'max'), color } },
+          { data: { values: spread }, mark: { type: 'rule', strokeWidth: 6, opacity: 0.7 }, encoding: { x, ...ySpread('q1', 'q3'), color } },
+          { data: { values: lines }, mark: { type: 'line', point: { size: 25 }, strokeWidth: 2 }, encoding: { x, y, color } },
         ],
       } as TopLevelSpec,
     };
@@ -88,33 +126,90 @@ function curves(runs: Run[], fig: '3' | '4'): Figure {
   };
 }
 
+const DIVERGED = 'diverged (clipped at the top)';
+
+/**
+ * Figs. 5-6, from the same table the report prints. A diverged run (error >= 85% of chance level,
+ * see divergedAt) would stretch the y-axis to chance and squash the rest, so the y domain fits the
+ * other values (ours and the paper's) and a diverged point is drawn at the top edge as a triangle
+ * labelled "diverged 89.7%": clipped, not hidden.
+ */
 function fig56(runs: Run[], fig: '5' | '6'): Figure {
   const t = buildTable(fig === '5' ? 'fig5' : 'fig6', runs);
+  const { batch, sweep, frozen } = nbsSweep(runs);
+  const limit = divergedAt(fig === '6' ? [...sweep, ...frozen] : sweep);
   const values = t.rows.flatMap((r) =>
     r.cells.flatMap((c, j) => {
       const nbs = Number(t.columns[j]);
       const out = [];
-      if (c.ours) out.push({ nbs, err: c.ours.mean, series: r.labels[0], source: 'ours' });
-      if (c.paper) out.push({ nbs, err: c.paper.mean, series: r.labels[0], source: 'paper (ImageNet)' });
+      if (c.ours) out.push({ nbs, err: c.ours.mean, y: c.ours.mean, series: r.labels[0], source: 'ours', diverged: c.ours.mean >= limit });
+      if (c.paper) out.push({ nbs, err: c.paper.mean, y: c.paper.mean, series: r.labels[0], source: 'paper (ImageNet)', diverged: false });
       return out;
     }),
   );
   const nbsVals = [...new Set(values.map((v) => v.nbs))].sort((a, b) => a - b);
+  const kept = values.filter((v) => !v.diverged).map((v) => v.err);
+  const gone = values.filter((v) => v.diverged);
+  let domain: [number, number] | undefined;
+  const marks: { nbs: number; y: number; labelY: number; label: string; series: string; marker: string; right: boolean }[] = [];
+  if (gone.length && kept.length) {
+    const [lo, hi] = [Math.min(...kept), Math.max(...kept)];
+    const pad = Math.max(1, 0.06 * (hi - lo));
+    domain = [Math.max(0, Math.floor(lo - pad)), Math.ceil(hi + pad)];
+    const top = domain[1];
+    const step = 0.07 * (domain[1] - domain[0]);
+    gone.forEach((v) => {
+      v.y = top;
+      const k = marks.filter((m) => m.nbs === v.nbs).length; // stack labels of points at one NBS
+      marks.push({ nbs: v.nbs, y: top, labelY: top - k * step, label: `diverged ${v.err.toFixed(1)}%`, series: v.series, marker: DIVERGED, right: v.nbs === nbsVals[nbsVals.length - 1] });
+    });
+  }
   const src = { domain: ['ours', 'paper (ImageNet)'] };
+  const x = { field: 'nbs', type: 'quantitative', title: 'normalization batch size (log2)', scale: { type: 'log', base: 2, nice: false }, axis: { values: nbsVals, format: 'd' } } as const;
+  const y = { field: 'y', ...ERR, scale: domain ? { domain, nice: false, zero: false } : ERR.scale };
+  const color = { field: 'series', type: 'nominal', title: null, scale: { domain: t.rows.map((r) => r.labels[0]) } } as const;
+  const opacity = { field: 'source', type: 'ordinal', title: null, scale: { ...src, range: [1, 0.3] } } as const;
+  const frozenEpochs = [...new Set(frozen.map((r) => `last ${r.frozen} of ${r.epochs} epochs`))];
+  // NBS in parentheses unless the run's name already says it (nbs32, nbs-32)
+  const used = fig === '6' ? [...sweep, ...frozen] : sweep;
+  const dirs = new Set(used.map((r) => r.name.slice(0, r.name.lastIndexOf('/') + 1)));
+  const dir = dirs.size === 1 ? [...dirs][0] : ''; // a common folder is named once
+  const names = (rs: Run[]) =>
+    rs.map((r) => (new RegExp(`nbs[-_=]?${r.nbs}(?!\\d)`, 'i').test(r.name) ? r.name : `${r.name} (NBS ${r.nbs})`).slice(dir.length)).join(', ') || '—';
+  const subtitle = [
+    `Ours: total batch ${batch ?? '—'} (paper 1024), last epoch of each run; faint dashed: the paper (ImageNet, read off a plot).`,
+    `Regular BN runs${dir ? ` in ${dir}` : ''}, by NBS: ${names(sweep)}.`,
+    ...(fig === '6' ? [`FrozenBN runs${dir ? ` in ${dir}` : ''} (${frozenEpochs.join(', ') || '—'}; paper: last 20 of 100), by NBS: ${names(frozen)}.`] : []),
+    ...(marks.length ? [`Diverged = error ≥ ${+limit.toFixed(1)}% (85% of chance level): drawn as a triangle at the top edge, its value in the label.`] : []),
+  ];
+  const textMark = (right: boolean) => ({
+    data: { values: marks.filter((m) => m.right === right) },
+    // at the right edge: left of the marker, just above the plot (the line climbs to it from the lower left)
+    mark: { type: 'text', align: right ? 'right' : 'left', baseline: right ? 'bottom' : 'top', dx: right ? -12 : 10, dy: right ? -2 : 2, fontSize: 12, fontWeight: 'bold' },
+    encoding: { x, y: { ...y, field: 'labelY' }, text: { field: 'label' }, color },
+  });
   return {
     name: `fig${fig}`,
     title: fig === '5' ? 'Fig. 5 — error vs normalization batch size' : 'Fig. 6 — fixes for train/test inconsistency',
     spec: {
-      ...base(fig === '5' ? 'Fig. 5 — error vs normalization batch size (NBS)' : 'Fig. 6 — mini-batch stats at inference and FrozenBN vs NBS', t.notes[0]),
-      data: { values },
-      mark: { type: 'line', point: { size: 30 }, strokeWidth: 2 },
-      encoding: {
-        x: { field: 'nbs', type: 'quantitative', title: 'normalization batch size (log2)', scale: { type: 'log', base: 2, nice: false }, axis: { values: nbsVals, format: 'd' } },
-        y: { field: 'err', ...ERR },
-        color: { field: 'series', type: 'nominal', title: null, scale: { domain: t.rows.map((r) => r.labels[0]) } },
-        strokeDash: { field: 'source', type: 'ordinal', title: null, scale: { ...src, range: [[1, 0], [4, 3]] }, legend: LINE_LEGEND },
-        opacity: { field: 'source', type: 'ordinal', title: null, scale: { ...src, range: [1, 0.3] } },
-      },
+      ...base(fig === '5' ? 'Fig. 5 — error vs normalization batch size (NBS)' : 'Fig. 6 — mini-batch stats at inference and FrozenBN vs NBS', subtitle),
+      layer: [
+        {
+          data: { values },
+          mark: { type: 'line', point: { size: 30 }, strokeWidth: 2 },
+          encoding: { x, y, color, strokeDash: { field: 'source', type: 'ordinal', title: null, scale: { ...src, range: [[1, 0], [4, 3]] }, legend: LINE_LEGEND }, opacity },
+        },
+        ...(marks.length
+          ? [
+              {
+                data: { values: marks },
+                mark: { type: 'point', filled: true, size: 170, stroke: '#000', strokeWidth: 1, opacity: 1 },
+                encoding: { x, y: { ...y, field: 'y' }, color, shape: { field: 'marker', type: 'nominal', title: null, scale: { domain: [DIVERGED], range: ['triangle-up'] } } },
+              },
+              ...[false, true].filter((r) => marks.some((m) => m.right === r)).map(textMark),
+            ]
+          : []),
+      ],
     } as TopLevelSpec,
   };
 }
@@ -143,7 +238,7 @@ export function buildFigures(runs: Run[], which: FigId[]): { figures: Figure[]; 
       else figures.push(curves(f === '3' ? rs.slice(0, 1) : rs, f));
     } else {
       const fig = fig56(runs, f);
-      const hasOurs = (fig.spec as { data: { values: { source: string }[] } }).data.values.some((v) => v.source === 'ours');
+      const hasOurs = (fig.spec as { layer: { data: { values: { source?: string }[] } }[] }).layer[0].data.values.some((v) => v.source === 'ours');
       hasOurs ? figures.push(fig) : skipped.push(`Fig. ${f}: no run of an NBS sweep${f === '6' ? ' or FrozenBN' : ''} with the needed metrics`);
     }
   }
