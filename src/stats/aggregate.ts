@@ -20,6 +20,8 @@ export interface PopulationStats {
  *   batch means is kept: var = N/(N-1) * [E(mu_i^2 + var_i) - E(mu_i)^2], N = total count.
  * `mean-of-var`: the original BN paper's B/(B-1) * mean_i(var_i); it drops the spread of the
  *   batch means, so it underestimates the population variance when batches are small.
+ * B and N are per-channel element counts (`count`: B*H*W for a conv layer), as in the BN paper's
+ *   conv case (its m = |batch| * p * q); so mean-of-var's correction is count/(count-1).
  */
 export type Estimator = 'pooled' | 'mean-of-var';
 
