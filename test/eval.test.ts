@@ -98,4 +98,54 @@ describe('statistics sources at evaluation', () => {
     expect(Array.from(e2.tensors.get('param/fc.weight')!.data)).not.toEqual(Array.from(e1.tensors.get('param/fc.weight')!.data));
     disposeState(s);
   }, 60_000);
+
+  it('FrozenBN over 2 of 3 epochs: the statistics stay fixed while every BN gamma and beta keeps training', async () => {
+    // No momentum and no weight decay on gamma/beta: a change in the frozen epochs can only come
+    // from a gradient of that epoch (not from velocity carried over the switch, nor from decay).
+    // No zero-init of the last gamma of a block either: behind a zero gamma the first BN's gamma
+    // gets updates below float32 resolution at 1.0 and would not move in any epoch.
+    const c = validateConfig({
+      ...cfg,
+      epochs: 3,
+      model: { depth: 8, width: 4, zero_init_last_gamma: false },
+      bn: { nbs: 8, frozen_last_epochs: 2 },
+      optim: { batch_size: 32, base_lr: 0.8, momentum: 0, weight_decay_bn: 0 },
+    });
+    const data = await loadDataset(c.data);
+    const dir = mkdtempSync(join(tmpdir(), 'bnlab-frozen2-'));
+    dirs.push(dir);
+    const r = await train(c, data, { outDir: dir, resume: false, ...quiet });
+    const bnLayers = r.state.net.bnLayers.map((l) => l.name);
+    disposeState(r.state);
+    expect(readMetrics(runPaths(dir).metrics).map((x) => x.bn_mode)).toEqual(['batch', 'frozen', 'frozen']);
+    const [e1, e2, e3] = [1, 2, 3].map((e) => readCheckpoint<RunMeta>(runPaths(dir).epoch(e)));
+    const values = (ck: typeof e1, key: string) => {
+      const t = ck.tensors.get(key);
+      expect(t, key).toBeDefined();
+      return Array.from(t!.data);
+    };
+    expect(bnLayers.length).toBeGreaterThan(3);
+    expect(e1.tensors.has(`frozen/${bnLayers[0]}/mean`)).toBe(false);
+    for (const layer of bnLayers) {
+      for (const k of ['mean', 'variance']) {
+        // fixed at the switch (after epoch 1) and identical after epoch 3
+        const frozen = values(e2, `frozen/${layer}/${k}`);
+        expect(values(e3, `frozen/${layer}/${k}`), `frozen/${layer}/${k}`).toEqual(frozen);
+        // what the FrozenBN epochs report as population statistics
+        expect(values(e3, `precise/${layer}/${k}`)).toEqual(frozen);
+        // not the EMA, which stands still in the frozen epochs
+        expect(values(e3, `ema/${layer}/${k}`)).toEqual(values(e1, `ema/${layer}/${k}`));
+        expect(frozen).not.toEqual(values(e1, `ema/${layer}/${k}`));
+      }
+      for (const p of ['gamma', 'beta']) {
+        const key = `param/${layer}.${p}`;
+        const [a, b, z] = [values(e1, key), values(e2, key), values(e3, key)];
+        // every channel moves in each frozen epoch
+        b.forEach((v, i) => expect(v, `${key}[${i}] in epoch 2`).not.toBe(a[i]));
+        z.forEach((v, i) => expect(v, `${key}[${i}] in epoch 3`).not.toBe(b[i]));
+      }
+    }
+    // momentum 0: the velocity buffer holds the last step's gradient, non-zero for the affine
+    for (const layer of bnLayers) expect(values(e3, `velocity/${layer}.gamma`).some((v) => v !== 0)).toBe(true);
+  }, 60_000);
 });
