@@ -172,6 +172,17 @@ describe('bnlab eval', () => {
     expect(contrast.rows[0].err_mean).not.toBe(clean.rows[0].err_mean);
   }, 120_000);
 
+  it("the run's own PreciseBN statistics are recorded with the N and B its pass used", async () => {
+    // config: precise.samples 64, batch_size 16, of 192 training images
+    const { rows } = await evalJson(['--stats', 'precise']);
+    expect(rows[0]).toMatchObject({ samples: 64, batch: 16 });
+    const big = join(dir, 'bigN');
+    writeFileSync(join(dir, 'bigN.yaml'), config(0, 1).replace('precise: {samples: 64, batch_size: 16}', 'precise: {samples: 500, batch_size: 1000}'));
+    expect(bnlab(['train', '-c', join(dir, 'bigN.yaml'), '--out', big, '--quiet']).status).toBe(0);
+    const r = await evalJson(['--stats', 'precise'], big);
+    expect(r.rows[0]).toMatchObject({ samples: 192, batch: 192 });
+  }, 120_000);
+
   it('--samples 16 --batch 16 (B = N) runs and records B = N', async () => {
     const { rows } = await evalJson(['--stats', 'precise', '--samples', '16', '--batch', '16']);
     expect(rows[0]).toMatchObject({ samples: 16, batch: 16, estimator: 'pooled' });
@@ -186,6 +197,8 @@ describe('bnlab eval', () => {
       [['--stats', 'ema,median'], "--stats: unknown source 'median'"],
       [['--repeats', '0'], '--repeats must be an integer >= 1'],
       [['--estimator', 'foo'], "--estimator must be pooled or mean-of-var, got 'foo'"],
+      // statistics from every validation image would leave none to evaluate
+      [['--stats', 'precise', '--stats-data', 'split=val', '--data', 'split=val', '--samples', String(VAL)], `--samples ${VAL}: the statistics would take every image of split=val`],
     ];
     const outs = await Promise.all(cases.map(([a]) => bnlabAsync(['eval', '--run', frozenRun, '--quiet', ...a])));
     outs.forEach((r, i) => {

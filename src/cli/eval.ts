@@ -163,11 +163,14 @@ export function registerEval(program: Command): void {
             let order: Int32Array | undefined;
             if (!recompute && s.precise) {
               stats = s.precise;
-              n = Math.min(cfg.precise.samples, cfg.data.train_limit ?? Infinity);
-              b = cfg.precise.batch_size;
+              n = Math.min(cfg.precise.samples, statsSplit.n); // what the run's PreciseBN pass used
+              b = Math.min(cfg.precise.batch_size, n);
               est = cfg.precise.estimator;
             } else {
               n = Math.min(samples ?? cfg.precise.samples, statsSplit.n);
+              if (sameImages && n >= evalSplit.n) {
+                throw new ConfigError(`--samples ${n}: the statistics would take every image of ${dataSpec.text}, leaving none to evaluate (statistics and evaluation images are kept apart); use --samples < ${evalSplit.n}`);
+              }
               b = Math.min(batch ?? cfg.precise.batch_size, n); // B >= N is B = N, computed exactly
               est = f.estimator ?? cfg.precise.estimator;
               const indices = sampleWithoutReplacement(statsSplit.n, n, hashSeed(cfg.seed, r, 0x9e7a));
