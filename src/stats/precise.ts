@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Split } from '../data/dataset.js';
 import { sampleWithoutReplacement } from '../data/loader.js';
 import { prefetch } from '../data/prefetch.js';
-import type { LayerStats, Observation } from '../nn/batchnorm.js';
+import type { BNContext, LayerStats, Observation } from '../nn/batchnorm.js';
+import type { Batch } from '../data/loader.js';
 import type { Network } from '../nn/resnet.js';
 import { StatsAccumulator, type Estimator, type PopulationStats } from './aggregate.js';
 
@@ -26,6 +27,22 @@ export interface PreciseOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** The samples as forward passes of `per`, loaded ahead. */
+function passes(set: Split, indices: Int32Array, per: number, o: PreciseOptions): AsyncGenerator<Batch> {
+  const n = indices.length;
+  const jobs = function* () {
+    for (let start = 0; start < n; start += per) yield () => set.load(indices.subarray(start, Math.min(n, start + per)), { augment: o.augment, seed: o.seed, epoch: o.epoch });
+  };
+  return prefetch(jobs(), 2);
+}
+
+/** One forward pass without gradients; the statistics each BN layer observed (caller disposes). */
+function observe(net: Network, params: ReadonlyMap<string, tf.Tensor>, b: Batch, ctx: BNContext): Observation[] {
+  const observed: Observation[] = [];
+  tf.tidy(() => void net.forward(params, tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]), ctx, observed));
+  return observed;
+}
+
 /** Population statistics per BN layer in float64, from N samples of `set`. */
 export async function preciseBNStats(net: Network, params: ReadonlyMap<string, tf.Tensor>, set: Split, o: PreciseOptions): Promise<Map<string, PopulationStats>> {
   const indices = o.indices ?? preciseSamples(set.n, o.samples, o.seed, o.epoch);
@@ -33,16 +50,9 @@ export async function preciseBNStats(net: Network, params: ReadonlyMap<string, t
   if (o.batchSize >= n) return exactFullBatch(net, params, set, indices, o);
   const per = Math.max(o.batchSize, Math.floor(o.forwardBatch / o.batchSize) * o.batchSize);
   const acc = new Map(net.bnLayers.map((l) => [l.name, new StatsAccumulator(l.channels)]));
-  const jobs = function* () {
-    for (let start = 0; start < n; start += per) yield () => set.load(indices.subarray(start, Math.min(n, start + per)), { augment: o.augment, seed: o.seed, epoch: o.epoch });
-  };
   let done = 0;
-  for await (const b of prefetch(jobs(), 2)) {
-    const observed: Observation[] = [];
-    tf.tidy(() => {
-      const x = tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]);
-      net.forward(params, x, { source: 'batch', nbs: o.batchSize, eps: o.eps, observe: true }, observed);
-    });
+  for await (const b of passes(set, indices, per, o)) {
+    const observed = observe(net, params, b, { source: 'batch', nbs: o.batchSize, eps: o.eps, observe: true });
     for (const ob of observed) {
       const means = ob.mean.dataSync();
       const vars = ob.variance.dataSync();
@@ -74,17 +84,9 @@ async function exactFullBatch(net: Network, params: ReadonlyMap<string, tf.Tenso
   try {
     for (const [k, layer] of net.bnLayers.entries()) {
       const acc = new StatsAccumulator(layer.channels);
-      const jobs = function* () {
-        for (let start = 0; start < n; start += per) yield () => set.load(indices.subarray(start, Math.min(n, start + per)), { augment: o.augment, seed: o.seed, epoch: o.epoch });
-      };
       let done = 0;
-      for await (const b of prefetch(jobs(), 2)) {
-        const observed: Observation[] = [];
-        tf.tidy(() => {
-          const x = tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]);
-          net.forward(params, x, { source: 'batch', nbs: b.n, eps: o.eps, observe: true, fixed }, observed);
-        });
-        for (const ob of observed) {
+      for await (const b of passes(set, indices, per, o)) {
+        for (const ob of observe(net, params, b, { source: 'batch', nbs: b.n, eps: o.eps, observe: true, fixed })) {
           if (ob.layer === layer.name) acc.add({ mean: ob.mean.dataSync(), variance: ob.variance.dataSync(), count: ob.counts[0] });
           ob.mean.dispose();
           ob.variance.dispose();
