@@ -16,6 +16,7 @@ Writes <dir>/output.json + <dir>/output.bin (float64), same "tensors" format, pl
   stat_var/<layer>   [G, C] biased variance
   grad/<name>        d sum(logits_train * R) / d param, bnlab layout
   logits_eval        eval mode with running stats = pop_mean/pop_var
+  grad_frozen/<param> gradients of sum(logits_eval * R) in eval mode (FrozenBN training)
   f32/logits_train, f32/logits_eval, f32/grad/<name>: the same computed in float32
 """
 import json
@@ -51,18 +52,24 @@ def compute(m, eps, nbs, get, names, dtype):
     (logits * R).sum().backward()
     for h in hooks:
         h.remove()
+    grads = {n: g.detach().clone() for n, g in tr.bnlab_grads(model).items()}
 
     tr.load_population(model, {n: (get('pop_mean/' + n), get('pop_var/' + n)) for n in tr.bn_layers(model)})
     model.eval()
     with torch.no_grad():
         logits_eval = model(x)
+    # FrozenBN training: gradients through the fixed normalization (no batch-statistics terms).
+    model.zero_grad()
+    (model(x) * R).sum().backward()
 
     out = {'_model': model, 'logits_train': logits.detach(), 'logits_eval': logits_eval}
     for n, (means, vars_) in stats.items():
         out['stat_mean/' + n] = torch.stack(means)
         out['stat_var/' + n] = torch.stack(vars_)
-    for n, g in tr.bnlab_grads(model).items():
+    for n, g in grads.items():
         out['grad/' + n] = g
+    for n, g in tr.bnlab_grads(model).items():
+        out['grad_frozen/' + n] = g
     return out
 
 

@@ -137,6 +137,7 @@ for (const c of CASES) {
       logitsEval: new Float32Array() as Float32Array<ArrayBufferLike>,
       stats: new Map<string, { mean: Float32Array; variance: Float32Array; shape: number[] }>(),
       grads: new Map<string, Float32Array>(),
+      gradsFrozen: new Map<string, Float32Array>(),
     };
     let ref!: TorchResult;
 
@@ -192,6 +193,11 @@ for (const c of CASES) {
       const le = tf.tidy(() => net.forward(asMap(tensors), xT, { source: 'population', nbs: c.nbs, eps: EPS, population: popMap }));
       ours.logitsEval = le.dataSync() as Float32Array;
       le.dispose();
+      // FrozenBN training: gradients through the fixed normalization.
+      const popCtx: BNContext = { source: 'population', nbs: c.nbs, eps: EPS, population: popMap };
+      const gf = tf.grads((...ts: tf.Tensor[]) => tf.sum(tf.mul(net.forward(asMap(ts), xT, popCtx), rT)))(tensors);
+      net.params.forEach((s, i) => ours.gradsFrozen.set(s.name, gf[i].dataSync() as Float32Array));
+      tf.dispose(gf);
       for (const v of popMap.values()) tf.dispose([v.mean, v.variance]);
       tf.dispose([...tensors, xT, rT]);
 
@@ -248,6 +254,16 @@ for (const c of CASES) {
       }
       console.log(`${c.label}: gradients max norm-wise rel err ${worst.toExponential(2)} (${at}; PyTorch float32: ${worst32.toExponential(2)})`);
       for (const s of net.params) expect(normRel(ours.grads.get(s.name)!, ref.get(`grad/${s.name}`).data), s.name).toBeLessThan(1e-3);
+    });
+
+    it('computes the same gradients with frozen population statistics (FrozenBN training)', () => {
+      let worst = 0;
+      for (const s of net.params) {
+        const e = normRel(ours.gradsFrozen.get(s.name)!, ref.get(`grad_frozen/${s.name}`).data);
+        worst = Math.max(worst, e);
+        expect(e, s.name).toBeLessThan(1e-3);
+      }
+      console.log(`${c.label}: FrozenBN gradients max norm-wise rel err ${worst.toExponential(2)}`);
     });
 
     it('computes the same population-mode logits', () => {
