@@ -3,7 +3,7 @@
 # the EMA, or PreciseBN on N samples in batches of B = 2, 10, 100, 1000, N.
 # Usage: scripts/reproduce-table2.sh [--mini] [--jobs K] [--gpus 0,1] [--slurm --submit]
 # Paper scale: ESTIMATE, NOT MEASURED ~400 V100-hours (~200 if Table 1's b256 run exists: it is
-# the same config as nbs32 and is reused). --mini (batch 128, N = 10^4): ~15 CPU-minutes.
+# the same config as nbs32 and is reused). --mini (batch 128, N = 10^4): ~5 minutes (estimate).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 small=$([ "$SCALE" = paper ] && echo b256 || echo b128)
