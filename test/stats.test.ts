@@ -163,8 +163,8 @@ describe('aggregateBatchStats', () => {
       expect(() => new StatsAccumulator(2).result('pooled')).toThrow(/no batches/);
     });
     it('rejects a channel mismatch (mean or variance)', () => {
-      expect(() => aggregateBatchStats([ok, { mean: [0, 1, 2], variance: [1, 1, 1], count: 4 }], 'pooled')).toThrow(/channel count/);
-      expect(() => aggregateBatchStats([ok, { mean: [0, 1], variance: [1], count: 4 }], 'pooled')).toThrow(/channel count/);
+      expect(() => aggregateBatchStats([ok, { mean: [0, 1, 2], variance: [1, 1, 1], count: 4 }], 'pooled')).toThrow(/needs 2 channels .*got mean 3, variance 3/);
+      expect(() => aggregateBatchStats([ok, { mean: [0, 1], variance: [1], count: 4 }], 'pooled')).toThrow(/got mean 2, variance 1/);
     });
     it.each([0, -3, 0.5, NaN])('rejects count %s', (count) => {
       expect(() => aggregateBatchStats([{ ...ok, count }], 'pooled')).toThrow(/count must be >= 1/);
