@@ -69,14 +69,16 @@ Coeffs coeffs(double in0, double in1, int inSize, int outSize) {
     int xmax = int(center + support + 0.5);
     if (xmax > inSize) xmax = inSize;
     xmax -= xmin;
+    float* w = &k.w[size_t(i) * k.support];
     double ww = 0;
-    std::vector<double> tmp(std::max(xmax, 0));
     for (int x = 0; x < xmax; x++) {
-      double t = std::fabs((x + xmin - center + 0.5) / filterscale);
-      tmp[x] = t < 1 ? 1 - t : 0;
-      ww += tmp[x];
+      const double t = std::fabs((x + xmin - center + 0.5) / filterscale);
+      ww += t < 1 ? 1 - t : 0;
     }
-    for (int x = 0; x < xmax; x++) k.w[size_t(i) * k.support + x] = float(ww != 0 ? tmp[x] / ww : 0);
+    for (int x = 0; x < xmax; x++) {
+      const double t = std::fabs((x + xmin - center + 0.5) / filterscale);
+      w[x] = float(ww != 0 ? (t < 1 ? 1 - t : 0) / ww : 0);
+    }
     k.start[i] = xmin;
     k.count[i] = std::max(xmax, 0);
   }

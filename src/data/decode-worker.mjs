@@ -17,10 +17,10 @@ const isJpeg = (b) => b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] ===
 sharp.concurrency(workerData?.vipsThreads ?? 1);
 sharp.cache(false); // every file is read once per epoch: caching only costs memory
 
-/** @param {{file: string, plan: any, kernel: string, failOn: string}} job */
-async function decode(job) {
+/** @param {{file: string, plan: any, kernel: string, failOn: string}} job; `buf`: the file, when already read */
+async function decode(job, buf) {
   const { plan } = job;
-  let img = sharp(job.file, { failOn: job.failOn, limitInputPixels: 1 << 28 });
+  let img = sharp(buf ?? job.file, { failOn: job.failOn, limitInputPixels: 1 << 28 });
   if (plan.extract) img = img.extract(plan.extract);
   img = img.resize(plan.resize.width, plan.resize.height, { fit: 'fill', kernel: job.kernel, fastShrinkOnLoad: job.fastShrink });
   if (plan.extract2) img = img.extract(plan.extract2);
@@ -52,26 +52,29 @@ function normalize(r, norm, flip) {
 const PER_THREAD = workerData?.perThread ?? 2;
 const queue = [];
 let active = 0;
-/** The native path, or null when it does not apply or refuses the file (sharp then decides). */
+/**
+ * The native path: { out } when it decoded the file, else { buf } (the file's bytes, when they
+ * could be read) for sharp, which then decides (other formats, refused or damaged JPEGs).
+ */
 async function decodeNative(job) {
-  if (!jpeg) return null;
+  if (!jpeg) return {};
   const buf = await readFile(job.file).catch(() => null);
-  if (!buf || !isJpeg(buf)) return null;
+  if (!buf || !isJpeg(buf)) return { buf };
   const { plan, norm } = job;
   const box = plan.extract && [plan.extract.left, plan.extract.top, plan.extract.width, plan.extract.height];
   const win = plan.extract2 && [plan.extract2.left, plan.extract2.top, plan.extract2.width, plan.extract2.height];
   try {
-    return jpeg.decode(buf, box, plan.resize.width, plan.resize.height, win, !!(norm && plan.flip), job.fastShrink, norm && [...norm.mean, ...norm.std]);
+    return { out: jpeg.decode(buf, box, plan.resize.width, plan.resize.height, win, !!(norm && plan.flip), job.fastShrink, norm && [...norm.mean, ...norm.std]) };
   } catch {
-    return null;
+    return { buf };
   }
 }
 
 async function run(job) {
   try {
-    const n = await decodeNative(job);
+    const { out: n, buf } = await decodeNative(job);
     if (n) return void parentPort.postMessage({ id: job.id, ...n }, [n.data.buffer]);
-    const r = await decode(job);
+    const r = await decode(job, buf ?? undefined);
     // Normalizing (and flipping) here keeps that work off the main thread, which trains.
     const out = job.norm ? normalize(r, job.norm, job.plan.flip) : new Uint8Array(r.data);
     parentPort.postMessage({ id: job.id, data: out, width: r.width, height: r.height }, [out.buffer]);

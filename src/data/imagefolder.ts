@@ -199,14 +199,12 @@ function stillValid(ix: FolderIndex): boolean {
 async function refreshChanged(ix: FolderIndex, quiet: boolean): Promise<number | null> {
   let changed = 0;
   for (const s of [ix.train, ix.val]) {
-    const now = (() => {
-      try {
-        return fileStamps(ix.root, s.files);
-      } catch {
-        return null;
-      }
-    })();
-    if (!now) return null;
+    let now: ReturnType<typeof fileStamps>;
+    try {
+      now = fileStamps(ix.root, s.files);
+    } catch {
+      return null;
+    }
     const stale = s.files.map((_, i) => i).filter((i) => now.mtimes[i] !== s.mtimes[i] || now.sizes[i] !== s.sizes[i]);
     if (!stale.length) continue;
     const fresh = await imageSizes(ix.root, stale.map((i) => s.files[i]), quiet);
