@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { readMetrics } from '../src/train/metrics.js';
+import { readMetrics } from '../src/run/metrics.js';
 import { makeJpegTree } from '../scripts/make-jpeg-tree.js';
 
 const ROOT = join(__dirname, '..');

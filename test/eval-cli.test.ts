@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readMetrics } from '../src/train/metrics.js';
+import { readMetrics } from '../src/run/metrics.js';
 
 const BIN = join(__dirname, '..', 'bin', 'bnlab.js');
 const env: NodeJS.ProcessEnv = { ...process.env, BNLAB_WASM_THREADS: '1' };

@@ -10,10 +10,11 @@ import { loadDataset } from '../src/data/dataset.js';
 import { evaluate } from '../src/eval/evaluate.js';
 import type { Observation } from '../src/nn/batchnorm.js';
 import { estimatePrecise, evalMinibatch, evalPopulation } from '../src/eval/stats-modes.js';
-import { readCheckpoint } from '../src/train/checkpoint.js';
-import { readMetrics } from '../src/train/metrics.js';
+import { readCheckpoint } from '../src/run/checkpoint.js';
+import { readMetrics } from '../src/run/metrics.js';
 import { createState, loadCheckpointInto, type RunMeta } from '../src/train/state.js';
-import { disposeState, runPaths, train } from '../src/train/trainer.js';
+import { runPaths } from '../src/run/paths.js';
+import { disposeState, train } from '../src/train/trainer.js';
 
 const quiet = { log: () => {}, progress: { start() {}, update() {}, stop() {} } };
 const dirs: string[] = [];

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/config/load.js';
-import { readMetrics } from '../src/train/metrics.js';
+import { readMetrics } from '../src/run/metrics.js';
 import { BNLAB_BIN } from '../src/sweep/local.js';
 import { shq, writeSlurm } from '../src/sweep/slurm.js';
 import { expandGrid, formatValue, loadSweep } from '../src/sweep/spec.js';

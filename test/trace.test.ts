@@ -9,9 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import { validateConfig } from '../src/config/load.js';
 import { loadDataset } from '../src/data/dataset.js';
-import { readCheckpoint } from '../src/train/checkpoint.js';
+import { readCheckpoint } from '../src/run/checkpoint.js';
 import type { RunMeta } from '../src/train/state.js';
-import { disposeState, runPaths, train } from '../src/train/trainer.js';
+import { runPaths } from '../src/run/paths.js';
+import { disposeState, train } from '../src/train/trainer.js';
 
 const quiet = { log: () => {}, progress: { start() {}, update() {}, stop() {} } };
 const dir = mkdtempSync(join(tmpdir(), 'bnlab-trace-'));

@@ -8,9 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import { validateConfig } from '../src/config/load.js';
 import { loadDataset } from '../src/data/dataset.js';
-import { readCheckpoint } from '../src/train/checkpoint.js';
-import { readMetrics } from '../src/train/metrics.js';
-import { disposeState, runPaths, train, TrainingError } from '../src/train/trainer.js';
+import { readCheckpoint } from '../src/run/checkpoint.js';
+import { readMetrics } from '../src/run/metrics.js';
+import { runPaths } from '../src/run/paths.js';
+import { disposeState, train, TrainingError } from '../src/train/trainer.js';
 
 const quiet = { log: () => {}, progress: { start() {}, update() {}, stop() {} } };
 const dirs: string[] = [];

@@ -2,7 +2,7 @@
 // EMA, PreciseBN (re-estimated with any N, B, estimator, repeats and domain), mini-batch
 // statistics, FrozenBN — printing a table and appending to <run>/eval.csv.
 import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { stringify } from 'csv-stringify/sync';
 import { initBackend } from '../backend/index.js';
@@ -14,9 +14,11 @@ import { estimatePrecise, evalMinibatch, evalPopulation } from '../eval/stats-mo
 import type { LayerStats } from '../nn/batchnorm.js';
 import { hashSeed } from '../util/rng.js';
 import { createProgress } from '../util/progress.js';
-import { readCheckpoint } from '../train/checkpoint.js';
+import { readCheckpoint } from '../run/checkpoint.js';
 import { createState, disposeStats, emaStats, loadCheckpointInto, type RunMeta } from '../train/state.js';
-import { disposeState, runPaths } from '../train/trainer.js';
+import { acquireLock } from '../run/lock.js';
+import { runPaths } from '../run/paths.js';
+import { disposeState } from '../train/trainer.js';
 
 export const EVAL_COLUMNS = ['epoch', 'stats', 'stats_data', 'data', 'samples', 'batch', 'estimator', 'repeats', 'err_mean', 'err_std', 'errs'] as const;
 type Mode = 'ema' | 'precise' | 'minibatch' | 'frozen';
@@ -205,9 +207,15 @@ export function registerEval(program: Command): void {
       }
       disposeState(s);
 
-      const csv = join(runDir, 'eval.csv');
-      if (!existsSync(csv)) writeFileSync(csv, stringify([EVAL_COLUMNS as unknown as string[]]));
-      appendFileSync(csv, stringify(rows.map((r) => EVAL_COLUMNS.map((c) => r[c]))));
+      const csv = paths.eval;
+      // Several evals of one run may finish together: one appender at a time, waiting briefly.
+      const release = await acquireLock(`${csv}.lock`, 'bnlab eval', { waitMs: 30_000 });
+      try {
+        if (!existsSync(csv)) writeFileSync(csv, stringify([EVAL_COLUMNS as unknown as string[]]));
+        appendFileSync(csv, stringify(rows.map((r) => EVAL_COLUMNS.map((c) => r[c]))));
+      } finally {
+        release();
+      }
       if (f.json) return void process.stdout.write(JSON.stringify({ run: runDir, checkpoint: ckptPath, rows }, null, 2) + '\n');
       const head = ['stats', 'N', 'B', 'estimator', 'stats from', 'evaluated on', 'error %'];
       const body = rows.map((r) => [

@@ -1,12 +1,14 @@
 // `bnlab train`: resolve the config, pick a backend, load data, run, and stop cleanly on Ctrl-C.
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { initBackend, type BackendChoice } from '../backend/index.js';
 import { ConfigError, configDiff, RESUMABLE_KEYS, loadConfig, readConfigFile, validateConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { loadDataset } from '../data/dataset.js';
-import { runPaths, train } from '../train/trainer.js';
+import { acquireLock } from '../run/lock.js';
+import { runPaths } from '../run/paths.js';
+import { train } from '../train/trainer.js';
 import { createLogger } from '../util/log.js';
 import { createProgress } from '../util/progress.js';
 
@@ -57,13 +59,28 @@ export function registerTrain(program: Command): void {
     .option('-q, --quiet', 'no progress bars or per-epoch lines (the log file still gets them)')
     .action(async (f: TrainFlags) => {
       if (f.backend) f.set.push(`backend=${f.backend}`);
-      const { cfg, outDir } = resolveRun(f);
+      if (f.resume && f.overwrite) throw new ConfigError('--resume and --overwrite contradict each other: --resume continues the run in the folder, --overwrite deletes it; pass one');
+      const target = resolve(f.out ?? join('results', loadConfig(f.config, f.set).name));
+      // One writer per run folder, taken before anything in it is read or deleted.
+      const created = !existsSync(target);
+      mkdirSync(target, { recursive: true });
+      const stale: string[] = [];
+      await acquireLock(runPaths(target).lock, 'bnlab train', { onStale: (m) => stale.push(m) });
+      let resolved: ReturnType<typeof resolveRun>;
+      try {
+        resolved = resolveRun(f);
+      } catch (e) {
+        if (created) rmSync(target, { recursive: true, force: true }); // a refused start leaves nothing behind
+        throw e;
+      }
+      const { cfg, outDir } = resolved;
       const paths = runPaths(outDir);
-      if (f.overwrite && !f.resume) {
+      if (f.overwrite) {
         for (const p of [paths.metrics, paths.checkpoints, paths.log]) rmSync(p, { recursive: true, force: true });
       }
       mkdirSync(outDir, { recursive: true });
       const log = createLogger(paths.log, !!f.quiet);
+      for (const m of stale) log(m);
       const backend = await initBackend(cfg.backend, cfg.threads);
       log(`backend: ${backend.name} — ${backend.reason}`);
       for (const d of backend.details) log(`  ${d}`);
@@ -82,7 +99,14 @@ export function registerTrain(program: Command): void {
       };
       process.on('SIGINT', onSigint);
       process.on('SIGTERM', onSigint);
-      const res = await train(cfg, data, { outDir, resume: !!f.resume, log, progress: createProgress(!!f.quiet), interrupted: () => stop });
+      let res: Awaited<ReturnType<typeof train>>;
+      try {
+        res = await train(cfg, data, { outDir, resume: !!f.resume, log, progress: createProgress(!!f.quiet), interrupted: () => stop });
+      } catch (e) {
+        // The error also reaches train.log (a Slurm job's log is often the only thing read).
+        appendFileSync(paths.log, `${new Date().toISOString()} error: ${(e as Error).message}\n`);
+        throw e;
+      }
       // Exit while the handler is still installed: a further Ctrl-C now must not kill mid-exit.
       if (res.interrupted) process.exit(130);
       process.off('SIGINT', onSigint);

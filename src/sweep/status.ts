@@ -2,8 +2,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, configDiff, RESUMABLE_KEYS, readConfigFile, validateConfig } from '../config/load.js';
-import { readMetrics } from '../train/metrics.js';
-import { runPaths } from '../train/trainer.js';
+import { readMetrics } from '../run/metrics.js';
+import { runPaths } from '../run/paths.js';
 import type { SweepRun } from './spec.js';
 
 /** new: empty folder; resume: has last.ckpt; restart: has outputs but nothing to resume from. */

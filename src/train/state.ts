@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Config } from '../config/schema.js';
 import type { LayerStats } from '../nn/batchnorm.js';
 import { buildNetwork, initParams, type Network } from '../nn/resnet.js';
-import type { Checkpoint, StoredTensor } from './checkpoint.js';
+import type { Checkpoint, StoredTensor } from '../run/checkpoint.js';
 
 /** Sums over the steps done so far in the current epoch (so a mid-epoch resume continues them). */
 export interface EpochProgress {
@@ -20,6 +20,8 @@ export interface RunMeta {
   epoch: number; // completed epochs
   progress: EpochProgress;
   config: Config;
+  /** metrics.csv's rows up to `epoch`, as written: a resume checks and repairs the file against it. */
+  history?: string[][];
 }
 
 export interface RunState {

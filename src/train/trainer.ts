@@ -1,7 +1,7 @@
 // The training loop: epochs of SGD steps, then PreciseBN, evaluation with each estimate of the
 // population statistics, one CSV row and a checkpoint. Deterministic given the seed, and
 // resumable at any step with the same result as an uninterrupted run.
-import { existsSync, linkSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { dumpConfig } from '../config/load.js';
@@ -12,8 +12,9 @@ import { prefetch } from '../data/prefetch.js';
 import { estimatePrecise, evalMinibatch, evalPopulation, type PreciseRequest } from '../eval/stats-modes.js';
 import type { Logger } from '../util/log.js';
 import type { Progress } from '../util/progress.js';
-import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
-import { appendMetrics, truncateMetrics, type MetricsRow } from './metrics.js';
+import { fsyncDir, newestGoodCheckpoint, writeCheckpoint } from '../run/checkpoint.js';
+import { runPaths } from '../run/paths.js';
+import { appendMetrics, metricsCells, restoreMetrics, type MetricsRow } from '../run/metrics.js';
 import { learningRate } from './schedule.js';
 import { cloneStats, createState, disposeStats, emaStats, emptyProgress, loadCheckpointInto, toCheckpoint, type RunMeta, type RunState } from './state.js';
 import { trainStep } from './step.js';
@@ -40,15 +41,6 @@ export interface TrainResult {
   rows: MetricsRow[];
 }
 
-export const runPaths = (dir: string) => ({
-  config: join(dir, 'config.yaml'),
-  metrics: join(dir, 'metrics.csv'),
-  log: join(dir, 'train.log'),
-  trace: join(dir, 'bn_trace.csv'),
-  checkpoints: join(dir, 'checkpoints'),
-  last: join(dir, 'checkpoints', 'last.ckpt'),
-  epoch: (e: number) => join(dir, 'checkpoints', `epoch-${String(e).padStart(4, '0')}.ckpt`),
-});
 
 function saveCheckpoint(s: RunState, dir: string, epochFile: boolean): void {
   const p = runPaths(dir);
@@ -56,11 +48,55 @@ function saveCheckpoint(s: RunState, dir: string, epochFile: boolean): void {
   if (!epochFile) return writeCheckpoint(p.last, ckpt);
   const file = p.epoch(s.meta.epoch);
   writeCheckpoint(file, ckpt);
-  // last.ckpt as a hard link to the epoch file, swapped in atomically.
-  const tmp = `${p.last}.link-${process.pid}`;
-  rmSync(tmp, { force: true });
-  linkSync(file, tmp);
+  // last.ckpt as a copy (not a hard link: damage to one must not damage both), swapped in atomically.
+  const tmp = `${p.last}.copy-${process.pid}`;
+  copyFileSync(file, tmp);
   renameSync(tmp, p.last);
+  fsyncDir(p.checkpoints);
+}
+
+/** Temporary files of a writer that died mid-write (the caller holds the run folder's lock). */
+function removeStaleTemporaries(dir: string): void {
+  for (const d of [dir, join(dir, 'checkpoints')]) {
+    if (!existsSync(d)) continue;
+    for (const f of readdirSync(d)) if (/\.(tmp|link|copy)-\d+$/.test(f)) rmSync(join(d, f), { force: true });
+  }
+}
+
+/** Every parameter and population statistic is finite (a NaN never reaches a checkpoint or a table). */
+function checkFinite(s: RunState, when: string): void {
+  const groups: [string, Iterable<[string, tf.Tensor]>][] = [
+    ['parameter', s.params],
+    ['EMA mean', [...s.ema].map(([k, v]) => [k, v.mean] as [string, tf.Tensor])],
+    ['EMA variance', [...s.ema].map(([k, v]) => [k, v.variance] as [string, tf.Tensor])],
+    ['PreciseBN mean', [...(s.precise ?? [])].map(([k, v]) => [k, v.mean] as [string, tf.Tensor])],
+    ['PreciseBN variance', [...(s.precise ?? [])].map(([k, v]) => [k, v.variance] as [string, tf.Tensor])],
+  ];
+  for (const [kind, tensors] of groups) {
+    for (const [name, t] of tensors) {
+      const bad = (t.dataSync() as Float32Array).findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) {
+        throw new TrainingError(`${when}: ${kind} '${name}' holds a non-finite value at index ${bad}; the run diverged (lower optim.base_lr or add optim.warmup_epochs, then start again with --overwrite). The last good checkpoint is kept.`);
+      }
+    }
+  }
+}
+
+/** --resume: the newest checkpoint that verifies (null: none was ever written). */
+function loadResumePoint(s: RunState, dir: string, log: Logger): boolean {
+  const p = runPaths(dir);
+  const epochFiles = existsSync(p.checkpoints) ? readdirSync(p.checkpoints).filter((f) => /^epoch-\d+\.ckpt$/.test(f)).map((f) => join(p.checkpoints, f)) : [];
+  const found = newestGoodCheckpoint<RunMeta>(p.last, epochFiles);
+  if (found.path === null) {
+    if (found.rejected.length) {
+      throw new TrainingError(`--resume: no checkpoint of ${dir} can be trusted:\n  ${found.rejected.join('\n  ')}\nStart the run again with --overwrite.`);
+    }
+    return false;
+  }
+  for (const r of found.rejected) log(`refused ${r}`);
+  if (found.path !== p.last) log(`resuming from ${found.path} instead of ${p.last}`);
+  loadCheckpointInto(s, found.ckpt, found.path);
+  return true;
 }
 
 const preciseRequest = (cfg: Config, epoch: number): PreciseRequest => ({
@@ -76,12 +112,21 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
   const p = runPaths(o.outDir);
   mkdirSync(p.checkpoints, { recursive: true });
   const s = createState(cfg, data.train.channels, data.numClasses);
+  removeStaleTemporaries(o.outDir);
+  let resumed = false;
   if (o.resume) {
-    if (!existsSync(p.last)) throw new TrainingError(`--resume: ${o.outDir} has no checkpoint (${p.last}); start it without --resume`);
-    loadCheckpointInto(s, readCheckpoint<RunMeta>(p.last), p.last);
-    truncateMetrics(p.metrics, s.meta.epoch);
-    truncateTrace(p.trace, s.meta.epoch * Math.floor(data.train.n / cfg.optim.batch_size) + s.meta.progress.step);
-    o.log(`resuming ${o.outDir} at epoch ${s.meta.epoch + 1}, step ${s.meta.progress.step}`);
+    resumed = loadResumePoint(s, o.outDir, o.log);
+    if (resumed) {
+      const repaired = restoreMetrics(p.metrics, s.meta.epoch, s.meta.history);
+      if (repaired) o.log(`metrics.csv ${repaired}`);
+      truncateTrace(p.trace, s.meta.epoch * Math.floor(data.train.n / cfg.optim.batch_size) + s.meta.progress.step);
+      if (s.meta.epoch >= cfg.epochs) o.log(`${o.outDir} is already finished (${s.meta.epoch} of ${cfg.epochs} epochs); raise epochs with --set epochs=N to train further`);
+      else o.log(`resuming ${o.outDir} at epoch ${s.meta.epoch + 1}, step ${s.meta.progress.step}`);
+    } else {
+      // Killed before its first checkpoint: nothing to continue, so start from scratch.
+      for (const f of [p.metrics, p.trace]) rmSync(f, { force: true });
+      o.log(`--resume: ${o.outDir} has no checkpoint yet; starting the run from the beginning`);
+    }
   }
   // The config in effect, also after a resume that changed epochs/backend/threads.
   writeFileSync(`${p.config}.tmp`, dumpConfig(cfg));
@@ -98,7 +143,7 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
   const trace = async (epochPos: number, iter: number) => {
     if (cfg.trace.layers.length) appendTrace(p.trace, await traceRows(s, data.train, cfg, epochPos, iter));
   };
-  if (!o.resume) await trace(0, 0);
+  if (!resumed) await trace(0, 0);
 
   const frozenFrom = cfg.bn.frozen_last_epochs > 0 ? Math.max(0, cfg.epochs - cfg.bn.frozen_last_epochs) : Infinity;
   for (let epoch = s.meta.epoch; epoch < cfg.epochs; epoch++) {
@@ -141,7 +186,7 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
         o.progress.stop();
         throw new TrainingError(
           `training diverged at epoch ${epoch + 1}, step ${prog.step + 1}: loss ${loss} (max_loss ${cfg.max_loss}). ` +
-            `Lower optim.base_lr or add warmup (optim.warmup_epochs); the last good checkpoint is kept.`,
+            `Lower optim.base_lr or add warmup (optim.warmup_epochs) and start again with --overwrite${s.meta.epoch > 0 ? ` (checkpoints up to epoch ${s.meta.epoch} are kept)` : ''}.`,
         );
       }
       prog.step++;
@@ -209,8 +254,10 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
       val_err_minibatch: errMinibatch,
       bn_mode: frozen ? 'frozen' : 'batch',
     };
+    checkFinite(s, `epoch ${epoch + 1}`);
     appendMetrics(p.metrics, row);
     rows.push(row);
+    s.meta.history = [...(s.meta.history ?? []), metricsCells(row)];
     s.meta.epoch = epoch + 1;
     s.meta.progress = emptyProgress();
     if ((epoch + 1) % cfg.checkpoint_every === 0 || last) saveCheckpoint(s, o.outDir, true);

@@ -1,0 +1,67 @@
+// metrics.csv: one row per epoch (timm's convention), the file rewritten atomically at each epoch;
+// a resumed run continues it, checked against the epoch history its checkpoint carries.
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from './checkpoint.js';
+import { stringify } from 'csv-stringify/sync';
+import { parse } from 'csv-parse/sync';
+
+export const METRIC_COLUMNS = [
+  'epoch',
+  'lr',
+  'train_loss',
+  'train_err',
+  'val_err_ema',
+  'val_err_precise',
+  'epoch_seconds',
+  'train_images_per_s',
+  'precise_seconds',
+  'train_err_nbs',
+  'val_err_minibatch',
+  'bn_mode',
+] as const;
+
+/** Numbers, a label (bn_mode: batch | frozen), or null for "not computed this epoch" (empty cell). */
+export type MetricsRow = Record<(typeof METRIC_COLUMNS)[number], number | string | null>;
+
+const fmt = (v: number | string | null) =>
+  v === null || v === undefined ? '' : typeof v === 'string' ? v : Number.isInteger(v) ? String(v) : v.toPrecision(6);
+
+/** A row as the CSV cells it is written as (what a checkpoint's epoch history stores). */
+export const metricsCells = (row: MetricsRow): string[] => METRIC_COLUMNS.map((c) => fmt(row[c]));
+
+const csvText = (rows: readonly string[][]) => stringify([METRIC_COLUMNS as unknown as string[], ...rows]);
+
+/** Rewrite the whole file atomically: a crash or full disk leaves the old file, never half a row. */
+export function writeMetrics(path: string, rows: readonly string[][]): void {
+  writeFileAtomic(path, [Buffer.from(csvText(rows), 'utf8')]);
+}
+
+export function readMetrics(path: string): Record<string, string>[] {
+  if (!existsSync(path)) return [];
+  return parse(readFileSync(path, 'utf8'), { columns: true, skip_empty_lines: true });
+}
+
+const readCells = (path: string): string[][] => readMetrics(path).map((r) => METRIC_COLUMNS.map((c) => r[c] ?? ''));
+
+export function appendMetrics(path: string, row: MetricsRow): void {
+  writeMetrics(path, [...readCells(path), metricsCells(row)]);
+}
+
+/**
+ * On resume, metrics.csv is made to match the checkpoint's epoch history exactly: rows written
+ * after the checkpoint (a crash between the CSV write and the checkpoint rename) are dropped, and a
+ * missing, truncated or edited file is rebuilt. Returns what was repaired (null: nothing).
+ * Checkpoints without a history (older bnlab) only drop rows past their epoch.
+ */
+export function restoreMetrics(path: string, lastEpoch: number, history: readonly string[][] | undefined): string | null {
+  const existed = existsSync(path);
+  const have = readCells(path);
+  const want = history ?? have.filter((r) => Number(r[0]) <= lastEpoch);
+  if (JSON.stringify(have) === JSON.stringify(want) && (existed || want.length === 0)) return null;
+  writeMetrics(path, want);
+  if (!history) return `dropped rows after epoch ${lastEpoch}`;
+  const epochs = (rs: readonly string[][]) => rs.map((r) => r[0]).join(' ') || 'none';
+  return !existed || have.length === 0
+    ? `rebuilt from the checkpoint's history (epochs ${epochs(want)})`
+    : `rebuilt from the checkpoint's history: the file had epochs ${epochs(have)}, the checkpoint ${epochs(want)}`;
+}
