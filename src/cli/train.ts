@@ -26,11 +26,17 @@ interface TrainFlags {
 
 
 /** The config of a run: from its folder when resuming (only `epochs` and `backend` may change). */
-function resolveRun(f: TrainFlags): { cfg: Config; outDir: string } {
+function resolveRun(f: TrainFlags, existed: boolean): { cfg: Config; outDir: string; note?: string } {
   const requested = loadConfig(f.config, f.set);
   const outDir = resolve(f.out ?? join('results', requested.name));
   const paths = runPaths(outDir);
+  const hasCheckpoint = existsSync(paths.checkpoints) && readdirSync(paths.checkpoints).some((n) => n.endsWith('.ckpt'));
+  if (f.resume && existed && !existsSync(paths.config) && !hasCheckpoint) {
+    // Killed before it wrote anything to continue from: start it, with the config given now.
+    return { cfg: requested, outDir, note: `--resume: ${outDir} holds no config.yaml and no checkpoint yet (the run stopped before its first); starting it from the beginning` };
+  }
   if (f.resume) {
+    if (!existed) throw new ConfigError(`--resume: ${outDir} does not exist, so there is nothing to resume; start the run without --resume`);
     if (!existsSync(paths.config)) throw new ConfigError(`--resume: ${outDir} has no config.yaml; is it a bnlab run folder? (pass --out DIR or the run's --config)`);
     const saved = validateConfig(readConfigFile(paths.config), paths.config);
     // Without --config the run's own config is the base, and --set changes it (e.g. epochs=20).
@@ -68,7 +74,7 @@ export function registerTrain(program: Command): void {
       await acquireLock(runPaths(target).lock, 'bnlab train', { onStale: (m) => stale.push(m) });
       let resolved: ReturnType<typeof resolveRun>;
       try {
-        resolved = resolveRun(f);
+        resolved = resolveRun(f, !created);
       } catch (e) {
         if (created) rmSync(target, { recursive: true, force: true }); // a refused start leaves nothing behind
         throw e;
@@ -81,6 +87,7 @@ export function registerTrain(program: Command): void {
       mkdirSync(outDir, { recursive: true });
       const log = createLogger(paths.log, !!f.quiet);
       for (const m of stale) log(m);
+      if (resolved.note) log(resolved.note);
       const backend = await initBackend(cfg.backend, cfg.threads);
       log(`backend: ${backend.name} — ${backend.reason}`);
       for (const d of backend.details) log(`  ${d}`);
