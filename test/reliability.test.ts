@@ -68,17 +68,20 @@ describe('run-folder lock', () => {
 
   it('bnlab train refuses to write into a folder a live run holds, and that run finishes intact', async () => {
     const out = join(dir, 'live');
-    const child = spawn(process.execPath, [BIN, 'train', ...tiny, '--set', 'epochs=8', '--out', out], { env });
+    // Long enough to outlive the three refused writers; stopped by Ctrl-C afterwards.
+    const child = spawn(process.execPath, [BIN, 'train', ...tiny, '--set', 'epochs=400', '--out', out], { env });
     const done = new Promise<number>((r) => child.on('exit', (c) => r(c ?? -1)));
     for (let i = 0; i < 600 && !existsSync(runPaths(out).lock); i++) await new Promise((r) => setTimeout(r, 50));
     for (const extra of [[], ['--overwrite'], ['--resume']]) {
-      const r = run(['train', ...tiny, '--set', 'epochs=8', '--out', out, ...extra]);
+      const r = run(['train', ...tiny, '--set', 'epochs=400', '--out', out, ...extra]);
       expect(r.status, r.stderr).not.toBe(0);
       expect(r.stderr).toMatch(new RegExp(`held by PID ${child.pid}`));
     }
-    expect(await done).toBe(0);
-    const epochs = readFileSync(runPaths(out).metrics, 'utf8').trim().split('\n').slice(1).map((l) => l.split(',')[0]);
-    expect(epochs).toEqual(['1', '2', '3', '4', '5', '6', '7', '8']);
+    child.kill('SIGINT');
+    expect(await done).toBe(130);
+    const epochs = readFileSync(runPaths(out).metrics, 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(',')[0]));
+    expect(epochs.length).toBeGreaterThan(0);
+    expect(epochs).toEqual(epochs.map((_, i) => i + 1)); // each epoch once, in order: one writer
     expect(existsSync(runPaths(out).lock)).toBe(false);
   }, 120_000);
 });
