@@ -72,7 +72,10 @@ describe('bnlab eval', () => {
     expect(checkpoint).toBe(join(frozenRun, 'checkpoints', 'last.ckpt'));
     expect(rows.map((r) => r.stats)).toEqual(['ema', 'precise', 'minibatch', 'frozen']);
     for (const r of rows) {
-      expect(Object.keys(r).sort()).toEqual([...COLUMNS].sort());
+      expect(Object.keys(r).sort()).toEqual([...COLUMNS, 'evaluated'].sort());
+      // JSON types: numbers as numbers, the per-repeat errors as an array, absent values null.
+      expect(Array.isArray(r.errs) && r.errs.every((e: unknown) => typeof e === 'number')).toBe(true);
+      expect(r.evaluated).toBe(VAL);
       expect(r.epoch).toBe(2);
       expect(r.repeats).toBe(1);
       expect(r.err_mean).toBeGreaterThanOrEqual(0);
@@ -88,6 +91,7 @@ describe('bnlab eval', () => {
     for (let i = 0; i < rows.length; i++) {
       for (const c of COLUMNS) {
         if (c === 'err_mean' || c === 'err_std') expect(Number(added[i][c])).toBeCloseTo(Number(rows[i][c]), 4);
+        else if (c === 'errs') expect(added[i][c]).toBe((rows[i][c] as unknown as number[]).map((e) => e.toFixed(4)).join(';'));
         else expect(added[i][c], `${rows[i].stats}.${c}`).toBe(String(rows[i][c] ?? ''));
       }
     }
@@ -95,8 +99,8 @@ describe('bnlab eval', () => {
     const t = bnlab(['eval', '--run', frozenRun, '--stats', 'ema,frozen', '--quiet']);
     expect(t.status, t.stderr).toBe(0);
     expect(t.stdout).toContain('@ epoch 2');
-    expect(t.stdout).toMatch(new RegExp(`ema\\s+val\\s+${Number(rows[0].err_mean).toFixed(2)}`));
-    expect(t.stdout).toMatch(new RegExp(`frozen\\s+val\\s+${Number(rows[3].err_mean).toFixed(2)}`));
+    expect(t.stdout).toMatch(new RegExp(`ema\\s+val\\s+${VAL}\\s+${Number(rows[0].err_mean).toFixed(2)}`));
+    expect(t.stdout).toMatch(new RegExp(`frozen\\s+val\\s+${VAL}\\s+${Number(rows[3].err_mean).toFixed(2)}`));
     expect(evalCsv(frozenRun)).toHaveLength(before + 6);
   }, 120_000);
 
@@ -129,8 +133,8 @@ describe('bnlab eval', () => {
     ]);
     expect(mv.rows[0]).toMatchObject({ stats: 'precise', batch: 2, samples: 64, estimator: 'mean-of-var', repeats: 3 });
     expect(pooled.rows[0]).toMatchObject({ stats: 'precise', batch: 2, samples: 64, estimator: 'pooled', repeats: 3 });
-    expect(String(mv.rows[0].errs).split(';')).toHaveLength(3);
-    expect(mv.rows[0].errs).not.toBe(pooled.rows[0].errs);
+    expect(mv.rows[0].errs).toHaveLength(3);
+    expect(mv.rows[0].errs).not.toEqual(pooled.rows[0].errs);
     const added = evalCsv(frozenRun).slice(before);
     expect(added.map((r) => [r.estimator, r.batch, r.repeats]).sort()).toEqual([['mean-of-var', '2', '3'], ['pooled', '2', '3']]);
   }, 120_000);

@@ -9,7 +9,8 @@ import { validateConfig } from '../src/config/load.js';
 import { loadDataset } from '../src/data/dataset.js';
 import { evaluate } from '../src/eval/evaluate.js';
 import type { Observation } from '../src/nn/batchnorm.js';
-import { estimatePrecise, evalMinibatch, evalPopulation } from '../src/eval/stats-modes.js';
+import { evaluateWith } from '../src/bn/modes.js';
+import { estimatePrecise } from '../src/bn/precise.js';
 import { readCheckpoint } from '../src/run/checkpoint.js';
 import { readMetrics } from '../src/run/metrics.js';
 import { createState, loadCheckpointInto, type RunMeta } from '../src/train/state.js';
@@ -59,11 +60,11 @@ describe('statistics sources at evaluation', () => {
     const maxDiff = (u: number[][], v: number[][]) => Math.max(...u.flatMap((row, i) => row.map((x, j) => Math.abs(x - v[i][j]))));
     expect(maxDiff(a, q)).toBeLessThan(2e-4);
     expect(maxDiff(a, p)).toBeGreaterThan(maxDiff(a, q) * 5);
-    const errMini = await evalMinibatch(s.net, s.params, data.val, { ...cfg, eval: { ...cfg.eval, batch_size: n } }, n, 'mini');
-    const errPop = await evalPopulation(s.net, s.params, data.val, cfg, biased, 'pop');
+    const errMini = await evaluateWith(s.net, s.params, data.val, { ...cfg, eval: { ...cfg.eval, batch_size: n } }, { mode: 'minibatch', nbs: n });
+    const errPop = await evaluateWith(s.net, s.params, data.val, cfg, { mode: 'precise', population: biased });
     expect(errMini).toBeCloseTo(errPop, 6);
     // and small mini-batches really do use other statistics
-    const errSmall = await evalMinibatch(s.net, s.params, data.val, cfg, 2, 'mini2');
+    const errSmall = await evaluateWith(s.net, s.params, data.val, cfg, { mode: 'minibatch', nbs: 2 });
     expect(errSmall).not.toBe(errPop);
     disposeState(s);
   });

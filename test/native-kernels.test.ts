@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadNative } from '../src/backend/native-addon.js';
 import { ADD_RELU, GAP } from '../src/backend/kernels/eltwise.js';
 import { EMA_KERNEL, SGD_KERNEL } from '../src/backend/kernels/state-updates.js';
-import { emaUpdate } from '../src/stats/aggregate.js';
+import { emaUpdate } from '../src/bn/estimators.js';
 import { initWasmBackend, setWasmKernels } from '../src/backend/wasm.js';
 import { addRelu, globalAvgPool } from '../src/nn/fused.js';
 import { sgdStep } from '../src/train/sgd.js';

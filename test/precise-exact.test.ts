@@ -6,7 +6,7 @@ import { initBackend } from '../src/backend/index.js';
 import { validateConfig } from '../src/config/load.js';
 import { loadDataset } from '../src/data/dataset.js';
 import type { Observation } from '../src/nn/batchnorm.js';
-import { preciseBNStats } from '../src/stats/precise.js';
+import { preciseBNStats } from '../src/bn/precise.js';
 import { createState } from '../src/train/state.js';
 import { disposeState } from '../src/train/trainer.js';
 
@@ -24,8 +24,8 @@ it('B = N in chunks of 7 equals one forward pass of all N samples as one batch, 
   for (const [, v] of s.params) v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.3, 'float32', 11))); // non-trivial statistics
   const n = 40;
   const all = Int32Array.from({ length: n }, (_, i) => i);
-  const opts = { samples: n, estimator: 'pooled' as const, eps: 1e-5, augment: true, seed: 1, epoch: 2, forwardBatch: 7, indices: all };
-  const exact = await preciseBNStats(s.net, s.params, data.train, { ...opts, batchSize: n });
+  const opts = { samples: n, estimator: 'pooled' as const, augment: true, seed: 1, epoch: 2, indices: all };
+  const exact = await preciseBNStats(s.net, s.params, data.train, { ...opts, batchSize: n }, { eps: 1e-5, forwardBatch: 7 });
 
   const b = await data.train.load(all, { augment: true, seed: 1, epoch: 2 });
   const obs: Observation[] = [];
@@ -43,7 +43,7 @@ it('B = N in chunks of 7 equals one forward pass of all N samples as one batch, 
     tf.dispose([o.mean, o.variance]);
   }
   // The ordinary estimate with B = 8 sees other statistics in the deeper layers (the test can fail).
-  const small = await preciseBNStats(s.net, s.params, data.train, { ...opts, batchSize: 8, forwardBatch: 40 });
+  const small = await preciseBNStats(s.net, s.params, data.train, { ...opts, batchSize: 8 }, { eps: 1e-5, forwardBatch: 40 });
   const last = s.net.bnLayers[s.net.bnLayers.length - 1].name;
   const rel = Math.max(...Array.from(small.get(last)!.variance, (v, j) => Math.abs(v / exact.get(last)!.variance[j] - 1)));
   expect(rel).toBeGreaterThan(1e-3);

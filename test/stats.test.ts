@@ -1,6 +1,6 @@
 // PreciseBN aggregation and the EMA step against an independent float64 reference.
 import { describe, expect, it } from 'vitest';
-import { aggregateBatchStats, emaUpdate, StatsAccumulator, type BatchStats, type Estimator, type PopulationStats } from '../src/stats/aggregate.js';
+import { aggregateBatchStats, emaUpdate, StatsAccumulator, type BatchStats, type Estimator, type PopulationStats } from '../src/bn/estimators.js';
 
 /** LCG + Box-Muller: independent of src/util/rng.ts. */
 function gaussian(seed: number): () => number {

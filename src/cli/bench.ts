@@ -14,7 +14,7 @@ import { loadDataset } from '../data/dataset.js';
 import { permutation } from '../data/loader.js';
 import { evaluate } from '../eval/evaluate.js';
 import { countParams } from '../nn/resnet.js';
-import { preciseBNStats } from '../stats/precise.js';
+import { preciseBNStats } from '../bn/precise.js';
 import { createState, emaStats } from '../train/state.js';
 import { trainStep } from '../train/step.js';
 import { disposeState } from '../train/trainer.js';
@@ -103,12 +103,10 @@ export function registerBench(program: Command): void {
         samples: preciseN,
         batchSize: cfg.precise.batch_size,
         estimator: cfg.precise.estimator,
-        eps: cfg.bn.eps,
         augment: cfg.precise.augment,
         seed: cfg.seed,
         epoch: 0,
-        forwardBatch: Math.max(micro, cfg.eval.batch_size),
-      });
+      }, { eps: cfg.bn.eps, forwardBatch: Math.max(micro, cfg.eval.batch_size) });
       const preciseS = (performance.now() - t) / 1000;
 
       const r: BenchResult = {

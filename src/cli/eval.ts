@@ -10,19 +10,19 @@ import { applyOverride, ConfigError, readConfigFile, validateConfig } from '../c
 import type { Config } from '../config/schema.js';
 import { loadDataset, type Dataset, type Split } from '../data/dataset.js';
 import { permutation, sampleWithoutReplacement } from '../data/loader.js';
-import { estimatePrecise, evalMinibatch, evalPopulation } from '../eval/stats-modes.js';
-import type { LayerStats } from '../nn/batchnorm.js';
+import { complement, sameImages } from '../bn/domain.js';
+import { evaluateWith, MODES, STATS_MODES, type StatsMode } from '../bn/modes.js';
+import { disposePopulation, type Population } from '../bn/population.js';
+import { estimatePrecise } from '../bn/precise.js';
 import { hashSeed } from '../util/rng.js';
 import { createProgress } from '../util/progress.js';
 import { readCheckpoint } from '../run/checkpoint.js';
-import { createState, disposeStats, emaStats, loadCheckpointInto, type RunMeta } from '../train/state.js';
+import { createState, emaStats, loadCheckpointInto, type RunMeta } from '../train/state.js';
 import { acquireLock } from '../run/lock.js';
 import { runPaths } from '../run/paths.js';
 import { disposeState } from '../train/trainer.js';
 
 export const EVAL_COLUMNS = ['epoch', 'stats', 'stats_data', 'data', 'samples', 'batch', 'estimator', 'repeats', 'err_mean', 'err_std', 'errs'] as const;
-type Mode = 'ema' | 'precise' | 'minibatch' | 'frozen';
-const MODES: Mode[] = ['ema', 'precise', 'minibatch', 'frozen'];
 
 interface EvalFlags {
   run: string;
@@ -72,13 +72,6 @@ function parseSpec(text: string | undefined, cfg: Config, defaultSplit: 'train' 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const std = (xs: number[]) => (xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)) : 0);
 
-/** The samples of `split` not in `used` (so statistics and evaluation never share images). */
-const complement = (n: number, used: Int32Array) => {
-  const taken = new Uint8Array(n);
-  used.forEach((i) => (taken[i] = 1));
-  return Int32Array.from({ length: n }, (_, i) => i).filter((i) => !taken[i]);
-};
-
 export function registerEval(program: Command): void {
   program
     .command('eval')
@@ -86,7 +79,7 @@ export function registerEval(program: Command): void {
     .requiredOption('-r, --run <dir>', 'run folder (written by bnlab train)')
     .option('--epoch <n>', 'checkpoint of this epoch (default: the last)')
     .option('--checkpoint <file>', 'a checkpoint file instead of the run\'s')
-    .option('--stats <list>', 'statistics sources, comma-separated: ema,precise,minibatch,frozen', 'ema,precise')
+    .option('--stats <list>', `statistics modes, comma-separated: ${STATS_MODES.map((m) => `${m} (${MODES[m].help})`).join('; ')}`, 'ema,precise')
     .option('--precise-bn', 're-estimate PreciseBN statistics (otherwise the checkpoint\'s are used when present)')
     .option('--samples <n>', 'PreciseBN: N samples (implies --precise-bn)')
     .option('--batch <b>', 'PreciseBN batch size B (B >= N: exactly B = N, one pass per BN layer), and the mini-batch size for --stats minibatch (default: precise.batch_size / bn.nbs)')
@@ -102,8 +95,8 @@ export function registerEval(program: Command): void {
       const paths = runPaths(runDir);
       if (!existsSync(paths.config)) throw new ConfigError(`--run ${f.run}: no config.yaml there; pass a folder written by bnlab train`);
       const cfg = validateConfig(readConfigFile(paths.config), paths.config);
-      const modes = f.stats.split(',').map((m) => m.trim()) as Mode[];
-      for (const m of modes) if (!MODES.includes(m)) throw new ConfigError(`--stats: unknown source '${m}' (use ${MODES.join(', ')})`);
+      const modes = f.stats.split(',').map((m) => m.trim()) as StatsMode[];
+      for (const m of modes) if (!STATS_MODES.includes(m)) throw new ConfigError(`--stats: unknown source '${m}' (use ${STATS_MODES.join(', ')})`);
       const int = (v: string | undefined, name: string, min = 1) => {
         if (v === undefined) return undefined;
         const n = Number(v);
@@ -143,25 +136,27 @@ export function registerEval(program: Command): void {
             `pick a finished epoch with --epoch N, or pass the file with --checkpoint to evaluate it anyway`,
         );
       }
+      // Every requested mode must be computable before any is computed.
+      if (modes.includes('frozen') && !s.frozen) throw new ConfigError(`--stats frozen: this checkpoint has no FrozenBN statistics (the run has bn.frozen_last_epochs = ${cfg.bn.frozen_last_epochs})`);
       // Statistics and evaluation drawn from the same images: keep them apart (Table 4's protocol).
-      const sameImages = statsSpec.split === dataSpec.split && statsSpec.data.name === dataSpec.data.name && statsSpec.data.path === dataSpec.data.path;
+      const disjoint = sameImages(statsSpec, dataSpec);
 
       const rows: Record<(typeof EVAL_COLUMNS)[number], string | number>[] = [];
+      const values: { errs: number[]; evaluated: number }[] = [];
       for (const mode of modes) {
         const errs: number[] = [];
         let n: number | '' = '';
         let b: number | '' = '';
         let est = '';
+        let evaluated = evalSplit.n;
         for (let r = 0; r < (mode === 'ema' || mode === 'frozen' || (mode === 'precise' && !recompute) ? 1 : repeats); r++) {
-          if (mode === 'ema') errs.push(await evalPopulation(s.net, s.params, evalSplit, cfg, emaStats(s), 'EMA', progress));
-          else if (mode === 'frozen') {
-            if (!s.frozen) throw new ConfigError(`--stats frozen: this checkpoint has no FrozenBN statistics (the run has bn.frozen_last_epochs = ${cfg.bn.frozen_last_epochs})`);
-            errs.push(await evalPopulation(s.net, s.params, evalSplit, cfg, s.frozen, 'FrozenBN', progress));
-          } else if (mode === 'minibatch') {
+          if (mode === 'ema') errs.push(await evaluateWith(s.net, s.params, evalSplit, cfg, { mode, population: emaStats(s) }, { progress }));
+          else if (mode === 'frozen') errs.push(await evaluateWith(s.net, s.params, evalSplit, cfg, { mode, population: s.frozen! }, { progress }));
+          else if (mode === 'minibatch') {
             b = batch ?? cfg.bn.nbs;
-            errs.push(await evalMinibatch(s.net, s.params, evalSplit, cfg, b, `mini-batch ${b}`, progress, permutation(evalSplit.n, cfg.seed + r, 0x6d62)));
+            errs.push(await evaluateWith(s.net, s.params, evalSplit, cfg, { mode, nbs: b }, { progress, repeat: r, label: `mini-batch ${b}` }));
           } else {
-            let stats: Map<string, LayerStats>;
+            let stats: Population;
             let order: Int32Array | undefined;
             if (!recompute && s.precise) {
               stats = s.precise;
@@ -170,7 +165,7 @@ export function registerEval(program: Command): void {
               est = cfg.precise.estimator;
             } else {
               n = Math.min(samples ?? cfg.precise.samples, statsSplit.n);
-              if (sameImages && n >= evalSplit.n) {
+              if (disjoint && n >= evalSplit.n) {
                 throw new ConfigError(`--samples ${n}: the statistics would take every image of ${dataSpec.text}, leaving none to evaluate (statistics and evaluation images are kept apart); use --samples < ${evalSplit.n}`);
               }
               b = Math.min(batch ?? cfg.precise.batch_size, n); // B >= N is B = N, computed exactly
@@ -185,10 +180,11 @@ export function registerEval(program: Command): void {
                 epoch,
                 indices,
               }, progress);
-              if (sameImages) order = complement(evalSplit.n, indices);
+              if (disjoint) order = complement(evalSplit.n, indices);
             }
-            errs.push(await evalPopulation(s.net, s.params, evalSplit, cfg, stats, 'PreciseBN', progress, order));
-            if (stats !== s.precise) disposeStats(stats);
+            evaluated = order?.length ?? evalSplit.n;
+            errs.push(await evaluateWith(s.net, s.params, evalSplit, cfg, { mode, population: stats }, { progress, order }));
+            if (stats !== s.precise) disposePopulation(stats);
           }
         }
         rows.push({
@@ -204,6 +200,7 @@ export function registerEval(program: Command): void {
           err_std: +std(errs).toFixed(4),
           errs: errs.map((e) => e.toFixed(4)).join(';'),
         });
+        values.push({ errs, evaluated });
       }
       disposeState(s);
 
@@ -216,8 +213,19 @@ export function registerEval(program: Command): void {
       } finally {
         release();
       }
-      if (f.json) return void process.stdout.write(JSON.stringify({ run: runDir, checkpoint: ckptPath, rows }, null, 2) + '\n');
-      const head = ['stats', 'N', 'B', 'estimator', 'stats from', 'evaluated on', 'error %'];
+      if (f.json) {
+        // Numbers as numbers, absent values as null, the per-repeat errors as an array.
+        const json = rows.map((r, i) => ({
+          ...r,
+          samples: r.samples === '' ? null : r.samples,
+          batch: r.batch === '' ? null : r.batch,
+          estimator: r.estimator || null,
+          errs: values[i].errs.map((e) => +e.toFixed(4)),
+          evaluated: values[i].evaluated,
+        }));
+        return void process.stdout.write(JSON.stringify({ run: runDir, checkpoint: ckptPath, rows: json }, null, 2) + '\n');
+      }
+      const head = ['stats', 'N', 'B', 'estimator', 'stats from', 'evaluated on', 'images', 'error %'];
       const body = rows.map((r) => [
         String(r.stats),
         String(r.samples),
@@ -225,6 +233,7 @@ export function registerEval(program: Command): void {
         String(r.estimator),
         r.stats === 'precise' ? statsSpec.text || 'train' : '',
         dataSpec.text || 'val',
+        String(values[rows.indexOf(r)].evaluated),
         Number(r.repeats) > 1 ? `${Number(r.err_mean).toFixed(2)} ± ${Number(r.err_std).toFixed(2)} (${r.repeats} runs)` : Number(r.err_mean).toFixed(2),
       ]);
       const w = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));

@@ -5,7 +5,7 @@ import type { Split } from '../data/dataset.js';
 import { prefetch } from '../data/prefetch.js';
 import type { BNContext } from '../nn/batchnorm.js';
 import type { Network } from '../nn/resnet.js';
-import { crossEntropy } from '../train/step.js';
+import { crossEntropy } from '../nn/loss.js';
 
 export interface EvalOptions {
   ctx: BNContext;

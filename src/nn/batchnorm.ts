@@ -1,12 +1,7 @@
 // BatchNorm with a choosable "batch": the one place where the paper's question is answered.
 // Normalization only; the per-channel affine (gamma, beta) is a separate layer (affine()).
 import * as tf from '@tensorflow/tfjs-core';
-import { BN_APPLY, BN_BACKWARD, BN_FORWARD } from '../backend/kernels/batchnorm-fused.js';
-
-/** Whether the current backend has bnlab's fused BN kernels (wasm, unless switched off). */
-const hasFused = (name: string) => tf.getKernel(name, tf.getBackend()) != null;
-const run = (name: string, inputs: Record<string, tf.Tensor>, attrs: object) =>
-  tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+import { BN_APPLY, BN_BACKWARD, BN_FORWARD, hasKernel as hasFused, runKernel as run } from '../backend/kernels/names.js';
 
 /**
  * Where a forward pass takes its normalization statistics from:

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { microBatch, type Config } from '../config/schema.js';
 import type { RunState } from './state.js';
-import { crossEntropy } from './step.js';
+import { crossEntropy } from '../nn/loss.js';
 
 /** Bytes the backend can hold: the wasm heap is capped at 4 GB and never shrinks. */
 export function memoryBudget(backend: string): number {
@@ -21,7 +21,7 @@ export async function bytesPerSample(s: RunState, shape: [number, number, number
     tf.tidy(() => {
       const x = tf.randomNormal([probe, ...shape]) as tf.Tensor4D;
       const y = tf.zeros([probe], 'int32') as tf.Tensor1D;
-      const { grads } = tf.variableGrads(() => tf.mean(crossEntropy(s.net.forward(s.params, x, { source: 'batch', nbs: probe, eps: 1e-5 }), y)) as tf.Scalar, vars);
+      const { grads } = tf.variableGrads(() => tf.mean(crossEntropy(s.net.forward(s.params, x, { source: 'batch', nbs: probe, eps: s.meta.config.bn.eps }), y)) as tf.Scalar, vars);
       tf.dispose(Object.values(grads));
     });
   });

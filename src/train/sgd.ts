@@ -1,7 +1,7 @@
 // SGD with momentum and decoupled-by-group weight decay, PyTorch's update rule:
 //   d = g + wd * w;  v <- m * v + d;  w <- w - lr * (nesterov ? d + m * v : v)
 import * as tf from '@tensorflow/tfjs-core';
-import { SGD_KERNEL } from '../backend/kernels/state-updates.js';
+import { hasKernel, runKernel, SGD_KERNEL } from '../backend/kernels/names.js';
 
 export interface SgdConfig {
   momentum: number;
@@ -17,7 +17,7 @@ export function sgdStep(
   cfg: SgdConfig,
 ): void {
   // the same rule in one kernel per parameter when the backend has it (native addon on wasm)
-  const fused = tf.getKernel(SGD_KERNEL, tf.getBackend()) != null;
+  const fused = hasKernel(SGD_KERNEL);
   tf.tidy(() => {
     for (const [name, w] of params) {
       const g = grads.get(name);
@@ -25,7 +25,7 @@ export function sgdStep(
       const wd = weightDecay.get(name) ?? 0;
       if (fused) {
         const attrs = { lr, momentum: cfg.momentum, weightDecay: wd, nesterov: cfg.nesterov };
-        const [wNew, vNew] = tf.engine().runKernel(SGD_KERNEL, { w, g, v: velocity.get(name)! }, attrs) as tf.Tensor[];
+        const [wNew, vNew] = runKernel(SGD_KERNEL, { w, g, v: velocity.get(name)! }, attrs) as tf.Tensor[];
         velocity.get(name)!.assign(vNew);
         w.assign(wNew);
         continue;

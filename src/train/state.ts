@@ -3,7 +3,8 @@
 // a checkpoint exactly (float32 values, JSON counters), which is what makes --resume exact.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Config } from '../config/schema.js';
-import type { LayerStats } from '../nn/batchnorm.js';
+import type { EmaBuffers } from '../bn/ema.js';
+import { disposePopulation, type Population } from '../bn/population.js';
 import { buildNetwork, initParams, type Network } from '../nn/resnet.js';
 import type { Checkpoint, StoredTensor } from '../run/checkpoint.js';
 
@@ -28,10 +29,10 @@ export interface RunState {
   net: Network;
   params: Map<string, tf.Variable>;
   velocity: Map<string, tf.Variable>;
-  ema: Map<string, { mean: tf.Variable; variance: tf.Variable }>;
-  precise: Map<string, LayerStats> | null;
+  ema: EmaBuffers;
+  precise: Population | null;
   /** FrozenBN's fixed population statistics, set at the switch (null before it). */
-  frozen: Map<string, LayerStats> | null;
+  frozen: Population | null;
   weightDecay: Map<string, number>;
   meta: RunMeta;
 }
@@ -52,14 +53,15 @@ export function createState(cfg: Config, inputChannels: number, numClasses: numb
     weightDecay.set(spec.name, spec.kind === 'conv' || spec.kind === 'fc' ? cfg.optim.weight_decay : wdBn);
   }
   // PyTorch's initial running statistics: mean 0, variance 1.
-  const ema = new Map<string, { mean: tf.Variable; variance: tf.Variable }>();
+  const ema: EmaBuffers = new Map();
   for (const { name, channels } of net.bnLayers) {
     ema.set(name, tf.tidy(() => ({ mean: tf.variable(tf.zeros([channels]), false), variance: tf.variable(tf.ones([channels]), false) })));
   }
   return { net, params, velocity, ema, precise: null, frozen: null, weightDecay, meta: { epoch: 0, progress: emptyProgress(), config: cfg } };
 }
 
-export const emaStats = (s: RunState): Map<string, LayerStats> =>
+/** The EMA buffers as population statistics (a view: the tensors stay the state's). */
+export const emaStats = (s: RunState): Population =>
   new Map([...s.ema].map(([k, v]) => [k, { mean: v.mean as tf.Tensor1D, variance: v.variance as tf.Tensor1D }]));
 
 const store = (t: tf.Tensor): StoredTensor => ({ shape: t.shape.slice(), data: t.dataSync() as Float32Array });
@@ -97,7 +99,7 @@ export function loadCheckpointInto(s: RunState, ckpt: Checkpoint<RunMeta>, sourc
     assign(v.variance, `ema/${k}/variance`);
   }
   for (const kind of ['precise', 'frozen'] as const) {
-    disposeStats(s[kind]);
+    disposePopulation(s[kind]);
     s[kind] = null;
     if (!ckpt.tensors.has(`${kind}/${s.net.bnLayers[0].name}/mean`)) continue;
     s[kind] = new Map(
@@ -108,14 +110,4 @@ export function loadCheckpointInto(s: RunState, ckpt: Checkpoint<RunMeta>, sourc
     );
   }
   s.meta = { ...ckpt.meta, config: s.meta.config };
-}
-
-export const cloneStats = (m: Map<string, LayerStats>): Map<string, LayerStats> =>
-  new Map([...m].map(([k, v]) => [k, { mean: v.mean.clone(), variance: v.variance.clone() }]));
-
-export function disposeStats(stats: Map<string, LayerStats> | null): void {
-  for (const v of stats?.values() ?? []) {
-    v.mean.dispose();
-    v.variance.dispose();
-  }
 }

@@ -5,8 +5,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Batch } from '../data/loader.js';
 import type { BNContext, Observation } from '../nn/batchnorm.js';
 import type { RunState } from './state.js';
+import { crossEntropy } from '../nn/loss.js';
 import { sgdStep } from './sgd.js';
-import { EMA_KERNEL } from '../backend/kernels/state-updates.js';
+import { updateEma } from '../bn/ema.js';
 
 export interface StepOptions {
   nbs: number;
@@ -24,11 +25,6 @@ export interface StepResult {
   lossSum: number; // sum of per-sample losses
   errors: number;
   n: number;
-}
-
-export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
-  const logp = tf.logSoftmax(logits);
-  return tf.neg(tf.sum(tf.mul(logp, tf.oneHot(labels, logits.shape[1])), 1)) as tf.Tensor1D;
 }
 
 export function trainStep(s: RunState, micro: readonly Batch[], o: StepOptions): StepResult {
@@ -70,7 +66,7 @@ export function trainStep(s: RunState, micro: readonly Batch[], o: StepOptions):
     res.wrong.dispose();
   });
 
-  if (observations.length) updateEma(s, observations, o);
+  if (observations.length) updateEma(s.ema, observations, { decay: o.emaDecay, groups: o.emaGroups });
   for (const obs of observations) {
     obs.mean.dispose();
     obs.variance.dispose();
@@ -79,45 +75,4 @@ export function trainStep(s: RunState, micro: readonly Batch[], o: StepOptions):
   sgdStep(s.params, grads, s.velocity, s.weightDecay, o.lr, o);
   for (const g of grads.values()) g.dispose();
   return { lossSum, errors, n: total };
-}
-
-/**
- * EMA with the PyTorch convention: the buffer holds the unbiased variance. 'one' uses group 0
- * of the first micro-batch; 'all' averages every group's mean and unbiased variance.
- */
-function updateEma(s: RunState, observations: Observation[], o: StepOptions): void {
-  const byLayer = new Map<string, Observation[]>();
-  for (const ob of observations) byLayer.set(ob.layer, [...(byLayer.get(ob.layer) ?? []), ob]);
-  // one kernel per layer when the backend has it (native addon on wasm) and one micro-batch
-  // observed the layer; the tf ops below compute the same.
-  const fused = tf.getKernel(EMA_KERNEL, tf.getBackend()) != null;
-  tf.tidy(() => {
-    for (const [layer, obs] of byLayer) {
-      const ema = s.ema.get(layer)!;
-      if (fused && (o.emaGroups === 'one' || obs.length === 1)) {
-        const counts = o.emaGroups === 'one' ? obs[0].counts.slice(0, 1) : obs[0].counts;
-        const rows = (t: tf.Tensor) => (counts.length === t.shape[0] ? t : tf.slice(t, [0, 0], [counts.length, -1]));
-        const [mean, variance] = tf.engine().runKernel(EMA_KERNEL, {
-          mean: ema.mean, variance: ema.variance, obsMean: rows(obs[0].mean), obsVariance: rows(obs[0].variance),
-        }, { decay: o.emaDecay, counts }) as tf.Tensor[];
-        ema.mean.assign(mean);
-        ema.variance.assign(variance);
-        continue;
-      }
-      let mean: tf.Tensor;
-      let unbiased: tf.Tensor;
-      if (o.emaGroups === 'one') {
-        const n = obs[0].counts[0];
-        mean = tf.squeeze(tf.slice(obs[0].mean, [0, 0], [1, -1]), [0]);
-        unbiased = tf.mul(tf.squeeze(tf.slice(obs[0].variance, [0, 0], [1, -1]), [0]), n > 1 ? n / (n - 1) : 1);
-      } else {
-        const means = tf.concat(obs.map((ob) => ob.mean), 0);
-        const vars = tf.concat(obs.map((ob) => tf.mul(ob.variance, tf.tensor2d(ob.counts.map((n) => (n > 1 ? n / (n - 1) : 1)), [ob.counts.length, 1]))), 0);
-        mean = tf.mean(means, 0);
-        unbiased = tf.mean(vars, 0);
-      }
-      ema.mean.assign(tf.add(tf.mul(ema.mean, o.emaDecay), tf.mul(mean, 1 - o.emaDecay)));
-      ema.variance.assign(tf.add(tf.mul(ema.variance, o.emaDecay), tf.mul(unbiased, 1 - o.emaDecay)));
-    }
-  });
 }

@@ -9,22 +9,21 @@ import { microBatch, type Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import { permutation, type Batch } from '../data/loader.js';
 import { prefetch } from '../data/prefetch.js';
-import { estimatePrecise, evalMinibatch, evalPopulation, type PreciseRequest } from '../eval/stats-modes.js';
+import { evaluateWith, MODES, type ModeStats } from '../bn/modes.js';
+import { clonePopulation, disposePopulation } from '../bn/population.js';
+import { estimatePrecise, preciseRequest } from '../bn/precise.js';
 import type { Logger } from '../util/log.js';
 import type { Progress } from '../util/progress.js';
 import { fsyncDir, newestGoodCheckpoint, writeCheckpoint } from '../run/checkpoint.js';
 import { runPaths } from '../run/paths.js';
 import { appendMetrics, metricsCells, restoreMetrics, type MetricsRow } from '../run/metrics.js';
 import { learningRate } from './schedule.js';
-import { cloneStats, createState, disposeStats, emaStats, emptyProgress, loadCheckpointInto, toCheckpoint, type RunMeta, type RunState } from './state.js';
+import { createState, emaStats, emptyProgress, loadCheckpointInto, toCheckpoint, type RunMeta, type RunState } from './state.js';
 import { trainStep } from './step.js';
 import { bytesPerSample, chooseMicroBatch, memoryBudget } from './memory.js';
 import { appendTrace, checkTraceConfig, traceRows, truncateTrace } from './trace.js';
 
 export class TrainingError extends Error {}
-
-/** SGD steps of data loaded ahead of the one training. */
-const PREFETCH_STEPS = 2;
 
 export interface TrainOptions {
   outDir: string;
@@ -99,16 +98,47 @@ function loadResumePoint(s: RunState, dir: string, log: Logger): boolean {
   return true;
 }
 
-const preciseRequest = (cfg: Config, epoch: number): PreciseRequest => ({
-  samples: cfg.precise.samples,
-  batchSize: cfg.precise.batch_size,
-  estimator: cfg.precise.estimator,
-  augment: cfg.precise.augment,
-  seed: cfg.seed,
-  epoch,
-});
+
+/** What every phase of a run shares. */
+interface Run {
+  cfg: Config;
+  data: Dataset;
+  o: TrainOptions;
+  s: RunState;
+  paths: ReturnType<typeof runPaths>;
+  micro: number;
+  stepsPerEpoch: number;
+  /** First epoch trained with FrozenBN (Infinity: never). */
+  frozenFrom: number;
+  trace: (epochPos: number, iter: number) => Promise<void>;
+}
+
+/** Sums of one epoch's training phase, for its CSV row and log line. */
+interface EpochTraining {
+  interrupted: boolean;
+  dataWait: number;
+}
 
 export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promise<TrainResult> {
+  const run = await setUp(cfg, data, o);
+  const rows: MetricsRow[] = [];
+  for (let epoch = run.s.meta.epoch; epoch < cfg.epochs; epoch++) {
+    await switchToFrozenBN(run, epoch);
+    const t = await trainEpoch(run, epoch);
+    if (t.interrupted) return { state: run.s, interrupted: true, rows };
+    const row = await endOfEpoch(run, epoch, t);
+    rows.push(row);
+    if (o.interrupted?.() && epoch + 1 < cfg.epochs) {
+      if ((epoch + 1) % cfg.checkpoint_every !== 0) saveCheckpoint(run.s, o.outDir, false);
+      o.log(`interrupted after epoch ${epoch + 1}: checkpoint saved; continue with --resume`);
+      return { state: run.s, interrupted: true, rows };
+    }
+  }
+  return { state: run.s, interrupted: false, rows };
+}
+
+/** The run's state (fresh or resumed), its saved config, the micro-batch that fits, the trace. */
+async function setUp(cfg: Config, data: Dataset, o: TrainOptions): Promise<Run> {
   const p = runPaths(o.outDir);
   mkdirSync(p.checkpoints, { recursive: true });
   const s = createState(cfg, data.train.channels, data.numClasses);
@@ -138,149 +168,176 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
   if (micro !== microBatch(cfg)) o.log(`micro-batch ${micro} (of ${bs}) to fit ${(memoryBudget(tf.getBackend()) / 2 ** 30).toFixed(1)} GB at ~${(perSample / 2 ** 20).toFixed(1)} MB per sample`);
   const stepsPerEpoch = Math.floor(data.train.n / bs);
   if (stepsPerEpoch < 1) throw new TrainingError(`optim.batch_size ${bs} is larger than the training set (${data.train.n} images); lower it or use more data`);
-  const rows: MetricsRow[] = [];
   checkTraceConfig(cfg, s.net.bnLayers.map((l) => l.name));
   const trace = async (epochPos: number, iter: number) => {
     if (cfg.trace.layers.length) appendTrace(p.trace, await traceRows(s, data.train, cfg, epochPos, iter));
   };
   if (!resumed) await trace(0, 0);
-
   const frozenFrom = cfg.bn.frozen_last_epochs > 0 ? Math.max(0, cfg.epochs - cfg.bn.frozen_last_epochs) : Infinity;
-  for (let epoch = s.meta.epoch; epoch < cfg.epochs; epoch++) {
-    const order = permutation(data.train.n, cfg.seed, epoch);
-    const prog = s.meta.progress;
-    const frozen = epoch >= frozenFrom;
-    if (frozen && !s.frozen) {
-      // The switch to FrozenBN: population statistics of the model as it is now, by PreciseBN.
-      s.frozen = await estimatePrecise(s.net, s.params, data.train, cfg, preciseRequest(cfg, epoch), o.progress);
-      o.log(`epoch ${epoch + 1}: switching to FrozenBN (population statistics from PreciseBN on ${Math.min(cfg.precise.samples, data.train.n)} samples)`);
-    }
-    o.progress.start(`epoch ${epoch + 1}/${cfg.epochs}`, stepsPerEpoch);
-    o.progress.update(prog.step);
-    // Each job loads one SGD step's micro-batches; the next steps load while this one trains.
-    const jobs = function* () {
-      for (let step = prog.step; step < stepsPerEpoch; step++) {
-        const start = step * bs;
-        const starts = Array.from({ length: bs / micro }, (_, k) => start + k * micro);
-        yield () => Promise.all(starts.map((m) => data.train.load(order.subarray(m, m + micro), { augment: true, seed: cfg.seed, epoch })));
-      }
-    };
-    let t0 = performance.now();
-    // Time the step loop spent waiting for data: ~0 when decoding overlaps training.
-    let dataWait = 0;
-    for await (const batches of prefetch<Batch[]>(jobs(), cfg.data.prefetch ?? PREFETCH_STEPS)) {
-      dataWait += performance.now() - t0;
-      const lr = learningRate(cfg.optim, epoch + prog.step / stepsPerEpoch, cfg.epochs);
-      const r = trainStep(s, batches, {
-        nbs: cfg.bn.nbs,
-        eps: cfg.bn.eps,
-        emaDecay: cfg.bn.ema_decay,
-        emaGroups: cfg.bn.ema_groups,
-        lr,
-        momentum: cfg.optim.momentum,
-        nesterov: cfg.optim.nesterov,
-        frozen: frozen ? s.frozen! : undefined,
-      });
-      const loss = r.lossSum / r.n;
-      if (!Number.isFinite(loss) || loss > cfg.max_loss) {
-        o.progress.stop();
-        throw new TrainingError(
-          `training diverged at epoch ${epoch + 1}, step ${prog.step + 1}: loss ${loss} (max_loss ${cfg.max_loss}). ` +
-            `Lower optim.base_lr or add warmup (optim.warmup_epochs) and start again with --overwrite${s.meta.epoch > 0 ? ` (checkpoints up to epoch ${s.meta.epoch} are kept)` : ''}.`,
-        );
-      }
-      prog.step++;
-      prog.lossSum += r.lossSum;
-      prog.errors += r.errors;
-      prog.seen += r.n;
-      const now = performance.now();
-      prog.seconds += (now - t0) / 1000;
-      t0 = now;
-      const iter = epoch * stepsPerEpoch + prog.step;
-      if (cfg.trace.every_iters > 0 && epoch < cfg.trace.until_epoch && iter % cfg.trace.every_iters === 0 && prog.step < stepsPerEpoch) {
-        await trace(epoch + prog.step / stepsPerEpoch, iter);
-      }
-      o.progress.update(prog.step, `loss ${(prog.lossSum / prog.seen).toFixed(3)} | ${(prog.seen / prog.seconds).toFixed(0)} img/s`);
-      if (o.interrupted?.() && prog.step < stepsPerEpoch) {
-        o.progress.stop();
-        saveCheckpoint(s, o.outDir, false);
-        o.log(`interrupted at epoch ${epoch + 1}, step ${prog.step}/${stepsPerEpoch}: checkpoint saved; continue with --resume`);
-        return { state: s, interrupted: true, rows };
-      }
-    }
-    o.progress.stop();
-    const waitNote = dataWait > 0 ? `  (data wait ${(dataWait / 1000).toFixed(1)} s)` : '';
-    await trace(epoch + 1, (epoch + 1) * stepsPerEpoch);
+  return { cfg, data, o, s, paths: p, micro, stepsPerEpoch, frozenFrom, trace };
+}
 
-    const last = epoch + 1 === cfg.epochs;
-    const tEnd = performance.now();
-    let preciseSeconds: number | null = null;
-    const evalDue = (epoch + 1) % cfg.eval.every === 0 || last;
-    if (frozen) {
-      // FrozenBN: the population statistics are the fixed ones training normalizes with.
-      disposeStats(s.precise);
-      s.precise = cloneStats(s.frozen!);
-    } else if (cfg.precise.enabled && ((epoch + 1) % cfg.precise.every === 0 || last)) {
-      const t = performance.now();
-      const stats = await estimatePrecise(s.net, s.params, data.train, cfg, preciseRequest(cfg, epoch), o.progress);
-      disposeStats(s.precise);
-      s.precise = stats;
-      preciseSeconds = (performance.now() - t) / 1000;
+/** The switch to FrozenBN: population statistics of the model as it is now, by PreciseBN. */
+async function switchToFrozenBN(r: Run, epoch: number): Promise<void> {
+  const { cfg, s, o } = r;
+  if (epoch < r.frozenFrom || s.frozen) return;
+  s.frozen = await estimatePrecise(s.net, s.params, r.data.train, cfg, preciseRequest(cfg, epoch), o.progress);
+  o.log(`epoch ${epoch + 1}: switching to FrozenBN (population statistics from PreciseBN on ${Math.min(cfg.precise.samples, r.data.train.n)} samples)`);
+}
+
+/** The SGD steps of one epoch (from where a resume left off), prefetching data ahead. */
+async function trainEpoch(r: Run, epoch: number): Promise<EpochTraining> {
+  const { cfg, data, s, o, micro, stepsPerEpoch } = r;
+  const bs = cfg.optim.batch_size;
+  const order = permutation(data.train.n, cfg.seed, epoch);
+  const prog = s.meta.progress;
+  const frozen = epoch >= r.frozenFrom;
+  o.progress.start(`epoch ${epoch + 1}/${cfg.epochs}`, stepsPerEpoch);
+  o.progress.update(prog.step);
+  // Each job loads one SGD step's micro-batches; the next steps load while this one trains.
+  const jobs = function* () {
+    for (let step = prog.step; step < stepsPerEpoch; step++) {
+      const start = step * bs;
+      const starts = Array.from({ length: bs / micro }, (_, k) => start + k * micro);
+      yield () => Promise.all(starts.map((m) => data.train.load(order.subarray(m, m + micro), { augment: true, seed: cfg.seed, epoch })));
     }
-    let errEma: number | null = null;
-    let errPrecise: number | null = null;
-    let errMinibatch: number | null = null;
-    let trainErrNbs: number | null = null;
-    if (evalDue) {
-      if (!frozen) errEma = await evalPopulation(s.net, s.params, data.val, cfg, emaStats(s), 'EMA', o.progress);
-      if (s.precise && (frozen || preciseSeconds !== null)) errPrecise = await evalPopulation(s.net, s.params, data.val, cfg, s.precise, frozen ? 'FrozenBN' : 'PreciseBN', o.progress);
-      if (cfg.eval.minibatch) errMinibatch = await evalMinibatch(s.net, s.params, data.val, cfg, cfg.bn.nbs, 'mini-batch', o.progress);
-      if (cfg.eval.train_minibatch) {
-        const subset = permutation(data.train.n, cfg.seed, 0x7472).subarray(0, Math.min(cfg.eval.train_minibatch_samples, data.train.n));
-        trainErrNbs = await evalMinibatch(s.net, s.params, data.train, cfg, cfg.bn.nbs, 'train NBS', o.progress, subset);
-      }
+  };
+  let t0 = performance.now();
+  // Time the step loop spent waiting for data: ~0 when decoding overlaps training.
+  let dataWait = 0;
+  for await (const batches of prefetch<Batch[]>(jobs(), cfg.data.prefetch)) {
+    dataWait += performance.now() - t0;
+    const lr = learningRate(cfg.optim, epoch + prog.step / stepsPerEpoch, cfg.epochs);
+    const res = trainStep(s, batches, {
+      nbs: cfg.bn.nbs,
+      eps: cfg.bn.eps,
+      emaDecay: cfg.bn.ema_decay,
+      emaGroups: cfg.bn.ema_groups,
+      lr,
+      momentum: cfg.optim.momentum,
+      nesterov: cfg.optim.nesterov,
+      frozen: frozen ? s.frozen! : undefined,
+    });
+    const loss = res.lossSum / res.n;
+    if (!Number.isFinite(loss) || loss > cfg.max_loss) {
+      o.progress.stop();
+      throw new TrainingError(
+        `training diverged at epoch ${epoch + 1}, step ${prog.step + 1}: loss ${loss} (max_loss ${cfg.max_loss}). ` +
+          `Lower optim.base_lr or add warmup (optim.warmup_epochs) and start again with --overwrite${s.meta.epoch > 0 ? ` (checkpoints up to epoch ${s.meta.epoch} are kept)` : ''}.`,
+      );
     }
-    const row: MetricsRow = {
-      epoch: epoch + 1,
-      lr: learningRate(cfg.optim, epoch, cfg.epochs),
-      train_loss: prog.lossSum / prog.seen,
-      train_err: (100 * prog.errors) / prog.seen,
-      val_err_ema: errEma,
-      val_err_precise: errPrecise,
-      epoch_seconds: prog.seconds + (performance.now() - tEnd) / 1000,
-      train_images_per_s: prog.seen / prog.seconds,
-      precise_seconds: preciseSeconds,
-      train_err_nbs: trainErrNbs,
-      val_err_minibatch: errMinibatch,
-      bn_mode: frozen ? 'frozen' : 'batch',
-    };
-    checkFinite(s, `epoch ${epoch + 1}`);
-    appendMetrics(p.metrics, row);
-    rows.push(row);
-    s.meta.history = [...(s.meta.history ?? []), metricsCells(row)];
-    s.meta.epoch = epoch + 1;
-    s.meta.progress = emptyProgress();
-    if ((epoch + 1) % cfg.checkpoint_every === 0 || last) saveCheckpoint(s, o.outDir, true);
-    const pct = (v: number | null) => (v === null ? '-' : `${v.toFixed(2)}%`);
-    const extra = [errMinibatch !== null ? `mini-batch ${pct(errMinibatch)}` : '', trainErrNbs !== null ? `train(NBS) ${pct(trainErrNbs)}` : ''].filter(Boolean).join('  ');
-    o.log(
-      `epoch ${epoch + 1}/${cfg.epochs}  lr ${Number(row.lr).toFixed(4)}  loss ${Number(row.train_loss).toFixed(4)}  train_err ${pct(Number(row.train_err))}  ` +
-        `val_err EMA ${pct(errEma)}  ${frozen ? 'FrozenBN' : 'PreciseBN'} ${pct(errPrecise)}${extra ? '  ' + extra : ''}  ${Number(row.train_images_per_s).toFixed(0)} img/s  ${Number(row.epoch_seconds).toFixed(1)} s${waitNote}`,
-    );
-    for (const [k, sp] of [['train', data.train], ['val', data.val]] as const) { const bad = sp.failures?.() ?? []; if (bad.length) o.log(`  ${bad.length} unreadable ${k} images skipped so far (replaced by the next readable one), e.g. ${bad[0].file}: ${bad[0].error}`); }
-    if (o.interrupted?.() && !last) {
-      if ((epoch + 1) % cfg.checkpoint_every !== 0) saveCheckpoint(s, o.outDir, false);
-      o.log(`interrupted after epoch ${epoch + 1}: checkpoint saved; continue with --resume`);
-      return { state: s, interrupted: true, rows };
+    prog.step++;
+    prog.lossSum += res.lossSum;
+    prog.errors += res.errors;
+    prog.seen += res.n;
+    const now = performance.now();
+    prog.seconds += (now - t0) / 1000;
+    t0 = now;
+    const iter = epoch * stepsPerEpoch + prog.step;
+    if (cfg.trace.every_iters > 0 && epoch < cfg.trace.until_epoch && iter % cfg.trace.every_iters === 0 && prog.step < stepsPerEpoch) {
+      await r.trace(epoch + prog.step / stepsPerEpoch, iter);
+    }
+    o.progress.update(prog.step, `loss ${(prog.lossSum / prog.seen).toFixed(3)} | ${(prog.seen / prog.seconds).toFixed(0)} img/s`);
+    if (o.interrupted?.() && prog.step < stepsPerEpoch) {
+      o.progress.stop();
+      saveCheckpoint(s, o.outDir, false);
+      o.log(`interrupted at epoch ${epoch + 1}, step ${prog.step}/${stepsPerEpoch}: checkpoint saved; continue with --resume`);
+      return { interrupted: true, dataWait };
     }
   }
-  return { state: s, interrupted: false, rows };
+  o.progress.stop();
+  await r.trace(epoch + 1, (epoch + 1) * stepsPerEpoch);
+  return { interrupted: false, dataWait };
+}
+
+/** Population statistics for this epoch: FrozenBN's fixed ones, or a PreciseBN pass when due. Returns its seconds (null: none ran). */
+async function estimatePopulation(r: Run, epoch: number): Promise<number | null> {
+  const { cfg, s } = r;
+  const last = epoch + 1 === cfg.epochs;
+  if (epoch >= r.frozenFrom) {
+    // FrozenBN: the population statistics are the fixed ones training normalizes with.
+    disposePopulation(s.precise);
+    s.precise = clonePopulation(s.frozen!);
+    return null;
+  }
+  if (!cfg.precise.enabled || ((epoch + 1) % cfg.precise.every !== 0 && !last)) return null;
+  const t = performance.now();
+  const stats = await estimatePrecise(s.net, s.params, r.data.train, cfg, preciseRequest(cfg, epoch), r.o.progress);
+  disposePopulation(s.precise);
+  s.precise = stats;
+  return (performance.now() - t) / 1000;
+}
+
+/** The epoch's evaluations, as { metrics column: error % }: each a statistics mode on a split. */
+async function evaluateModes(r: Run, epoch: number, preciseRan: boolean): Promise<Partial<MetricsRow>> {
+  const { cfg, data, s, o } = r;
+  const frozen = epoch >= r.frozenFrom;
+  const jobs: { column: string; split: 'train' | 'val'; m: ModeStats; order?: Int32Array; label?: string }[] = [];
+  if (!frozen) jobs.push({ column: MODES.ema.valColumn, split: 'val', m: { mode: 'ema', population: emaStats(s) } });
+  if (s.precise && (frozen || preciseRan)) jobs.push({ column: MODES.precise.valColumn, split: 'val', m: { mode: frozen ? 'frozen' : 'precise', population: s.precise } });
+  if (cfg.eval.minibatch) jobs.push({ column: MODES.minibatch.valColumn, split: 'val', m: { mode: 'minibatch', nbs: cfg.bn.nbs } });
+  if (cfg.eval.train_minibatch) {
+    const subset = permutation(data.train.n, cfg.seed, 0x7472).subarray(0, Math.min(cfg.eval.train_minibatch_samples, data.train.n));
+    jobs.push({ column: MODES.minibatch.trainColumn!, split: 'train', m: { mode: 'minibatch', nbs: cfg.bn.nbs }, order: subset, label: 'train NBS' });
+  }
+  const errs: Partial<MetricsRow> = {};
+  for (const j of jobs) errs[j.column as keyof MetricsRow] = await evaluateWith(s.net, s.params, data[j.split], cfg, j.m, { progress: o.progress, order: j.order, label: j.label });
+  return errs;
+}
+
+/** PreciseBN, evaluation under each statistics mode, one CSV row, a checkpoint, a log line. */
+async function endOfEpoch(r: Run, epoch: number, t: EpochTraining): Promise<MetricsRow> {
+  const { cfg, data, s, o, paths } = r;
+  const prog = s.meta.progress;
+  const last = epoch + 1 === cfg.epochs;
+  const frozen = epoch >= r.frozenFrom;
+  const tEnd = performance.now();
+  const preciseSeconds = await estimatePopulation(r, epoch);
+  const evalDue = (epoch + 1) % cfg.eval.every === 0 || last;
+  const errs = evalDue ? await evaluateModes(r, epoch, preciseSeconds !== null) : {};
+  const row: MetricsRow = {
+    epoch: epoch + 1,
+    lr: learningRate(cfg.optim, epoch, cfg.epochs),
+    train_loss: prog.lossSum / prog.seen,
+    train_err: (100 * prog.errors) / prog.seen,
+    val_err_ema: null,
+    val_err_precise: null,
+    epoch_seconds: prog.seconds + (performance.now() - tEnd) / 1000,
+    train_images_per_s: prog.seen / prog.seconds,
+    precise_seconds: preciseSeconds,
+    train_err_nbs: null,
+    val_err_minibatch: null,
+    bn_mode: frozen ? 'frozen' : 'batch',
+    ...errs,
+  };
+  checkFinite(s, `epoch ${epoch + 1}`);
+  appendMetrics(paths.metrics, row);
+  s.meta.history = [...(s.meta.history ?? []), metricsCells(row)];
+  s.meta.epoch = epoch + 1;
+  s.meta.progress = emptyProgress();
+  if ((epoch + 1) % cfg.checkpoint_every === 0 || last) saveCheckpoint(s, o.outDir, true);
+  o.log(epochLine(cfg, row, frozen, t.dataWait));
+  for (const [k, sp] of [['train', data.train], ['val', data.val]] as const) {
+    const bad = sp.failures?.() ?? [];
+    if (bad.length) o.log(`  ${bad.length} unreadable ${k} images skipped so far (replaced by the next readable one), e.g. ${bad[0].file}: ${bad[0].error}`);
+  }
+  return row;
+}
+
+function epochLine(cfg: Config, row: MetricsRow, frozen: boolean, dataWait: number): string {
+  const pct = (v: number | string | null) => (v === null ? '-' : `${Number(v).toFixed(2)}%`);
+  const extra = [row.val_err_minibatch !== null ? `mini-batch ${pct(row.val_err_minibatch)}` : '', row.train_err_nbs !== null ? `train(NBS) ${pct(row.train_err_nbs)}` : ''].filter(Boolean).join('  ');
+  const waitNote = dataWait > 0 ? `  (data wait ${(dataWait / 1000).toFixed(1)} s)` : '';
+  return (
+    `epoch ${row.epoch}/${cfg.epochs}  lr ${Number(row.lr).toFixed(4)}  loss ${Number(row.train_loss).toFixed(4)}  train_err ${pct(row.train_err)}  ` +
+    `val_err EMA ${pct(row.val_err_ema)}  ${frozen ? 'FrozenBN' : 'PreciseBN'} ${pct(row.val_err_precise)}${extra ? '  ' + extra : ''}  ${Number(row.train_images_per_s).toFixed(0)} img/s  ${Number(row.epoch_seconds).toFixed(1)} s${waitNote}`
+  );
 }
 
 /** Free every tensor a run state holds (tests and benchmarks build several in one process). */
 export function disposeState(s: RunState): void {
   for (const v of [...s.params.values(), ...s.velocity.values()]) v.dispose();
   for (const e of s.ema.values()) tf.dispose([e.mean, e.variance]);
-  disposeStats(s.precise);
-  disposeStats(s.frozen);
+  disposePopulation(s.precise);
+  disposePopulation(s.frozen);
 }

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/backend/index.js';
 import { validateConfig } from '../../src/config/load.js';
 import { createState } from '../../src/train/state.js';
-import { crossEntropy } from '../../src/train/step.js';
+import { crossEntropy } from '../../src/nn/loss.js';
 const r = await initBackend('wasm', Number(process.env.T ?? 2));
 console.error(r.reason);
 const cfg = validateConfig({ model: { depth: 14, width: 8, zero_init_last_gamma: false }, bn: { nbs: 4 } });

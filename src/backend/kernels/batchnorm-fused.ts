@@ -14,10 +14,10 @@ import { fileURLToPath } from 'node:url';
 import { findBackend, registerKernel, unregisterKernel, getKernel, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../native-addon.js';
 import { offsetOf, type WasmHeapBackend } from './heap.js';
+import { BN_FORWARD, BN_BACKWARD, BN_APPLY } from './names.js';
 
-export const BN_FORWARD = 'BnlabBNForward';
-export const BN_BACKWARD = 'BnlabBNBackward';
-export const BN_APPLY = 'BnlabBNApply';
+export { BN_FORWARD, BN_BACKWARD, BN_APPLY };
+
 const NAMES = [BN_FORWARD, BN_BACKWARD, BN_APPLY];
 
 interface Exports {

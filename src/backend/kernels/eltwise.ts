@@ -9,11 +9,10 @@ import { backend_util, getKernel, registerKernel, unregisterKernel, type KernelC
 import { shared } from '@tensorflow/tfjs-backend-cpu';
 import type { NativeAddon } from '../native-addon.js';
 import { heapBackend, heapOf, offsetOf, sizeOf } from './heap.js';
+import { ADD_RELU, RELU_GRAD, GAP, GAP_GRAD } from './names.js';
 
-export const ADD_RELU = 'BnlabAddRelu';
-export const RELU_GRAD = 'BnlabReluGrad';
-export const GAP = 'BnlabGAP';
-export const GAP_GRAD = 'BnlabGAPGrad';
+export { ADD_RELU, RELU_GRAD, GAP, GAP_GRAD };
+
 
 function binary(run: (heap: Uint8Array, a: number, b: number, out: number, n: number) => void): KernelFunc {
   return (({ inputs, backend }) => {

@@ -8,9 +8,10 @@
 import { getKernel, registerKernel, unregisterKernel, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../native-addon.js';
 import { heapBackend, heapOf, offsetOf, sizeOf } from './heap.js';
+import { SGD_KERNEL, EMA_KERNEL } from './names.js';
 
-export const SGD_KERNEL = 'BnlabSGD';
-export const EMA_KERNEL = 'BnlabEMA';
+export { SGD_KERNEL, EMA_KERNEL };
+
 
 export function setFusedSGD(addon: NativeAddon | null, backendName = 'wasm'): void {
   if (getKernel(SGD_KERNEL, backendName) != null) unregisterKernel(SGD_KERNEL, backendName);

@@ -9,23 +9,44 @@ import { prefetch } from '../data/prefetch.js';
 import type { BNContext, LayerStats, Observation } from '../nn/batchnorm.js';
 import type { Batch } from '../data/loader.js';
 import type { Network } from '../nn/resnet.js';
-import { StatsAccumulator, type Estimator, type PopulationStats } from './aggregate.js';
+import type { Config } from '../config/schema.js';
+import { microBatch } from '../config/schema.js';
+import type { Progress } from '../util/progress.js';
+import { createEstimator, type Estimator, type PopulationStats } from './estimators.js';
+import { toPopulation, type Population } from './population.js';
 
-export interface PreciseOptions {
+/** One PreciseBN estimate: which samples, in what batches, aggregated how. */
+export interface PreciseRequest {
   samples: number; // N
   batchSize: number; // B
   estimator: Estimator;
-  eps: number;
   /** Apply the dataset's training augmentation to the samples. */
   augment: boolean;
   seed: number;
   epoch: number;
-  /** Samples per forward pass (rounded down to a multiple of B, at least B). */
-  forwardBatch: number;
   /** Use exactly these samples (default: N drawn without replacement from seed and epoch). */
   indices?: Int32Array;
+}
+
+/** How the passes run (no effect on the result but memory and progress). */
+export interface PreciseRuntime {
+  eps: number;
+  /** Samples per forward pass (rounded down to a multiple of B, at least B). */
+  forwardBatch: number;
   onProgress?: (done: number, total: number) => void;
 }
+
+type PreciseOptions = PreciseRequest & PreciseRuntime;
+
+/** The request a run's config makes at the end of an epoch (the trainer and FrozenBN's switch). */
+export const preciseRequest = (cfg: Config, epoch: number): PreciseRequest => ({
+  samples: cfg.precise.samples,
+  batchSize: cfg.precise.batch_size,
+  estimator: cfg.precise.estimator,
+  augment: cfg.precise.augment,
+  seed: cfg.seed,
+  epoch,
+});
 
 /** The samples as forward passes of `per`, loaded ahead. */
 function passes(set: Split, indices: Int32Array, per: number, o: PreciseOptions): AsyncGenerator<Batch> {
@@ -44,12 +65,13 @@ function observe(net: Network, params: ReadonlyMap<string, tf.Tensor>, b: Batch,
 }
 
 /** Population statistics per BN layer in float64, from N samples of `set`. */
-export async function preciseBNStats(net: Network, params: ReadonlyMap<string, tf.Tensor>, set: Split, o: PreciseOptions): Promise<Map<string, PopulationStats>> {
+export async function preciseBNStats(net: Network, params: ReadonlyMap<string, tf.Tensor>, set: Split, r: PreciseRequest, run: PreciseRuntime): Promise<Map<string, PopulationStats>> {
+  const o: PreciseOptions = { ...r, ...run };
   const indices = o.indices ?? preciseSamples(set.n, o.samples, o.seed, o.epoch);
   const n = indices.length;
   if (o.batchSize >= n) return exactFullBatch(net, params, set, indices, o);
   const per = Math.max(o.batchSize, Math.floor(o.forwardBatch / o.batchSize) * o.batchSize);
-  const acc = new Map(net.bnLayers.map((l) => [l.name, new StatsAccumulator(l.channels)]));
+  const acc = new Map(net.bnLayers.map((l) => [l.name, createEstimator(o.estimator, l.channels)]));
   let done = 0;
   for await (const b of passes(set, indices, per, o)) {
     const observed = observe(net, params, b, { source: 'batch', nbs: o.batchSize, eps: o.eps, observe: true });
@@ -64,7 +86,7 @@ export async function preciseBNStats(net: Network, params: ReadonlyMap<string, t
     done += b.n;
     o.onProgress?.(done, n);
   }
-  return new Map([...acc].map(([k, a]) => [k, a.result(o.estimator)]));
+  return new Map([...acc].map(([k, a]) => [k, a.result()]));
 }
 
 /**
@@ -83,7 +105,7 @@ async function exactFullBatch(net: Network, params: ReadonlyMap<string, tf.Tenso
   const total = n * net.bnLayers.length;
   try {
     for (const [k, layer] of net.bnLayers.entries()) {
-      const acc = new StatsAccumulator(layer.channels);
+      const acc = createEstimator('pooled', layer.channels);
       let done = 0;
       for await (const b of passes(set, indices, per, o)) {
         for (const ob of observe(net, params, b, { source: 'batch', nbs: b.n, eps: o.eps, observe: true, fixed })) {
@@ -94,12 +116,12 @@ async function exactFullBatch(net: Network, params: ReadonlyMap<string, tf.Tenso
         done += b.n;
         o.onProgress?.(k * n + done, total);
       }
-      const stats = acc.result('pooled');
+      const stats = acc.result();
       out.set(layer.name, stats);
       // One batch of N normalizes with its biased variance: fix the layer with exactly that.
       const c = acc.count;
       const biased = { mean: stats.mean, variance: stats.variance.map((v) => (v * (c - 1)) / c) };
-      fixed.set(layer.name, toLayerStats(new Map([[layer.name, biased]])).get(layer.name)!);
+      fixed.set(layer.name, toPopulation(new Map([[layer.name, biased]])).get(layer.name)!);
     }
   } finally {
     for (const s of fixed.values()) (s.mean.dispose(), s.variance.dispose());
@@ -111,6 +133,17 @@ async function exactFullBatch(net: Network, params: ReadonlyMap<string, tf.Tenso
 export const preciseSamples = (total: number, samples: number, seed: number, epoch: number) =>
   sampleWithoutReplacement(total, Math.min(samples, total), seed * 1000003 + epoch);
 
-export function toLayerStats(stats: Map<string, PopulationStats>): Map<string, LayerStats> {
-  return new Map([...stats].map(([k, v]) => [k, { mean: tf.tensor1d(Float32Array.from(v.mean)), variance: tf.tensor1d(Float32Array.from(v.variance)) }]));
+/** PreciseBN population statistics as tensors (the caller disposes them), with progress. */
+export async function estimatePrecise(net: Network, params: ReadonlyMap<string, tf.Tensor>, split: Split, cfg: Config, r: PreciseRequest, progress?: Progress): Promise<Population> {
+  const n = r.indices?.length ?? Math.min(r.samples, split.n);
+  // B = N is computed exactly, one pass per BN layer.
+  if (r.batchSize >= n) progress?.start(`PreciseBN B=N (${net.bnLayers.length} layers)`, n * net.bnLayers.length);
+  else progress?.start('PreciseBN', n);
+  const stats = await preciseBNStats(net, params, split, r, {
+    eps: cfg.bn.eps,
+    forwardBatch: Math.max(microBatch(cfg), cfg.eval.batch_size),
+    onProgress: (d) => progress?.update(d),
+  });
+  progress?.stop();
+  return toPopulation(stats);
 }
