@@ -2,7 +2,7 @@
 // record 1 label byte + 3072 bytes (1024 R, 1024 G, 1024 B planes, rows of 32). Read whole into memory.
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { ImageSet } from './dataset.js';
+import type { ImageSet } from './types.js';
 
 export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 export const CIFAR10_TRAIN = [1, 2, 3, 4, 5].map((k) => `data_batch_${k}.bin`);

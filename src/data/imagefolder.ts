@@ -12,7 +12,7 @@ import { evalPlan, trainPlan, type RrcOptions } from './augment.js';
 import { corrupt, type Corruption } from './corrupt.js';
 import { decodePool } from './decode-pool.js';
 import type { Batch } from './loader.js';
-import type { Split } from './dataset.js';
+import type { Split } from './types.js';
 import { Rng } from '../util/rng.js';
 import { createProgress } from '../util/progress.js';
 

@@ -1,18 +1,11 @@
 // Deterministic batching and augmentation in plain JS: the order and every crop/flip are functions of
 // (seed, epoch, image index) only, so runs are reproducible and a resumed run sees the same batches.
-import type { ImageSet } from './dataset.js';
+import type { Batch, ImageSet } from './types.js';
 import { hashSeed, mulberry32 } from '../util/rng.js';
 
 export { hashSeed, mulberry32 };
 
-export interface Batch {
-  x: Float32Array; // NHWC, (pixel/255 - mean[c]) / std[c]
-  y: Int32Array;
-  n: number;
-  height: number;
-  width: number;
-  channels: number;
-}
+export type { Batch } from './types.js';
 
 export interface BatchOptions {
   augment: boolean;
