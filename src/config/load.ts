@@ -1,6 +1,6 @@
 // Config files -> validated Config: YAML parse, --set overrides, schema validation, and error
 // messages that name the key path and, for a typo, the nearest valid key.
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { closest, distance } from 'fastest-levenshtein';
 import { z } from 'zod';
@@ -56,8 +56,18 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], source: string): stri
 export function applyOverride(raw: Obj, assignment: string): void {
   const eq = assignment.indexOf('=');
   if (eq <= 0) throw new ConfigError(`--set '${assignment}': expected key.path=value, e.g. --set optim.batch_size=512`);
-  const path = assignment.slice(0, eq).trim().split('.');
-  const value = parseYaml(assignment.slice(eq + 1));
+  const key = assignment.slice(0, eq).trim();
+  const path = key.split('.');
+  // Keys that would reach Object.prototype instead of the config.
+  const bad = path.find((k) => k === '__proto__' || k === 'constructor' || k === 'prototype' || k === '');
+  if (bad !== undefined) throw new ConfigError(`--set '${assignment}': '${bad || '(empty)'}' is not a config key; see every key with: bnlab config`);
+  let value: unknown;
+  try {
+    value = parseYaml(assignment.slice(eq + 1));
+  } catch (e) {
+    const why = (e as Error).message.split('\n')[0];
+    throw new ConfigError(`--set ${key}: the value '${assignment.slice(eq + 1)}' is not valid YAML (${why}); quote a string (--set '${key}="..."'), write lists as [a, b]`);
+  }
   for (let d = 0; d < path.length; d++) {
     const shape = shapeAt(path.slice(0, d));
     if (shape && !(path[d] in shape)) {
@@ -81,9 +91,15 @@ export function validateConfig(raw: unknown, source = 'config'): Config {
 
 export function readConfigFile(path: string): Obj {
   if (!existsSync(path)) throw new ConfigError(`config file not found: ${path} (ready configs live in configs/, e.g. configs/quick.yaml)`);
+  if (statSync(path).isDirectory()) throw new ConfigError(`config ${path} is a directory; pass a YAML file (e.g. ${path.replace(/\/$/, '')}/base.yaml)`);
+  const bytes = readFileSync(path);
+  // UTF-16 (a BOM, or NUL bytes between ASCII characters) parses as garbage: say what it is.
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff) || bytes.subarray(0, 200).includes(0)) {
+    throw new ConfigError(`config ${path} is not UTF-8 text (it looks like UTF-16); save it as UTF-8`);
+  }
   let doc: unknown;
   try {
-    doc = parseYaml(readFileSync(path, 'utf8'));
+    doc = parseYaml(bytes.toString('utf8'));
   } catch (e) {
     throw new ConfigError(`config ${path} is not valid YAML: ${(e as Error).message}`);
   }

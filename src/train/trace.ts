@@ -5,6 +5,7 @@ import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs
 import * as tf from '@tensorflow/tfjs-core';
 import { stringify } from 'csv-stringify/sync';
 import { parse } from 'csv-parse/sync';
+import { ConfigError } from '../config/load.js';
 import { microBatch, type Config } from '../config/schema.js';
 import type { Split } from '../data/dataset.js';
 import { sampleWithoutReplacement } from '../data/loader.js';
@@ -13,9 +14,13 @@ import type { RunState } from './state.js';
 
 export const TRACE_COLUMNS = ['epoch', 'iter', 'layer', 'channel', 'kind', 'value'] as const;
 
-export function checkTraceConfig(cfg: Config, layers: readonly string[]): void {
+export function checkTraceConfig(cfg: Config, layers: readonly { name: string; channels: number }[]): void {
+  const names = layers.map((l) => l.name);
   for (const l of cfg.trace.layers) {
-    if (!layers.includes(l)) throw new Error(`trace.layers: no BN layer '${l}' in this model (layers: ${layers.slice(0, 6).join(', ')}, ...)`);
+    const layer = layers.find((x) => x.name === l);
+    if (!layer) throw new ConfigError(`trace.layers: no BN layer '${l}' in this model (layers: ${names.slice(0, 6).join(', ')}, ...)`);
+    const beyond = cfg.trace.channels.filter((c) => c >= layer.channels);
+    if (beyond.length) throw new ConfigError(`trace.channels: channel ${beyond[0]} does not exist in BN layer '${l}', which has ${layer.channels} channels (0..${layer.channels - 1})`);
   }
 }
 
