@@ -48,3 +48,13 @@ describe('config files', () => {
     expect(() => readConfigFile(u16)).toThrow(/looks like UTF-16\); save it as UTF-8/);
   });
 });
+
+describe('Slurm scripts', () => {
+  it('a newline in --partition or a sweep out is refused before any file is written', async () => {
+    const { slurmScript, checkSlurmValues } = await import('../src/sweep/slurm.js');
+    expect(() => checkSlurmValues({ '--partition': 'gpu\ntouch /tmp/pwned' })).toThrow(/--partition "gpu\\ntouch \/tmp\/pwned" contains a control character/);
+    const sweep = { out: join(dir, 'sw\nrm -rf x'), file: 's.yaml', base: [] } as unknown as Parameters<typeof slurmScript>[0];
+    expect(() => slurmScript(sweep, [], 'list', { gpusPerTask: 0, cwd: dir })).toThrow(/sweep out .* contains a control character/);
+    expect(checkSlurmValues({ ok: '/scratch/my runs/a-b_c.1' })).toBeUndefined();
+  });
+});

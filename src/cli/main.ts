@@ -11,6 +11,14 @@ import { registerEval } from './eval.js';
 import { registerTrain } from './train.js';
 import { registerSweep } from './sweep.js';
 
+// `bnlab sweep ... | head`: the reader went away; stop quietly as other command-line tools do.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+}
+
 const program = new Command('bnlab')
   .description('A lab for BatchNorm research: which "batch" BatchNorm normalizes over, and how population statistics are estimated')
   .showHelpAfterError();

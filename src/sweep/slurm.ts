@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { ConfigError } from '../config/load.js';
 import { BNLAB_BIN } from './local.js';
 import type { Sweep, SweepRun } from './spec.js';
 
@@ -22,7 +23,21 @@ export interface SlurmOptions {
 /** Single-quote for bash unless the word is plainly safe. */
 export const shq = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
+/**
+ * Values written into #SBATCH lines, comments and the tab-separated runs list: a newline there
+ * would end the line and run the rest as a command, so control characters are refused outright.
+ */
+export function checkSlurmValues(values: Record<string, string | undefined>): void {
+  for (const [what, v] of Object.entries(values)) {
+    if (v === undefined) continue;
+    const bad = /[\u0000-\u001f\u007f]/.exec(v);
+    if (bad) throw new ConfigError(`${what} ${JSON.stringify(v)} contains a control character (code ${bad[0].charCodeAt(0)}); it would break the sbatch script. Use a plain name or path`);
+  }
+}
+
 export function slurmScript(sweep: Sweep, runs: SweepRun[], listFile: string, o: SlurmOptions): string {
+  checkSlurmValues({ 'sweep out': sweep.out, '--partition': o.partition, '--time': o.time, 'working directory': o.cwd, 'sweep file': sweep.file, 'runs list': listFile });
+  for (const r of runs) checkSlurmValues({ 'run name': r.name, ...Object.fromEntries(r.sets.map((x, i) => [`--set #${i + 1} of ${r.name}`, x])) });
   const head = [
     `#SBATCH --job-name=bnlab-${basename(sweep.out)}`,
     `#SBATCH --array=0-${runs.length - 1}${o.jobs ? `%${o.jobs}` : ''}`,
@@ -60,11 +75,12 @@ exec "$NODE" ${shq(BNLAB_BIN)} train ${config}"\${args[@]}" \${threads[@]+"\${th
 
 /** Writes <out>/sweep.sbatch and <out>/sweep.runs for the given (unfinished) runs. */
 export function writeSlurm(sweep: Sweep, runs: SweepRun[], o: SlurmOptions): { script: string; list: string } {
-  mkdirSync(join(sweep.out, 'logs'), { recursive: true });
   const list = join(sweep.out, 'sweep.runs');
   const script = join(sweep.out, 'sweep.sbatch');
+  const text = slurmScript(sweep, runs, list, o); // validates every value before anything is written
+  mkdirSync(join(sweep.out, 'logs'), { recursive: true });
   writeFileSync(list, runs.map((r) => `${r.name}\t${r.cfg.epochs}\t${r.sets.map((s) => `--set ${shq(s)}`).join(' ')}\n`).join(''));
-  writeFileSync(script, slurmScript(sweep, runs, list, o), { mode: 0o755 });
+  writeFileSync(script, text, { mode: 0o755 });
   return { script, list };
 }
 
