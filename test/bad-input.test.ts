@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { applyOverride, ConfigError, readConfigFile } from '../src/config/load.js';
+import { applyOverride, ConfigError, loadConfig, readConfigFile } from '../src/config/load.js';
 
 const BIN = join(__dirname, '..', 'bin', 'bnlab.js');
 const dir = mkdtempSync(join(tmpdir(), 'bnlab-bad-'));
@@ -35,7 +35,17 @@ describe('--set values', () => {
     const r = run(['train', '--set', 'data.name=synthetic', '--set', 'model.width=4', '--set', 'trace.layers=[stem.bn]', '--set', 'trace.channels=[0,999]', '--out', join(dir, 'trace'), '--quiet']);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("trace.channels: channel 999 does not exist in BN layer 'stem.bn', which has 4 channels");
+    expect(existsSync(join(dir, 'trace'))).toBe(false);
   }, 60_000);
+
+  it('trace.channels is checked at config load against every traced layer (sweeps refuse it up front)', () => {
+    expect(() => loadConfig(undefined, ['model.width=8', 'trace.layers=[stem.bn, s3.b1.bn2]', 'trace.channels=[20]'])).toThrow(
+      /trace\.channels: channel 20 does not exist in BN layer 'stem\.bn', which has 8 channels \(0\.\.7\)/,
+    );
+    // s3 has 4x the width: channel 20 exists there
+    expect(loadConfig(undefined, ['model.width=8', 'trace.layers=[s3.b1.bn2]', 'trace.channels=[20]']).trace.channels).toEqual([20]);
+    expect(() => loadConfig(undefined, ['trace.layers=[stem.bnn]'])).toThrow(/trace\.layers: no BN layer 'stem\.bnn'/);
+  });
 });
 
 describe('config files', () => {

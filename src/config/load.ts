@@ -5,6 +5,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { closest, distance } from 'fastest-levenshtein';
 import { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
+import { checkTraceConfig } from '../train/trace.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -86,6 +87,11 @@ export function validateConfig(raw: unknown, source = 'config'): Config {
   if (raw !== undefined && raw !== null && !isObj(raw)) throw new ConfigError(`invalid config (${source}): the top level must be a mapping of keys`);
   const r = configSchema.safeParse(raw ?? {});
   if (!r.success) throw new ConfigError(formatIssues(r.error.issues, source));
+  try {
+    checkTraceConfig(r.data); // against the model's BN layers, before any run folder exists
+  } catch (e) {
+    throw new ConfigError(`invalid config (${source}):\n  ${(e as Error).message}`);
+  }
   return r.data;
 }
 

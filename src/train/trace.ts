@@ -5,22 +5,29 @@ import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs
 import * as tf from '@tensorflow/tfjs-core';
 import { stringify } from 'csv-stringify/sync';
 import { parse } from 'csv-parse/sync';
-import { ConfigError } from '../config/load.js';
 import { microBatch, type Config } from '../config/schema.js';
 import type { Split } from '../data/dataset.js';
 import { sampleWithoutReplacement } from '../data/loader.js';
 import type { Observation } from '../nn/batchnorm.js';
+import { buildNetwork } from '../nn/resnet.js';
 import type { RunState } from './state.js';
 
 export const TRACE_COLUMNS = ['epoch', 'iter', 'layer', 'channel', 'kind', 'value'] as const;
 
-export function checkTraceConfig(cfg: Config, layers: readonly { name: string; channels: number }[]): void {
-  const names = layers.map((l) => l.name);
+/**
+ * trace.layers must be BN layers of cfg.model and trace.channels must exist in each of them. BN
+ * channel counts depend only on cfg.model, so this runs at config validation (validateConfig
+ * turns the Error into a ConfigError), before a run folder or a sweep exists.
+ */
+export function checkTraceConfig(cfg: Config, layers?: readonly (string | { name: string; channels: number })[]): void {
+  if (!cfg.trace.layers.length) return;
+  const model = buildNetwork(cfg.model, 3, 1).bnLayers; // specs only: no tensors
+  const known = (layers ?? model).map((l) => (typeof l === 'string' ? (model.find((m) => m.name === l) ?? { name: l, channels: Infinity }) : l));
   for (const l of cfg.trace.layers) {
-    const layer = layers.find((x) => x.name === l);
-    if (!layer) throw new ConfigError(`trace.layers: no BN layer '${l}' in this model (layers: ${names.slice(0, 6).join(', ')}, ...)`);
-    const beyond = cfg.trace.channels.filter((c) => c >= layer.channels);
-    if (beyond.length) throw new ConfigError(`trace.channels: channel ${beyond[0]} does not exist in BN layer '${l}', which has ${layer.channels} channels (0..${layer.channels - 1})`);
+    const layer = known.find((x) => x.name === l);
+    if (!layer) throw new Error(`trace.layers: no BN layer '${l}' in this model (layers: ${known.slice(0, 6).map((x) => x.name).join(', ')}, ...)`);
+    const beyond = cfg.trace.channels.find((c) => c >= layer.channels);
+    if (beyond !== undefined) throw new Error(`trace.channels: channel ${beyond} does not exist in BN layer '${l}', which has ${layer.channels} channels (0..${layer.channels - 1}); pick channels below ${layer.channels} or trace a wider layer`);
   }
 }
 
