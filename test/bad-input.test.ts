@@ -23,6 +23,15 @@ describe('--set values', () => {
     expect(({} as Record<string, unknown>).x).toBeUndefined();
   });
 
+  it('a __proto__ key in a config file is refused (it would slip past the strict schema)', () => {
+    const f = join(dir, 'proto.yaml');
+    writeFileSync(f, 'optim:\n  __proto__:\n    base_lr: 7\n');
+    expect(() => readConfigFile(f)).toThrow(`config ${f}: 'optim.__proto__' is not a config key`);
+    writeFileSync(f, '__proto__:\n  epochs: 7\n');
+    expect(() => loadConfig(f)).toThrow(/'__proto__' is not a config key/);
+    expect(({} as Record<string, unknown>).epochs).toBeUndefined();
+  });
+
   it('through the CLI: exit 2, no stack, no run folder', () => {
     const out = join(dir, 'never');
     const r = run(['train', '--set', 'epochs=[', '--out', out]);
@@ -48,15 +57,71 @@ describe('--set values', () => {
   });
 });
 
+describe('free strings in the config', () => {
+  it('a 50 MB name is refused with its length, before any run folder exists', () => {
+    const big = join(dir, 'big.yaml');
+    writeFileSync(big, `name: ${'a'.repeat(50_000_000)}\n`);
+    const out = join(dir, 'big-run');
+    const r = run(['train', '-c', big, '--out', out]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('name: at most 100 characters (this one has 50000000)');
+    expect(r.stderr.length).toBeLessThan(2000);
+    expect(existsSync(out)).toBe(false);
+    rmSync(big);
+  }, 60_000);
+
+  it.each([
+    ['name=..', /name: a folder name: letters, digits, _ \. - \(not \. or \.\.\)/],
+    ['name=a/b', /name: a folder name/],
+    ['data.path="a\\nb"', /data\.path: must not contain control characters/],
+    [`data.cache_dir=${'x'.repeat(5000)}`, /data\.cache_dir: at most 4096 characters \(this one has 5000\)/],
+  ])('--set %s is refused by the schema', (set, msg) => {
+    expect(() => loadConfig(undefined, [set])).toThrow(ConfigError);
+    expect(() => loadConfig(undefined, [set])).toThrow(msg);
+  });
+
+  it('a huge bad --set value is clipped in the message', () => {
+    let msg = '';
+    try {
+      applyOverride({}, `epochs=[${'1,'.repeat(100_000)}`);
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toMatch(/--set epochs: the value '\[1,1,.*\.\.\. \(200001 characters\)' is not valid YAML/);
+    expect(msg.length).toBeLessThan(400);
+  });
+});
+
 describe('config files', () => {
   it('a directory and a UTF-16 file are named as such', () => {
     const d = join(dir, 'cfgs');
     mkdirSync(d, { recursive: true });
-    expect(() => readConfigFile(d)).toThrow(/is a directory; pass a YAML file/);
+    expect(() => readConfigFile(d)).toThrow(/is a directory; pass a YAML file$/);
+    writeFileSync(join(d, 'b.yaml'), 'epochs: 1\n');
+    expect(() => readConfigFile(d)).toThrow(`config ${d} is a directory; pass a YAML file, e.g. ${join(d, 'b.yaml')}`);
+    const out = join(dir, 'dir-run');
+    const r = run(['train', '-c', d, '--out', out]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('is a directory; pass a YAML file');
+    expect(r.stderr).not.toContain('EISDIR');
+    expect(existsSync(out)).toBe(false);
     const u16 = join(dir, 'u16.yaml');
     writeFileSync(u16, Buffer.from('\ufeffepochs: 2\n', 'utf16le'));
+    expect(() => readConfigFile(u16)).toThrow(`config ${u16} is not UTF-8 text (it looks like UTF-16); save it as UTF-8`);
+    const be = Buffer.from('\ufeffepochs: 2\n', 'utf16le').swap16(); // UTF-16BE with its BOM
+    writeFileSync(u16, be);
     expect(() => readConfigFile(u16)).toThrow(/looks like UTF-16\); save it as UTF-8/);
-  });
+    writeFileSync(u16, Buffer.from('epochs: 2\n', 'utf16le')); // no BOM: NUL bytes give it away
+    expect(() => readConfigFile(u16)).toThrow(/looks like UTF-16\); save it as UTF-8/);
+    const r16 = run(['train', '-c', u16, '--out', out]);
+    expect(r16.status).toBe(2);
+    expect(r16.stderr).toContain('save it as UTF-8');
+    expect(r16.stderr).not.toContain('top level must be a mapping');
+    expect(existsSync(out)).toBe(false);
+    // UTF-8 (with or without a BOM) still reads
+    writeFileSync(u16, '\ufeffepochs: 2\n');
+    expect(readConfigFile(u16)).toEqual({ epochs: 2 });
+  }, 60_000);
 });
 
 describe('Slurm scripts', () => {

@@ -1,6 +1,7 @@
 // Config files -> validated Config: YAML parse, --set overrides, schema validation, and error
 // messages that name the key path and, for a typo, the nearest valid key.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { closest, distance } from 'fastest-levenshtein';
 import { z } from 'zod';
@@ -15,6 +16,8 @@ export class ConfigError extends Error {
 }
 
 type Obj = Record<string, unknown>;
+/** A value as shown in a message: a 50 MB --set value must not come back as a 50 MB error. */
+const clip = (s: string, n = 80) => (s.length > n ? `${s.slice(0, n - 3)}... (${s.length} characters)` : s);
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Unwrap defaults/prefaults/nullables until an object schema (or anything else) is reached. */
@@ -53,21 +56,35 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], source: string): stri
   return `invalid config (${source}):\n  ${lines.join('\n  ')}\nSee every key, its type and default with: bnlab config`;
 }
 
+/** Keys that would reach an object's prototype instead of the config (never config keys). */
+const PROTO_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** The first prototype key anywhere in a parsed document, as a dotted path. */
+function protoKey(v: unknown, prefix = ''): string | undefined {
+  if (!isObj(v)) return undefined;
+  for (const k of Object.keys(v)) {
+    const at = prefix ? `${prefix}.${k}` : k;
+    const found = PROTO_KEYS.has(k) ? at : protoKey(v[k], at);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 /** Parse a `--set key.path=value` override; the value is read as YAML (numbers, booleans, lists, null). */
 export function applyOverride(raw: Obj, assignment: string): void {
   const eq = assignment.indexOf('=');
-  if (eq <= 0) throw new ConfigError(`--set '${assignment}': expected key.path=value, e.g. --set optim.batch_size=512`);
+  if (eq <= 0) throw new ConfigError(`--set '${clip(assignment)}': expected key.path=value, e.g. --set optim.batch_size=512`);
   const key = assignment.slice(0, eq).trim();
   const path = key.split('.');
   // Keys that would reach Object.prototype instead of the config.
-  const bad = path.find((k) => k === '__proto__' || k === 'constructor' || k === 'prototype' || k === '');
-  if (bad !== undefined) throw new ConfigError(`--set '${assignment}': '${bad || '(empty)'}' is not a config key; see every key with: bnlab config`);
+  const bad = path.find((k) => PROTO_KEYS.has(k) || k === '');
+  if (bad !== undefined) throw new ConfigError(`--set '${clip(assignment)}': '${bad || '(empty)'}' is not a config key; see every key with: bnlab config`);
   let value: unknown;
   try {
     value = parseYaml(assignment.slice(eq + 1));
   } catch (e) {
-    const why = (e as Error).message.split('\n')[0];
-    throw new ConfigError(`--set ${key}: the value '${assignment.slice(eq + 1)}' is not valid YAML (${why}); quote a string (--set '${key}="..."'), write lists as [a, b]`);
+    const why = (e as Error).message.split('\n')[0].replace(/:$/, '');
+    throw new ConfigError(`--set ${clip(key)}: the value '${clip(assignment.slice(eq + 1))}' is not valid YAML (${why}); quote a string (--set '${clip(key)}="..."'), write lists as [a, b]`);
   }
   for (let d = 0; d < path.length; d++) {
     const shape = shapeAt(path.slice(0, d));
@@ -97,7 +114,11 @@ export function validateConfig(raw: unknown, source = 'config'): Config {
 
 export function readConfigFile(path: string): Obj {
   if (!existsSync(path)) throw new ConfigError(`config file not found: ${path} (ready configs live in configs/, e.g. configs/quick.yaml)`);
-  if (statSync(path).isDirectory()) throw new ConfigError(`config ${path} is a directory; pass a YAML file (e.g. ${path.replace(/\/$/, '')}/base.yaml)`);
+  if (statSync(path).isDirectory()) {
+    const yamls = readdirSync(path).filter((n) => /\.ya?ml$/.test(n)).sort();
+    const hint = yamls.length ? `, e.g. ${join(path, yamls[0])}` : '';
+    throw new ConfigError(`config ${path} is a directory; pass a YAML file${hint}`);
+  }
   const bytes = readFileSync(path);
   // UTF-16 (a BOM, or NUL bytes between ASCII characters) parses as garbage: say what it is.
   if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff) || bytes.subarray(0, 200).includes(0)) {
@@ -110,6 +131,8 @@ export function readConfigFile(path: string): Obj {
     throw new ConfigError(`config ${path} is not valid YAML: ${(e as Error).message}`);
   }
   if (doc !== null && doc !== undefined && !isObj(doc)) throw new ConfigError(`config ${path}: the top level must be a mapping of keys`);
+  const proto = protoKey(doc);
+  if (proto) throw new ConfigError(`config ${path}: '${proto}' is not a config key (see every key with: bnlab config); remove it`);
   return (doc as Obj) ?? {};
 }
 

@@ -3,6 +3,12 @@
 import { z } from 'zod';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
+// Free strings are bounded and single-line: a 50 MB value would be copied into every checkpoint.
+const text = (max: number) =>
+  z
+    .string()
+    .max(max, { error: (i) => `at most ${max} characters (this one has ${(i.input as string).length})` })
+    .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters (newline, tab, NUL)');
 // prefault({}): an omitted section is parsed as {}, so every key in it takes its default.
 const section = <T extends z.ZodRawShape>(shape: T, doc: string) => z.object(shape).strict().prefault({} as never).describe(doc);
 
@@ -12,8 +18,8 @@ const data = section(
       .enum(['fashion-mnist-mini', 'fashion-mnist', 'mnist', 'cifar10', 'imagefolder', 'synthetic'])
       .default('fashion-mnist-mini')
       .describe('dataset: the Fashion-MNIST subset shipped with bnlab, full Fashion-MNIST or MNIST (IDX files), CIFAR-10 (binary batches), an ImageNet-layout folder (train/<class>/*.JPEG, val/...), or generated data for tests'),
-    path: z.string().nullable().default(null).describe('directory of a full dataset (imagefolder: the root holding train/ and val/); null finds Fashion-MNIST (Debian package dataset-fashion-mnist, env BNLAB_FASHION_MNIST)'),
-    val_labels: z.string().nullable().default(null).describe("imagefolder with a flat val/ (original ILSVRC layout): label file, relative to data.path; lines 'FILE LABEL' or 'FILE,LABEL' (LABEL a class folder name or 0-based sorted index), or one LABEL per line in sorted file order"),
+    path: text(4096).nullable().default(null).describe('directory of a full dataset (imagefolder: the root holding train/ and val/); null finds Fashion-MNIST (Debian package dataset-fashion-mnist, env BNLAB_FASHION_MNIST)'),
+    val_labels: text(4096).nullable().default(null).describe("imagefolder with a flat val/ (original ILSVRC layout): label file, relative to data.path; lines 'FILE LABEL' or 'FILE,LABEL' (LABEL a class folder name or 0-based sorted index), or one LABEL per line in sorted file order"),
     image_size: int(8, 1024).default(224).describe('imagefolder: crop size fed to the network (train RandomResizedCrop, val resize size*256/224 + center crop)'),
     workers: int(0, 256).default(0).describe('imagefolder: decoding threads (images decoded at once); 0 = one per core'),
     decoder: z
@@ -23,7 +29,7 @@ const data = section(
     shrink_on_load: z.boolean().default(true).describe('imagefolder: let the JPEG decoder downscale by 2, 4 or 8 in the DCT domain when the crop is at least that much larger than its output (faster; differs from a direct resize by ~1 grey level)'),
     prefetch: int(1, 64).default(2).describe('SGD steps of data loaded ahead of the one training'),
     on_error: z.enum(['skip', 'fail']).default('skip').describe('an unreadable image: skip (replaced by the next readable one, counted and reported) or fail the run naming the file'),
-    cache_dir: z.string().nullable().default(null).describe('imagefolder: where the file index is cached; null = $XDG_CACHE_HOME/bnlab or ~/.cache/bnlab'),
+    cache_dir: text(4096).nullable().default(null).describe('imagefolder: where the file index is cached; null = $XDG_CACHE_HOME/bnlab or ~/.cache/bnlab'),
     corruption: z
       .object({
         type: z.enum(['contrast', 'gaussian_noise', 'jpeg_compression', 'brightness']).describe('ImageNet-C corruption (Hendrycks & Dietterich)'),
@@ -128,7 +134,7 @@ const evalCfg = section(
 
 const trace = section(
   {
-    layers: z.array(z.string()).default([]).describe("BN layers to trace for Fig. 2, e.g. ['s2.b1.bn1']; empty = no trace"),
+    layers: z.array(text(200)).default([]).describe("BN layers to trace for Fig. 2, e.g. ['s2.b1.bn1']; empty = no trace"),
     channels: z.array(int(0)).default([0]).describe('channels of each traced layer'),
     batches: int(1).default(100).describe('M: batches of the current model whose means are recorded at each trace point'),
     batch_size: int(1).nullable().default(null).describe('batch size of those batches; null = bn.nbs'),
@@ -140,7 +146,7 @@ const trace = section(
 
 export const configSchema = z
   .object({
-    name: z.string().regex(/^[\w.-]+$/, 'use letters, digits, _ . -').default('quick').describe('run name: results go to results/<name>'),
+    name: text(100).regex(/^(?!\.\.?$)[\w.-]+$/, 'a folder name: letters, digits, _ . - (not . or ..)').default('quick').describe('run name: results go to results/<name>'),
     seed: int(0).default(0).describe('seed for initialisation, shuffling, augmentation and PreciseBN samples'),
     epochs: int(1).default(3).describe('training epochs'),
     backend: z.enum(['auto', 'cuda', 'wasm', 'cpu']).default('auto').describe('tfjs backend: auto = cuda if it loads and sees a GPU, else wasm, else cpu'),
