@@ -1,10 +1,12 @@
 // Bad input is refused with a message naming the key or file and the fix, exit 2, nothing written.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { applyOverride, ConfigError, loadConfig, readConfigFile } from '../src/config/load.js';
+import { loadIndex } from '../src/data/imagefolder.js';
+import { className, makeJpegTree } from '../scripts/make-jpeg-tree.js';
 
 const BIN = join(__dirname, '..', 'bin', 'bnlab.js');
 const dir = mkdtempSync(join(tmpdir(), 'bnlab-bad-'));
@@ -71,11 +73,11 @@ describe('free strings in the config', () => {
   }, 60_000);
 
   it.each([
-    ['name=..', /name: a folder name: letters, digits, _ \. - \(not \. or \.\.\)/],
-    ['name=a/b', /name: a folder name/],
-    ['data.path="a\\nb"', /data\.path: must not contain control characters/],
-    [`data.cache_dir=${'x'.repeat(5000)}`, /data\.cache_dir: at most 4096 characters \(this one has 5000\)/],
-  ])('--set %s is refused by the schema', (set, msg) => {
+    ['name=..', 'name=..', /name: a folder name: letters, digits, _ \. - \(not \. or \.\.\)/],
+    ['name=a/b', 'name=a/b', /name: a folder name/],
+    ['a newline in data.path', 'data.path="a\\nb"', /data\.path: must not contain control characters/],
+    ['a 5000-character data.cache_dir', `data.cache_dir=${'x'.repeat(5000)}`, /data\.cache_dir: at most 4096 characters \(this one has 5000\)/],
+  ])('%s is refused by the schema', (_, set, msg) => {
     expect(() => loadConfig(undefined, [set])).toThrow(ConfigError);
     expect(() => loadConfig(undefined, [set])).toThrow(msg);
   });
@@ -121,6 +123,63 @@ describe('config files', () => {
     // UTF-8 (with or without a BOM) still reads
     writeFileSync(u16, '\ufeffepochs: 2\n');
     expect(readConfigFile(u16)).toEqual({ epochs: 2 });
+  }, 60_000);
+});
+
+describe('image folders', () => {
+  // As root a chmod 000 folder is still readable: the CLI then runs as nobody, so the test means
+  // the same thing everywhere.
+  const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+  const cli = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000, cwd: dir, ...asUser, env: { ...process.env, HOME: dir } });
+  const c = (k: number) => className(k);
+
+  it('symlink loops, an unreadable folder and a dangling link are skipped and counted, naming one', async () => {
+    const root = join(dir, 'loops');
+    await makeJpegTree(root, { classes: 2, train: 2, val: 1, width: 40, height: 30 });
+    symlinkSync('..', join(root, 'train', c(0), 'up')); // leads back to train/
+    symlinkSync('self', join(root, 'train', c(0), 'self')); // ELOOP
+    symlinkSync('nowhere.JPEG', join(root, 'train', c(1), 'gone.JPEG')); // dangling
+    const ix = (await loadIndex(root, { cacheDir: join(dir, 'loops-cache-0'), quiet: true })).index;
+    expect(ix.train.files).toHaveLength(4); // no image indexed twice through the loop
+    expect(ix.train.skipped.map((k) => k.file).sort()).toEqual([`train/${c(0)}/self`, `train/${c(0)}/up`, `train/${c(1)}/gone.JPEG`]);
+    expect(ix.train.skipped.find((k) => k.file.endsWith('/up'))?.error).toMatch(/symlink loop \(it leads back to a folder above it\)/);
+    expect(ix.train.skipped.find((k) => k.file.endsWith('/self'))?.error).toMatch(/ELOOP \(symlink loop\)/);
+    expect(ix.train.skipped.find((k) => k.file.endsWith('/gone.JPEG'))?.error).toMatch(/ENOENT \(dangling symlink\)/);
+
+    const locked = join(root, 'train', c(1), 'locked');
+    mkdirSync(locked);
+    writeFileSync(join(locked, 'x.JPEG'), 'never read');
+    chmodSync(locked, 0);
+    const cache = join(dir, 'loops-cache');
+    mkdirSync(cache);
+    if (asUser.uid !== undefined) for (const p of [dir, cache]) chownSync(p, asUser.uid, asUser.gid!);
+    chmodSync(dir, 0o755);
+    const r = cli(['data', 'verify', root, '--set', `data.cache_dir=${cache}`, '--set', 'data.image_size=16', '--quiet']);
+    expect(r.stderr).not.toMatch(/\bat .*\.[jt]s:\d+/);
+    expect(r.stdout).toContain('decoded 4 train + 2 val images');
+    expect(r.stdout).toMatch(/4 images cannot be decoded/);
+    expect(r.stdout).toContain(`${locked}: directory skipped: EACCES (permission denied); its images are not used`);
+    expect(r.stdout).toContain(`${join(root, 'train', c(0), 'up')}: directory skipped: symlink loop`);
+    expect(r.stderr).toMatch(/imagefolder: 4 unreadable entries skipped under .*loops, e\.g\. /);
+    expect(r.status).toBe(1); // verify: something could not be read
+    chmodSync(locked, 0o755);
+  }, 60_000);
+
+  it('an empty class folder is refused, naming it and the fix; nothing is written', async () => {
+    const root = join(dir, 'empty');
+    await makeJpegTree(root, { classes: 2, train: 2, val: 1, width: 40, height: 30 });
+    mkdirSync(join(root, 'train', 'n99999999'));
+    chmodSync(dir, 0o755);
+    const png = join(dir, 'grid.png');
+    const r = cli(['data', 'inspect', root, '--set', `data.cache_dir=${join(dir, 'empty-cache')}`, '-o', png]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain(`imagefolder: class folder ${join(root, 'train', 'n99999999')} holds no images`);
+    expect(r.stderr).toContain('remove the folder or add images to it');
+    expect(existsSync(png)).toBe(false);
+    // a class whose only content cannot be read says so
+    const only = join(root, 'train', 'n99999999', 'loop');
+    symlinkSync('loop', only);
+    await expect(loadIndex(root, { cacheDir: join(dir, 'empty-cache-2'), quiet: true })).rejects.toThrow(/holds no images .*\(1 unreadable entry in it, e\.g\. .*loop: skipped: ELOOP \(symlink loop\)\); remove the folder or add images to it/);
   }, 60_000);
 });
 

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import sharp from 'sharp';
 import { evalPlan, trainPlan, type RrcOptions } from './augment.js';
 import { corrupt, type Corruption } from './corrupt.js';
@@ -19,7 +19,7 @@ import { createProgress } from '../util/progress.js';
 export const IMAGE_EXT = /\.(jpe?g|png|webp|tiff?|gif|avif)$/i;
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 export const IMAGENET_STD = [0.229, 0.224, 0.225];
-const INDEX_VERSION = 2;
+const INDEX_VERSION = 3;
 
 export interface SplitIndex {
   files: string[]; // relative to the dataset root
@@ -28,6 +28,9 @@ export interface SplitIndex {
   heights: number[];
   mtimes: number[]; // each file's mtimeMs and size when its header was read
   sizes: number[];
+  /** directories and entries the walk could not read (symlink loops, no permission, dangling
+   *  links): skipped, and reported with the split's unreadable images */
+  skipped: Failure[];
 }
 
 export interface FolderIndex {
@@ -49,16 +52,59 @@ export interface FolderOptions {
 const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 const sorted = (xs: string[]) => xs.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)); // byte order, as Python's sorted
 
-/** All image files under dir (recursive, sorted, as torchvision's ImageFolder), recording directory mtimes. */
-function walk(dir: string, stamps: Record<string, number>, out: string[] = []): string[] {
-  stamps[dir] = statSync(dir).mtimeMs;
-  for (const e of sorted(readdirSync(dir))) {
+const REASON: Record<string, string> = { ELOOP: 'symlink loop', EACCES: 'permission denied', ENOENT: 'dangling symlink' };
+const why = (e: unknown) => {
+  const err = e as NodeJS.ErrnoException;
+  return err.code ? `${err.code}${REASON[err.code] ? ` (${REASON[err.code]})` : ''}` : err.message;
+};
+
+/**
+ * All image files under dir (recursive, sorted, as torchvision's ImageFolder), recording directory
+ * mtimes. What cannot be read (a directory without permission, a symlink loop, a dangling link)
+ * is skipped and recorded, not fatal: one bad folder must not stop a run over a million images.
+ * A directory symlink back to one of its ancestors is a loop too (it would index its images again
+ * under ever longer paths until ELOOP).
+ */
+function walk(dir: string, stamps: Record<string, number>, out: string[], skipped: Failure[], ancestors: Set<string> = new Set()): string[] {
+  let entries: string[];
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(dir);
+    entries = sorted(readdirSync(dir));
+  } catch (e) {
+    skipped.push({ file: dir, error: `directory skipped: ${why(e)}; its images are not used (fix it, then touch its parent folder to re-index)` });
+    return out;
+  }
+  const id = `${st.dev}:${st.ino}`;
+  if (ancestors.has(id)) {
+    skipped.push({ file: dir, error: 'directory skipped: symlink loop (it leads back to a folder above it); its images are not used' });
+    return out;
+  }
+  stamps[dir] = st.mtimeMs;
+  ancestors.add(id);
+  for (const e of entries) {
     const p = join(dir, e);
-    const st = statSync(p);
-    if (st.isDirectory()) walk(p, stamps, out);
+    let child: ReturnType<typeof statSync>;
+    try {
+      child = statSync(p);
+    } catch (err) {
+      skipped.push({ file: p, error: `skipped: ${why(err)}` });
+      continue;
+    }
+    if (child.isDirectory()) walk(p, stamps, out, skipped, ancestors);
     else if (IMAGE_EXT.test(e)) out.push(p);
   }
+  ancestors.delete(id);
   return out;
+}
+
+/** Entries of a top-level folder (root, train/, val/), or an error saying which one cannot be read. */
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (e) {
+    throw new Error(`imagefolder: cannot read ${dir}: ${why(e)}; fix its permissions`);
+  }
 }
 
 /**
@@ -139,18 +185,30 @@ export async function buildIndex(rootIn: string, o: FolderOptions = {}): Promise
   const valDir = join(root, 'val');
   for (const d of [trainDir, valDir]) if (!isDir(d)) throw new Error(`imagefolder: ${d} is missing. ${fix}`);
   const stamps: Record<string, number> = { [root]: statSync(root).mtimeMs };
-  const classes = sorted(readdirSync(trainDir).filter((c) => isDir(join(trainDir, c))));
+  const classes = sorted(listDir(trainDir).filter((c) => isDir(join(trainDir, c))));
   if (classes.length < 2) throw new Error(`imagefolder: ${trainDir} has ${classes.length} class folders; need at least 2. ${fix}`);
   stamps[trainDir] = statSync(trainDir).mtimeMs;
   const split = (dirs: { dir: string; label: number }[]) => {
     const files: string[] = [];
     const labels: number[] = [];
-    for (const { dir, label } of dirs) for (const f of walk(dir, stamps)) files.push(relative(root, f)), labels.push(label);
-    return { files, labels };
+    const skipped: Failure[] = [];
+    for (const { dir, label } of dirs) {
+      // The dataset root and train/ (or val/) count as ancestors: a link back to them is a loop.
+      const above = new Set([root, dirname(dir)].map((d) => `${statSync(d).dev}:${statSync(d).ino}`));
+      const found = walk(dir, stamps, [], skipped, above);
+      // As torchvision's ImageFolder: a class without images is an error, not a class never seen.
+      if (!found.length) {
+        const lost = skipped.filter((k) => k.file === dir || k.file.startsWith(`${dir}/`));
+        const note = lost.length ? ` (${lost.length} unreadable ${lost.length === 1 ? 'entry' : 'entries'} in it, e.g. ${lost[0].file}: ${lost[0].error})` : '';
+        throw new Error(`imagefolder: class folder ${dir} holds no images (.jpg .jpeg .png .webp .tif .tiff .gif .avif)${note}; remove the folder or add images to it`);
+      }
+      for (const f of found) files.push(relative(root, f)), labels.push(label);
+    }
+    return { files, labels, skipped: skipped.map((k) => ({ file: relative(root, k.file), error: k.error })) };
   };
   const train = split(classes.map((c, label) => ({ dir: join(trainDir, c), label })));
-  const valSub = readdirSync(valDir).filter((c) => isDir(join(valDir, c)));
-  let val: { files: string[]; labels: number[] };
+  const valSub = listDir(valDir).filter((c) => isDir(join(valDir, c)));
+  let val: { files: string[]; labels: number[]; skipped: Failure[] };
   let layout: FolderIndex['layout']['val'];
   if (valSub.length) {
     const unknown = valSub.filter((c) => !classes.includes(c));
@@ -159,19 +217,22 @@ export async function buildIndex(rootIn: string, o: FolderOptions = {}): Promise
     layout = 'class-folders';
   } else {
     stamps[valDir] = statSync(valDir).mtimeMs;
-    const names = sorted(readdirSync(valDir).filter((f) => IMAGE_EXT.test(f)));
+    const names = sorted(listDir(valDir).filter((f) => IMAGE_EXT.test(f)));
     if (!o.valLabels) throw new Error(`imagefolder: ${valDir} holds ${names.length} images directly (the original ILSVRC layout); set data.val_labels to a label file (see \`bnlab config\`), or sort val/ into class folders`);
     const lf = resolve(root, o.valLabels);
     if (!existsSync(lf)) throw new Error(`imagefolder: data.val_labels file ${lf} does not exist`);
     stamps[lf] = statSync(lf).mtimeMs;
-    val = { files: names.map((n) => relative(root, join(valDir, n))), labels: readValLabels(lf, names, classes) };
+    val = { files: names.map((n) => relative(root, join(valDir, n))), labels: readValLabels(lf, names, classes), skipped: [] };
     layout = 'flat';
   }
   if (train.files.length === 0) throw new Error(`imagefolder: no images (${IMAGE_EXT.source}) under ${trainDir}/<class>/`);
   if (val.files.length === 0) throw new Error(`imagefolder: no images under ${valDir}`);
   const quiet = !!o.quiet;
-  const withSizes = async (s: { files: string[]; labels: number[] }): Promise<SplitIndex> => ({ ...s, ...fileStamps(root, s.files), ...(await imageSizes(root, s.files, quiet)) });
-  return { version: INDEX_VERSION, root, classes, layout: { val: layout }, train: await withSizes(train), val: await withSizes(val), stamps };
+  const withSizes = async (s: { files: string[]; labels: number[]; skipped: Failure[] }): Promise<SplitIndex> => ({ ...s, ...fileStamps(root, s.files), ...(await imageSizes(root, s.files, quiet)) });
+  const index: FolderIndex = { version: INDEX_VERSION, root, classes, layout: { val: layout }, train: await withSizes(train), val: await withSizes(val), stamps };
+  const skipped = [...index.train.skipped, ...index.val.skipped];
+  if (skipped.length && !quiet) process.stderr.write(`imagefolder: ${skipped.length} unreadable entries skipped under ${root}, e.g. ${join(root, skipped[0].file)}: ${skipped[0].error}\n`);
+  return index;
 }
 
 export function cacheFile(root: string, o: FolderOptions = {}): string {
@@ -318,7 +379,8 @@ export function folderSplit(root: string, ix: SplitIndex, subset: ArrayLike<numb
     height: S,
     width: S,
     channels: 3,
-    failures: () => [...failed].sort((a, b) => a[0] - b[0]).map(([i, error]) => ({ file: files[i], error })),
+    // Unreadable folders met by the index count with the images that failed to decode.
+    failures: () => [...ix.skipped.map((k) => ({ file: join(root, k.file), error: k.error })), ...[...failed].sort((a, b) => a[0] - b[0]).map(([i, error]) => ({ file: files[i], error }))],
     file: (i) => files[i],
     async load(indices, opt): Promise<Batch> {
       const idx = Array.from(indices);
