@@ -184,11 +184,80 @@ describe('image folders', () => {
 });
 
 describe('Slurm scripts', () => {
+  const sweepFile = (out: string, extra = '') => {
+    const f = join(dir, `sweep-${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(f, `out: ${JSON.stringify(out)}\ngrid: {seed: [0, 1]}\n${extra}`);
+    return f;
+  };
+
   it('a newline in --partition or a sweep out is refused before any file is written', async () => {
     const { slurmScript, checkSlurmValues } = await import('../src/sweep/slurm.js');
     expect(() => checkSlurmValues({ '--partition': 'gpu\ntouch /tmp/pwned' })).toThrow(/--partition "gpu\\ntouch \/tmp\/pwned" contains a control character/);
     const sweep = { out: join(dir, 'sw\nrm -rf x'), file: 's.yaml', base: [] } as unknown as Parameters<typeof slurmScript>[0];
     expect(() => slurmScript(sweep, [], 'list', { gpusPerTask: 0, cwd: dir })).toThrow(/sweep out .* contains a control character/);
     expect(checkSlurmValues({ ok: '/scratch/my runs/a-b_c.1' })).toBeUndefined();
+  });
+
+  it('through the CLI: --partition with a newline, exit 2, no script and no command run', () => {
+    const out = join(dir, 'sw-part');
+    const pwned = join(dir, 'pwned_partition');
+    const r = run(['sweep', '-c', sweepFile(out), '--slurm', '--partition', `debug\ntouch ${pwned}`]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--partition "debug\\ntouch');
+    expect(r.stderr).toContain('contains a control character (code 10); it would break the sbatch script');
+    expect(existsSync(join(out, 'sweep.sbatch'))).toBe(false);
+    expect(existsSync(join(out, 'sweep.runs'))).toBe(false);
+    expect(existsSync(pwned)).toBe(false);
+  });
+
+  it("a newline in the sweep file's out is refused naming the key; nothing is created", () => {
+    const base = join(dir, 'sw-out');
+    const r = run(['sweep', '-c', sweepFile(`${base}\ntouch ${base}-pwned`), '--slurm']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/invalid sweep file .*\n {2}out: must not contain control characters \(newline, tab, NUL\): they would break the Slurm script/);
+    expect(existsSync(base)).toBe(false);
+    expect(existsSync(`${base}-pwned`)).toBe(false);
+  });
+
+  it('spaces, quotes and # in #SBATCH values are quoted for sbatch, and the script parses in bash', async () => {
+    const { sbq, slurmScript } = await import('../src/sweep/slurm.js');
+    expect(sbq('gpu')).toBe('gpu');
+    expect(sbq('/a b/#1 "x"\\y')).toBe('"/a b/#1 \\"x\\"\\\\y"');
+    const out = join(dir, 'my sweep #1 "q"');
+    const sweep = { out, file: 's.yaml', base: [join(dir, "it's.yaml")] } as unknown as Parameters<typeof slurmScript>[0];
+    const runs = [{ index: 0, name: 'seed=0', dir: join(out, 'seed=0'), sets: ["name=it's"], cfg: { epochs: 1 } }] as unknown as Parameters<typeof slurmScript>[1];
+    const text = slurmScript(sweep, runs, join(out, 'sweep.runs'), { gpusPerTask: 0, cwd: '/work dir', partition: 'gpu a100', time: '1:00:00' });
+    expect(text).toContain(`#SBATCH --output="${out.replace(/"/g, '\\"')}/logs/slurm-%A_%a.out"`);
+    expect(text).toContain('#SBATCH --chdir="/work dir"');
+    expect(text).toContain('#SBATCH --partition="gpu a100"');
+    expect(text).toContain('#SBATCH --job-name="bnlab-my sweep #1 \\"q\\""');
+    const f = join(dir, 'check.sbatch');
+    writeFileSync(f, text);
+    const n = spawnSync('bash', ['-n', f], { encoding: 'utf8' });
+    expect(n.status, n.stderr).toBe(0);
+    // the shell sees the sweep folder as one word, exactly
+    const line = text.split('\n').find((l) => l.startsWith('dir='))!;
+    expect(spawnSync('bash', ['-c', `name=seed=0; ${line}; printf %s "$dir"`], { encoding: 'utf8' }).stdout).toBe(join(out, 'seed=0'));
+  });
+
+  it('`bnlab sweep ... | head` ends quietly, exit 0, and the command still finishes', () => {
+    const out = join(dir, 'sw-pipe');
+    const f = join(dir, 'pipe.yaml');
+    writeFileSync(f, `out: ${out}\ngrid: {seed: [${Array.from({ length: 3000 }, (_, i) => i).join(',')}]}\n`);
+    const r = spawnSync('bash', ['-c', `set -o pipefail; ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} sweep -c ${JSON.stringify(f)} --dry-run --slurm | head -n 1`], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stdout).toMatch(/^sweep .*: 3000 runs in /);
+    expect(r.stderr).not.toMatch(/EPIPE|\bat .*\.[jt]s:\d+/);
+    expect(r.status).toBe(0);
+    expect(existsSync(join(out, 'sweep.sbatch'))).toBe(true); // written after head had gone
+  }, 60_000);
+
+  it('a sweep file that is a directory or UTF-16 is named as such', async () => {
+    const { loadSweep } = await import('../src/sweep/spec.js');
+    const d = join(dir, 'sweeps');
+    mkdirSync(d, { recursive: true });
+    expect(() => loadSweep(d)).toThrow(`sweep ${d} is a directory; pass a YAML file`);
+    const u = join(dir, 'u16.sweep.yaml');
+    writeFileSync(u, Buffer.from('\ufeffout: x\n', 'utf16le'));
+    expect(() => loadSweep(u)).toThrow(`sweep ${u} is not UTF-8 text (it looks like UTF-16); save it as UTF-8`);
   });
 });

@@ -11,11 +11,13 @@ import { registerEval } from './eval.js';
 import { registerTrain } from './train.js';
 import { registerSweep } from './sweep.js';
 
-// `bnlab sweep ... | head`: the reader went away; stop quietly as other command-line tools do.
+// `bnlab sweep ... | head`: the reader went away. Say nothing (no EPIPE stack) and stop writing
+// to that stream, but carry on: a training run or a sweep piped into a reader that quits must not
+// die half-way (train.log keeps every line), and the exit status stays the command's own.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(0);
-    throw e;
+    if (e.code !== 'EPIPE') throw e;
+    stream.write = (() => true) as typeof stream.write;
   });
 }
 

@@ -112,27 +112,28 @@ export function validateConfig(raw: unknown, source = 'config'): Config {
   return r.data;
 }
 
-export function readConfigFile(path: string): Obj {
+/** A YAML mapping from a file; `what` names it in messages ('config', 'sweep'). */
+export function readConfigFile(path: string, what = 'config'): Obj {
   if (!existsSync(path)) throw new ConfigError(`config file not found: ${path} (ready configs live in configs/, e.g. configs/quick.yaml)`);
   if (statSync(path).isDirectory()) {
     const yamls = readdirSync(path).filter((n) => /\.ya?ml$/.test(n)).sort();
     const hint = yamls.length ? `, e.g. ${join(path, yamls[0])}` : '';
-    throw new ConfigError(`config ${path} is a directory; pass a YAML file${hint}`);
+    throw new ConfigError(`${what} ${path} is a directory; pass a YAML file${hint}`);
   }
   const bytes = readFileSync(path);
   // UTF-16 (a BOM, or NUL bytes between ASCII characters) parses as garbage: say what it is.
   if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff) || bytes.subarray(0, 200).includes(0)) {
-    throw new ConfigError(`config ${path} is not UTF-8 text (it looks like UTF-16); save it as UTF-8`);
+    throw new ConfigError(`${what} ${path} is not UTF-8 text (it looks like UTF-16); save it as UTF-8`);
   }
   let doc: unknown;
   try {
     doc = parseYaml(bytes.toString('utf8'));
   } catch (e) {
-    throw new ConfigError(`config ${path} is not valid YAML: ${(e as Error).message}`);
+    throw new ConfigError(`${what} ${path} is not valid YAML: ${(e as Error).message}`);
   }
-  if (doc !== null && doc !== undefined && !isObj(doc)) throw new ConfigError(`config ${path}: the top level must be a mapping of keys`);
+  if (doc !== null && doc !== undefined && !isObj(doc)) throw new ConfigError(`${what} ${path}: the top level must be a mapping of keys`);
   const proto = protoKey(doc);
-  if (proto) throw new ConfigError(`config ${path}: '${proto}' is not a config key (see every key with: bnlab config); remove it`);
+  if (proto) throw new ConfigError(`${what} ${path}: '${proto}' is not a config key (see every key with: bnlab config); remove it`);
   return (doc as Obj) ?? {};
 }
 
@@ -161,7 +162,7 @@ function deepMerge(a: Obj, b: Obj): Obj {
  */
 export function loadConfig(path: string | readonly string[] | undefined, overrides: readonly string[] = []): Config {
   const paths = path === undefined ? [] : typeof path === 'string' ? [path] : path;
-  const raw = paths.map(readConfigFile).reduce(deepMerge, {} as Obj);
+  const raw = paths.map((p) => readConfigFile(p)).reduce(deepMerge, {} as Obj);
   for (const o of overrides) applyOverride(raw, o);
   const source = [paths.length ? paths.join(' + ') : 'built-in default', ...(overrides.length ? ['--set'] : [])].join(' + ');
   return validateConfig(raw, source);

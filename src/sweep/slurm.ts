@@ -24,6 +24,12 @@ export interface SlurmOptions {
 export const shq = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 /**
+ * Quote for an #SBATCH line, which sbatch (not bash) splits itself: whitespace ends a value and an
+ * unquoted '#' starts a comment, unless inside quotes; a backslash escapes the next character.
+ */
+export const sbq = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `"${s.replace(/["\\]/g, '\\$&')}"`);
+
+/**
  * Values written into #SBATCH lines, comments and the tab-separated runs list: a newline there
  * would end the line and run the rest as a command, so control characters are refused outright.
  */
@@ -39,13 +45,13 @@ export function slurmScript(sweep: Sweep, runs: SweepRun[], listFile: string, o:
   checkSlurmValues({ 'sweep out': sweep.out, '--partition': o.partition, '--time': o.time, 'working directory': o.cwd, 'sweep file': sweep.file, 'runs list': listFile });
   for (const r of runs) checkSlurmValues({ 'run name': r.name, ...Object.fromEntries(r.sets.map((x, i) => [`--set #${i + 1} of ${r.name}`, x])) });
   const head = [
-    `#SBATCH --job-name=bnlab-${basename(sweep.out)}`,
+    `#SBATCH --job-name=${sbq(`bnlab-${basename(sweep.out)}`)}`,
     `#SBATCH --array=0-${runs.length - 1}${o.jobs ? `%${o.jobs}` : ''}`,
-    `#SBATCH --output=${join(sweep.out, 'logs', 'slurm-%A_%a.out')}`,
-    `#SBATCH --chdir=${o.cwd}`,
+    `#SBATCH --output=${sbq(join(sweep.out, 'logs', 'slurm-%A_%a.out'))}`,
+    `#SBATCH --chdir=${sbq(o.cwd)}`,
     '#SBATCH --ntasks=1',
-    ...(o.partition ? [`#SBATCH --partition=${o.partition}`] : []),
-    ...(o.time ? [`#SBATCH --time=${o.time}`] : []),
+    ...(o.partition ? [`#SBATCH --partition=${sbq(o.partition)}`] : []),
+    ...(o.time ? [`#SBATCH --time=${sbq(o.time)}`] : []),
     ...(o.cpusPerTask ? [`#SBATCH --cpus-per-task=${o.cpusPerTask}`] : []),
     ...(o.gpusPerTask > 0 ? [`#SBATCH --gres=gpu:${o.gpusPerTask}`] : []),
   ];

@@ -1,25 +1,32 @@
 // Sweep files -> a validated list of runs: a base config, fixed overrides, and a grid of config
 // keys whose cartesian product gives one `bnlab train` run per point. Every point's config is
 // resolved up front, so a typo stops the sweep before anything trains.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { closest, distance } from 'fastest-levenshtein';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { ConfigError, loadConfig, readConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 
 const scalar = z.union([z.number(), z.string(), z.boolean(), z.null(), z.array(z.union([z.number(), z.string(), z.boolean()]))]);
 const overrides = z.record(z.string(), scalar);
+// Paths and the name template end up in #SBATCH lines, comments and the runs list of a Slurm
+// script, where a newline would end the line and run the rest as a command.
+const text = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(4096, 'at most 4096 characters')
+  .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters (newline, tab, NUL): they would break the Slurm script; use a plain name or path');
 
 export const sweepSchema = z
   .object({
-    base: z.union([z.string(), z.array(z.string()).min(1)]).optional().describe('config file(s) the runs start from (several merge in order), relative to the sweep file; omitted = built-in default'),
-    out: z.string().describe('sweep folder: each run writes <out>/<run name>; relative to the current directory'),
+    base: z.union([text, z.array(text).min(1)]).optional().describe('config file(s) the runs start from (several merge in order), relative to the sweep file; omitted = built-in default'),
+    out: text.describe('sweep folder: each run writes <out>/<run name>; relative to the current directory'),
     set: overrides.default({}).describe("fixed overrides for every run: dotted key -> value, e.g. 'optim.batch_size: 1024'"),
     grid: z.record(z.string(), z.array(scalar).min(1, 'give at least one value')).default({}).describe('dotted key -> list of values; one run per point of the cartesian product'),
     variants: z.array(overrides).min(1).optional().describe('optional list of override sets (values that change together), crossed with the grid'),
-    name: z.string().optional().describe("run folder template, e.g. 'nbs{bn.nbs}' ({key} = the run's resolved value); default key=value of the varied keys joined by '_'"),
+    name: text.optional().describe("run folder template, e.g. 'nbs{bn.nbs}' ({key} = the run's resolved value); default key=value of the varied keys joined by '_'"),
   })
   .strict();
 export type SweepFile = z.output<typeof sweepSchema>;
@@ -111,13 +118,7 @@ export function parseSweep(doc: unknown, file: string): SweepFile {
 /** Read, validate and expand a sweep file; `outOverride` replaces its `out` (tests, scripts). */
 export function loadSweep(file: string, outOverride?: string): Sweep {
   if (!existsSync(file)) throw new ConfigError(`sweep file not found: ${file} (ready ones live in configs/paper and configs/mini)`);
-  let doc: unknown;
-  try {
-    doc = parseYaml(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new ConfigError(`sweep ${file} is not valid YAML: ${(e as Error).message}`);
-  }
-  const s = parseSweep(doc, file);
+  const s = parseSweep(readConfigFile(file, 'sweep'), file); // a directory, UTF-16, bad YAML: said so
   const base = (s.base === undefined ? [] : typeof s.base === 'string' ? [s.base] : s.base).map((b) => (isAbsolute(b) ? b : resolve(dirname(file), b)));
   const out = resolve(outOverride ?? s.out);
   const fixed = Object.entries(s.set).map(([k, v]) => `${k}=${formatValue(v)}`);
