@@ -1,11 +1,11 @@
 // Config files -> validated Config: YAML parse, --set overrides, schema validation, and error
 // messages that name the key path and, for a typo, the nearest valid key.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { closest, distance } from 'fastest-levenshtein';
 import { z } from 'zod';
-import { configSchema, type Config } from './schema.js';
+import { configObject, configSchema, type Config } from './schema.js';
 import { checkTraceConfig } from '../train/trace.js';
 
 export class ConfigError extends Error {
@@ -23,7 +23,8 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 /** Unwrap defaults/prefaults/nullables until an object schema (or anything else) is reached. */
 function unwrap(s: z.ZodType): z.ZodType {
   let cur: any = s;
-  while (cur?.def?.innerType) cur = cur.def.innerType;
+  // A pipe (configSchema's transform) is unwrapped to its input: the keys as written.
+  while (cur?.def?.innerType || cur?.def?.type === 'pipe') cur = cur.def.innerType ?? cur.def.in;
   return cur;
 }
 
@@ -138,7 +139,7 @@ export function readConfigFile(path: string, what = 'config'): Obj {
 }
 
 /** Keys a resumed run may change: none of them alters the experiment (name is only a label). */
-export const RESUMABLE_KEYS: ReadonlySet<string> = new Set(['epochs', 'backend', 'threads', 'name']);
+export const RESUMABLE_KEYS: ReadonlySet<string> = new Set(['epochs', 'backend', 'threads', 'name', 'checkpoint.keep_last', 'checkpoint.best_metric']);
 
 /** Dotted key paths whose values differ between two configs (e.g. a run's saved one and a request). */
 export function configDiff(a: unknown, b: unknown, prefix = ''): string[] {
@@ -163,9 +164,17 @@ function deepMerge(a: Obj, b: Obj): Obj {
 export function loadConfig(path: string | readonly string[] | undefined, overrides: readonly string[] = []): Config {
   const paths = path === undefined ? [] : typeof path === 'string' ? [path] : path;
   const raw = paths.map((p) => readConfigFile(p)).reduce(deepMerge, {} as Obj);
+  // A recipe file without a name names its run after itself (-c configs/mini/base.yaml -> results/base).
+  if (paths.length && raw.name === undefined) raw.name = nameFromFile(paths[paths.length - 1]);
   for (const o of overrides) applyOverride(raw, o);
   const source = [paths.length ? paths.join(' + ') : 'built-in default', ...(overrides.length ? ['--set'] : [])].join(' + ');
   return validateConfig(raw, source);
+}
+
+/** A run name from a config file's name: its base name without .yaml, as a valid folder name. */
+export function nameFromFile(path: string): string {
+  const name = basename(path).replace(/\.ya?ml$/i, '').replace(/[^\w.-]+/g, '-').slice(0, 100);
+  return /^\.*$/.test(name) ? 'quick' : name;
 }
 
 export const dumpConfig = (c: Config): string => stringifyYaml(c);
@@ -197,6 +206,7 @@ export function describeConfig(): string {
       }
     }
   };
-  walk(configSchema, '', configSchema.parse({}) as unknown as Obj);
+  // Defaults as written (null where the value follows another key, e.g. model.width).
+  walk(configSchema, '', configObject.parse({}) as unknown as Obj);
   return out.join('\n') + '\n';
 }

@@ -65,11 +65,33 @@ const data = section(
   'what to train and evaluate on',
 );
 
+/** First-stage channels each architecture is defined with (He et al.: CIFAR ResNets 16, ResNet-50 64). */
+export const STANDARD_WIDTH = { 'resnet-cifar': 16, resnet50: 64 } as const;
+
+/** Columns a `best` checkpoint can be chosen by: the validation error of each statistics source
+ *  (src/bn/modes.ts MODES[*].valColumn; a test keeps the two lists equal). */
+export const BEST_METRICS = ['val_err_precise', 'val_err_ema', 'val_err_minibatch', 'none'] as const;
+
+const checkpoint = section(
+  {
+    keep_last: int(0)
+      .default(0)
+      .describe(
+        'keep only the newest K epoch checkpoints (last.ckpt and best.ckpt are always kept); 0 = keep every epoch. Default 0: Table 1 evaluates intermediate epochs (bnlab eval --epoch N); set K for long runs (ResNet-50: 189 MB per epoch)',
+      ),
+    best_metric: z
+      .enum(BEST_METRICS)
+      .default('none')
+      .describe('also keep checkpoints/best.ckpt: the epoch with the lowest value of this metrics column (ties: the earlier epoch); none = no best checkpoint (the paper reports final-epoch errors)'),
+  },
+  'checkpoint retention (checkpoint_every sets how often one is written)',
+);
+
 const model = section(
   {
     arch: z.enum(['resnet-cifar', 'resnet50']).default('resnet-cifar').describe('CIFAR-style ResNet (depth 6n+2) or ResNet-50 v1.5'),
     depth: int(8, 1202).default(8).describe('resnet-cifar depth, 6n+2 (8, 14, 20, 32, 56, 110)').refine((d) => (d - 2) % 6 === 0, 'depth must be 6n+2 (8, 14, 20, 32, ...)'),
-    width: int(1, 1024).default(16).describe('channels of the first stage (resnet-cifar: 16 is the standard; resnet50: 64)'),
+    width: int(1, 1024).nullable().default(null).describe(`channels of the first stage; null = the architecture's standard (${Object.entries(STANDARD_WIDTH).map(([a, w]) => `${a} ${w}`).join(', ')})`),
     zero_init_last_gamma: z.boolean().default(true).describe('initialise the last BN gamma of every residual block to zero (paper recipe)'),
   },
   'the network',
@@ -144,7 +166,8 @@ const trace = section(
   'Fig. 2 trace: EMA mean vs means of M batches of the current model and their average, written to bn_trace.csv',
 );
 
-export const configSchema = z
+/** The config as written (model.width may be null); configSchema resolves it. */
+export const configObject = z
   .object({
     name: text(100).regex(/^(?!\.\.?$)[\w.-]+$/, 'a folder name: letters, digits, _ . - (not . or ..)').default('quick').describe('run name: results go to results/<name>'),
     seed: int(0).default(0).describe('seed for initialisation, shuffling, augmentation and PreciseBN samples'),
@@ -159,6 +182,7 @@ export const configSchema = z
     eval: evalCfg,
     trace,
     checkpoint_every: int(1).default(1).describe('write a checkpoint every this many epochs (and after the last)'),
+    checkpoint,
     max_loss: z.number().positive().default(1e3).describe('stop the run when the training loss is NaN or above this'),
   })
   .strict()
@@ -180,6 +204,9 @@ export const configSchema = z
       });
     }
   });
+
+/** The config every command uses: as written, with model.width resolved from the architecture. */
+export const configSchema = configObject.transform((c) => ({ ...c, model: { ...c.model, width: c.model.width ?? STANDARD_WIDTH[c.model.arch] } }));
 
 export type Config = z.output<typeof configSchema>;
 export type DataConfig = Config['data'];
