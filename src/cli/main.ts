@@ -1,5 +1,7 @@
 // bnlab's command line: one file per command under src/cli; this one only wires them up.
-import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError } from '../config/load.js';
 import { registerBench } from './bench.js';
 import { registerConfig } from './config.js';
@@ -21,9 +23,36 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
+// tfjs's console notes ("install our node backend for speed", platform overrides) are silenced:
+// in tfjs 4.22 PROD only gates those messages, and bnlab reports the backend and why itself.
+tf.env().set('PROD', true);
+
+/** The one exit-code scheme of every command (README, `bnlab --help`). */
+export const EXIT = { ok: 0, runtime: 1, usage: 2, interrupted: 130 } as const;
+
+const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 const program = new Command('bnlab')
   .description('A lab for BatchNorm research: which "batch" BatchNorm normalizes over, and how population statistics are estimated')
-  .showHelpAfterError();
+  .version(version, '-V, --version', 'print the bnlab version')
+  .showHelpAfterError()
+  // Commander's own usage errors throw (instead of exiting 1) so they follow the scheme below;
+  // inherited by every command registered after this line.
+  .exitOverride()
+  .addHelpText(
+    'after',
+    `
+Exit codes (every command):
+  0    success
+  ${EXIT.usage}    usage or config error: unknown command or option, bad value, invalid config (nothing was run)
+  ${EXIT.runtime}    runtime error: data, training (divergence), I/O, a run folder held by another writer
+  ${EXIT.interrupted}  interrupted (Ctrl-C or SIGTERM): bnlab train saved a checkpoint; continue with --resume
+
+Environment:
+  BNLAB_PROGRESS_SECONDS  when output is not a terminal (Slurm, nohup, tee), seconds between
+                          progress lines (default 30)
+  BNLAB_DEBUG             print stack traces of errors`,
+  );
 registerTrain(program);
 registerEval(program);
 registerConfig(program);
@@ -37,8 +66,10 @@ registerSweep(program);
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
+  // Commander has printed its message (or the help / version) already.
+  if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? EXIT.ok : EXIT.usage);
   const err = e as Error;
   process.stderr.write(`bnlab: ${err instanceof ConfigError ? '' : `${err.name === 'Error' ? 'error' : err.name}: `}${err.message}\n`);
   if (process.env.BNLAB_DEBUG) process.stderr.write(`${err.stack}\n`);
-  process.exit(err instanceof ConfigError ? 2 : 1);
+  process.exit(err instanceof ConfigError ? EXIT.usage : EXIT.runtime);
 }
