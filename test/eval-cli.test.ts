@@ -3,7 +3,7 @@
 // checkpoint choice, the PreciseBN knobs (estimator, N, B, where statistics come from) and
 // the errors bad flags give. Also `bnlab sweep --gpus`: the GPU each child `bnlab train` sees.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -118,6 +118,12 @@ describe('bnlab eval', () => {
     expect(plain.status).toBe(2);
     expect(plain.stderr).toContain('bn.frozen_last_epochs');
     expect(plain.stderr).toContain('--stats frozen');
+    // every mode is checked before any is computed: frozen last in the list still fails first
+    const all = await bnlabAsync(['eval', '--run', plainRun, '--stats', 'ema,precise,minibatch,frozen', '--json']);
+    expect(all.status).toBe(2);
+    expect(all.stderr).toContain('--stats frozen');
+    expect(all.stdout).toBe('');
+    expect(existsSync(join(plainRun, 'eval.csv'))).toBe(false); // nothing appended
     // the epoch before the switch has no frozen statistics either
     expect(earlier.status).toBe(2);
     expect(earlier.stderr).toContain('no FrozenBN statistics');
@@ -169,8 +175,14 @@ describe('bnlab eval', () => {
     expect([0, 100]).toContain(same.rows[0].err_mean);
     const csv = evalCsv(frozenRun);
     expect(csv.some((r) => r.stats_data === 'split=val,augment=false' && r.data === 'split=val' && r.samples === String(VAL - 1))).toBe(true);
-    // VAL - 32 images left
+    // VAL - 32 images left, and said so
     expect(wholeOf(clean.rows[0].err_mean, VAL - 32)).toBe(true);
+    expect(clean.rows[0].evaluated).toBe(VAL - 32);
+    expect(same.rows[0].evaluated).toBe(1);
+    const table = await bnlabAsync(['eval', '--run', frozenRun, '--quiet', '--stats', 'ema,precise', '--stats-data', 'split=val', '--samples', '32']);
+    expect(table.status, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(new RegExp(`precise\\s+32\\s.*\\s${VAL - 32}\\s`));
+    expect(table.stdout).toContain(`precise evaluated on ${VAL - 32} of ${VAL} images`);
     expect(contrast.rows[0].stats_data).toBe('split=val,corruption.type=contrast,corruption.severity=5');
     expect(contrast.rows[0].data).toBe('');
     expect(contrast.rows[0].err_mean).not.toBe(clean.rows[0].err_mean);
@@ -203,6 +215,8 @@ describe('bnlab eval', () => {
       [['--estimator', 'foo'], "--estimator must be pooled or mean-of-var, got 'foo'"],
       // statistics from every validation image would leave none to evaluate
       [['--stats', 'precise', '--stats-data', 'split=val', '--data', 'split=val', '--samples', String(VAL)], `--samples ${VAL}: the statistics would take every image of split=val`],
+      // ... also when another mode comes first in the list (checked before any is computed)
+      [['--stats', 'ema,precise', '--stats-data', 'split=val', '--data', 'split=val', '--samples', String(VAL)], `--samples ${VAL}: the statistics would take every image`],
     ];
     const outs = await Promise.all(cases.map(([a]) => bnlabAsync(['eval', '--run', frozenRun, '--quiet', ...a])));
     outs.forEach((r, i) => {

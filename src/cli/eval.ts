@@ -140,6 +140,11 @@ export function registerEval(program: Command): void {
       if (modes.includes('frozen') && !s.frozen) throw new ConfigError(`--stats frozen: this checkpoint has no FrozenBN statistics (the run has bn.frozen_last_epochs = ${cfg.bn.frozen_last_epochs})`);
       // Statistics and evaluation drawn from the same images: keep them apart (Table 4's protocol).
       const disjoint = sameImages(statsSpec, dataSpec);
+      const reestimates = modes.includes('precise') && (recompute || !s.precise);
+      const statsN = Math.min(samples ?? cfg.precise.samples, statsSplit.n);
+      if (reestimates && disjoint && statsN >= evalSplit.n) {
+        throw new ConfigError(`--samples ${statsN}: the statistics would take every image of ${dataSpec.text}, leaving none to evaluate (statistics and evaluation images are kept apart); use --samples < ${evalSplit.n}`);
+      }
 
       const rows: Record<(typeof EVAL_COLUMNS)[number], string | number>[] = [];
       const values: { errs: number[]; evaluated: number }[] = [];
@@ -164,10 +169,7 @@ export function registerEval(program: Command): void {
               b = Math.min(cfg.precise.batch_size, n);
               est = cfg.precise.estimator;
             } else {
-              n = Math.min(samples ?? cfg.precise.samples, statsSplit.n);
-              if (disjoint && n >= evalSplit.n) {
-                throw new ConfigError(`--samples ${n}: the statistics would take every image of ${dataSpec.text}, leaving none to evaluate (statistics and evaluation images are kept apart); use --samples < ${evalSplit.n}`);
-              }
+              n = statsN;
               b = Math.min(batch ?? cfg.precise.batch_size, n); // B >= N is B = N, computed exactly
               est = f.estimator ?? cfg.precise.estimator;
               const indices = sampleWithoutReplacement(statsSplit.n, n, hashSeed(cfg.seed, r, 0x9e7a));
@@ -239,5 +241,7 @@ export function registerEval(program: Command): void {
       const w = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
       const line = (cells: string[]) => cells.map((c, i) => c.padEnd(w[i])).join('  ');
       process.stdout.write(`${runDir} @ epoch ${epoch}\n${line(head)}\n${line(w.map((x) => '-'.repeat(x)))}\n${body.map(line).join('\n')}\n`);
+      const cut = values.find((v) => v.evaluated < evalSplit.n);
+      if (cut) process.stdout.write(`the ${evalSplit.n - cut.evaluated} images PreciseBN statistics came from are left out of the evaluation: precise evaluated on ${cut.evaluated} of ${evalSplit.n} images\n`);
     });
 }
