@@ -3,7 +3,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs'; // registers gradients and chained ops; tfjs-core alone registers none
 import '@tensorflow/tfjs-backend-cpu';
 import { loadCuda } from './cuda.js';
-import { initWasmBackend, registerCpuFixes } from './wasm.js';
+import { initWasmBackend, registerCpuFixes, poolStartState } from './wasm.js';
+import { cpuBudget } from '../util/cpus.js';
+import { StartupTimeout, startupDeadlineSeconds, withDeadline } from './watchdog.js';
 
 export type BackendChoice = 'auto' | 'cuda' | 'wasm' | 'cpu';
 
@@ -28,10 +30,13 @@ export async function initBackend(choice: BackendChoice, threads = 0): Promise<B
   }
   if (choice === 'wasm' || choice === 'auto') {
     try {
-      const info = await initWasmBackend({ threads: threads > 0 ? threads : 'auto' });
-      const reason = `wasm (SIMD ${info.simd ? 'on' : 'off'}, ${info.threads} thread${info.threads === 1 ? '' : 's'}, kernel fixes: ${info.fixes.join(', ') || 'none'}; own kernels: ${info.kernels?.join(', ') || 'none'})`;
+      const info = await withDeadline(initWasmBackend({ threads: threads > 0 ? threads : 'auto' }), startupDeadlineSeconds(), 'the wasm backend', poolStartState);
+      const sized = threads > 0 ? 'as configured' : `CPUs: ${cpuBudget().reason}`;
+      const reason = `wasm (SIMD ${info.simd ? 'on' : 'off'}, ${info.threads} thread${info.threads === 1 ? '' : 's'} (${sized}), kernel fixes: ${info.fixes.join(', ') || 'none'}; own kernels: ${info.kernels?.join(', ') || 'none'})`;
       return { name: 'wasm', tfName: 'wasm', threads: info.threads, reason: choice === 'auto' ? `${reason}; CPU fallback because CUDA is unavailable` : reason, details: [...notes, ...info.notes] };
     } catch (e) {
+      // A start-up that hung leaves the backend half-made: stop, never fall back past it.
+      if (e instanceof StartupTimeout) throw e;
       if (choice === 'wasm') throw new BackendError(`--backend wasm failed to initialise: ${(e as Error).message}`);
       notes.push(`wasm not used: ${(e as Error).message}`);
     }

@@ -31,6 +31,21 @@ export function threadPatchApplies(): string | null {
   }
 }
 
+// Pool workers started and answered: what the start-up watchdog reports when init hangs.
+const pool_ = { created: 0, loaded: 0 };
+
+/** "N pool workers started, M loaded the wasm module" (empty before the threaded loader ran). */
+export function poolStartState(): string {
+  return pool_.created ? `${pool_.created} pool workers started, ${pool_.loaded} loaded the wasm module` : '';
+}
+
+/** A complete file or none: written beside its name, then renamed into place. */
+function writeOnce(file: string, text: string): void {
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
+
 /** Installs the patches; call the returned function once the backend is initialised. */
 export function patchForNodeThreads(): () => void {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bnlab-wasm-'));
@@ -52,7 +67,7 @@ export function patchForNodeThreads(): () => void {
       if (parts && parts.every((p) => typeof p === 'string')) {
         const text = (parts as string[]).join('');
         texts.set(this, text);
-        if (text.startsWith(MAIN_PREFIX)) fs.writeFileSync(mainPath, prelude + text);
+        if (text.startsWith(MAIN_PREFIX)) writeOnce(mainPath, prelude + text);
       }
     }
   };
@@ -62,7 +77,13 @@ export function patchForNodeThreads(): () => void {
     const text = texts.get(obj);
     if (text != null && text.includes(LOAD_BRANCH)) {
       if (!fs.existsSync(mainPath)) throw new Error('bnlab threads: main wasm script was not captured');
-      fs.writeFileSync(workerPath, text.replace(LOAD_BRANCH, `importScripts(${JSON.stringify(mainPath)});`));
+      // emscripten asks for this URL once per pool worker (8 times in a row), and each worker
+      // starts reading the file the moment it is created. Rewritten in place each time (truncate,
+      // then write), a worker started a moment earlier could read an empty script: it never
+      // answered the 'load' message and the runtime waited for it forever, idle (issue 12's
+      // start-up hang, 5 in ~115 starts under load). So: written once, atomically, before the
+      // first worker exists.
+      if (workerSize < 0) writeOnce(workerPath, text.replace(LOAD_BRANCH, `importScripts(${JSON.stringify(mainPath)});`));
       workerSize = obj.size;
       return workerPath;
     }
@@ -77,7 +98,11 @@ export function patchForNodeThreads(): () => void {
   const wt = workerThreads as { Worker: typeof workerThreads.Worker };
   wt.Worker = class extends OrigWorker {
     constructor(file: string | URL, opts?: workerThreads.WorkerOptions) {
-      super(file, String(file) === workerPath ? { ...opts, execArgv: [] } : opts);
+      const pool = String(file) === workerPath;
+      super(file, pool ? { ...opts, execArgv: [] } : opts);
+      if (!pool) return;
+      pool_.created++;
+      this.on('message', (m: { cmd?: string }) => { if (m?.cmd === 'loaded') pool_.loaded++; });
     }
   };
 

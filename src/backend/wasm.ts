@@ -4,7 +4,6 @@
 //  - batchMatMul: transposed BatchMatMul is 25-1000x slower than transposing first;
 //  - threads: off under Node by default in tfjs; enabled here by patching the loader.
 // Each fix can be switched off; BNLAB_WASM_FIXES=none (or a comma list) overrides the options.
-import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { getKernel, registerKernel, unregisterKernel, type KernelConfig } from '@tensorflow/tfjs-core';
 import { filterGradKernel } from './kernels/conv-filter-grad.js';
@@ -18,6 +17,8 @@ import { setFusedEMA, setFusedSGD } from './kernels/state-updates.js';
 import { nativeAddKernel, setNativeEltwise, smallBinaryKernel } from './kernels/eltwise.js';
 import { nativeMatMulKernel } from './kernels/matmul-native.js';
 import { patchForNodeThreads, threadPatchApplies } from './wasm-threads.js';
+export { poolStartState } from './wasm-threads.js';
+import { cpuBudget } from '../util/cpus.js';
 
 export type WasmFix = 'filterGrad' | 'inputGrad' | 'batchMatMul';
 export const WASM_FIXES: readonly WasmFix[] = ['filterGrad', 'inputGrad', 'batchMatMul'];
@@ -170,7 +171,7 @@ const MAX_THREADS = 8;
 
 function requestedThreads(opt: WasmOptions['threads']): number {
   const v = opt ?? process.env.BNLAB_WASM_THREADS ?? 'auto';
-  const n = v === 'auto' ? os.availableParallelism() : Math.floor(Number(v));
+  const n = v === 'auto' ? cpuBudget().cpus : Math.floor(Number(v));
   return Number.isFinite(n) && n >= 1 ? Math.min(n, MAX_THREADS) : 1;
 }
 

@@ -1,5 +1,6 @@
 // `bnlab doctor`: what this machine can run bnlab on, and how to fix what is missing.
 import { cpus, totalmem } from 'node:os';
+import { cpuBudget } from '../util/cpus.js';
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
 import { CUDA_LIBS, cudaInstalled, findCudaLibs, loadCuda, nvidiaGpus } from '../backend/cuda.js';
@@ -29,6 +30,7 @@ export function registerDoctor(program: Command): void {
         node: process.version,
         platform: `${process.platform} ${process.arch}`,
         cores: cpus().length,
+        usable_cpus: cpuBudget(),
         memory_gb: +(totalmem() / 2 ** 30).toFixed(1),
         packages: Object.fromEntries(
           ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-node-gpu', 'sharp'].map((p) => [p, version(p)]),
@@ -69,6 +71,7 @@ export function registerDoctor(program: Command): void {
       const w = report.wasm as { loads: boolean; simd?: boolean; threads?: number; fixes?: string[]; kernels?: string[]; notes?: string[]; error?: string };
       const lines = [
         `node          ${report.node} (${report.platform}, ${report.cores} cores, ${report.memory_gb} GB)`,
+        `CPUs: ${cpuBudget().cpus} (${cpuBudget().reason}): thread pools are sized from this`,
         ...Object.entries(report.packages as Record<string, string>).map(([k, v]) => `${k.padEnd(30)} ${v}`),
         '',
         `cuda          ${cuda.gpu ? 'OK' : 'unavailable'} — ${cuda.detail}`,

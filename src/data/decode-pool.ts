@@ -1,6 +1,6 @@
 // A fixed pool of decoding threads (decode-worker.mjs). Jobs go to the thread with the fewest
 // pending; results come back by id, so the order of completion never affects a batch.
-import { availableParallelism } from 'node:os';
+import { cpuBudget } from '../util/cpus.js';
 import { Worker } from 'node:worker_threads';
 import type { Plan } from './augment.js';
 
@@ -35,7 +35,7 @@ export class DecodePool {
     workers: number,
     readonly decoder: 'native' | 'sharp' = 'sharp',
   ) {
-    this.size = workers > 0 ? workers : availableParallelism();
+    this.size = workers > 0 ? workers : cpuBudget().cpus;
   }
 
   private start(): void {
@@ -81,7 +81,7 @@ export class DecodePool {
 const pools = new Map<string, DecodePool>();
 /** One shared pool per worker count and decoder: splits of a dataset (and repeated loads in tests) share threads. */
 export function decodePool(workers: number, decoder: 'native' | 'sharp' = 'sharp'): DecodePool {
-  const n = workers > 0 ? workers : availableParallelism();
+  const n = workers > 0 ? workers : cpuBudget().cpus;
   const k = `${n}/${decoder}`;
   if (!pools.has(k)) pools.set(k, new DecodePool(n, decoder));
   return pools.get(k)!;
