@@ -17,6 +17,7 @@ import { estimatePrecise } from '../bn/precise.js';
 import { hashSeed } from '../util/rng.js';
 import { createProgress } from '../util/progress.js';
 import { readCheckpoint } from '../run/checkpoint.js';
+import { checkpointFor } from '../run/retention.js';
 import { createState, emaStats, loadCheckpointInto, type RunMeta } from '../train/state.js';
 import { acquireLock } from '../run/lock.js';
 import { runPaths } from '../run/paths.js';
@@ -78,7 +79,7 @@ export function registerEval(program: Command): void {
     .description('evaluate a run\'s checkpoint with EMA, PreciseBN, mini-batch or FrozenBN statistics; appends to <run>/eval.csv')
     .requiredOption('-r, --run <dir>', 'run folder (written by bnlab train)')
     .option('--epoch <n>', 'checkpoint of this epoch (default: the last)')
-    .option('--checkpoint <file>', 'a checkpoint file instead of the run\'s')
+    .option('--checkpoint <file>', 'a checkpoint file, or best / last: the run\'s checkpoints/best.ckpt (checkpoint.best_metric) / last.ckpt')
     .option('--stats <list>', `statistics modes, comma-separated: ${STATS_MODES.map((m) => `${m} (${MODES[m].help})`).join('; ')}`, 'ema,precise')
     .option('--precise-bn', 're-estimate PreciseBN statistics (otherwise the checkpoint\'s are used when present)')
     .option('--samples <n>', 'PreciseBN: N samples (implies --precise-bn)')
@@ -107,8 +108,7 @@ export function registerEval(program: Command): void {
       const samples = int(f.samples, '--samples');
       const batch = int(f.batch, '--batch');
       if (f.estimator && f.estimator !== 'pooled' && f.estimator !== 'mean-of-var') throw new ConfigError(`--estimator must be pooled or mean-of-var, got '${f.estimator}'`);
-      const ckptPath = f.checkpoint ?? (f.epoch ? paths.epoch(int(f.epoch, '--epoch')!) : paths.last);
-      if (!existsSync(ckptPath)) throw new ConfigError(`checkpoint not found: ${ckptPath}${f.epoch ? ` (is checkpoint_every > 1? the run keeps ${paths.checkpoints}/epoch-NNNN.ckpt)` : ''}`);
+      const ckptPath = checkpointFor(paths, { epoch: int(f.epoch, '--epoch'), checkpoint: f.checkpoint });
       const statsSpec = parseSpec(f.statsData, cfg, 'train');
       const dataSpec = parseSpec(f.data, cfg, 'val');
       const recompute = !!(f.preciseBn || samples || f.estimator || f.statsData || repeats > 1 || (batch && modes.includes('precise')));

@@ -3,7 +3,7 @@
 // refused instead of resumed from. Layout (v2): magic, header length, SHA-256 of the header,
 // the JSON header (metadata + tensor index with each tensor's SHA-256), then the float32 data.
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 const MAGIC = 'BNLABCK2';
@@ -114,6 +114,37 @@ export function readCheckpoint<M = Record<string, unknown>>(path: string): Check
     tensors.set(e.name, { shape: e.shape, data });
   }
   return { meta: parsed.meta, tensors };
+}
+
+/** A checkpoint's metadata without reading its tensors (a ResNet-50 file is ~190 MB); header verified. */
+export function readCheckpointMeta<M = Record<string, unknown>>(path: string): M {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new CheckpointError(`cannot read checkpoint ${path}: ${(e as Error).message}`);
+  }
+  try {
+    const prefix = Buffer.alloc(44);
+    const got = readSync(fd, prefix, 0, 44, 0);
+    const magic = got >= 12 ? prefix.toString('ascii', 0, 8) : '';
+    if (magic !== MAGIC && magic !== MAGIC_V1) throw new CheckpointError(`${path} is not a bnlab checkpoint (bad magic)`);
+    const hstart = magic === MAGIC ? 44 : 12;
+    const header = Buffer.alloc(prefix.readUInt32LE(8));
+    if (readSync(fd, header, 0, header.length, hstart) !== header.length) throw new CheckpointError(`${path}: checkpoint is truncated (header runs past the end)`);
+    if (magic === MAGIC && !sha256(header).equals(prefix.subarray(12, 44))) throw new CheckpointError(`${path}: checkpoint header is damaged (checksum mismatch)`);
+    return (JSON.parse(header.toString('utf8')) as { meta: M }).meta;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Copy a finished file to `dest` atomically (temp copy, rename): `dest` is never half-copied. */
+export function copyFileAtomic(src: string, dest: string): void {
+  const tmp = `${dest}.copy-${process.pid}`;
+  copyFileSync(src, tmp);
+  renameSync(tmp, dest);
+  fsyncDir(dirname(dest));
 }
 
 /** The first tensor holding a NaN or infinity, as "name[index] = value", or null when all are finite. */

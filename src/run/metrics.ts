@@ -1,5 +1,7 @@
 // metrics.csv: one row per epoch (timm's convention), the file rewritten atomically at each epoch;
 // a resumed run continues it, checked against the epoch history its checkpoint carries.
+// metrics.jsonl beside it holds the same rows as JSON objects (numbers as numbers, null where not
+// computed), always written from the same cells so the two files never disagree.
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from './checkpoint.js';
 import { stringify } from 'csv-stringify/sync';
@@ -31,9 +33,23 @@ export const metricsCells = (row: MetricsRow): string[] => METRIC_COLUMNS.map((c
 
 const csvText = (rows: readonly string[][]) => stringify([METRIC_COLUMNS as unknown as string[], ...rows]);
 
-/** Rewrite the whole file atomically: a crash or full disk leaves the old file, never half a row. */
+/** metrics.jsonl for a metrics.csv path. */
+export const jsonlPath = (csvPath: string) => csvPath.replace(/\.csv$/, '') + '.jsonl';
+
+/** One row's cells as JSON: numbers as numbers, an empty cell as null, labels as strings. */
+export function metricsRecord(cells: readonly string[]): Record<string, number | string | null> {
+  const value = (c: string) => (c === '' ? null : Number.isFinite(Number(c)) ? Number(c) : c);
+  return Object.fromEntries(METRIC_COLUMNS.map((col, i) => [col, value(cells[i] ?? '')]));
+}
+
+const jsonlText = (rows: readonly string[][]) => rows.map((r) => JSON.stringify(metricsRecord(r)) + '\n').join('');
+
+const readText = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8') : null);
+
+/** Rewrite both files atomically: a crash or full disk leaves the old file, never half a row. */
 export function writeMetrics(path: string, rows: readonly string[][]): void {
   writeFileAtomic(path, [Buffer.from(csvText(rows), 'utf8')]);
+  writeFileAtomic(jsonlPath(path), [Buffer.from(jsonlText(rows), 'utf8')]);
 }
 
 export function readMetrics(path: string): Record<string, string>[] {
@@ -57,8 +73,12 @@ export function restoreMetrics(path: string, lastEpoch: number, history: readonl
   const existed = existsSync(path);
   const have = readCells(path);
   const want = history ?? have.filter((r) => Number(r[0]) <= lastEpoch);
-  if (JSON.stringify(have) === JSON.stringify(want) && (existed || want.length === 0)) return null;
+  const csvOk = JSON.stringify(have) === JSON.stringify(want) && (existed || want.length === 0);
+  const jsonlBefore = readText(jsonlPath(path));
+  const jsonlOk = jsonlBefore === (want.length || existed ? jsonlText(want) : null);
+  if (csvOk && jsonlOk) return null;
   writeMetrics(path, want);
+  if (csvOk) return `unchanged; metrics.jsonl ${jsonlBefore === null ? 'written' : 'rebuilt'} from it`;
   if (!history) return `dropped rows after epoch ${lastEpoch}`;
   const epochs = (rs: readonly string[][]) => rs.map((r) => r[0]).join(' ') || 'none';
   return !existed || have.length === 0
