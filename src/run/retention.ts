@@ -97,7 +97,7 @@ export function checkpointFor(p: RunPaths, o: { epoch?: number; checkpoint?: str
   const same = [p.best, p.last].find((f) => epochOf(f) === epoch);
   if (same) return same;
   throw new ConfigError(
-    `--epoch ${epoch}: no checkpoint of that epoch in ${p.checkpoints}; the run keeps ${describeKept(p)} ` +
+    `checkpoint not found: ${p.epoch(epoch)} (--epoch ${epoch} is not kept); the run keeps ${describeKept(p)} ` +
       `(checkpoint.keep_last and checkpoint_every decide which epochs are kept); pass one of those epochs, or --checkpoint best|last`,
   );
 }
