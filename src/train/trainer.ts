@@ -14,7 +14,8 @@ import { clonePopulation, disposePopulation } from '../bn/population.js';
 import { estimatePrecise, preciseRequest } from '../bn/precise.js';
 import type { Logger } from '../util/log.js';
 import type { Progress } from '../util/progress.js';
-import { fsyncDir, newestGoodCheckpoint, writeCheckpoint } from '../run/checkpoint.js';
+import { copyFileAtomic, fsyncDir, newestGoodCheckpoint, writeCheckpoint } from '../run/checkpoint.js';
+import { isNewBest, pruneEpochCheckpoints } from '../run/retention.js';
 import { runPaths } from '../run/paths.js';
 import { appendMetrics, metricsCells, restoreMetrics, type MetricsRow } from '../run/metrics.js';
 import { learningRate } from './schedule.js';
@@ -52,6 +53,18 @@ function saveCheckpoint(s: RunState, dir: string, epochFile: boolean): void {
   copyFileSync(file, tmp);
   renameSync(tmp, p.last);
   fsyncDir(p.checkpoints);
+}
+
+/** best.ckpt when this epoch is the best so far, then the epoch files beyond checkpoint.keep_last. */
+function retainCheckpoints(r: Run, epochFileSaved: boolean): void {
+  const { cfg, s, o, paths } = r;
+  const metric = cfg.checkpoint.best_metric;
+  if (metric !== 'none' && isNewBest(s.meta.history ?? [], metric)) {
+    if (epochFileSaved) copyFileAtomic(paths.epoch(s.meta.epoch), paths.best);
+    else writeCheckpoint(paths.best, toCheckpoint(s));
+  }
+  const gone = pruneEpochCheckpoints(paths, cfg.checkpoint.keep_last);
+  if (gone.length) o.log(`  removed the checkpoint of epoch ${gone.join(', ')} (checkpoint.keep_last ${cfg.checkpoint.keep_last})`);
 }
 
 /** Temporary files of a writer that died mid-write (the caller holds the run folder's lock). */
@@ -193,6 +206,7 @@ async function trainEpoch(r: Run, epoch: number): Promise<EpochTraining> {
   const prog = s.meta.progress;
   const frozen = epoch >= r.frozenFrom;
   o.progress.start(`epoch ${epoch + 1}/${cfg.epochs}`, stepsPerEpoch);
+  o.progress.runSteps?.(epoch * stepsPerEpoch + prog.step, cfg.epochs * stepsPerEpoch);
   o.progress.update(prog.step);
   // Each job loads one SGD step's micro-batches; the next steps load while this one trains.
   const jobs = function* () {
@@ -237,6 +251,7 @@ async function trainEpoch(r: Run, epoch: number): Promise<EpochTraining> {
     if (cfg.trace.every_iters > 0 && epoch < cfg.trace.until_epoch && iter % cfg.trace.every_iters === 0 && prog.step < stepsPerEpoch) {
       await r.trace(epoch + prog.step / stepsPerEpoch, iter);
     }
+    o.progress.runSteps?.(epoch * stepsPerEpoch + prog.step, cfg.epochs * stepsPerEpoch);
     o.progress.update(prog.step, `loss ${(prog.lossSum / prog.seen).toFixed(3)} | ${(prog.seen / prog.seconds).toFixed(0)} img/s`);
     if (o.interrupted?.() && prog.step < stepsPerEpoch) {
       o.progress.stop();
@@ -315,8 +330,10 @@ async function endOfEpoch(r: Run, epoch: number, t: EpochTraining): Promise<Metr
   s.meta.history = [...(s.meta.history ?? []), metricsCells(row)];
   s.meta.epoch = epoch + 1;
   s.meta.progress = emptyProgress();
-  if ((epoch + 1) % cfg.checkpoint_every === 0 || last) saveCheckpoint(s, o.outDir, true);
+  const saved = (epoch + 1) % cfg.checkpoint_every === 0 || last;
+  if (saved) saveCheckpoint(s, o.outDir, true);
   o.log(epochLine(cfg, row, frozen, t.dataWait));
+  retainCheckpoints(r, saved);
   for (const [k, sp] of [['train', data.train], ['val', data.val]] as const) {
     const bad = sp.failures?.() ?? [];
     if (bad.length) o.log(`  ${bad.length} unreadable ${k} images skipped so far (replaced by the next readable one), e.g. ${bad[0].file}: ${bad[0].error}`);
