@@ -79,9 +79,14 @@ export async function makeJpegTree(out: string, o: Partial<TreeOptions> = {}): P
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   const args = process.argv.slice(2);
   const valued = new Set(['--classes', '--train', '--val', '--width', '--height', '--corrupt']);
-  const out = args.find((a, i) => !a.startsWith('--') && !valued.has(args[i - 1]));
+  const out = args.find((a, i) => !a.startsWith('-') && !valued.has(args[i - 1]));
+  const usage = 'usage: npx tsx scripts/make-jpeg-tree.ts OUT [--classes K] [--train N] [--val N] [--width W] [--height H] [--corrupt N] [--flat-val] [--varied]\n';
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(usage);
+    process.exit(0);
+  }
   if (!out) {
-    process.stderr.write('usage: npx tsx scripts/make-jpeg-tree.ts OUT [--classes K] [--train N] [--val N] [--width W] [--height H] [--corrupt N] [--flat-val] [--varied]\n');
+    process.stderr.write(usage);
     process.exit(2);
   }
   const num = (flag: string, d: number) => (args.includes(flag) ? Number(args[args.indexOf(flag) + 1]) : d);

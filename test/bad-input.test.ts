@@ -181,6 +181,15 @@ describe('image folders', () => {
     symlinkSync('loop', only);
     await expect(loadIndex(root, { cacheDir: join(dir, 'empty-cache-2'), quiet: true })).rejects.toThrow(/holds no images .*\(1 unreadable entry in it, e\.g\. .*loop: skipped: ELOOP \(symlink loop\)\); remove the folder or add images to it/);
   }, 60_000);
+
+  it('an empty flat val/ names the image extensions as a reader writes them, not as a regex', async () => {
+    const root = join(dir, 'empty-val');
+    await makeJpegTree(root, { classes: 2, train: 1, val: 1, width: 40, height: 30, flatVal: true });
+    rmSync(join(root, 'val'), { recursive: true });
+    mkdirSync(join(root, 'val'));
+    const err = await loadIndex(root, { cacheDir: join(dir, 'empty-val-cache'), quiet: true, valLabels: 'val_labels.txt' }).then(() => null, (e: Error) => e.message);
+    expect(err).toBe(`imagefolder: no images (.jpg .jpeg .png .webp .tif .tiff .gif .avif) under ${join(root, 'val')}`);
+  });
 });
 
 describe('Slurm scripts', () => {

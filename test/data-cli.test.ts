@@ -50,6 +50,15 @@ it('bench prints images/s per decoder and thread count', () => {
   expect(bad.stderr).toMatch(/--decoder: 'turbo' is not one of auto, native, sharp/);
 }, 120_000);
 
+it('fetch of an unknown dataset names the choices once prefixed; make-jpeg-tree --help is usage, exit 0', () => {
+  const r = bnlab('data', 'fetch', 'imagenet');
+  expect(r.status).toBe(2);
+  expect(r.stderr).toMatch(/^bnlab: data fetch: unknown dataset 'imagenet' \(.*cifar10.*\); ImageNet cannot be downloaded/);
+  const h = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'make-jpeg-tree.ts'), '--help'], { encoding: 'utf8', cwd: ROOT });
+  expect(h.status, h.stderr).toBe(0);
+  expect(h.stdout).toMatch(/^usage: npx tsx scripts\/make-jpeg-tree\.ts OUT /);
+}, 60_000);
+
 it('fetch without network fails within seconds, says how to provide the files, leaves nothing behind', () => {
   const dir = join(tmp, 'cifar');
   const t = performance.now();

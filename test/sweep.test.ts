@@ -95,8 +95,15 @@ describe('sweep runs', () => {
   it('trains every point, skips finished runs, resumes unfinished ones, and reports failures with their log', () => {
     const out = join(tmp, 'out', 'runs');
     const one = sweepFile('runs1.yaml', `grid: {bn.nbs: [8, 4]}\nname: "nbs{bn.nbs}"\n`);
+    const dry = bnlab('sweep', '--config', one, '--out', out, '--jobs', '2', '--dry-run');
+    expect(dry.status, dry.stderr).toBe(0);
     const r1 = bnlab('sweep', '--config', one, '--out', out, '--jobs', '2');
     expect(r1.status, r1.stdout + r1.stderr).toBe(0);
+    // the dry run printed exactly the commands that ran (parallel CPU runs share the cores: threads=)
+    const planned = dry.stdout.split('\n').filter((l) => l.startsWith('    bnlab ')).map((l) => l.trim());
+    const ran = ['nbs8', 'nbs4'].map((n) => readFileSync(join(out, 'logs', `${n}.log`), 'utf8').split('\n').find((l) => l.startsWith('$ bnlab '))!.slice(2));
+    expect(planned).toEqual(ran);
+    expect(planned[0]).toMatch(/--set threads=\d+/);
     expect(r1.stdout).toMatch(/\[1\/2\] nbs8: start/);
     expect(r1.stdout).toMatch(/\[2\/2\] nbs4: done in .*epoch 1: val_err_precise \d+\.\d\d {2}val_err_ema \d+\.\d\d/);
     expect(readMetrics(join(out, 'nbs8', 'metrics.csv'))).toHaveLength(1);

@@ -206,7 +206,7 @@ export function registerData(program: Command): void {
     .option('-d, --dir <dir>', 'where to put the files (default data/<dataset>)')
     .option('--timeout <ms>', 'give up connecting after this long', '5000')
     .action(async (name: string, f: { dir?: string; timeout: string }) => {
-      if (!FETCHABLE[name]) throw new ConfigError(`bnlab data fetch: unknown dataset '${name}' (${Object.keys(FETCHABLE).join(', ')})`);
+      if (!FETCHABLE[name]) throw new ConfigError(`data fetch: unknown dataset '${name}' (${Object.keys(FETCHABLE).join(', ')}); ImageNet cannot be downloaded automatically (it needs an image-net.org account)`);
       const dir = resolve(f.dir ?? join('data', name));
       const files = await fetchDataset(name, dir, createProgress(false), Number(f.timeout));
       for (const p of files) out(`ok ${p}`);

@@ -2,7 +2,7 @@
 // one GPU each) or as a Slurm array. Re-running a sweep skips finished runs and resumes the rest.
 import type { Command } from 'commander';
 import { ConfigError } from '../config/load.js';
-import { logPath, runLocal, trainArgs } from '../sweep/local.js';
+import { localTrainArgs, logPath, runLocal, trainArgs } from '../sweep/local.js';
 import { writeSlurm, submit, shq } from '../sweep/slurm.js';
 import { loadSweep } from '../sweep/spec.js';
 import { runStatus } from '../sweep/status.js';
@@ -55,7 +55,9 @@ export function registerSweep(program: Command): void {
       if (f.dryRun) {
         for (const s of states) {
           print(`  ${s.run.name}: ${s.state}${s.lastEpoch ? ` (epoch ${s.lastEpoch}/${s.run.cfg.epochs})` : ''}`);
-          if (s.state !== 'finished') print(`    bnlab ${trainArgs(sweep, s.run, s.state).map(shq).join(' ')}`);
+          // locally: exactly the command the run gets; with --slurm the array script adds threads itself
+          const args = f.slurm ? trainArgs(sweep, s.run, s.state) : localTrainArgs(sweep, s.run, s.state, { jobs, gpus });
+          if (s.state !== 'finished') print(`    bnlab ${args.map(shq).join(' ')}`);
         }
         if (!f.slurm) return;
       }

@@ -47,7 +47,7 @@ export function checksum(data: Buffer, check: Item['check']): string {
 /** Downloads every file of `name` into dir, verifying each; throws with the offline instructions. */
 export async function fetchDataset(name: string, dirIn: string, progress: Progress, connectTimeoutMs = 5000): Promise<string[]> {
   const ds = FETCHABLE[name];
-  if (!ds) throw new Error(`bnlab data fetch: unknown dataset '${name}' (${Object.keys(FETCHABLE).join(', ')}); ImageNet cannot be downloaded automatically (it needs an image-net.org account)`);
+  if (!ds) throw new Error(`data fetch: unknown dataset '${name}' (${Object.keys(FETCHABLE).join(', ')}); ImageNet cannot be downloaded automatically (it needs an image-net.org account)`);
   const dir = resolve(dirIn);
   mkdirSync(dir, { recursive: true });
   const done: string[] = [];

@@ -17,6 +17,8 @@ import { Rng } from '../util/rng.js';
 import { createProgress } from '../util/progress.js';
 
 export const IMAGE_EXT = /\.(jpe?g|png|webp|tiff?|gif|avif)$/i;
+/** IMAGE_EXT as a reader wants it in messages. */
+const IMAGE_EXT_LIST = '.jpg .jpeg .png .webp .tif .tiff .gif .avif';
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 export const IMAGENET_STD = [0.229, 0.224, 0.225];
 const INDEX_VERSION = 3;
@@ -200,7 +202,7 @@ export async function buildIndex(rootIn: string, o: FolderOptions = {}): Promise
       if (!found.length) {
         const lost = skipped.filter((k) => k.file === dir || k.file.startsWith(`${dir}/`));
         const note = lost.length ? ` (${lost.length} unreadable ${lost.length === 1 ? 'entry' : 'entries'} in it, e.g. ${lost[0].file}: ${lost[0].error})` : '';
-        throw new Error(`imagefolder: class folder ${dir} holds no images (.jpg .jpeg .png .webp .tif .tiff .gif .avif)${note}; remove the folder or add images to it`);
+        throw new Error(`imagefolder: class folder ${dir} holds no images (${IMAGE_EXT_LIST})${note}; remove the folder or add images to it`);
       }
       for (const f of found) files.push(relative(root, f)), labels.push(label);
     }
@@ -225,8 +227,8 @@ export async function buildIndex(rootIn: string, o: FolderOptions = {}): Promise
     val = { files: names.map((n) => relative(root, join(valDir, n))), labels: readValLabels(lf, names, classes), skipped: [] };
     layout = 'flat';
   }
-  if (train.files.length === 0) throw new Error(`imagefolder: no images (${IMAGE_EXT.source}) under ${trainDir}/<class>/`);
-  if (val.files.length === 0) throw new Error(`imagefolder: no images under ${valDir}`);
+  if (train.files.length === 0) throw new Error(`imagefolder: no images (${IMAGE_EXT_LIST}) under ${trainDir}/<class>/`);
+  if (val.files.length === 0) throw new Error(`imagefolder: no images (${IMAGE_EXT_LIST}) under ${valDir}`);
   const quiet = !!o.quiet;
   const withSizes = async (s: { files: string[]; labels: number[]; skipped: Failure[] }): Promise<SplitIndex> => ({ ...s, ...fileStamps(root, s.files), ...(await imageSizes(root, s.files, quiet)) });
   const index: FolderIndex = { version: INDEX_VERSION, root, classes, layout: { val: layout }, train: await withSizes(train), val: await withSizes(val), stamps };

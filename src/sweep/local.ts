@@ -10,11 +10,24 @@ import { finalErrors, runStatus, type RunState } from './status.js';
 
 export const BNLAB_BIN = fileURLToPath(new URL('../../bin/bnlab.js', import.meta.url));
 
+/** Quote for bash (single quotes unless the word is plainly safe). */
+export const shq = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
 /** `bnlab train` arguments for a run in the given state (resume from last.ckpt, or start over). */
 export function trainArgs(sweep: Sweep, run: SweepRun, state: RunState, extraSets: string[] = []): string[] {
   const mode = state === 'resume' ? ['--resume'] : state === 'restart' ? ['--overwrite'] : [];
   const sets = [...run.sets, ...extraSets].flatMap((s) => ['--set', s]);
   return ['train', ...sweep.base.flatMap((b) => ['--config', b]), ...sets, '--out', run.dir, '--quiet', ...mode];
+}
+
+/**
+ * The `bnlab train` arguments the local runner uses for a run: trainArgs plus the thread count
+ * parallel CPU runs share (a dry run prints exactly these).
+ */
+export function localTrainArgs(sweep: Sweep, run: SweepRun, state: RunState, o: { jobs: number; gpus: string[] }): string[] {
+  // CPU runs in parallel share the cores (wasm would otherwise start one thread per core each).
+  const shared = o.gpus.length === 0 && o.jobs > 1 && !run.sets.some((s) => s.startsWith('threads='));
+  return trainArgs(sweep, run, state, shared ? [`threads=${Math.max(1, Math.floor(availableParallelism() / o.jobs))}`] : []);
 }
 
 export const logPath = (sweep: Sweep, run: SweepRun) => join(sweep.out, 'logs', `${run.name}.log`);
@@ -40,16 +53,13 @@ export async function runLocal(sweep: Sweep, o: LocalOptions): Promise<SweepRun[
     else todo.push({ run, state: st.state });
   }
   mkdirSync(join(sweep.out, 'logs'), { recursive: true });
-  // CPU runs in parallel share the cores (wasm would otherwise start one thread per core each).
-  const cpuThreads = o.gpus.length === 0 && o.jobs > 1 ? [`threads=${Math.max(1, Math.floor(availableParallelism() / o.jobs))}`] : [];
   const failed: SweepRun[] = [];
   let next = 0;
   const worker = async (slot: number) => {
     while (next < todo.length && !o.stopped?.()) {
       const { run, state } = todo[next++];
       const gpu = o.gpus.length ? o.gpus[slot % o.gpus.length] : undefined;
-      const userThreads = run.sets.some((s) => s.startsWith('threads='));
-      const args = trainArgs(sweep, run, state, userThreads ? [] : cpuThreads);
+      const args = localTrainArgs(sweep, run, state, o);
       const log = logPath(sweep, run);
       const how = state === 'resume' ? ` (resuming after epoch ${runStatus(run).lastEpoch})` : state === 'restart' ? ' (starting over: no checkpoint to resume from)' : '';
       o.print(`${tag(run)}: start${how}${gpu !== undefined ? ` on GPU ${gpu}` : ''}`);
@@ -71,7 +81,7 @@ export async function runLocal(sweep: Sweep, o: LocalOptions): Promise<SweepRun[
 function spawnLogged(args: string[], log: string, gpu: string | undefined): Promise<number> {
   return new Promise((resolvePromise) => {
     const out = createWriteStream(log, { flags: 'a' });
-    out.write(`\n$ bnlab ${args.join(' ')}${gpu !== undefined ? `  (CUDA_VISIBLE_DEVICES=${gpu})` : ''}\n`);
+    out.write(`\n$ bnlab ${args.map(shq).join(' ')}${gpu !== undefined ? `  (CUDA_VISIBLE_DEVICES=${gpu})` : ''}\n`);
     const env = gpu !== undefined ? { ...process.env, CUDA_VISIBLE_DEVICES: gpu } : process.env;
     const child = spawn(process.execPath, [BNLAB_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.pipe(out, { end: false });

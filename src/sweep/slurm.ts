@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ConfigError } from '../config/load.js';
-import { BNLAB_BIN } from './local.js';
+import { BNLAB_BIN, shq } from './local.js';
 import type { Sweep, SweepRun } from './spec.js';
 
 export interface SlurmOptions {
@@ -20,8 +20,7 @@ export interface SlurmOptions {
   cwd: string;
 }
 
-/** Single-quote for bash unless the word is plainly safe. */
-export const shq = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+export { shq }; // where the Slurm tests and the CLI have always found it
 
 /**
  * Quote for an #SBATCH line, which sbatch (not bash) splits itself: whitespace ends a value and an
