@@ -6,7 +6,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { closest, distance } from 'fastest-levenshtein';
 import { z } from 'zod';
 import { configObject, configSchema, type Config } from './schema.js';
-import { checkTraceConfig } from '../train/trace.js';
+import { checkTracedLayers } from '../nn/resnet.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -106,7 +106,7 @@ export function validateConfig(raw: unknown, source = 'config'): Config {
   const r = configSchema.safeParse(raw ?? {});
   if (!r.success) throw new ConfigError(formatIssues(r.error.issues, source));
   try {
-    checkTraceConfig(r.data); // against the model's BN layers, before any run folder exists
+    checkTracedLayers(r.data.trace, r.data.model); // against the model's BN layers, before any run folder exists
   } catch (e) {
     throw new ConfigError(`invalid config (${source}):\n  ${(e as Error).message}`);
   }

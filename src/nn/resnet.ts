@@ -164,3 +164,19 @@ export function initParams(specs: readonly ParamSpec[], seed: number): Map<strin
 }
 
 export const countParams = (specs: readonly ParamSpec[]) => specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
+
+/**
+ * trace.layers must be BN layers of the model and trace.channels must exist in each of them. BN
+ * channel counts depend only on the model config, so config/ runs this at validation, before a
+ * run folder or a sweep exists; `layers` (a built network's) skips rebuilding the specs.
+ */
+export function checkTracedLayers(trace: { layers: readonly string[]; channels: readonly number[] }, model: ModelConfig, layers?: readonly { name: string; channels: number }[]): void {
+  if (!trace.layers.length) return;
+  const known = layers ?? buildNetwork(model, 3, 1).bnLayers; // specs only: no tensors
+  for (const l of trace.layers) {
+    const layer = known.find((x) => x.name === l);
+    if (!layer) throw new Error(`trace.layers: no BN layer '${l}' in this model (layers: ${known.slice(0, 6).map((x) => x.name).join(', ')}, ...)`);
+    const beyond = trace.channels.find((c) => c >= layer.channels);
+    if (beyond !== undefined) throw new Error(`trace.channels: channel ${beyond} does not exist in BN layer '${l}', which has ${layer.channels} channels (0..${layer.channels - 1}); pick channels below ${layer.channels} or trace a wider layer`);
+  }
+}

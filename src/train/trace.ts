@@ -9,26 +9,14 @@ import { microBatch, type Config } from '../config/schema.js';
 import type { Split } from '../data/dataset.js';
 import { sampleWithoutReplacement } from '../data/loader.js';
 import type { Observation } from '../nn/batchnorm.js';
-import { buildNetwork } from '../nn/resnet.js';
+import { checkTracedLayers } from '../nn/resnet.js';
 import type { RunState } from './state.js';
 
 export const TRACE_COLUMNS = ['epoch', 'iter', 'layer', 'channel', 'kind', 'value'] as const;
 
-/**
- * trace.layers must be BN layers of cfg.model and trace.channels must exist in each of them. BN
- * channel counts depend only on cfg.model, so this runs at config validation (validateConfig
- * turns the Error into a ConfigError), before a run folder or a sweep exists.
- */
-export function checkTraceConfig(cfg: Config, layers?: readonly (string | { name: string; channels: number })[]): void {
-  if (!cfg.trace.layers.length) return;
-  const model = buildNetwork(cfg.model, 3, 1).bnLayers; // specs only: no tensors
-  const known = (layers ?? model).map((l) => (typeof l === 'string' ? (model.find((m) => m.name === l) ?? { name: l, channels: Infinity }) : l));
-  for (const l of cfg.trace.layers) {
-    const layer = known.find((x) => x.name === l);
-    if (!layer) throw new Error(`trace.layers: no BN layer '${l}' in this model (layers: ${known.slice(0, 6).map((x) => x.name).join(', ')}, ...)`);
-    const beyond = cfg.trace.channels.find((c) => c >= layer.channels);
-    if (beyond !== undefined) throw new Error(`trace.channels: channel ${beyond} does not exist in BN layer '${l}', which has ${layer.channels} channels (0..${layer.channels - 1}); pick channels below ${layer.channels} or trace a wider layer`);
-  }
+/** trace.* against the model's BN layers (the check lives with the model: config/ runs it at load). */
+export function checkTraceConfig(cfg: Config, layers?: readonly { name: string; channels: number }[]): void {
+  checkTracedLayers(cfg.trace, cfg.model, layers);
 }
 
 /** Trace rows at one point of training: `epoch` is fractional progress, `iter` the global SGD step. */

@@ -181,7 +181,7 @@ async function setUp(cfg: Config, data: Dataset, o: TrainOptions): Promise<Run> 
   if (micro !== microBatch(cfg)) o.log(`micro-batch ${micro} (of ${bs}) to fit ${(memoryBudget(tf.getBackend()) / 2 ** 30).toFixed(1)} GB at ~${(perSample / 2 ** 20).toFixed(1)} MB per sample`);
   const stepsPerEpoch = Math.floor(data.train.n / bs);
   if (stepsPerEpoch < 1) throw new TrainingError(`optim.batch_size ${bs} is larger than the training set (${data.train.n} images); lower it or use more data`);
-  checkTraceConfig(cfg, s.net.bnLayers.map((l) => l.name));
+  checkTraceConfig(cfg, s.net.bnLayers);
   const trace = async (epochPos: number, iter: number) => {
     if (cfg.trace.layers.length) appendTrace(p.trace, await traceRows(s, data.train, cfg, epochPos, iter));
   };
