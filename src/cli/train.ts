@@ -9,7 +9,13 @@ import { loadDataset } from '../data/dataset.js';
 import { acquireLock } from '../run/lock.js';
 import { runPaths } from '../run/paths.js';
 import { train } from '../train/trainer.js';
-import { createLogger } from '../util/log.js';
+import { createLogger, type Logger } from '../util/log.js';
+import type { Dataset } from '../data/dataset.js';
+import { buildNetwork } from '../nn/resnet.js';
+import { writeFileAtomic } from '../run/checkpoint.js';
+import { describeSession, readRunInfo, startSession, wallSeconds } from '../run/metadata.js';
+import { readMetrics } from '../run/metrics.js';
+import { summarizeRun, summaryLines } from '../run/summary.js';
 import { createProgress } from '../util/progress.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -42,14 +48,30 @@ function resolveRun(f: TrainFlags, existed: boolean): { cfg: Config; outDir: str
     // Without --config the run's own config is the base, and --set changes it (e.g. epochs=20).
     const wanted = f.config.length ? requested : loadConfig([paths.config], f.set);
     const changed = configDiff(saved, wanted).filter((k) => !RESUMABLE_KEYS.has(k));
-    if (changed.length) throw new ConfigError(`--resume: the config differs from the run's saved config in ${changed.join(', ')}; resume with the run's own config (only epochs, backend, threads and name may change)`);
-    return { cfg: { ...saved, epochs: wanted.epochs, backend: wanted.backend, threads: wanted.threads }, outDir };
+    if (changed.length) throw new ConfigError(`--resume: the config differs from the run's saved config in ${changed.join(', ')}; resume with the run's own config (only epochs, backend, threads, name and checkpoint.keep_last may change)`);
+    return { cfg: { ...saved, epochs: wanted.epochs, backend: wanted.backend, threads: wanted.threads, checkpoint: wanted.checkpoint }, outDir };
   }
   const hasRun = existsSync(paths.metrics) || (existsSync(paths.checkpoints) && readdirSync(paths.checkpoints).length > 0);
   if (hasRun && !f.overwrite) {
     throw new ConfigError(`${outDir} already holds a run. Continue it with --resume, start over with --overwrite, or write elsewhere with --out DIR or --set name=NEW`);
   }
   return { cfg: requested, outDir };
+}
+
+/** "resnet-cifar-8 width 16 (78.0k parameters)": what was built, so a silent default shows. */
+function modelLine(cfg: Config, data: Dataset): string {
+  const net = buildNetwork(cfg.model, data.train.channels, data.numClasses);
+  const n = net.params.reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
+  const count = n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} k`;
+  return `model ${cfg.model.arch}${cfg.model.arch === 'resnet-cifar' ? `-${cfg.model.depth}` : ''} width ${cfg.model.width} (${count} parameters)`;
+}
+
+/** summary.json and its lines in train.log (and stdout unless --quiet). */
+function writeSummary(outDir: string, cfg: Config, wall: number | null, log: Logger): void {
+  const paths = runPaths(outDir);
+  const summary = summarizeRun(outDir, paths, readMetrics(paths.metrics), cfg.epochs, wall);
+  writeFileAtomic(paths.summary, [Buffer.from(JSON.stringify(summary, null, 2) + '\n', 'utf8')]);
+  for (const line of summaryLines(summary)) log(line);
 }
 
 export function registerTrain(program: Command): void {
@@ -66,6 +88,7 @@ export function registerTrain(program: Command): void {
     .action(async (f: TrainFlags) => {
       if (f.backend) f.set.push(`backend=${f.backend}`);
       if (f.resume && f.overwrite) throw new ConfigError('--resume and --overwrite contradict each other: --resume continues the run in the folder, --overwrite deletes it; pass one');
+      const started = new Date();
       const target = resolve(f.out ?? join('results', loadConfig(f.config, f.set).name));
       // One writer per run folder, taken before anything in it is read or deleted.
       const created = !existsSync(target);
@@ -82,7 +105,7 @@ export function registerTrain(program: Command): void {
       const { cfg, outDir } = resolved;
       const paths = runPaths(outDir);
       if (f.overwrite) {
-        for (const p of [paths.metrics, paths.checkpoints, paths.log]) rmSync(p, { recursive: true, force: true });
+        for (const p of [paths.metrics, paths.metricsJsonl, paths.checkpoints, paths.log, paths.summary, paths.runInfo]) rmSync(p, { recursive: true, force: true });
       }
       mkdirSync(outDir, { recursive: true });
       const log = createLogger(paths.log, !!f.quiet);
@@ -91,33 +114,50 @@ export function registerTrain(program: Command): void {
       const backend = await initBackend(cfg.backend, cfg.threads);
       log(`backend: ${backend.name} — ${backend.reason}`);
       for (const d of backend.details) log(`  ${d}`);
-      const data = await loadDataset(cfg.data);
+      const session = startSession(paths.runInfo, outDir, describeSession({ name: backend.name, reason: backend.reason }, started));
+      let data: Dataset;
+      try {
+        data = await loadDataset(cfg.data);
+      } catch (e) {
+        session.end('failed', null, (e as Error).message);
+        throw e;
+      }
       log(`data: ${data.name} (${data.train.n} train / ${data.val.n} val, ${data.train.height}x${data.train.width}x${data.train.channels}) from ${data.source}`);
-      log(`run: ${outDir}  model ${cfg.model.arch}${cfg.model.arch === 'resnet-cifar' ? `-${cfg.model.depth}` : ''}  batch ${cfg.optim.batch_size}  NBS ${cfg.bn.nbs}  epochs ${cfg.epochs}`);
+      log(`run: ${outDir}  ${modelLine(cfg, data)}  batch ${cfg.optim.batch_size}  NBS ${cfg.bn.nbs}  epochs ${cfg.epochs}`);
 
       let stop = false;
-      const onSigint = () => {
+      // Slurm, systemd and `kill` send SIGTERM: name the signal that arrived, not a keypress.
+      const onSignal = (sig: NodeJS.Signals) => {
+        const what = sig === 'SIGINT' ? 'Ctrl-C' : sig;
         if (stop) {
-          process.stderr.write('\nbnlab: second Ctrl-C, exiting without saving this step\n');
+          process.stderr.write(`\nbnlab: second ${what}, exiting without saving this step\n`);
           process.exit(130);
         }
         stop = true;
-        process.stderr.write('\nbnlab: Ctrl-C — finishing this step and saving a checkpoint (Ctrl-C again to abort)\n');
+        process.stderr.write(`\nbnlab: ${what} — finishing this step and saving a checkpoint (${sig === 'SIGINT' ? 'Ctrl-C' : 'a second signal'} again to abort)\n`);
       };
-      process.on('SIGINT', onSigint);
-      process.on('SIGTERM', onSigint);
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       let res: Awaited<ReturnType<typeof train>>;
       try {
         res = await train(cfg, data, { outDir, resume: !!f.resume, log, progress: createProgress(!!f.quiet), interrupted: () => stop });
       } catch (e) {
         // The error also reaches train.log (a Slurm job's log is often the only thing read).
         appendFileSync(paths.log, `${new Date().toISOString()} error: ${(e as Error).message}\n`);
+        session.end('failed', null, (e as Error).message);
         throw e;
       }
       // Exit while the handler is still installed: a further Ctrl-C now must not kill mid-exit.
-      if (res.interrupted) process.exit(130);
-      process.off('SIGINT', onSigint);
-      process.off('SIGTERM', onSigint);
-      log(`done: ${paths.metrics}`);
+      if (res.interrupted) {
+        session.end('interrupted', res.state.meta.epoch);
+        process.exit(130);
+      }
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      // A resume of a finished run trained nothing: no session to record, only its summary to show.
+      const alreadyFinished = res.rows.length === 0;
+      if (alreadyFinished) session.discard();
+      const info = alreadyFinished ? readRunInfo(paths.runInfo) : session.end('finished', res.state.meta.epoch);
+      writeSummary(outDir, cfg, wallSeconds(info), log);
     });
 }

@@ -22,9 +22,10 @@ export function progressInterval(env: NodeJS.ProcessEnv = process.env): number {
   return env.BNLAB_PROGRESS_SECONDS !== undefined && env.BNLAB_PROGRESS_SECONDS !== '' && Number.isFinite(v) && v >= 0 ? v : DEFAULT_PROGRESS_SECONDS;
 }
 
-/** "1h02m", "4m10s", "12s". */
+/** "1h02m", "4m10s", "12.3s". */
 export function formatDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
+  if (seconds < 59.95) return `${Math.max(0, seconds).toFixed(1)}s`;
+  const s = Math.round(seconds);
   const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
   return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(r).padStart(2, '0')}s` : `${r}s`;
 }

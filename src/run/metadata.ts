@@ -1,0 +1,122 @@
+// run.json: what made a run, to trust its numbers months later: per session (a resume adds one,
+// never erasing the earlier) the command line, bnlab version and git commit, Node and tfjs
+// versions, backend and why, host, CPUs, start and end time and how the session ended.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { version_core as tfjsVersion } from '@tensorflow/tfjs-core';
+import { writeFileAtomic } from './checkpoint.js';
+
+export interface Session {
+  command: string[];
+  cwd: string;
+  start: string;
+  end: string | null;
+  /** running (or killed without a word) | finished | interrupted | failed */
+  status: 'running' | 'finished' | 'interrupted' | 'failed';
+  error?: string;
+  /** Completed epochs when the session ended. */
+  epochs_done: number | null;
+  bnlab_version: string;
+  git: { commit: string; dirty: boolean } | null;
+  node: string;
+  tfjs: string;
+  backend: { name: string; reason: string };
+  host: string;
+  cpus: { available: number; cores: number; model: string; affinity: string | null };
+  slurm_job_id?: string;
+}
+
+export interface RunInfo {
+  run: string;
+  /** First session's start; last session's end (null while one runs). */
+  start: string;
+  end: string | null;
+  sessions: Session[];
+}
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export const bnlabVersion = (): string => (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+/** The commit of bnlab's own checkout (null: not a checkout, or git missing or slow). */
+export function gitCommit(root = ROOT): Session['git'] {
+  if (!existsSync(join(root, '.git'))) return null;
+  const git = (...args: string[]) => execFileSync('git', ['-C', root, ...args], { encoding: 'utf8', timeout: 3000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  try {
+    return { commit: git('rev-parse', 'HEAD'), dirty: git('status', '--porcelain', '--untracked-files=no') !== '' };
+  } catch {
+    return null;
+  }
+}
+
+/** The CPUs this process may run on (taskset, Slurm's cpuset), as the kernel lists them. */
+function affinity(): string | null {
+  try {
+    return /^Cpus_allowed_list:\s*(.+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1].trim() ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Everything about this process a session records, except how it ends. */
+export function describeSession(backend: Session['backend'], start: Date): Omit<Session, 'end' | 'status' | 'epochs_done'> {
+  const cpus = os.cpus();
+  return {
+    command: ['bnlab', ...process.argv.slice(2)],
+    cwd: process.cwd(),
+    start: start.toISOString(),
+    bnlab_version: bnlabVersion(),
+    git: gitCommit(),
+    node: process.version,
+    tfjs: tfjsVersion,
+    backend,
+    host: os.hostname(),
+    cpus: { available: os.availableParallelism(), cores: cpus.length, model: cpus[0]?.model ?? 'unknown', affinity: affinity() },
+    ...(process.env.SLURM_JOB_ID ? { slurm_job_id: process.env.SLURM_JOB_ID } : {}),
+  };
+}
+
+export function readRunInfo(path: string): RunInfo | null {
+  if (!existsSync(path)) return null;
+  try {
+    const info = JSON.parse(readFileSync(path, 'utf8')) as RunInfo;
+    return Array.isArray(info.sessions) ? info : null;
+  } catch {
+    return null; // damaged: a new file is started (the run's results do not depend on it)
+  }
+}
+
+const write = (path: string, info: RunInfo) => writeFileAtomic(path, [Buffer.from(JSON.stringify(info, null, 2) + '\n', 'utf8')]);
+
+/** Wall-clock seconds of every ended session. */
+export const wallSeconds = (info: RunInfo | null): number | null =>
+  info ? info.sessions.reduce((a, s) => a + (s.end ? (Date.parse(s.end) - Date.parse(s.start)) / 1000 : 0), 0) : null;
+
+export interface OpenSession {
+  /** Record how the session ended (rewrites run.json). */
+  end(status: Exclude<Session['status'], 'running'>, epochsDone: number | null, error?: string): RunInfo;
+  /** Forget this session (it trained nothing, e.g. a resume of a finished run). */
+  discard(): void;
+}
+
+/** Append a running session to run.json (created if missing). */
+export function startSession(path: string, runDir: string, s: Omit<Session, 'end' | 'status' | 'epochs_done'>): OpenSession {
+  const before = readRunInfo(path);
+  const session: Session = { ...s, end: null, status: 'running', epochs_done: null };
+  const info: RunInfo = { run: runDir, start: before?.start ?? s.start, end: null, sessions: [...(before?.sessions ?? []), session] };
+  write(path, info);
+  return {
+    end(status, epochsDone, error) {
+      Object.assign(session, { end: new Date().toISOString(), status, epochs_done: epochsDone, ...(error ? { error } : {}) });
+      info.end = session.end;
+      write(path, info);
+      return info;
+    },
+    discard() {
+      if (before) write(path, before);
+    },
+  };
+}
