@@ -11,7 +11,8 @@ import type { Config } from '../config/schema.js';
 import { loadDataset, type Dataset, type Split } from '../data/dataset.js';
 import { permutation, sampleWithoutReplacement } from '../data/loader.js';
 import { complement, sameImages } from '../bn/domain.js';
-import { evaluateWith, MODES, STATS_MODES, type StatsMode } from '../bn/modes.js';
+import { evaluateWith, MODES, STATS_MODES, testOrder, type StatsMode } from '../bn/modes.js';
+import { compositionOf, compositionProblem } from '../bn/composition.js';
 import { disposePopulation, type Population } from '../bn/population.js';
 import { estimatePrecise } from '../bn/precise.js';
 import { hashSeed } from '../util/rng.js';
@@ -137,6 +138,8 @@ export function registerEval(program: Command): void {
         );
       }
       // Every requested mode must be computable before any is computed.
+      const composedProblem = modes.includes('composed') && compositionProblem({ ...compositionOf(cfg), nbs: batch ?? cfg.bn.nbs }, evalSet.numClasses);
+      if (composedProblem) throw new ConfigError(`--stats composed: ${composedProblem}${batch ? ' (--batch sets NBS)' : ''}`);
       if (modes.includes('frozen') && !s.frozen) throw new ConfigError(`--stats frozen: this checkpoint has no FrozenBN statistics (the run has bn.frozen_last_epochs = ${cfg.bn.frozen_last_epochs})`);
       // Statistics and evaluation drawn from the same images: keep them apart (Table 4's protocol).
       const disjoint = sameImages(statsSpec, dataSpec);
@@ -160,6 +163,12 @@ export function registerEval(program: Command): void {
           else if (mode === 'minibatch') {
             b = batch ?? cfg.bn.nbs;
             errs.push(await evaluateWith(s.net, s.params, evalSplit, cfg, { mode, nbs: b }, { progress, repeat: r, label: `mini-batch ${b}` }));
+          } else if (mode === 'composed') {
+            // Test groups made like the run's training groups (NBS, and K classes each for 'classes').
+            const m = { mode, composition: { ...compositionOf(cfg), nbs: batch ?? cfg.bn.nbs } } as const;
+            b = m.composition.nbs;
+            evaluated = testOrder(evalSplit, cfg, m, r)!.length;
+            errs.push(await evaluateWith(s.net, s.params, evalSplit, cfg, m, { progress, repeat: r, label: `mini-batch ${b} (${cfg.bn.composition})` }));
           } else {
             let stats: Population;
             let order: Int32Array | undefined;

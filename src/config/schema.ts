@@ -109,6 +109,13 @@ const bn = section(
     frozen_last_epochs: int(0)
       .default(0)
       .describe('FrozenBN for the last K epochs: at the switch PreciseBN computes population statistics, and BN normalizes with them (in training too) for the rest of the run; the affine keeps training (paper Fig. 6: 20 of 100)'),
+    composition: z
+      .enum(['random', 'classes'])
+      .default('random')
+      .describe("what each NBS group is made of in training: 'random' (a shuffle) or 'classes' (bn.composition_classes classes, NBS/K samples of each: a pattern the model can learn to read through BN, paper Fig. 8)"),
+    composition_classes: int(1)
+      .default(2)
+      .describe("bn.composition 'classes': classes per NBS group (K; must divide bn.nbs). A class's last n mod (NBS/K) samples sit out an epoch; with unequal classes, groups of the largest may too"),
   },
   'BatchNorm: the normalization batch and the EMA estimator',
 );
@@ -148,6 +155,7 @@ const evalCfg = section(
     batch_size: int(1).default(500).describe('validation batch size (population statistics: only memory depends on it)'),
     every: int(1).default(1).describe('evaluate every this many epochs (and always after the last)'),
     minibatch: z.boolean().default(false).describe('also evaluate with mini-batch statistics: test batches of NBS samples normalized by their own statistics (val_err_minibatch; paper Fig. 5)'),
+    composed: z.boolean().default(false).describe("also evaluate with mini-batch statistics of test groups of NBS samples composed like training's (bn.composition), beside random ones (val_err_composed; paper Fig. 8)"),
     train_minibatch: z.boolean().default(false).describe('also report the error on the un-augmented training set with mini-batch statistics of NBS samples (train_err_nbs; paper Fig. 5)'),
     train_minibatch_samples: int(1).default(10000).describe('training samples used for train_err_nbs (a fixed subset)'),
   },
@@ -191,6 +199,9 @@ export const configObject = z
     const micro = microBatch(c);
     if (c.bn.nbs > c.optim.batch_size) {
       ctx.addIssue({ code: 'custom', path: ['bn', 'nbs'], message: `NBS ${c.bn.nbs} exceeds the total batch ${c.optim.batch_size}; set bn.nbs <= optim.batch_size` });
+    }
+    if (c.bn.composition === 'classes' && c.bn.nbs % c.bn.composition_classes !== 0) {
+      ctx.addIssue({ code: 'custom', path: ['bn', 'composition_classes'], message: `${c.bn.composition_classes} classes per group do not divide NBS ${c.bn.nbs}: each group takes NBS/K samples of each class` });
     }
     if (c.optim.batch_size % c.bn.nbs !== 0) {
       ctx.addIssue({ code: 'custom', path: ['optim', 'batch_size'], message: `total batch ${c.optim.batch_size} is not a multiple of NBS ${c.bn.nbs}` });

@@ -20,6 +20,7 @@ export const METRIC_COLUMNS = [
   'train_err_nbs',
   'val_err_minibatch',
   'bn_mode',
+  'val_err_composed',
 ] as const;
 
 /** Numbers, a label (bn_mode: batch | frozen), or null for "not computed this epoch" (empty cell). */

@@ -10,6 +10,7 @@ import type { Dataset } from '../data/dataset.js';
 import { permutation, type Batch } from '../data/loader.js';
 import { prefetch } from '../data/prefetch.js';
 import { evaluateWith, MODES, type ModeStats } from '../bn/modes.js';
+import { composedLength, composeEpoch, compositionOf, compositionProblem } from '../bn/composition.js';
 import { clonePopulation, disposePopulation } from '../bn/population.js';
 import { estimatePrecise, preciseRequest } from '../bn/precise.js';
 import type { Logger } from '../util/log.js';
@@ -156,13 +157,20 @@ async function setUp(cfg: Config, data: Dataset, o: TrainOptions): Promise<Run> 
   mkdirSync(p.checkpoints, { recursive: true });
   const s = createState(cfg, data.train.channels, data.numClasses);
   removeStaleTemporaries(o.outDir);
+  // Groups of the training composition: how many images (and so steps) an epoch has.
+  const problem = compositionProblem(compositionOf(cfg), data.numClasses);
+  if (problem) throw new TrainingError(problem);
+  const perEpoch = composedLength(data.train.labels, compositionOf(cfg));
+  const stepsPerEpoch = Math.floor(perEpoch / cfg.optim.batch_size);
+  if (stepsPerEpoch < 1) throw new TrainingError(`optim.batch_size ${cfg.optim.batch_size} is larger than the ${perEpoch} training images an epoch can use (bn.composition ${cfg.bn.composition}); lower it or use more data`);
+  if (perEpoch < data.train.n) o.log(`bn.composition ${cfg.bn.composition}: ${perEpoch} of ${data.train.n} training images fit whole groups of ${cfg.bn.composition_classes} classes x ${cfg.bn.nbs / cfg.bn.composition_classes} each per epoch`);
   let resumed = false;
   if (o.resume) {
     resumed = loadResumePoint(s, o.outDir, o.log);
     if (resumed) {
       const repaired = restoreMetrics(p.metrics, s.meta.epoch, s.meta.history);
       if (repaired) o.log(`metrics.csv ${repaired}`);
-      truncateTrace(p.trace, s.meta.epoch * Math.floor(data.train.n / cfg.optim.batch_size) + s.meta.progress.step);
+      truncateTrace(p.trace, s.meta.epoch * stepsPerEpoch + s.meta.progress.step);
       if (s.meta.epoch >= cfg.epochs) o.log(`${o.outDir} is already finished (${s.meta.epoch} of ${cfg.epochs} epochs); raise epochs with --set epochs=N to train further`);
       else o.log(`resuming ${o.outDir} at epoch ${s.meta.epoch + 1}, step ${s.meta.progress.step}`);
     } else {
@@ -179,8 +187,6 @@ async function setUp(cfg: Config, data: Dataset, o: TrainOptions): Promise<Run> 
   const perSample = await bytesPerSample(s, [data.train.height, data.train.width, data.train.channels]);
   const micro = chooseMicroBatch(cfg, perSample, memoryBudget(tf.getBackend()));
   if (micro !== microBatch(cfg)) o.log(`micro-batch ${micro} (of ${bs}) to fit ${(memoryBudget(tf.getBackend()) / 2 ** 30).toFixed(1)} GB at ~${(perSample / 2 ** 20).toFixed(1)} MB per sample`);
-  const stepsPerEpoch = Math.floor(data.train.n / bs);
-  if (stepsPerEpoch < 1) throw new TrainingError(`optim.batch_size ${bs} is larger than the training set (${data.train.n} images); lower it or use more data`);
   checkTraceConfig(cfg, s.net.bnLayers);
   const trace = async (epochPos: number, iter: number) => {
     if (cfg.trace.layers.length) appendTrace(p.trace, await traceRows(s, data.train, cfg, epochPos, iter));
@@ -202,7 +208,7 @@ async function switchToFrozenBN(r: Run, epoch: number): Promise<void> {
 async function trainEpoch(r: Run, epoch: number): Promise<EpochTraining> {
   const { cfg, data, s, o, micro, stepsPerEpoch } = r;
   const bs = cfg.optim.batch_size;
-  const order = permutation(data.train.n, cfg.seed, epoch);
+  const order = composeEpoch(data.train.labels, compositionOf(cfg), cfg.seed, epoch);
   const prog = s.meta.progress;
   const frozen = epoch >= r.frozenFrom;
   o.progress.start(`epoch ${epoch + 1}/${cfg.epochs}`, stepsPerEpoch);
@@ -291,6 +297,7 @@ async function evaluateModes(r: Run, epoch: number, preciseRan: boolean): Promis
   if (!frozen) jobs.push({ column: MODES.ema.valColumn, split: 'val', m: { mode: 'ema', population: emaStats(s) } });
   if (s.precise && (frozen || preciseRan)) jobs.push({ column: MODES.precise.valColumn, split: 'val', m: { mode: frozen ? 'frozen' : 'precise', population: s.precise } });
   if (cfg.eval.minibatch) jobs.push({ column: MODES.minibatch.valColumn, split: 'val', m: { mode: 'minibatch', nbs: cfg.bn.nbs } });
+  if (cfg.eval.composed) jobs.push({ column: MODES.composed.valColumn, split: 'val', m: { mode: 'composed', composition: compositionOf(cfg) } });
   if (cfg.eval.train_minibatch) {
     const subset = permutation(data.train.n, cfg.seed, 0x7472).subarray(0, Math.min(cfg.eval.train_minibatch_samples, data.train.n));
     jobs.push({ column: MODES.minibatch.trainColumn!, split: 'train', m: { mode: 'minibatch', nbs: cfg.bn.nbs }, order: subset, label: 'train NBS' });
@@ -322,6 +329,7 @@ async function endOfEpoch(r: Run, epoch: number, t: EpochTraining): Promise<Metr
     precise_seconds: preciseSeconds,
     train_err_nbs: null,
     val_err_minibatch: null,
+    val_err_composed: null,
     bn_mode: frozen ? 'frozen' : 'batch',
     ...errs,
   };

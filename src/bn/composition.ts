@@ -1,0 +1,83 @@
+// The composition of each NBS group: which samples BatchNorm normalizes together. 'random' is a
+// shuffle; 'classes' draws every group from K classes with NBS/K samples of each (the paper's
+// "information leakage within a batch", Fig. 8: a model trained on such groups learns to read the
+// pattern through the batch statistics). An epoch's order is consecutive NBS groups, so every
+// other part of the pipeline (total batch, micro-batches of whole groups, ghost groups,
+// prefetch, resume mid-epoch) slices it exactly as it slices a shuffle.
+import type { Config } from '../config/schema.js';
+import { hashSeed, mulberry32, permutation } from '../data/loader.js';
+
+export type CompositionKind = Config['bn']['composition'];
+
+export interface Composition {
+  kind: CompositionKind;
+  /** 'classes': classes per NBS group (K); NBS must be a multiple of it. */
+  classes: number;
+  /** Samples per group (NBS). */
+  nbs: number;
+}
+
+/** The training composition a config asks for. */
+export const compositionOf = (cfg: Pick<Config, 'bn'>): Composition => ({ kind: cfg.bn.composition, classes: cfg.bn.composition_classes, nbs: cfg.bn.nbs });
+
+/** Why a composition cannot be built for these labels (null: it can). */
+export function compositionProblem(c: Composition, numClasses: number): string | null {
+  if (c.kind === 'random') return null;
+  if (c.nbs % c.classes !== 0) return `bn.composition_classes ${c.classes} does not divide NBS ${c.nbs}: each group takes NBS/K samples of each of its K classes`;
+  if (c.classes > numClasses) return `bn.composition_classes ${c.classes} exceeds the dataset's ${numClasses} classes`;
+  return null;
+}
+
+/**
+ * One epoch's sample order: NBS groups one after another. Deterministic in (seed, epoch).
+ *
+ * 'classes': each class is shuffled and cut into pieces of m = NBS/K samples (a class's last
+ * n_c mod m samples sit out this epoch: a different few each epoch). Groups are then made
+ * greedily from the K classes with the most pieces left (ties broken at random), which uses every
+ * piece when classes are equal in size and leaves pieces only of the largest classes otherwise
+ * (those that outnumber the other K-1 together). Groups are shuffled, and the samples in each.
+ * The length is the same every epoch: it depends on the class sizes only.
+ */
+export function composeEpoch(labels: Int32Array, c: Composition, seed: number, epoch: number): Int32Array {
+  if (c.kind === 'random') return permutation(labels.length, seed, epoch);
+  const m = c.nbs / c.classes;
+  const rng = mulberry32(hashSeed(seed, epoch, 0xc1a55));
+  const byClass = new Map<number, number[]>();
+  const shuffled = permutation(labels.length, seed, epoch);
+  for (const i of shuffled) {
+    const list = byClass.get(labels[i]) ?? [];
+    list.push(i);
+    byClass.set(labels[i], list);
+  }
+  // Pieces of each class, taken from the end of its list.
+  const classes = [...byClass.keys()].sort((a, b) => a - b);
+  const left = new Map(classes.map((k) => [k, Math.floor(byClass.get(k)!.length / m)]));
+  const groups: number[][] = [];
+  for (;;) {
+    const ranked = classes.filter((k) => left.get(k)! > 0).map((k) => ({ k, n: left.get(k)!, tie: rng() })).sort((a, b) => b.n - a.n || a.tie - b.tie);
+    if (ranked.length < c.classes) break;
+    const group: number[] = [];
+    for (const { k } of ranked.slice(0, c.classes)) {
+      const p = left.get(k)! - 1;
+      left.set(k, p);
+      group.push(...byClass.get(k)!.slice(p * m, (p + 1) * m));
+    }
+    groups.push(group);
+  }
+  const order = new Int32Array(groups.length * c.nbs);
+  permutation(groups.length, seed, epoch ^ 0x9e37).forEach((g, at) => {
+    const group = groups[g];
+    for (let i = group.length - 1; i > 0; i--) {
+      const j = Math.floor(rng() * (i + 1));
+      [group[i], group[j]] = [group[j], group[i]];
+    }
+    order.set(group, at * c.nbs);
+  });
+  return order;
+}
+
+/** Samples an epoch of `composeEpoch` holds (fixed for given labels). */
+export function composedLength(labels: Int32Array, c: Composition): number {
+  if (c.kind === 'random') return labels.length;
+  return composeEpoch(labels, c, 0, 0).length;
+}
