@@ -70,7 +70,7 @@ export const STANDARD_WIDTH = { 'resnet-cifar': 16, resnet50: 64 } as const;
 
 /** Columns a `best` checkpoint can be chosen by: the validation error of each statistics source
  *  (src/bn/modes.ts MODES[*].valColumn; a test keeps the two lists equal). */
-export const BEST_METRICS = ['val_err_precise', 'val_err_ema', 'val_err_minibatch', 'none'] as const;
+export const BEST_METRICS = ['val_err_precise', 'val_err_ema', 'val_err_minibatch', 'val_err_composed', 'none'] as const;
 
 const checkpoint = section(
   {
