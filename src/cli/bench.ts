@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend/index.js';
 import { formatProfile, profileKernels } from '../backend/profile.js';
-import { loadConfig } from '../config/load.js';
+import { ConfigError, loadConfig } from '../config/load.js';
 import { microBatch } from '../config/schema.js';
 import { loadDataset } from '../data/dataset.js';
 import { permutation } from '../data/loader.js';
@@ -134,7 +134,7 @@ export function registerBench(program: Command): void {
           '--batch', String(bs), '--nbs', String(Math.min(cfg.bn.nbs, micro)), '--threads', String(r.threads), '--steps', String(steps),
           '--eps', String(cfg.bn.eps), '--infer-n', String(evalSet.n), '--infer-batch', String(cfg.eval.batch_size),
           '--precise-n', String(preciseN), '--precise-batch', String(cfg.precise.batch_size)];
-        if (data.train.height !== data.train.width) throw new Error('bench --peer: square inputs only');
+        if (data.train.height !== data.train.width) throw new ConfigError('bench --peer: square inputs only');
         const run = spawnSync(o.python, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
         if (run.status !== 0) throw new Error(`bench --peer: ${o.python} ${path.basename(PEER_SCRIPT)} failed (${run.status}): ${(run.stderr || run.error?.message || '').trim().split('\n').slice(-3).join(' | ')}`);
         peer = JSON.parse(run.stdout.trim().split('\n').pop()!) as PeerResult;
