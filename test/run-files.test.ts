@@ -139,6 +139,8 @@ describe('run.json', () => {
     expect(s.tfjs).toMatch(/^\d+\.\d+\.\d+/);
     expect(s.backend).toEqual(backend);
     expect(s.cpus.available).toBeGreaterThan(0);
+    expect(s.cpus.usable).toBeLessThanOrEqual(s.cpus.available);
+    expect(s.cpus.limits).toMatch(/cores/);
     expect(s.command[0]).toBe('bnlab');
     expect(wallSeconds(info)).toBeGreaterThan(0);
     // a session that trained nothing is dropped again

@@ -7,6 +7,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { version_core as tfjsVersion } from '@tensorflow/tfjs-core';
+import { cpuBudget } from '../util/cpus.js';
 import { writeFileAtomic } from './checkpoint.js';
 
 export interface Session {
@@ -25,7 +26,8 @@ export interface Session {
   tfjs: string;
   backend: { name: string; reason: string };
   host: string;
-  cpus: { available: number; cores: number; model: string; affinity: string | null };
+  /** usable: what thread pools were sized by (affinity, cgroup quota, SLURM_CPUS_PER_TASK; `limits` says which). */
+  cpus: { available: number; cores: number; usable: number; limits: string; model: string; affinity: string | null };
   slurm_job_id?: string;
 }
 
@@ -64,6 +66,7 @@ function affinity(): string | null {
 /** Everything about this process a session records, except how it ends. */
 export function describeSession(backend: Session['backend'], start: Date): Omit<Session, 'end' | 'status' | 'epochs_done'> {
   const cpus = os.cpus();
+  const budget = cpuBudget();
   return {
     command: ['bnlab', ...process.argv.slice(2)],
     cwd: process.cwd(),
@@ -74,7 +77,7 @@ export function describeSession(backend: Session['backend'], start: Date): Omit<
     tfjs: tfjsVersion,
     backend,
     host: os.hostname(),
-    cpus: { available: os.availableParallelism(), cores: cpus.length, model: cpus[0]?.model ?? 'unknown', affinity: affinity() },
+    cpus: { available: os.availableParallelism(), cores: cpus.length, usable: budget.cpus, limits: budget.reason, model: cpus[0]?.model ?? 'unknown', affinity: affinity() },
     ...(process.env.SLURM_JOB_ID ? { slurm_job_id: process.env.SLURM_JOB_ID } : {}),
   };
 }
