@@ -165,8 +165,55 @@ describe('figures', () => {
       const spec = fig.spec as any;
       expect(spec.layer).toHaveLength(1); // no marker or label layers
       expect(spec.layer[0].data.values.some((v: any) => v.diverged)).toBe(false);
-      expect(spec.layer[0].encoding.y.scale.domain).toBeUndefined(); // vega's own y domain
+      // the y-axis ends at ticks beyond every point (ours and the paper's)
+      const ys = spec.layer[0].data.values.map((v: any) => v.y);
+      const [lo, hi] = spec.layer[0].encoding.y.scale.domain;
+      expect(hi).toBeGreaterThan(Math.max(...ys));
+      expect(lo).toBeLessThan(Math.min(...ys));
+      expect(spec.layer[0].encoding.y.axis.values).toEqual(expect.arrayContaining([lo, hi]));
     }
+  });
+  it('Fig. 5: a point at the top of the data has a tick above it, not the frame (74.95, 33.97)', async () => {
+    for (const top of [74.95, 33.97]) {
+      const d = tmp();
+      for (const r of ['nbs2', 'nbs8', 'nbs32', 'nbs128']) {
+        mkdirSync(join(d, 'fig5', r), { recursive: true });
+        for (const f of ['config.yaml', 'metrics.csv']) copyFileSync(join(FX, 'fig5', r, f), join(d, 'fig5', r, f));
+      }
+      const m = join(d, 'fig5/nbs2/metrics.csv');
+      writeFileSync(m, readFileSync(m, 'utf8').replace(/^10,0\.01,0\.35,12\.6,15\.96,15\.6,/m, `10,0.01,0.35,12.6,15.96,${top},`));
+      const fig = buildFigures(findRuns([d]), ['5']).figures[0];
+      const y = (fig.spec as any).layer[0].encoding.y;
+      expect(y.scale.domain[1], String(top)).toBe(top > 70 ? 80 : 35);
+      expect(y.axis.values.at(-1)).toBe(y.scale.domain[1]);
+      expect((await render(fig)).svg).toContain(`>${top > 70 ? 80 : 35}</text>`);
+    }
+  }, 30_000);
+  it('Figs. 5/6 need two NBS values: one run per batch size (a batch-size sweep) is skipped, saying why', () => {
+    const { figures, skipped } = buildFigures(runsFor('f4', all), ['5', '6']);
+    expect(figures).toEqual([]);
+    expect(skipped).toEqual([
+      'Fig. 5: needs runs at two or more NBS values at one total batch (an NBS sweep); these runs give NBS 16 only',
+      'Fig. 6: needs runs at two or more NBS values at one total batch (an NBS sweep); these runs give NBS 16 only',
+    ]);
+  });
+  it('runs at another total batch are left out of Figs. 5/6 (and their tables) with a note naming them', () => {
+    const d = tmp();
+    for (const [dir, batch] of [['fig5', 128], ['fig5-b64', 64]] as const)
+      for (const r of ['nbs2', 'nbs8', 'nbs32']) {
+        mkdirSync(join(d, dir, r), { recursive: true });
+        copyFileSync(join(FX, 'fig5', r, 'metrics.csv'), join(d, dir, r, 'metrics.csv'));
+        writeFileSync(join(d, dir, r, 'config.yaml'), readFileSync(join(FX, 'fig5', r, 'config.yaml'), 'utf8').replace('batch_size: 128', `batch_size: ${batch}`));
+      }
+    const runs = findRuns([d]);
+    const fig = buildFigures(runs, ['5']).figures[0];
+    const note = 'Left out: 3 runs at total batch 64 (fig5-b64/nbs2, fig5-b64/nbs8, fig5-b64/nbs32): NBS is compared at one total batch, 128 here';
+    expect(fig.notes?.join(' ')).toContain(note);
+    expect((fig.spec as any).title.subtitle.join(' ')).toContain('Left out: 3 runs at total batch 64');
+    expect(buildTable('fig5', runs).notes.join(' ')).toContain(note);
+    // Fig. 4 names the runs it does not draw (one per batch size)
+    const f4 = buildFigures([...runsFor('f4', all), ...findRuns([join(FX, 'fig5')])], ['4']).figures[0];
+    expect(f4.notes?.join(' ')).toMatch(/^Left out: nbs2 \(batch 128, NBS 2\), nbs8 \(batch 128, NBS 8\), nbs128 \(batch 128, NBS 128\): one regular-BN run per total batch/);
   });
   it('Fig. 6: a diverged run is clipped at the top edge with a marker and its value; the y-axis fits the rest', async () => {
     const d = tmp();
@@ -246,6 +293,13 @@ describe('CLI', () => {
     const p = bnlab('plot', FX, '--fig', '5', '--out', out);
     expect(p.status, p.stderr).toBe(0);
     expect(existsSync(join(out, 'fig5.svg')) && existsSync(join(out, 'fig5.png'))).toBe(true);
+    // nothing to draw: said, non-zero, nothing written
+    const none = join(tmp(), 'none');
+    const q = bnlab('plot', join(FX, 'fig5'), '--fig', '2', '--out', none);
+    expect(q.status).toBe(1);
+    expect(q.stderr).toContain('nothing drawn from');
+    expect(q.stderr).toContain('Fig. 2: no bn_trace.csv');
+    expect(existsSync(none)).toBe(false);
   }, 60_000);
 });
 
@@ -257,6 +311,14 @@ describe('HTML report', () => {
     const html = await htmlReport(FX, all);
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/); // no scripts, nothing fetched
     expect(html.match(/<svg/g)!.length).toBeGreaterThanOrEqual(5);
+    // figures span the page's column (max-width 1100 px less 2 x 16 px padding): each SVG is cropped
+    // to what it draws, so at that width its smallest text is at least 12 px
+    expect(html).toContain('figure svg{display:block;width:100%;height:auto}');
+    for (const svg of html.match(/<svg[\s\S]*?<\/svg>/g)!) {
+      const width = Number(/^<svg[^>]* width="([\d.]+)"/.exec(svg)![1]);
+      const smallest = Math.min(...[...svg.matchAll(/font-size="([\d.]+)px"/g)].map((m) => Number(m[1])));
+      expect(smallest * (1068 / width), `${width} units wide, ${smallest} px text`).toBeGreaterThanOrEqual(12);
+    }
     writeFileSync(join(dir, 'report.html'), html);
     const shot = join(dir, 'shot.png');
     const args = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];

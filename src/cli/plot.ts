@@ -20,16 +20,17 @@ export function registerPlot(program: Command): void {
       const runs = findRuns(dirs);
       if (!runs.length) throw new Error(`no run folders (with config.yaml) under ${dirs.join(', ')}`);
       const out = o.out ?? join(dirs[0], 'figures');
+      const built = (which as FigId[]).map((f) => buildFigures(runsFor(`f${f}`, runs), [f]));
+      const skipped = built.flatMap((b) => b.skipped);
+      if (!built.some((b) => b.figures.length)) throw new Error(`nothing drawn from ${dirs.join(', ')}:\n  ${skipped.join('\n  ')}`);
       mkdirSync(out, { recursive: true });
-      for (const f of which as FigId[]) {
-        const { figures, skipped } = buildFigures(runsFor(`f${f}`, runs), [f]);
-        for (const s of skipped) process.stderr.write(`bnlab: skipped ${s}\n`);
-        for (const fig of figures) {
-          const r = await render(fig);
-          writeFileSync(join(out, `${fig.name}.svg`), r.svg);
-          writeFileSync(join(out, `${fig.name}.png`), r.png);
-          process.stdout.write(`wrote ${join(out, fig.name)}.{svg,png}  (${r.legend.length} legend entries)\n`);
-        }
+      for (const s of skipped) process.stderr.write(`bnlab: skipped ${s}\n`);
+      for (const fig of built.flatMap((b) => b.figures)) {
+        const r = await render(fig);
+        writeFileSync(join(out, `${fig.name}.svg`), r.svg);
+        writeFileSync(join(out, `${fig.name}.png`), r.png);
+        process.stdout.write(`wrote ${join(out, fig.name)}.{svg,png}  (${r.legend.length} legend entries)\n`);
+        for (const n of fig.notes ?? []) process.stderr.write(`bnlab: ${fig.title.split(' — ')[0]}: ${n}\n`);
       }
     });
 }

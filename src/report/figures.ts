@@ -5,7 +5,7 @@ import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import sharp from 'sharp';
 import { readTrace, type Run } from './runs.js';
-import { buildTable, divergedAt, nbsSweep } from './tables.js';
+import { buildTable, divergedAt, leftOutOfSweep, nbsSweep } from './tables.js';
 
 export const FIG_IDS = ['2', '3', '4', '5', '6'] as const;
 export type FigId = (typeof FIG_IDS)[number];
@@ -13,6 +13,7 @@ export interface Figure {
   name: string; // file stem, e.g. fig5 or fig2-s1.b1.bn1-c0
   title: string;
   spec: TopLevelSpec;
+  notes?: string[]; // runs the figure leaves out and why (also in its subtitle)
 }
 
 /** Words to lines of at most `width` characters (vega does not wrap titles). */
@@ -36,6 +37,32 @@ const base = (title: string, subtitle: string | string[]) => ({
 // A legend that shows the dash pattern (a grey line), not the filled dot of the line's points.
 const LINE_LEGEND = { symbolType: 'stroke', symbolSize: 400, encode: { symbols: { update: { stroke: { value: '#444' }, fill: { value: 'transparent' } } } } } as const;
 const ERR = { title: 'error (%)', type: 'quantitative' as const, scale: { zero: false } };
+
+/** A round tick step (1, 2 or 5 times a power of ten) giving about `count` ticks over [lo, hi]. */
+function tickStep(lo: number, hi: number, count = 6): number {
+  const raw = Math.max(hi - lo, 1) / count; // errors in %: a span under a point is shown as one point
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const f = raw / p;
+  return p * (f >= 7.07 ? 10 : f >= 3.16 ? 5 : f >= 1.41 ? 2 : 1);
+}
+/**
+ * An error axis whose ends are ticks beyond the data: vega's own "nice" domain can end
+ * exactly at the largest value (or a hair below it), leaving that point on the frame with no
+ * tick above it.
+ */
+export function errAxis(values: number[]): { domain: [number, number]; ticks: number[] } {
+  const [lo, hi] = values.length ? [Math.min(...values), Math.max(...values)] : [0, 100];
+  const step = tickStep(lo, hi);
+  // at least a tenth of a step between the data and the frame, so no point's marker touches it
+  const top = Math.ceil(hi / step + 0.1) * step;
+  const bottom = Math.max(0, Math.floor(lo / step - 0.1) * step);
+  const ticks = Array.from({ length: Math.round((top - bottom) / step) + 1 }, (_, i) => +(bottom + i * step).toFixed(10));
+  return { domain: [+bottom.toFixed(10), +top.toFixed(10)], ticks };
+}
+const errY = (field: string, values: number[]) => {
+  const { domain, ticks } = errAxis(values);
+  return { field, ...ERR, scale: { domain, nice: false, zero: false }, axis: { values: ticks } };
+};
 
 /** Quantile q of sorted values, linear interpolation between order statistics (numpy's default). */
 function quantile(sorted: number[], q: number): number {
@@ -90,7 +117,7 @@ function fig2(run: Run): Figure[] {
   });
 }
 
-function curves(runs: Run[], fig: '3' | '4'): Figure {
+function curves(runs: Run[], fig: '3' | '4', left: Run[] = []): Figure {
   const values = runs.flatMap((r) =>
     r.metrics.flatMap((m) =>
       [
@@ -106,19 +133,21 @@ function curves(runs: Run[], fig: '3' | '4'): Figure {
   const runNames = runs.map((r) => `batch ${r.batch}, NBS ${r.nbs}`); // legend in batch order, not alphabetical
   const enc =
     fig === '3'
-      ? { x, y: { field: 'err', ...ERR }, color: { field: 'series', type: 'nominal', title: null, scale: { domain: ['val, EMA', 'val, PreciseBN', 'train (augmented, batch stats)'], range: ['#ff7f0e', '#1f77b4', '#7f7f7f'] } } }
+      ? { x, y: errY('err', values.map((v) => v.err as number)), color: { field: 'series', type: 'nominal', title: null, scale: { domain: ['val, EMA', 'val, PreciseBN', 'train (augmented, batch stats)'], range: ['#ff7f0e', '#1f77b4', '#7f7f7f'] } } }
       : {
           x,
-          y: { field: 'err', ...ERR },
+          y: errY('err', values.map((v) => v.err as number)),
           color: { field: 'run', type: 'nominal', title: 'run', scale: { domain: runNames } },
           strokeDash: { field: 'series', type: 'nominal', title: 'statistics', scale: { domain: ['val, PreciseBN', 'val, EMA'], range: [[1, 0], [5, 3]] }, legend: LINE_LEGEND },
         };
   const sub = fig === '3' ? `run ${runs[0].name} (batch ${runs[0].batch}, NBS ${runs[0].nbs}); paper: ResNet-50, ImageNet, batch 256` : `runs: ${runs.map((r) => r.name).join(', ')}; paper: batch 256 and 8192`;
+  const notes = left.length ? [`Left out: ${left.map((r) => `${r.name} (batch ${r.batch}, NBS ${r.nbs}${r.frozen ? ', FrozenBN' : ''})`).join(', ')}: one regular-BN run per total batch, the NBS nearest the paper's 32.`] : [];
   return {
     name: `fig${fig}`,
     title: fig === '3' ? 'Fig. 3 — validation error with EMA and PreciseBN' : 'Fig. 4 — EMA vs PreciseBN, small and large batch',
+    notes,
     spec: {
-      ...base(fig === '3' ? 'Fig. 3 — per-epoch error: validation with EMA and PreciseBN, and training' : 'Fig. 4 — validation error with EMA (dashed) and PreciseBN (solid)', sub),
+      ...base(fig === '3' ? 'Fig. 3 — per-epoch error: validation with EMA and PreciseBN, and training' : 'Fig. 4 — validation error with EMA (dashed) and PreciseBN (solid)', [sub, ...notes]),
       data: { values },
       mark: { type: 'line', point: { size: 30 }, strokeWidth: 2 },
       encoding: enc,
@@ -150,12 +179,10 @@ function fig56(runs: Run[], fig: '5' | '6'): Figure {
   const nbsVals = [...new Set(values.map((v) => v.nbs))].sort((a, b) => a - b);
   const kept = values.filter((v) => !v.diverged).map((v) => v.err);
   const gone = values.filter((v) => v.diverged);
-  let domain: [number, number] | undefined;
+  const y = errY('y', kept.length ? kept : values.map((v) => v.err));
   const marks: { nbs: number; y: number; labelY: number; label: string; series: string; marker: string; right: boolean }[] = [];
   if (gone.length && kept.length) {
-    const [lo, hi] = [Math.min(...kept), Math.max(...kept)];
-    const pad = Math.max(1, 0.06 * (hi - lo));
-    domain = [Math.max(0, Math.floor(lo - pad)), Math.ceil(hi + pad)];
+    const domain = y.scale.domain;
     const top = domain[1];
     const step = 0.07 * (domain[1] - domain[0]);
     gone.forEach((v) => {
@@ -166,10 +193,10 @@ function fig56(runs: Run[], fig: '5' | '6'): Figure {
   }
   const src = { domain: ['ours', 'paper (ImageNet)'] };
   const x = { field: 'nbs', type: 'quantitative', title: 'normalization batch size (log2)', scale: { type: 'log', base: 2, nice: false }, axis: { values: nbsVals, format: 'd' } } as const;
-  const y = { field: 'y', ...ERR, scale: domain ? { domain, nice: false, zero: false } : ERR.scale };
   const color = { field: 'series', type: 'nominal', title: null, scale: { domain: t.rows.map((r) => r.labels[0]) } } as const;
   const opacity = { field: 'source', type: 'ordinal', title: null, scale: { ...src, range: [1, 0.3] } } as const;
   const frozenEpochs = [...new Set(frozen.map((r) => `last ${r.frozen} of ${r.epochs} epochs`))];
+  const leftOut = leftOutOfSweep(runs, fig === '5' ? 'fig5' : 'fig6');
   // NBS in parentheses unless the run's name already says it (nbs32, nbs-32)
   const used = fig === '6' ? [...sweep, ...frozen] : sweep;
   const dirs = new Set(used.map((r) => r.name.slice(0, r.name.lastIndexOf('/') + 1)));
@@ -181,6 +208,7 @@ function fig56(runs: Run[], fig: '5' | '6'): Figure {
     `Regular BN runs${dir ? ` in ${dir}` : ''}, by NBS: ${names(sweep)}.`,
     ...(fig === '6' ? [`FrozenBN runs${dir ? ` in ${dir}` : ''} (${frozenEpochs.join(', ') || '—'}; paper: last 20 of 100), by NBS: ${names(frozen)}.`] : []),
     ...(marks.length ? [`Diverged = error ≥ ${+limit.toFixed(1)}% (85% of chance level): drawn as a triangle at the top edge, its value in the label.`] : []),
+    ...(leftOut ? [leftOut] : []),
   ];
   const textMark = (right: boolean) => ({
     data: { values: marks.filter((m) => m.right === right) },
@@ -191,6 +219,7 @@ function fig56(runs: Run[], fig: '5' | '6'): Figure {
   return {
     name: `fig${fig}`,
     title: fig === '5' ? 'Fig. 5 — error vs normalization batch size' : 'Fig. 6 — fixes for train/test inconsistency',
+    notes: leftOut ? [leftOut] : [],
     spec: {
       ...base(fig === '5' ? 'Fig. 5 — error vs normalization batch size (NBS)' : 'Fig. 6 — mini-batch stats at inference and FrozenBN vs NBS', subtitle),
       layer: [
@@ -235,11 +264,15 @@ export function buildFigures(runs: Run[], which: FigId[]): { figures: Figure[]; 
       const rs = curveRuns(runs);
       if (!rs.length) skipped.push(`Fig. ${f}: no run with metrics.csv`);
       else if (f === '4' && rs.length < 2) skipped.push('Fig. 4: needs runs of two batch sizes');
-      else figures.push(curves(f === '3' ? rs.slice(0, 1) : rs, f));
+      else figures.push(f === '3' ? curves(rs.slice(0, 1), f) : curves(rs, f, runs.filter((r) => r.metrics.length && !rs.includes(r)).sort((a, b) => a.batch - b.batch || a.nbs - b.nbs)));
     } else {
       const fig = fig56(runs, f);
-      const hasOurs = (fig.spec as { layer: { data: { values: { source?: string }[] } }[] }).layer[0].data.values.some((v) => v.source === 'ours');
-      hasOurs ? figures.push(fig) : skipped.push(`Fig. ${f}: no run of an NBS sweep${f === '6' ? ' or FrozenBN' : ''} with the needed metrics`);
+      const ours = (fig.spec as { layer: { data: { values: { source?: string; nbs: number }[] } }[] }).layer[0].data.values.filter((v) => v.source === 'ours');
+      const nbs = [...new Set(ours.map((v) => v.nbs))];
+      if (nbs.length >= 2) figures.push(fig);
+      else if (!nbs.length) skipped.push(`Fig. ${f}: no run of an NBS sweep${f === '6' ? ' or FrozenBN' : ''} with the needed metrics`);
+      // One point is not a curve over NBS (e.g. a batch-size sweep, all at NBS 32).
+      else skipped.push(`Fig. ${f}: needs runs at two or more NBS values at one total batch (an NBS sweep); these runs give NBS ${nbs[0]} only`);
     }
   }
   return { figures, skipped };
@@ -253,7 +286,7 @@ export interface Rendered {
 export async function render(fig: Figure): Promise<Rendered> {
   const view = new vega.View(vega.parse(compile(fig.spec).spec), { renderer: 'none' });
   await view.runAsync();
-  const svg = await view.toSVG();
+  const svg = await tightSvg(await view.toSVG());
   const legend: string[] = [];
   const walk = (n: any) => {
     if (!n || typeof n !== 'object') return;
@@ -262,7 +295,20 @@ export async function render(fig: Figure): Promise<Rendered> {
   };
   walk((view.scenegraph() as any).root);
   view.finalize();
-  // vega estimates text widths without a canvas (generously), so trim the blank margin it leaves.
-  const png = await sharp(Buffer.from(svg), { density: 144 }).flatten({ background: '#fff' }).trim({ threshold: 5 }).extend({ top: 16, bottom: 16, left: 16, right: 16, background: '#fff' }).png().toBuffer();
+  const png = await sharp(Buffer.from(svg), { density: 144 }).flatten({ background: '#fff' }).png().toBuffer();
   return { svg, png, legend };
+}
+
+/**
+ * vega estimates text widths without a canvas (generously) and sizes the SVG for that, leaving a
+ * wide blank margin: a page that scales the SVG to its width would then show the plot at half
+ * width with small text. Crop the SVG's viewBox to what is drawn (found by rasterising it at
+ * 1 px per unit), plus an 8-unit margin.
+ */
+async function tightSvg(svg: string): Promise<string> {
+  const { info } = await sharp(Buffer.from(svg), { density: 72 }).flatten({ background: '#fff' }).trim({ threshold: 5 }).toBuffer({ resolveWithObject: true });
+  const pad = 8;
+  const [x, y] = [-(info.trimOffsetLeft ?? 0) - pad, -(info.trimOffsetTop ?? 0) - pad];
+  const [w, h] = [info.width + 2 * pad, info.height + 2 * pad];
+  return svg.replace(/^<svg([^>]*?) width="[\d.]+" height="[\d.]+" viewBox="[^"]*"/, `<svg$1 width="${w}" height="${h}" viewBox="${x} ${y} ${w} ${h}"`);
 }

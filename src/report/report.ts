@@ -63,7 +63,7 @@ export function markdownReport(dir: string, runs: Run[]): string {
 const CSS = `body{font:14px/1.45 system-ui,sans-serif;max-width:1100px;margin:24px auto;padding:0 16px;color:#222}
 table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
 thead th{background:#f3f3f3}tbody th{text-align:left;font-weight:normal;background:#fafafa}
-td{white-space:nowrap}.paper{color:#888}.notes{color:#555;font-size:12px}figure{margin:16px 0}svg{max-width:100%;height:auto}`;
+td{white-space:nowrap}.paper{color:#888}.notes{color:#555;font-size:12px}figure{margin:24px 0}figure svg{display:block;width:100%;height:auto}figcaption{color:#555}`;
 
 export async function htmlReport(dir: string, runs: Run[]): Promise<string> {
   const { tables, skipped } = allTables(runs);

@@ -169,6 +169,21 @@ export function nbsSweep(runs: Run[]): { batch: number | undefined; sweep: Run[]
 }
 
 /**
+ * Runs an NBS figure/table leaves out because they sit at another total batch (NBS effects are
+ * compared at one total batch, as the paper's Figs. 5-6 are), said in one sentence; '' if none.
+ */
+export function leftOutOfSweep(runs: Run[], id: 'fig5' | 'fig6'): string {
+  const { batch, sweep, frozen } = nbsSweep(runs);
+  const used = new Set(id === 'fig6' ? [...sweep, ...frozen] : sweep);
+  const others = runs.filter((r) => !used.has(r) && r.metrics.length && (id === 'fig6' || r.frozen === 0)).sort((a, b) => a.batch - b.batch || a.nbs - b.nbs);
+  if (!others.length) return '';
+  return (
+    `Left out: ${others.length} run${others.length > 1 ? 's' : ''} at total batch ${uniq(others.map((r) => r.batch)).join(', ')} (${runList(others)}): ` +
+    `NBS is compared at one total batch, ${batch} here (the one with the most NBS values); plot or report those runs' folder on its own.`
+  );
+}
+
+/**
  * The error (%) from which a run counts as diverged: 85% of chance-level error, 0.85 * (1 - 1/K) * 100
  * for K classes (76.5% for 10 classes); 85% when K is unknown. With several runs, the lowest.
  */
@@ -204,6 +219,8 @@ function fig56(runs: Run[], id: 'fig5' | 'fig6'): Table {
     }),
   }));
   notes.push(`Ours: total batch ${batch ?? DASHL} (paper 1024), last epoch; runs: ${runList(sweep) || DASHL}.`);
+  const leftOut = leftOutOfSweep(runs, id);
+  if (leftOut) notes.push(leftOut);
   if (id === 'fig6') notes.push(`FrozenBN runs: ${frozen.map((r) => `${r.name} (last ${r.frozen} of ${r.epochs} epochs)`).join(', ') || DASHL} (paper: last 20 of 100).`);
   const used = id === 'fig6' ? [...sweep, ...frozen] : sweep;
   const limit = divergedAt(used);
