@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
-import { composedLength, composeEpoch, compositionProblem, type Composition } from '../src/bn/composition.js';
+import { composedLength, composeEpoch, compositionOf, compositionProblem, type Composition } from '../src/bn/composition.js';
+import { evaluateWith } from '../src/bn/modes.js';
 import { validateConfig } from '../src/config/load.js';
 import { loadDataset } from '../src/data/dataset.js';
 import { mulberry32, permutation } from '../src/data/loader.js';
@@ -144,4 +145,33 @@ describe('training with a composition', () => {
     const cb = readCheckpoint(runPaths(b).last);
     for (const [k, t] of ca.tensors) expect(Buffer.from(cb.tensors.get(k)!.data.buffer).equals(Buffer.from(t.data.buffer)), k).toBe(true);
   }, 120_000);
+
+  // Fashion-MNIST (the shipped subset), groups of NBS 16 drawn from 2 classes, 7 short epochs: the
+  // model learns to read the pattern, so test groups composed the same way (its own pattern) give
+  // clearly lower error than random ones (measured: 38.4 vs 42.6, repeats within ~1 point). For a
+  // model trained on random groups, its own pattern is random: the two agree within noise.
+  it('patterned and random mini-batch evaluation differ on a model trained on a pattern, agree on one trained without', async () => {
+    const errs: Record<string, { own: number; random: number }> = {};
+    for (const composition of ['classes', 'random'] as const) {
+      const cfg = validateConfig({
+        epochs: 7,
+        data: { name: 'fashion-mnist-mini', train_limit: 4000, val_limit: 1000 },
+        model: { depth: 8, width: 8 },
+        bn: { nbs: 16, composition, composition_classes: 2 },
+        optim: { batch_size: 64, base_lr: 0.4, steps: [5] },
+        precise: { samples: 500, batch_size: 32 },
+        eval: { batch_size: 200 },
+      });
+      const data = await loadDataset(cfg.data);
+      const { state: s } = await train(cfg, data, { outDir: tmp(), resume: false, ...quiet });
+      const mean = async (f: (k: number) => Promise<number>) => ((await f(0)) + (await f(1)) + (await f(2))) / 3;
+      errs[composition] = {
+        own: await mean((k) => evaluateWith(s.net, s.params, data.val, cfg, { mode: 'composed', composition: compositionOf(cfg) }, { repeat: k })),
+        random: await mean((k) => evaluateWith(s.net, s.params, data.val, cfg, { mode: 'minibatch', nbs: 16 }, { repeat: k })),
+      };
+      disposeState(s);
+    }
+    expect(errs.classes.own).toBeLessThan(errs.classes.random - 2);
+    expect(Math.abs(errs.random.own - errs.random.random)).toBeLessThan(2.5);
+  }, 240_000);
 });
