@@ -55,6 +55,15 @@ describe('metrics.jsonl', () => {
     expect(restoreMetrics(p.metrics, 2, history)).toMatch(/had epochs 1, the checkpoint 1 2/);
     expect(readFileSync(p.metricsJsonl, 'utf8')).toBe(want);
   });
+
+  it("a checkpoint from before a column was added resumes: its rows get the new column empty, once", () => {
+    const p = fresh('jsonl-old');
+    const old = history.map((r) => r.slice(0, -1)); // one column fewer, as bnlab wrote it before
+    expect(restoreMetrics(p.metrics, 2, old)).toMatch(/rebuilt/);
+    expect(restoreMetrics(p.metrics, 2, old)).toBeNull();
+    const last = JSON.parse(readFileSync(p.metricsJsonl, 'utf8').trim().split('\n')[1]);
+    expect(last[METRIC_COLUMNS[METRIC_COLUMNS.length - 1]]).toBeNull();
+  });
 });
 
 describe('summary', () => {

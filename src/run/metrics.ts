@@ -47,9 +47,12 @@ const jsonlText = (rows: readonly string[][]) => rows.map((r) => JSON.stringify(
 
 const readText = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8') : null);
 
+/** A row from a checkpoint written before a column was added (columns are only ever appended). */
+const padded = (r: readonly string[]) => METRIC_COLUMNS.map((_, i) => r[i] ?? '');
+
 /** Rewrite both files atomically: a crash or full disk leaves the old file, never half a row. */
 export function writeMetrics(path: string, rows: readonly string[][]): void {
-  writeFileAtomic(path, [Buffer.from(csvText(rows), 'utf8')]);
+  writeFileAtomic(path, [Buffer.from(csvText(rows.map(padded)), 'utf8')]);
   writeFileAtomic(jsonlPath(path), [Buffer.from(jsonlText(rows), 'utf8')]);
 }
 
@@ -73,7 +76,7 @@ export function appendMetrics(path: string, row: MetricsRow): void {
 export function restoreMetrics(path: string, lastEpoch: number, history: readonly string[][] | undefined): string | null {
   const existed = existsSync(path);
   const have = readCells(path);
-  const want = history ?? have.filter((r) => Number(r[0]) <= lastEpoch);
+  const want = (history ?? have.filter((r) => Number(r[0]) <= lastEpoch)).map(padded);
   const csvOk = JSON.stringify(have) === JSON.stringify(want) && (existed || want.length === 0);
   const jsonlBefore = readText(jsonlPath(path));
   const jsonlOk = jsonlBefore === (want.length || existed ? jsonlText(want) : null);
