@@ -36,9 +36,28 @@ export const NATIVE_ADDON_PATH = fileURLToPath(new URL('../../native/addon/bnlab
 
 let cached: { addon: NativeAddon | null; reason: string } | null = null;
 
+/**
+ * How OpenMP threads wait, set before libgomp loads with the addon (it reads the environment
+ * once, then). By default libgomp spins ~300k iterations at every barrier before sleeping; when
+ * another process shares the cores (a second run, a Slurm neighbour), the spinning thread burns
+ * the time slice the other needs. Measured with scripts/bench-shared-cores.sh, two default runs
+ * on 2 cores, each as a share of one run alone: 18-21% with libgomp's default, 50-56% with 2000
+ * spins, 73-88% with OMP_WAIT_POLICY=passive; alone, passive costs ~25% and 2000 spins nothing
+ * measurable. A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is left alone.
+ */
+export const OMP_SPIN_DEFAULT = '2000';
+function setOmpWaiting(): string {
+  const { OMP_WAIT_POLICY: policy, GOMP_SPINCOUNT: spin } = process.env;
+  if (policy !== undefined || spin !== undefined) return `OpenMP waiting as set: ${policy !== undefined ? `OMP_WAIT_POLICY=${policy}` : ''} ${spin !== undefined ? `GOMP_SPINCOUNT=${spin}` : ''}`.trim();
+  process.env.GOMP_SPINCOUNT = OMP_SPIN_DEFAULT;
+  return `OpenMP threads spin ${OMP_SPIN_DEFAULT} iterations, then sleep (GOMP_SPINCOUNT; cores may be shared)`;
+}
+export let ompWaiting = '';
+
 /** The addon, or null with the reason it is unavailable (and the fix). */
 export function loadNative(): { addon: NativeAddon | null; reason: string } {
   if (cached) return cached;
+  ompWaiting = setOmpWaiting();
   try {
     const addon = createRequire(import.meta.url)(NATIVE_ADDON_PATH) as NativeAddon;
     cached = { addon, reason: addon.version() };

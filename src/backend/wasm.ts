@@ -12,7 +12,7 @@ import { batchMatMulKernel } from './kernels/batch-matmul.js';
 import { setFusedBN } from './kernels/batchnorm-fused.js';
 import { sharedIdentityKernel } from './kernels/identity.js';
 import { dnnlConvKernel, dnnlFilterGradKernel, dnnlInputGradKernel } from './kernels/conv-dnnl.js';
-import { loadNative } from './native-addon.js';
+import { loadNative, ompWaiting } from './native-addon.js';
 import { setFusedEMA, setFusedSGD } from './kernels/state-updates.js';
 import { nativeAddKernel, setNativeEltwise, smallBinaryKernel } from './kernels/eltwise.js';
 import { nativeMatMulKernel } from './kernels/matmul-native.js';
@@ -245,6 +245,7 @@ export async function initWasmBackend(opts: WasmOptions = {}): Promise<WasmInfo>
     }
     // native kernels use as many OpenMP threads as XNNPACK has (BNLAB_NATIVE_THREADS overrides)
     loadNative().addon?.setThreads(Number(process.env.BNLAB_NATIVE_THREADS) || threads);
+    if (loadNative().addon) notes.push(ompWaiting);
   } catch (e) {
     setFusedBN(false, 'wasm');
     notes.push(`bnlab wasm kernels off: ${(e as Error).message}`);
