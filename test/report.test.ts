@@ -114,7 +114,7 @@ describe('tables', () => {
   });
   it('--all: every buildable table, and why the others are not', () => {
     const md = markdownReport(FX, all);
-    for (const h of ['Table 1', 'Table 2', 'Figure 5', 'Figure 6', 'Table 4']) expect(md).toContain(`### ${h}`);
+    for (const h of ['Table 1', 'Table 2', 'Figure 5', 'Figure 6', 'Table 4', 'Fig. 8']) expect(md).toContain(`### ${h}`);
     // a run with only corrupted-data evaluations: Table 4 and nothing else
     const d = join(tmp(), 'run');
     mkdirSync(d);
@@ -136,6 +136,7 @@ describe('figures', () => {
     '4': { legend: 4, lines: 4 },
     '5': { legend: 5, lines: 6 },
     '6': { legend: 6, lines: 8 },
+    '8': { legend: 3, lines: 3 },
   };
   for (const f of Object.keys(expected) as FigId[])
     it(`Fig. ${f}: valid SVG and PNG with the expected series`, async () => {
@@ -328,3 +329,20 @@ describe('HTML report', () => {
     expect(stats.channels[0].stdev).toBeGreaterThan(10); // not a blank page
   }, 120_000);
 });
+
+describe('Fig. 8 table', () => {
+  it('one row per trained composition, seeds combined; eval repeats preferred over metrics; paper values only beside the patterned row', () => {
+    const t = buildTable('fig8', runsFor('fig8', all));
+    expect(t.rows.map((r) => r.labels[0])).toEqual(['2 classes per group of 32', 'random groups of 32']);
+    const [pat, ctrl] = t.rows;
+    expect(pat.labels[2]).toBe('fig8/classes_seed0, fig8/classes_seed1');
+    // composed at epoch 4: seed 0 from its eval.csv (23.9), seed 1 from metrics (40-16+0.8 = 24.8)
+    expect(pat.cells[0].ours!.mean).toBeCloseTo((23.9 + 24.8) / 2, 6);
+    expect(pat.cells[0].ours!.n).toBe(2);
+    expect(pat.cells[1].ours!.mean).toBeCloseTo((33.1 + 33.8) / 2, 6);
+    expect(pat.cells.slice(0, 3).map((c) => c.paper?.mean)).toEqual([23.5, 31, 51]);
+    expect(ctrl.cells.every((c) => c.paper === null)).toBe(true);
+    expect(ctrl.cells[2].ours!.mean).toBe(17);
+  });
+});
+

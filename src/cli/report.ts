@@ -25,7 +25,7 @@ export function registerReport(program: Command): void {
     .option('--all', 'every table that can be built, into <dir>/report.md')
     .option('--html', 'one self-contained HTML page with tables and figures, into <dir>/report.html')
     .option('-o, --out <file>', 'write here instead (default: stdout for --table, <first dir>/report.{md,html} otherwise)')
-    .addHelpText('after', '\nIn a results folder laid out as <experiment>/<run>/, an experiment folder named after a table\n(table1, table2, fig5/fig6/nbs/frozen, table4/domain) feeds only that table.')
+    .addHelpText('after', '\nIn a results folder laid out as <experiment>/<run>/, an experiment folder named after a table\n(table1, table2, fig5/fig6/nbs/frozen, table4/domain, fig8/leak) feeds only that table.')
     .action(async (dirs: string[], o: Opts) => {
       const runs = findRuns(dirs);
       if (!runs.length) throw new Error(`no run folders (with config.yaml) under ${dirs.join(', ')}`);

@@ -6,8 +6,10 @@ import { compile, type TopLevelSpec } from 'vega-lite';
 import sharp from 'sharp';
 import { readTrace, type Run } from './runs.js';
 import { buildTable, divergedAt, leftOutOfSweep, nbsSweep } from './tables.js';
+import { compositionLabel, fig8Runs } from './fig8.js';
+import { FIG8 } from './paper.js';
 
-export const FIG_IDS = ['2', '3', '4', '5', '6'] as const;
+export const FIG_IDS = ['2', '3', '4', '5', '6', '8'] as const;
 export type FigId = (typeof FIG_IDS)[number];
 export interface Figure {
   name: string; // file stem, e.g. fig5 or fig2-s1.b1.bn1-c0
@@ -243,6 +245,51 @@ function fig56(runs: Run[], fig: '5' | '6'): Figure {
   };
 }
 
+/**
+ * Fig. 8: per epoch, validation error of the patterned model with mini-batch statistics of test
+ * groups composed like training's, of random test groups, and with PreciseBN (seeds averaged,
+ * their spread as a band); the paper's epoch-100 values as marks at the right edge.
+ */
+function fig8(runs: Run[]): Figure {
+  const SERIES = [
+    ['mini-batch, composed test groups', 'val_err_composed', FIG8.composed],
+    ['mini-batch, random test groups', 'val_err_minibatch', FIG8.random],
+    ['PreciseBN (population)', 'val_err_precise', FIG8.precise],
+  ] as const;
+  const epochs = [...new Set(runs.flatMap((r) => r.metrics.map((m) => m.epoch as number)))].sort((a, b) => a - b);
+  const values = SERIES.flatMap(([series, col]) =>
+    epochs.flatMap((epoch) => {
+      const v = runs.map((r) => r.metrics.find((m) => m.epoch === epoch)?.[col]).filter((x): x is number => x !== null && x !== undefined);
+      if (!v.length) return [];
+      const mean = v.reduce((a, b) => a + b, 0) / v.length;
+      return [{ epoch, series, err: mean, lo: Math.min(...v), hi: Math.max(...v) }];
+    }),
+  );
+  const last = epochs[epochs.length - 1] ?? 1;
+  const paper = SERIES.map(([series, , err]) => ({ epoch: last, series, err }));
+  const domain = SERIES.map(([s]) => s);
+  const color = { field: 'series', type: 'nominal', title: null, scale: { domain, range: ['#2ca02c', '#ff7f0e', '#1f77b4'] } } as const;
+  const x = { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } } as const;
+  const y = errY('err', [...values.flatMap((v) => [v.lo, v.hi]), ...paper.map((p) => p.err)]);
+  const label = compositionLabel(runs[0]);
+  const sub = [
+    `trained on ${label}; runs: ${runs.map((r) => r.name).join(', ')} (${runs.length > 1 ? 'mean of the seeds, band: min-max' : 'one seed'})`,
+    `hollow diamonds: the paper's values at epoch 100 (ResNet-50, ImageNet; read off its plot), drawn at our last epoch`,
+  ];
+  return {
+    name: 'fig8',
+    title: 'Fig. 8 — information leakage within a batch',
+    spec: {
+      ...base('Fig. 8 — information leakage: validation error of a model trained on patterned NBS groups', sub),
+      layer: [
+        { data: { values }, mark: { type: 'area', opacity: 0.15 }, encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color } },
+        { data: { values }, mark: { type: 'line', point: { size: 30 }, strokeWidth: 2 }, encoding: { x, y, color } },
+        { data: { values: paper }, mark: { type: 'point', shape: 'diamond', size: 120, filled: false, strokeWidth: 2 }, encoding: { x, y, color } },
+      ],
+    } as TopLevelSpec,
+  };
+}
+
 /** Runs for Figs. 3-4: regular BN, one per batch size, NBS nearest the paper's 32. */
 function curveRuns(runs: Run[]): Run[] {
   const reg = runs.filter((r) => r.frozen === 0 && r.metrics.length);
@@ -260,6 +307,9 @@ export function buildFigures(runs: Run[], which: FigId[]): { figures: Figure[]; 
     if (f === '2') {
       const r = runs.find((x) => x.tracePath);
       r ? figures.push(...fig2(r)) : skipped.push('Fig. 2: no bn_trace.csv (set trace.layers in the config)');
+    } else if (f === '8') {
+      const rs = fig8Runs(runs).filter((r) => r.config.bn?.composition !== 'random');
+      rs.length ? figures.push(fig8(rs)) : skipped.push('Fig. 8: no run trained with a bn.composition pattern and eval.composed');
     } else if (f === '3' || f === '4') {
       const rs = curveRuns(runs);
       if (!rs.length) skipped.push(`Fig. ${f}: no run with metrics.csv`);

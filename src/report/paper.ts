@@ -47,3 +47,6 @@ export const TABLE4 = [
   { on: '', from: 'contrast', err: 39.7 },
   { on: '', from: 'val-noaug', err: 23.8 },
 ];
+
+/** Fig. 8 (information leakage), read off the paper's plot at epoch 100 (approximate). */
+export const FIG8 = { composed: 23.5, random: 31, precise: 51 } as const;

@@ -14,11 +14,13 @@ const FOLDER: Record<TableId | `f${FigId}`, RegExp> = {
   fig5: /fig-?[56]|nbs/i,
   fig6: /fig-?[56]|nbs|frozen/i,
   table4: /table-?4|tab4|domain|corrupt/i,
+  fig8: /fig-?8|leak|composition/i,
   f2: /fig-?2|trace/i,
   f3: /fig-?[34]|table-?1|tab1/i,
   f4: /fig-?[34]|table-?1|tab1/i,
   f5: /fig-?[56]|nbs/i,
   f6: /fig-?[56]|nbs|frozen/i,
+  f8: /fig-?8|leak|composition/i,
 };
 export function runsFor(key: keyof typeof FOLDER, runs: Run[]): Run[] {
   const top = (r: Run) => r.name.split(/[\\/]/)[0];
@@ -42,6 +44,7 @@ const WHY: Record<TableId, string> = {
   fig5: 'no NBS sweep with train_err_nbs / val_err_precise / val_err_minibatch',
   fig6: 'no NBS sweep or FrozenBN run (bn.frozen_last_epochs > 0)',
   table4: 'no eval.csv rows with another stats_data or data (bnlab eval on corrupted data)',
+  fig8: 'no run with val_err_composed (a bn.composition run with eval.composed)',
 };
 export function allTables(runs: Run[]): TableResult {
   const out: TableResult = { tables: [], skipped: [] };

@@ -2,10 +2,11 @@
 // which cell. Miniature runs use other batch sizes and epochs, so runs are mapped to the paper's
 // rows by role (smallest/largest) and the actual values are shown in the labels and footnotes.
 import { FIG5, FIG5_LABELS, FIG5_NBS, TABLE1, TABLE1_N, TABLE2, TABLE2_B, TABLE4, type Fig5Series } from './paper.js';
+import { fig8Table } from './fig8.js';
 import { lastEpoch, metricsAt, numClasses, type EvalRow, type Run } from './runs.js';
 import { combine, type Stat, type Table } from './table.js';
 
-export const TABLE_IDS = ['table1', 'table2', 'fig5', 'fig6', 'table4'] as const;
+export const TABLE_IDS = ['table1', 'table2', 'fig5', 'fig6', 'table4', 'fig8'] as const;
 export type TableId = (typeof TABLE_IDS)[number];
 
 const isBase = (e: EvalRow) => domainKey(e.stats_data) === '' && domainKey(e.data, 'on') === '';
@@ -298,5 +299,7 @@ export function buildTable(id: TableId, runs: Run[]): Table {
       return fig56(runs, id);
     case 'table4':
       return table4(runs);
+    case 'fig8':
+      return fig8Table(runs);
   }
 }
