@@ -3,6 +3,7 @@
 // 64x64 b32, repeated, medians printed as a Markdown table (and every run as JSON lines on
 // stderr). Runs alternate between configurations so that a burst of load hits all of them.
 //   npx tsx scripts/bench-peer-table.ts [--runs 3] [--steps 5] [--only r20-b32,r20-b128,r50-b32]
+// (issue 15's set: --only r20-b128-nbs128,r20-b128-nbs2,r56-b128,r50-b32; r20-b32 and r20-b128 use NBS 32)
 // Environment (BNLAB_WASM_KERNELS, OMP_*) passes through to both sides.
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -18,6 +19,9 @@ const synthetic = (size: number) => [
 const CONFIGS: Record<string, { label: string; set: string[] }> = {
   'r20-b32': { label: 'ResNet-20 32x32 b32', set: [...synthetic(32), 'model.depth=20', 'optim.batch_size=32', 'bn.nbs=32'] },
   'r20-b128': { label: 'ResNet-20 32x32 b128', set: [...synthetic(32), 'model.depth=20', 'optim.batch_size=128', 'bn.nbs=32'] },
+  'r20-b128-nbs128': { label: 'ResNet-20 32x32 b128 NBS 128', set: [...synthetic(32), 'model.depth=20', 'optim.batch_size=128', 'bn.nbs=128'] },
+  'r20-b128-nbs2': { label: 'ResNet-20 32x32 b128 NBS 2', set: [...synthetic(32), 'model.depth=20', 'optim.batch_size=128', 'bn.nbs=2'] },
+  'r56-b128': { label: 'ResNet-56 32x32 b128 NBS 32', set: [...synthetic(32), 'model.depth=56', 'optim.batch_size=128', 'bn.nbs=32'] },
   'r50-b32': {
     label: 'ResNet-50 64x64 b32',
     set: [...synthetic(64), 'model.arch=resnet50', 'model.width=64', 'optim.batch_size=32', 'bn.nbs=32'],
