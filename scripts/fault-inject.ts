@@ -120,6 +120,21 @@ for (const set of ['epochs=[', 'epochs=*x', '__proto__.x=1', 'constructor.protot
   record(`--set '${set}'`, r.status === 2 && r.stderr.includes(key) && !/at .*\.js:\d+/.test(r.stderr), `exit ${r.status}: ${r.stderr.trim().split('\n').pop()}`);
 }
 
+// 6. Start-up: every write of the wasm pool's worker script made slow (the race behind issue 12's
+// hangs: a worker reading the script mid-write never loaded), and a start-up that exceeds its
+// time limit, which must stop with a message, never wait.
+{
+  const out = join(root, 'slow-start');
+  const r = spawnSync(process.execPath, ['--import', join(import.meta.dirname, '..', 'test', 'fixtures', 'slow-worker-write.mjs'), BIN, 'train', ...tiny, '--set', 'epochs=1', '--out', out], {
+    encoding: 'utf8', timeout: 300_000, env: { ...process.env, BNLAB_WASM_THREADS: '2', BNLAB_BACKEND_TIMEOUT_S: '60' },
+  });
+  record('start-up with slow worker-script writes (2 threads)', r.status === 0 && existsSync(runPaths(out).last), r.status === 0 ? 'started and finished' : `exit ${r.status}: ${r.stderr.trim().split('\n').pop()}`);
+  const t = spawnSync(process.execPath, [BIN, 'train', ...tiny, '--out', join(root, 'timeout')], {
+    encoding: 'utf8', timeout: 120_000, env: { ...process.env, BNLAB_WASM_THREADS: '2', BNLAB_BACKEND_TIMEOUT_S: '0.05' },
+  });
+  record('start-up past BNLAB_BACKEND_TIMEOUT_S', t.status === 1 && /did not initialise within 0.05 s/.test(t.stderr), `exit ${t.status}: ${t.stderr.trim().split('\n').pop()}`);
+}
+
 const w = Math.max(...trials.map((t) => t.name.length));
 process.stdout.write(`| trial${' '.repeat(w - 5)} | result | outcome |\n|${'-'.repeat(w + 2)}|---|---|\n`);
 for (const t of trials) process.stdout.write(`| ${t.name.padEnd(w)} | ${t.pass ? 'pass' : 'FAIL'} | ${t.outcome.replace(/\|/g, '/')} |\n`);

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { signalWhen } from './helpers/run.js';
 import { readMetrics } from '../src/run/metrics.js';
 
 const BIN = join(__dirname, '..', 'bin', 'bnlab.js');
@@ -42,15 +43,7 @@ describe('bnlab CLI', () => {
   it('Ctrl-C saves a checkpoint and exits 130; --resume finishes the run with every epoch once', async () => {
     const out = join(dir, 'sigint');
     const child = spawn(process.execPath, [BIN, 'train', ...tiny.filter((a) => a !== '--quiet'), '--set', 'epochs=12', '--out', out], { env: { ...process.env, BNLAB_WASM_THREADS: '1' } });
-    let stdout = '';
-    let sent = false;
-    const code = await new Promise<number | null>((resolve) => {
-      child.stdout.on('data', (d) => {
-        stdout += d;
-        if (!sent && stdout.includes('epoch 2/12')) sent = child.kill('SIGINT');
-      });
-      child.on('exit', (c) => resolve(c));
-    });
+    const { code } = await signalWhen(child, 'epoch 2/12', 'SIGINT');
     expect(code).toBe(130);
     expect(existsSync(join(out, 'checkpoints', 'last.ckpt'))).toBe(true);
     const done = readMetrics(join(out, 'metrics.csv')).length;

@@ -1,9 +1,7 @@
 // Batch composition (paper Fig. 8): the 'classes' sampler's groups, coverage, determinism and
 // unequal classes as properties over many label sets; resume mid-epoch through the trainer.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { quiet, tempDirs } from './helpers/run.js';
 import { initBackend } from '../src/backend/index.js';
 import { composedLength, composeEpoch, compositionOf, compositionProblem, type Composition } from '../src/bn/composition.js';
 import { evaluateWith } from '../src/bn/modes.js';
@@ -103,17 +101,10 @@ describe("'classes' composition", () => {
 });
 
 describe('training with a composition', () => {
-  const quiet = { log: () => {}, progress: { start() {}, update() {}, stop() {} } };
-  const dirs: string[] = [];
-  const tmp = () => {
-    const d = mkdtempSync(join(tmpdir(), 'bnlab-comp-'));
-    dirs.push(d);
-    return d;
-  };
+  const tmp = tempDirs('bnlab-comp-');
   beforeAll(async () => {
     await initBackend('wasm', 1);
   });
-  afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
   it('resumes mid-epoch to the same batches: CSV and weights equal an uninterrupted run', async () => {
     const cfg = validateConfig({

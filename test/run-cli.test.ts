@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { signalWhen } from './helpers/run.js';
 import { readCheckpointMeta } from '../src/run/checkpoint.js';
 import { readMetrics } from '../src/run/metrics.js';
 
@@ -137,17 +138,7 @@ describe('exit codes: 0 ok, 2 usage/config, 1 runtime, 130 interrupted', () => {
   it('SIGTERM saves a checkpoint, says SIGTERM (not Ctrl-C) and exits 130', async () => {
     const out = join(dir, 'sigterm');
     const child = spawn(process.execPath, [BIN, 'train', ...tiny, '--set', 'epochs=40', '--out', out], { env: { ...env, BNLAB_PROGRESS_SECONDS: '3600' } });
-    let stdout = '';
-    let stderr = '';
-    let sent = false;
-    child.stderr.on('data', (d) => (stderr += d));
-    const code = await new Promise<number | null>((resolve) => {
-      child.stdout.on('data', (d) => {
-        stdout += d;
-        if (!sent && stdout.includes('epoch 1/40 ')) sent = child.kill('SIGTERM');
-      });
-      child.on('exit', (c) => resolve(c));
-    });
+    const { code, stderr } = await signalWhen(child, 'epoch 1/40 ', 'SIGTERM');
     expect(code).toBe(130);
     expect(stderr).toMatch(/bnlab: SIGTERM — finishing this step and saving a checkpoint/);
     expect(stderr).not.toMatch(/Ctrl-C/);

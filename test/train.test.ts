@@ -1,10 +1,9 @@
 // End-to-end trainer behaviour on the wasm backend: it learns real data, resumes exactly,
 // and stops with a clear message when the loss explodes.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { quiet, tempDirs } from './helpers/run.js';
 import { initBackend } from '../src/backend/index.js';
 import { validateConfig } from '../src/config/load.js';
 import { loadDataset } from '../src/data/dataset.js';
@@ -13,18 +12,11 @@ import { readMetrics } from '../src/run/metrics.js';
 import { runPaths } from '../src/run/paths.js';
 import { disposeState, train, TrainingError } from '../src/train/trainer.js';
 
-const quiet = { log: () => {}, progress: { start() {}, update() {}, stop() {} } };
-const dirs: string[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'bnlab-train-'));
-  dirs.push(d);
-  return d;
-};
+const tmp = tempDirs('bnlab-train-');
 
 beforeAll(async () => {
   await initBackend('wasm', 1);
 });
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 const tiny = (extra: Record<string, unknown> = {}) =>
   validateConfig({
