@@ -2,7 +2,7 @@
 // config (its data section) or a dataset directory (layout detected: ImageNet-style folders,
 // CIFAR-10 binary batches, or (Fashion-)MNIST IDX files).
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { cpuBudget } from '../util/cpus.js';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import sharp from 'sharp';
@@ -141,14 +141,14 @@ async function verify(target: string | undefined, f: { set: string[]; quiet?: bo
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 async function bench(target: string | undefined, f: { set: string[]; workers?: string; decoder?: string; images: string; batch: string; repeat: string; eval?: boolean }): Promise<void> {
-  const ks = (f.workers ?? `1,2,${availableParallelism()}`).split(',').map(Number).filter((k, i, a) => k >= 1 && a.indexOf(k) === i);
+  const ks = (f.workers ?? `1,2,${cpuBudget().cpus}`).split(',').map(Number).filter((k, i, a) => k >= 1 && a.indexOf(k) === i);
   if (!ks.length) throw new ConfigError('--workers: give thread counts like 1,2,4');
   const [N, B, R] = [Number(f.images), Number(f.batch), Number(f.repeat)];
   const cfg = resolveTarget(target, f.set);
   const decoders = (f.decoder ?? cfg.data.decoder).split(',').map((d) => d.trim());
   for (const d of decoders) if (!['auto', 'native', 'sharp'].includes(d)) throw new ConfigError(`--decoder: '${d}' is not one of auto, native, sharp`);
   out(`${cfg.data.name} from ${cfg.data.path ?? '(default)'}: ${N} images per run in batches of ${B}, ${f.eval ? 'evaluation' : 'training'} pipeline (decode + ${f.eval ? 'resize + center crop' : 'augment'} + batch assembly), ${R} runs each`);
-  out(`image size ${cfg.data.image_size}; ${availableParallelism()} cores; UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}`);
+  out(`image size ${cfg.data.image_size}; ${cpuBudget().cpus} usable CPUs (${cpuBudget().reason}); UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}`);
   out(`\n${'decoder'.padStart(7)} ${'workers'.padStart(7)} ${'best img/s'.padStart(11)} ${'median img/s'.padStart(13)}  runs`);
   for (const [want, k] of decoders.flatMap((d) => ks.map((k) => [d, k] as const))) {
     const decoder = chooseDecoder(want as 'auto' | 'native' | 'sharp');

@@ -2,7 +2,7 @@
 // out-of-memory kills one run, not the sweep), K at a time, one GPU per parallel slot.
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { cpuBudget } from '../util/cpus.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Sweep, SweepRun } from './spec.js';
@@ -27,7 +27,7 @@ export function trainArgs(sweep: Sweep, run: SweepRun, state: RunState, extraSet
 export function localTrainArgs(sweep: Sweep, run: SweepRun, state: RunState, o: { jobs: number; gpus: string[] }): string[] {
   // CPU runs in parallel share the cores (wasm would otherwise start one thread per core each).
   const shared = o.gpus.length === 0 && o.jobs > 1 && !run.sets.some((s) => s.startsWith('threads='));
-  return trainArgs(sweep, run, state, shared ? [`threads=${Math.max(1, Math.floor(availableParallelism() / o.jobs))}`] : []);
+  return trainArgs(sweep, run, state, shared ? [`threads=${Math.max(1, Math.floor(cpuBudget().cpus / o.jobs))}`] : []);
 }
 
 export const logPath = (sweep: Sweep, run: SweepRun) => join(sweep.out, 'logs', `${run.name}.log`);
