@@ -351,7 +351,7 @@ async function endOfEpoch(r: Run, epoch: number, t: EpochTraining): Promise<Metr
 
 function epochLine(cfg: Config, row: MetricsRow, frozen: boolean, dataWait: number): string {
   const pct = (v: number | string | null) => (v === null ? '-' : `${Number(v).toFixed(2)}%`);
-  const extra = [row.val_err_minibatch !== null ? `mini-batch ${pct(row.val_err_minibatch)}` : '', row.train_err_nbs !== null ? `train(NBS) ${pct(row.train_err_nbs)}` : ''].filter(Boolean).join('  ');
+  const extra = [row.val_err_minibatch !== null ? `mini-batch ${pct(row.val_err_minibatch)}` : '', row.val_err_composed !== null ? `composed ${pct(row.val_err_composed)}` : '', row.train_err_nbs !== null ? `train(NBS) ${pct(row.train_err_nbs)}` : ''].filter(Boolean).join('  ');
   const waitNote = dataWait > 0 ? `  (data wait ${(dataWait / 1000).toFixed(1)} s)` : '';
   return (
     `epoch ${row.epoch}/${cfg.epochs}  lr ${Number(row.lr).toFixed(4)}  loss ${Number(row.train_loss).toFixed(4)}  train_err ${pct(row.train_err)}  ` +
