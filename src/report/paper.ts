@@ -1,4 +1,4 @@
-// The paper's ImageNet numbers (Wu & Johnson 2021, as transcribed in shared/PAPER.md), placed
+// The paper's ImageNet numbers (Wu & Johnson 2021, arXiv:2105.07576, transcribed by hand), placed
 // beside ours in every table and drawn faintly in Figs. 5-6. Fig. 5/6 values were read off a plot (±0.2).
 export interface PaperValue {
   mean: number;
