@@ -27,7 +27,7 @@ setTimeout(() => {
  */
 export async function withDeadline<T>(work: Promise<T>, seconds: number, what: string, diagnose: () => string, graceSeconds = 15): Promise<T> {
   const message = (detail: string) =>
-    `${what} did not initialise within ${seconds} s${detail ? ` (${detail})` : ''}. Nothing was trained or written; ` +
+    `${what} did not initialise within ${seconds} s${detail ? ` (${detail})` : ''}. Nothing was trained (no checkpoint or metrics written); ` +
     'run the command again. If it recurs, set BNLAB_WASM_THREADS=1 (single-threaded start-up) or raise BNLAB_BACKEND_TIMEOUT_S, and report it.';
   const backstop = new Worker(BACKSTOP, {
     eval: true,
