@@ -286,6 +286,14 @@ describe('figures', () => {
 
 describe('CLI', () => {
   const bnlab = (...args: string[]) => spawnSync(process.execPath, ['bin/bnlab.js', ...args], { encoding: 'utf8', timeout: 60_000 });
+  it('an unknown figure or table is a usage error (exit 2) listing the valid ones', () => {
+    const p = bnlab('plot', FX, '--fig', '9');
+    expect(p.status).toBe(2);
+    expect(p.stderr).toContain('--fig 9: use 2, 3, 4, 5, 6, 8 or all');
+    const r = bnlab('report', '--table', 'table9', FX);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--table must be one of table1, table2, fig5, fig6, table4, fig8');
+  });
   it('report --table prints the table; plot writes SVG and PNG', () => {
     const r = bnlab('report', '--table', 'table2', '--format', 'csv', FX);
     expect(r.status, r.stderr).toBe(0);

@@ -1,4 +1,5 @@
 // `bnlab plot`: the paper's figures (SVG + PNG) regenerated from run CSVs.
+import { ConfigError } from '../config/load.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -16,7 +17,7 @@ export function registerPlot(program: Command): void {
     .action(async (dirs: string[], o: { fig: string; out?: string }) => {
       const which = o.fig === 'all' ? [...FIG_IDS] : o.fig.split(',').map((s) => s.trim());
       const bad = which.filter((f) => !(FIG_IDS as readonly string[]).includes(f));
-      if (bad.length) throw new Error(`--fig ${bad.join(',')}: use ${FIG_IDS.join(', ')} or all`);
+      if (bad.length) throw new ConfigError(`--fig ${bad.join(',')}: use ${FIG_IDS.join(', ')} or all`);
       const runs = findRuns(dirs);
       if (!runs.length) throw new Error(`no run folders (with config.yaml) under ${dirs.join(', ')}`);
       const out = o.out ?? join(dirs[0], 'figures');

@@ -1,4 +1,5 @@
 // `bnlab report`: the paper's tables with our numbers beside the paper's, from run folders.
+import { ConfigError } from '../config/load.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -38,7 +39,7 @@ export function registerReport(program: Command): void {
         for (const s of skipped) process.stdout.write(`not built: ${s.id}: ${s.why}\n`);
         return;
       }
-      if (!o.table || !(TABLE_IDS as readonly string[]).includes(o.table)) throw new Error(`--table must be one of ${TABLE_IDS.join(', ')} (or use --all / --html)`);
+      if (!o.table || !(TABLE_IDS as readonly string[]).includes(o.table)) throw new ConfigError(`--table must be one of ${TABLE_IDS.join(', ')} (or use --all / --html)`);
       const t = buildTable(o.table as TableId, runsFor(o.table as TableId, runs));
       if (!hasOurs(t)) process.stderr.write(`bnlab: warning: no measurement of ours for ${o.table} in these runs; showing the paper's numbers only\n`);
       const text = o.format === 'csv' ? toCsv(t) : o.format === 'html' ? toHtml(t) : toMarkdown(t);
