@@ -107,7 +107,7 @@ describe('bnlab CLI', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '..', 'scripts', 'bench-peer-table.ts'), '--only', 'r20-b33'],
       { encoding: 'utf8', timeout: 60_000, cwd: join(__dirname, '..') });
     expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/unknown configuration r20-b33; use r20-b32, r20-b128, r50-b32/);
+    expect(r.stderr).toMatch(/unknown configuration r20-b33; use r20-b32, r20-b128, r20-b128-nbs128, r20-b128-nbs2, r56-b128, r50-b32/);
   }, 60_000);
 
   it('doctor says how to get the native kernels and JPEG decoder when the addons are missing', () => {
