@@ -76,8 +76,24 @@ export function composeEpoch(labels: Int32Array, c: Composition, seed: number, e
   return order;
 }
 
-/** Samples an epoch of `composeEpoch` holds (fixed for given labels). */
+/**
+ * Samples an epoch of `composeEpoch` holds (fixed for given labels): NBS times the most groups of
+ * K distinct classes the pieces allow, the largest t with sum_k min(pieces_k, t) >= K t (which
+ * the greedy grouping reaches), without composing an epoch.
+ */
 export function composedLength(labels: Int32Array, c: Composition): number {
   if (c.kind === 'random') return labels.length;
-  return composeEpoch(labels, c, 0, 0).length;
+  const m = c.nbs / c.classes;
+  const sizes = new Map<number, number>();
+  for (const y of labels) sizes.set(y, (sizes.get(y) ?? 0) + 1);
+  const pieces = [...sizes.values()].map((n) => Math.floor(n / m));
+  const fits = (t: number) => pieces.reduce((a, p) => a + Math.min(p, t), 0) >= c.classes * t;
+  let lo = 0;
+  let hi = Math.floor(pieces.reduce((a, p) => a + p, 0) / c.classes);
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fits(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo * c.nbs;
 }
