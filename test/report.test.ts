@@ -293,7 +293,7 @@ describe('CLI', () => {
     const r = bnlab('report', '--table', 'table9', FX);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('--table must be one of table1, table2, fig5, fig6, table4, fig8');
-  });
+  }, 60_000);
   it('report --table prints the table; plot writes SVG and PNG', () => {
     const r = bnlab('report', '--table', 'table2', '--format', 'csv', FX);
     expect(r.status, r.stderr).toBe(0);
