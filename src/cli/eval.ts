@@ -9,7 +9,7 @@ import { initBackend } from '../backend/index.js';
 import { applyOverride, ConfigError, readConfigFile, validateConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { loadDataset, type Dataset, type Split } from '../data/dataset.js';
-import { permutation, sampleWithoutReplacement } from '../data/loader.js';
+import { sampleWithoutReplacement } from '../data/loader.js';
 import { complement, sameImages } from '../bn/domain.js';
 import { evaluateWith, MODES, STATS_MODES, testOrder, type StatsMode } from '../bn/modes.js';
 import { compositionOf, compositionProblem } from '../bn/composition.js';
@@ -167,8 +167,9 @@ export function registerEval(program: Command): void {
             // Test groups made like the run's training groups (NBS, and K classes each for 'classes').
             const m = { mode, composition: { ...compositionOf(cfg), nbs: batch ?? cfg.bn.nbs } } as const;
             b = m.composition.nbs;
-            evaluated = testOrder(evalSplit, cfg, m, r)!.length;
-            errs.push(await evaluateWith(s.net, s.params, evalSplit, cfg, m, { progress, repeat: r, label: `mini-batch ${b} (${cfg.bn.composition})` }));
+            const order = testOrder(evalSplit, cfg, m, r)!;
+            evaluated = order.length;
+            errs.push(await evaluateWith(s.net, s.params, evalSplit, cfg, m, { progress, order, label: `mini-batch ${b} (${cfg.bn.composition})` }));
           } else {
             let stats: Population;
             let order: Int32Array | undefined;

@@ -5,8 +5,7 @@ import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import sharp from 'sharp';
 import { readTrace, type Run } from './runs.js';
-import { buildTable, divergedAt, leftOutOfSweep, nbsSweep } from './tables.js';
-import { compositionLabel, fig8Runs } from './fig8.js';
+import { buildTable, compositionLabel, divergedAt, fig8Runs, leftOutOfSweep, nbsSweep } from './tables.js';
 import { FIG8 } from './paper.js';
 
 export const FIG_IDS = ['2', '3', '4', '5', '6', '8'] as const;

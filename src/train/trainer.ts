@@ -1,7 +1,7 @@
 // The training loop: epochs of SGD steps, then PreciseBN, evaluation with each estimate of the
 // population statistics, one CSV row and a checkpoint. Deterministic given the seed, and
 // resumable at any step with the same result as an uninterrupted run.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { dumpConfig } from '../config/load.js';
@@ -15,8 +15,8 @@ import { clonePopulation, disposePopulation } from '../bn/population.js';
 import { estimatePrecise, preciseRequest } from '../bn/precise.js';
 import type { Logger } from '../util/log.js';
 import type { Progress } from '../util/progress.js';
-import { copyFileAtomic, fsyncDir, newestGoodCheckpoint, writeCheckpoint } from '../run/checkpoint.js';
-import { isNewBest, pruneEpochCheckpoints } from '../run/retention.js';
+import { copyFileAtomic, newestGoodCheckpoint, writeCheckpoint } from '../run/checkpoint.js';
+import { isNewBest, keptEpochs, pruneEpochCheckpoints } from '../run/retention.js';
 import { runPaths } from '../run/paths.js';
 import { appendMetrics, metricsCells, restoreMetrics, type MetricsRow } from '../run/metrics.js';
 import { learningRate } from './schedule.js';
@@ -49,11 +49,8 @@ function saveCheckpoint(s: RunState, dir: string, epochFile: boolean): void {
   if (!epochFile) return writeCheckpoint(p.last, ckpt);
   const file = p.epoch(s.meta.epoch);
   writeCheckpoint(file, ckpt);
-  // last.ckpt as a copy (not a hard link: damage to one must not damage both), swapped in atomically.
-  const tmp = `${p.last}.copy-${process.pid}`;
-  copyFileSync(file, tmp);
-  renameSync(tmp, p.last);
-  fsyncDir(p.checkpoints);
+  // last.ckpt as a copy (not a hard link: damage to one must not damage both).
+  copyFileAtomic(file, p.last);
 }
 
 /** best.ckpt when this epoch is the best so far, then the epoch files beyond checkpoint.keep_last. */
@@ -98,8 +95,7 @@ function checkFinite(s: RunState, when: string): void {
 /** --resume: the newest checkpoint that verifies (null: none was ever written). */
 function loadResumePoint(s: RunState, dir: string, log: Logger): boolean {
   const p = runPaths(dir);
-  const epochFiles = existsSync(p.checkpoints) ? readdirSync(p.checkpoints).filter((f) => /^epoch-\d+\.ckpt$/.test(f)).map((f) => join(p.checkpoints, f)) : [];
-  const found = newestGoodCheckpoint<RunMeta>(p.last, epochFiles);
+  const found = newestGoodCheckpoint<RunMeta>(p.last, keptEpochs(p).map(p.epoch));
   if (found.path === null) {
     if (found.rejected.length) {
       throw new TrainingError(`--resume: no checkpoint of ${dir} can be trusted:\n  ${found.rejected.join('\n  ')}\nStart the run again with --overwrite.`);
