@@ -42,6 +42,14 @@ describe('--set values', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('a BNLAB_CONV_LAYOUT that is not a layout: exit 2 before anything runs (no silent fallback to another backend)', () => {
+    const out = join(dir, 'layout');
+    const r = spawnSync(process.execPath, [BIN, 'train', '--out', out], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, BNLAB_CONV_LAYOUT: 'nchw' } });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('BNLAB_CONV_LAYOUT=nchw is not a convolution layout: use auto, blocked, nhwc');
+    expect(existsSync(out)).toBe(false);
+  }, 60_000);
+
   it('trace.channels beyond a traced layer is refused with the layer and its channel count', () => {
     const r = run(['train', '--set', 'data.name=synthetic', '--set', 'model.width=4', '--set', 'trace.layers=[stem.bn]', '--set', 'trace.channels=[0,999]', '--out', join(dir, 'trace'), '--quiet']);
     expect(r.status).toBe(2);

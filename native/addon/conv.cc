@@ -1,10 +1,11 @@
 // oneDNN (Debian's libdnnl, the library PyTorch's CPU convolutions run on) for the three
 // convolution kernels of the tfjs wasm backend, computed natively and in place on the wasm
-// heap: tfjs tensors stay where they are, only the arithmetic moves to AVX2/FMA code.
+// heap: tfjs tensors stay where they are, only the arithmetic moves to oneDNN's JIT code (AVX2 or AVX-512).
 //
 // JS passes the heap (a Uint8Array over the wasm memory), byte offsets of the three tensors
 // and the conv geometry; tensors are NHWC (activations) and HWIO (filters), tfjs' layouts.
 // Primitives are created once per geometry and cached: creation costs milliseconds.
+// Activations stay NHWC where oneDNN has direct kernels for it (see Layout below).
 #include <oneapi/dnnl/dnnl.hpp>
 #include <cstdlib>
 #include <cstring>
@@ -63,15 +64,31 @@ void addReorders(Plan& p) {
 
 std::map<Geometry, std::unique_ptr<Plan>> plans;
 
-std::unique_ptr<Plan> makePlan(const Geometry& g) {
+// Activation layouts. oneDNN's direct kernels read and write channels-last (NHWC, tfjs' own
+// layout) on AVX-512 (`brgconv`, `jit` with nxc): then no activation is reordered at all. On
+// AVX2 (oneDNN 2.6) NHWC selects its GEMM path, 1.5-2.5x slower even counting the reorders
+// (measured), so a geometry whose NHWC primitive is GEMM or reference code falls back to the
+// blocked layouts oneDNN prefers (tag::any), bracketed by reorders.
+// BNLAB_CONV_LAYOUT=blocked|nhwc forces one (benchmarks, tests); unset = auto.
+enum Layout { AUTO, BLOCKED, NHWC };
+Layout layoutPolicy() {
+  static const Layout l = [] {
+    const char* v = std::getenv("BNLAB_CONV_LAYOUT");
+    if (!v || !*v || !std::strcmp(v, "auto")) return AUTO;
+    return std::strcmp(v, "nhwc") ? BLOCKED : NHWC;
+  }();
+  return l;
+}
+
+std::unique_ptr<Plan> makePlanIn(const Geometry& g, bool channelsLast) {
   const auto& d = g.d;
   const int64_t B = d[0], H = d[1], W = d[2], ci = d[3], FH = d[4], FW = d[5], co = d[6], OH = d[7], OW = d[8];
   const memory::dims strides = {d[9], d[10]}, padL = {d[11], d[12]}, padR = {d[13], d[14]};
   const auto f32 = memory::data_type::f32;
   memory::desc x({B, ci, H, W}, f32, tag::nhwc), w({co, ci, FH, FW}, f32, tag::hwio), y({B, co, OH, OW}, f32, tag::nhwc);
-  // tag::any lets oneDNN pick blocked layouts (its JIT kernels); plain NHWC would select
-  // its GEMM path, 1.5-2.5x slower on AVX2 even counting the reorders (measured).
-  memory::desc xa({B, ci, H, W}, f32, tag::any), wa({co, ci, FH, FW}, f32, tag::any), ya({B, co, OH, OW}, f32, tag::any);
+  // weights always tag::any: small, and reordered once per call at most
+  const auto act = channelsLast ? tag::nhwc : tag::any;
+  memory::desc xa({B, ci, H, W}, f32, act), wa({co, ci, FH, FW}, f32, tag::any), ya({B, co, OH, OW}, f32, act);
   const auto algo = dnnl::algorithm::convolution_direct;
   auto& e = engine();
   dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, algo, xa, wa, ya, strides, padL, padR);
@@ -101,8 +118,17 @@ std::unique_ptr<Plan> makePlan(const Geometry& g) {
     p->primA = bpd.src_desc(), p->primB = bpd.diff_dst_desc(), p->primC = bpd.diff_weights_desc();
     p->impl = bpd.impl_info_str();
   }
+  p->impl += channelsLast ? " nhwc" : " blocked";
   addReorders(*p);
   return p;
+}
+
+std::unique_ptr<Plan> makePlan(const Geometry& g) {
+  const Layout l = layoutPolicy();
+  if (l != AUTO) return makePlanIn(g, l == NHWC);
+  auto p = makePlanIn(g, true);
+  const bool slow = p->impl.find("gemm") != std::string::npos || p->impl.find("ref") != std::string::npos;
+  return slow ? makePlanIn(g, false) : std::move(p);
 }
 
 Plan& planFor(const Geometry& g) {
@@ -196,7 +222,8 @@ napi_value Conv(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// impl(kind, dims): the oneDNN implementation chosen for a geometry (for tests and bench).
+// impl(kind, dims): the oneDNN implementation chosen for a geometry and its activation layout,
+// e.g. "brgconv:avx512_core nhwc" (for tests and bench).
 napi_value ConvImpl(napi_env env, napi_callback_info info) {
   Args a(env, info, 2);
   if (!a.ok) return nullptr;

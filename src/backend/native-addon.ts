@@ -54,9 +54,20 @@ function setOmpWaiting(): string {
 }
 export let ompWaiting = '';
 
+/** BNLAB_CONV_LAYOUT: activations NHWC where oneDNN has direct kernels for it (auto), always
+ *  oneDNN's blocked layouts with reorders (blocked, the AVX2 choice), or always NHWC. */
+export const CONV_LAYOUTS = ['auto', 'blocked', 'nhwc'];
+/** What is wrong with BNLAB_CONV_LAYOUT and the fix, or null (bnlab's CLI checks it first). */
+export function convLayoutProblem(v = process.env.BNLAB_CONV_LAYOUT): string | null {
+  return v && !CONV_LAYOUTS.includes(v) ? `BNLAB_CONV_LAYOUT=${v} is not a convolution layout: use ${CONV_LAYOUTS.join(', ')} (or unset it for auto)` : null;
+}
+
 /** The addon, or null with the reason it is unavailable (and the fix). */
 export function loadNative(): { addon: NativeAddon | null; reason: string } {
   if (cached) return cached;
+  // read by native/addon/conv.cc, which would take anything but nhwc/auto as blocked
+  const bad = convLayoutProblem();
+  if (bad) return (cached = { addon: null, reason: bad });
   ompWaiting = setOmpWaiting();
   try {
     const addon = createRequire(import.meta.url)(NATIVE_ADDON_PATH) as NativeAddon;

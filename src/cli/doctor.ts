@@ -56,7 +56,12 @@ export function registerDoctor(program: Command): void {
       }
       const { loadNative, NATIVE_ADDON_PATH } = await import('../backend/native-addon.js');
       const dnnl = loadNative();
-      report.dnnl = { loads: dnnl.addon != null, detail: dnnl.reason, path: NATIVE_ADDON_PATH };
+      // what oneDNN picks for a typical layer (ResNet-20's 16-channel 3x3 conv, batch 32) and
+      // whether its activations stay NHWC or go through reorders (BNLAB_CONV_LAYOUT)
+      const layer = new Int32Array([32, 32, 32, 16, 3, 3, 16, 32, 32, 1, 1, 1, 1, 1, 1]);
+      const convImpl = dnnl.addon ? ['forward', 'backward data', 'backward weights'].map((k, i) => `${k} ${dnnl.addon!.impl(i, layer)}`).join(', ') : null;
+      const convLayout = process.env.BNLAB_CONV_LAYOUT || 'auto';
+      report.dnnl = { loads: dnnl.addon != null, detail: dnnl.reason, path: NATIVE_ADDON_PATH, conv_layout: convLayout, conv_16ch_3x3: convImpl };
       if (!dnnl.addon) fixes.push(`native kernels (~4x faster CPU training on wasm): ${dnnl.reason}`);
       const { nativeJpeg, JPEG_ADDON_PATH } = await import('../data/jpeg-native.js');
       const jpg = nativeJpeg();
@@ -80,6 +85,7 @@ export function registerDoctor(program: Command): void {
         `wasm          ${w.loads ? `OK — SIMD ${w.simd ? 'on' : 'off'}, ${w.threads} threads, kernel fixes: ${w.fixes?.join(', ') || 'none'}, own kernels: ${w.kernels?.join(', ') || 'none'}` : `FAILED — ${w.error}`}`,
         ...(w.notes ?? []).map((n) => `  ${n}`),
         `  native oneDNN convolutions: ${dnnl.addon ? `OK — ${dnnl.reason}` : dnnl.reason}`,
+        ...(convImpl ? [`    a 16-channel 3x3 layer (BNLAB_CONV_LAYOUT=${convLayout}): ${convImpl}`] : []),
         `cpu           OK (pure JS, last resort)`,
         `jpeg          ${jpg.ok ? `native decoder OK — ${jpg.reason}` : `native decoder ${jpg.reason}; image folders decode with sharp`}`,
         '',

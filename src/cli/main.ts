@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError } from '../config/load.js';
+import { convLayoutProblem } from '../backend/native-addon.js';
 import { registerBench } from './bench.js';
 import { registerConfig } from './config.js';
 import { registerData } from './data.js';
@@ -51,6 +52,8 @@ Exit codes (every command):
 Environment:
   BNLAB_PROGRESS_SECONDS  when output is not a terminal (Slurm, nohup, tee), seconds between
                           progress lines (default 30)
+  BNLAB_CONV_LAYOUT       oneDNN convolution activations: auto (NHWC where oneDNN has direct
+                          kernels for it, else its blocked layouts), blocked, nhwc (default auto)
   BNLAB_DEBUG             print stack traces of errors`,
   );
 registerTrain(program);
@@ -64,6 +67,9 @@ registerPlot(program);
 registerSweep(program);
 
 try {
+  // environment read by native code, which cannot report a bad value itself
+  const bad = convLayoutProblem();
+  if (bad) throw new ConfigError(bad);
   await program.parseAsync(process.argv);
 } catch (e) {
   // Commander has printed its message (or the help / version) already.
