@@ -1,6 +1,6 @@
 // The small native kernels (native/addon/sgd.cc, eltwise.cc) against float64 references and
 // against the tf-op path they replace: the SGD-with-momentum update and relu(a + b) with its
-// gradient. Needs the native addon (CI builds it; see test/dnnl-conv.test.ts).
+// gradient, max pooling's gradient (pool.cc). Needs the native addon (CI builds it; see test/dnnl-conv.test.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -248,5 +248,46 @@ describe('addRelu (BnlabAddRelu / BnlabReluGrad)', () => {
       delete process.env.BNLAB_WASM_KERNELS;
       setWasmKernels();
     }
+  });
+});
+
+describe('max pooling gradient (native MaxPoolGrad)', () => {
+  // d/dx sum(maxPool(relu(x)) * dy): relu makes whole windows of zeros, where the gradient goes
+  // to the first maximum in row-major window order (tfjs' and PyTorch's choice)
+  const grad = (backend: string, shape: [number, number, number, number], k: number, s: number, pad: 'same' | 'valid', seed: number) => {
+    tf.setBackend(backend);
+    return tf.tidy(() => {
+      const x = tf.tensor4d(rand(shape.reduce((a, b) => a * b), seed), shape);
+      const y = tf.maxPool(tf.relu(x), k, s, pad);
+      const dy = tf.tensor(rand(y.size, seed + 1), y.shape);
+      return tf.grad((t) => tf.maxPool(tf.relu(t as tf.Tensor4D), k, s, pad).mul(dy).sum())(x).dataSync() as Float32Array;
+    });
+  };
+  it.each([
+    [[2, 16, 16, 8], 3, 2, 'same'], // ResNet-50's stem pooling
+    [[32, 32, 32, 64], 3, 2, 'same'], // its 64x64 bench size
+    [[3, 7, 9, 5], 3, 2, 'same'],
+    [[2, 8, 8, 3], 2, 2, 'valid'],
+    [[1, 9, 9, 4], 3, 1, 'valid'],
+    [[2, 5, 6, 3], 3, 3, 'same'],
+  ] as const)('%j k%i s%i %s matches the cpu backend', (shape, k, s, pad) => {
+    const want = grad('cpu', [...shape], k, s, pad, 5);
+    const got = grad('wasm', [...shape], k, s, pad, 5);
+    expect(maxRelErr(got, want)).toBeLessThan(1e-6);
+    // and the stock wasm kernel it replaces agrees too (off: nativeEltwise)
+    try {
+      setWasmKernels({ nativeEltwise: false });
+      expect(maxRelErr(grad('wasm', [...shape], k, s, pad, 5), want)).toBeLessThan(1e-6);
+    } finally {
+      setWasmKernels();
+    }
+  });
+  it('is the native kernel when nativeEltwise is on, the stock one when off', () => {
+    const on = tf.getKernel('MaxPoolGrad', 'wasm');
+    setWasmKernels({ nativeEltwise: false });
+    const off = tf.getKernel('MaxPoolGrad', 'wasm');
+    setWasmKernels();
+    expect(on?.kernelFunc).not.toBe(off?.kernelFunc);
+    expect(tf.getKernel('MaxPoolGrad', 'wasm')?.kernelFunc).not.toBe(off?.kernelFunc);
   });
 });

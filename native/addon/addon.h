@@ -48,3 +48,4 @@ napi_value AddSame(napi_env env, napi_callback_info info);
 napi_value MatMul(napi_env env, napi_callback_info info);
 napi_value Gap(napi_env env, napi_callback_info info);
 napi_value GapGrad(napi_env env, napi_callback_info info);
+napi_value MaxPoolGrad(napi_env env, napi_callback_info info);

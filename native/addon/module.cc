@@ -1,6 +1,6 @@
 // bnlab's native addon: oneDNN convolutions (conv.cc) and GEMM (matmul.cc), OpenMP BatchNorm
 // (bn.cc), one-pass SGD (sgd.cc) and EMA (ema.cc) updates, the residual add+ReLU and global
-// average pooling (eltwise.cc) for the tfjs wasm backend, in place on its heap.
+// average pooling (eltwise.cc), max pooling's gradient (pool.cc) for the tfjs wasm backend, in place on its heap.
 // Loaded by src/backend/native-addon.ts.
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -43,6 +43,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"matmul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"gap", nullptr, Gap, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"gapGrad", nullptr, GapGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"add", nullptr, AddSame, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reluGrad", nullptr, ReluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -26,6 +26,8 @@ export interface NativeAddon {
   /** gap(heap, x, y, B, HW, C) / gapGrad(heap, dy, dx, B, HW, C): global average pooling */
   gap(heap: Uint8Array, ...args: number[]): void;
   gapGrad(heap: Uint8Array, ...args: number[]): void;
+  /** maxPoolGrad(heap, x, dy, dx, B, H, W, C, OH, OW, FH, FW, sh, sw, pt, pl): native/addon/pool.cc */
+  maxPoolGrad(heap: Uint8Array, ...args: number[]): void;
   /** add(heap, a, b, y, n): y = a + b, same sizes */
   add(heap: Uint8Array, a: number, b: number, out: number, n: number): void;
   setThreads(n: number): void;

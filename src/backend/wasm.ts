@@ -14,7 +14,7 @@ import { sharedIdentityKernel } from './kernels/identity.js';
 import { dnnlConvKernel, dnnlFilterGradKernel, dnnlInputGradKernel } from './kernels/conv-dnnl.js';
 import { loadNative, ompWaiting } from './native-addon.js';
 import { setFusedEMA, setFusedSGD } from './kernels/state-updates.js';
-import { nativeAddKernel, setNativeEltwise, smallBinaryKernel } from './kernels/eltwise.js';
+import { nativeAddKernel, nativeMaxPoolGradKernel, setNativeEltwise, smallBinaryKernel } from './kernels/eltwise.js';
 import { nativeMatMulKernel } from './kernels/matmul-native.js';
 import { patchForNodeThreads, threadPatchApplies } from './wasm-threads.js';
 export { poolStartState } from './wasm-threads.js';
@@ -35,7 +35,8 @@ export const WASM_FIXES: readonly WasmFix[] = ['filterGrad', 'inputGrad', 'batch
 // fusedSGD, fusedEMA: the SGD-with-momentum update of a parameter and the EMA update of a BN
 // layer's population statistics, one kernel call each instead of 5-11 tf ops.
 // nativeEltwise: relu(a + b) at the end of residual blocks, its gradient, and large same-shape
-// Adds (the gradient sums tfjs makes for tensors used twice, like a block's input).
+// Adds (the gradient sums tfjs makes for tensors used twice, like a block's input), and max
+// pooling's gradient (ResNet-50's stem).
 // nativeMatMul: BatchMatMul through oneDNN's sgemm (transposes included), over the batchMatMul fix.
 // BNLAB_WASM_KERNELS=none (or a comma list) overrides; BNLAB_WASM_FIXES=none turns them off too.
 export type WasmKernel = 'fusedBN' | 'sharedIdentity' | 'dnnlConv' | 'nativeBN' | 'fusedSGD' | 'fusedEMA' | 'nativeEltwise' | 'nativeMatMul';
@@ -67,6 +68,7 @@ export function setWasmKernels(opt: Partial<Record<WasmKernel, boolean>> = {}): 
   want.nativeEltwise = want.nativeEltwise && addon != null;
   setNativeEltwise(want.nativeEltwise ? addon : null, 'wasm');
   swap('Add', 'wasm', want.nativeEltwise && addon ? (orig) => smallBinaryKernel(nativeAddKernel(addon, orig!)) : null);
+  swap('MaxPoolGrad', 'wasm', want.nativeEltwise && addon ? (orig) => nativeMaxPoolGradKernel(addon, orig!) : null);
   for (const k of ['Sub', 'Multiply']) swap(k, 'wasm', want.nativeEltwise ? (orig) => smallBinaryKernel(orig!) : null);
   swap('Identity', 'wasm', want.sharedIdentity ? (orig) => sharedIdentityKernel(orig!) : null);
   nativeWanted.dnnlConv = want.dnnlConv;

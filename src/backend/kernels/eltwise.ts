@@ -4,6 +4,7 @@
 //     residual block; same shapes only (no broadcasting)
 //   BnlabGAP {x [B,H,W,C]} -> [B,C] mean over H,W; BnlabGAPGrad {dy [B,C]} attrs {shape} -> dx
 //   Add: large same-shape float32 natively, the rest to the stock kernel
+//   MaxPoolGrad: float32, no dilation, natively on all threads, else the stock kernel
 // and, not native but for the same reason (fixed cost per call): small binary ops in JS.
 import { backend_util, getKernel, registerKernel, unregisterKernel, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import { shared } from '@tensorflow/tfjs-backend-cpu';
@@ -72,6 +73,28 @@ export function nativeAddKernel(addon: NativeAddon, stock: KernelConfig): Kernel
     return native(args);
   }) as KernelFunc;
   return { kernelName: 'Add', backendName: stock.backendName, kernelFunc, setupFunc: stock.setupFunc };
+}
+
+/** MaxPoolGrad natively (native/addon/pool.cc: the stock one is single-threaded, 10% of a
+ *  ResNet-50 step); dilated or non-float32 pooling goes to the stock kernel. */
+export function nativeMaxPoolGradKernel(addon: NativeAddon, stock: KernelConfig): KernelConfig {
+  const kernelFunc = ((args) => {
+    const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
+    const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as {
+      filterSize: number | [number, number]; strides: number | [number, number]; pad: 'same' | 'valid' | number; dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    };
+    if (input.dtype !== 'float32' || dy.dtype !== 'float32' || input.shape.length !== 4) return stock.kernelFunc(args);
+    const i = backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+    if (i.dilationHeight !== 1 || i.dilationWidth !== 1) return stock.kernelFunc(args);
+    const b = heapBackend(args.backend);
+    const dx = b.makeOutput(input.shape, 'float32');
+    if (sizeOf(input.shape) > 0) {
+      addon.maxPoolGrad(heapOf(b), offsetOf(b, input), offsetOf(b, dy), offsetOf(b, dx), i.batchSize, i.inHeight, i.inWidth,
+        i.inChannels, i.outHeight, i.outWidth, i.filterHeight, i.filterWidth, i.strideHeight, i.strideWidth, i.padInfo.top, i.padInfo.left);
+    }
+    return dx;
+  }) as KernelFunc;
+  return { kernelName: 'MaxPoolGrad', backendName: stock.backendName, kernelFunc, setupFunc: stock.setupFunc };
 }
 
 /** Largest output computed in JS by smallBinaryKernel. */
