@@ -7,6 +7,7 @@ SCALE=paper SLURM=0 SWEEP_ARGS=()
 for a in "$@"; do
   case $a in
     --mini) SCALE=mini ;;
+    --smoke) SCALE=smoke ;;
     -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d'; exit 0 ;;
     --slurm) SLURM=1; SWEEP_ARGS+=("$a") ;;
     *) SWEEP_ARGS+=("$a") ;;
@@ -25,3 +26,19 @@ sweep() {
 }
 # The tables and figures (`bnlab report` / `bnlab plot`, written separately) from every run so far.
 report() { bnlab report --all "$OUT"; }
+# The finished runs of an experiment playing one role: OUT/EXP/NAME itself (paper, smoke: one
+# seed) and OUT/EXP/NAME_seed* (mini: several seeds).
+runs() {
+  local d
+  for d in "$OUT/$1/$2" "$OUT/$1/$2"_seed*; do [ -f "$d/metrics.csv" ] && echo "$d"; done
+  return 0
+}
+# `bnlab eval --run RUN ARGS...` once: a finished evaluation is listed in RUN/evals.done and
+# skipped when a script runs again, so an interrupted reproduction resumes where it stopped.
+ev() {
+  local run=$1; shift
+  local key="$*"
+  if grep -qxF -- "$key" "$run/evals.done" 2>/dev/null; then echo "= already evaluated: $run $key" >&2; return 0; fi
+  bnlab eval --run "$run" "$@" --quiet
+  echo "$key" >> "$run/evals.done"
+}

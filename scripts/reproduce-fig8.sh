@@ -8,6 +8,7 @@
 # Cost: paper ~200 V100-hours (ESTIMATE, not measured); --mini 8 runs, ~15 CPU-minutes.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
+if [ "$SCALE" = smoke ]; then echo "reproduce-fig8.sh: Fig. 8 has no smoke scale (its --mini runs are smoke-sized already); use --mini" >&2; exit 2; fi
 sweep "$CFG/fig8.sweep.yaml"
 for run in "$OUT"/fig8/*/; do
   [ -f "$run/metrics.csv" ] || continue
