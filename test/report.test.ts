@@ -12,6 +12,7 @@ import { htmlReport, markdownReport, runsFor } from '../src/report/report.js';
 import { findRuns } from '../src/report/runs.js';
 import { fmtCell, toCsv, toMarkdown } from '../src/report/table.js';
 import { buildTable, divergedAt, domainKey } from '../src/report/tables.js';
+import { regimeTable } from '../src/report/regime.js';
 
 const FX = 'test/fixtures/report';
 const all = findRuns([FX]);
@@ -354,3 +355,27 @@ describe('Fig. 8 table', () => {
   });
 });
 
+
+describe('training regime table', () => {
+  const mk = (name: string, trainErr: number, valErr: number, extra: object = {}) => ({
+    ...all[0], name, frozen: 0, metrics: [{ epoch: 1, train_err: 90, val_err_precise: 90 }, { epoch: 10, train_err: trainErr, val_err_precise: valErr, train_err_nbs: null }],
+    evals: [], config: { ...all[0].config, model: { arch: 'resnet-cifar', depth: 20 }, data: { name: 'fashion-mnist', train_limit: 5000 } }, ...extra,
+  });
+  it('one row per recipe, seeds combined into mean ± std of their last epoch; other recipes apart', () => {
+    const t = regimeTable([mk('fig5-6/nbs2_seed0', 4, 12), mk('fig5-6/nbs2_seed1', 6, 14), mk('fig5-6/nbs32_seed0', 3, 9)]);
+    expect(t.rows.map((r) => r.labels[0])).toEqual(['fig5-6/nbs2', 'fig5-6/nbs32']);
+    const [two, one] = t.rows;
+    expect(two.labels[3]).toBe('2');
+    expect(two.labels[1]).toContain('ResNet-20, fashion-mnist (5000 train images)');
+    expect(two.cells[0].ours).toEqual({ mean: 5, std: Math.SQRT2, n: 2 }); // train_err 4, 6
+    expect(two.cells[3].ours?.mean).toBe(13);
+    expect(two.cells[1].ours).toBeNull(); // train_err_nbs not computed
+    expect(one.cells[0].ours).toEqual({ mean: 3 });
+    const md = toMarkdown(t);
+    expect(md).toContain('| 5.0±1.4 |');
+    expect(md).not.toContain('(—)'); // ours only: no paper column
+  });
+  it('is in the markdown report', () => {
+    expect(markdownReport(FX, all)).toContain('### Training regime');
+  });
+});

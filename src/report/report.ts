@@ -4,6 +4,7 @@ import { realpathSync } from 'node:fs';
 import { buildFigures, FIG_IDS, render, type FigId } from './figures.js';
 import type { Run } from './runs.js';
 import { esc, hasOurs, toHtml, toMarkdown, type Table } from './table.js';
+import { regimeTable } from './regime.js';
 import { buildTable, TABLE_IDS, type TableId } from './tables.js';
 
 // A results folder laid out as <experiment>/<run>/ (results/mini/table1/..): when an experiment
@@ -59,6 +60,8 @@ export function markdownReport(dir: string, runs: Run[]): string {
   const { tables, skipped } = allTables(runs);
   const parts = [`# bnlab report: ${dir}`, '', `${runs.length} run folders. Each cell: ours (paper); the paper's numbers are ImageNet / ResNet-50.`, ''];
   for (const t of tables) parts.push(toMarkdown(t));
+  const regime = regimeTable(runs);
+  if (regime.rows.length) parts.push(toMarkdown(regime));
   if (skipped.length) parts.push('## Not built', '', ...skipped.map((s) => `- ${s.id}: ${s.why}`), '');
   return parts.join('\n');
 }
@@ -78,11 +81,13 @@ export async function htmlReport(dir: string, runs: Run[]): Promise<string> {
     for (const fig of figures) figs.push(`<figure>${(await render(fig)).svg}<figcaption>${esc(fig.title)}</figcaption></figure>`);
   }
   const missing = [...skipped.map((s) => `${s.id}: ${s.why}`), ...figSkipped];
+  const regime = regimeTable(runs);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bnlab report: ${esc(dir)}</title><style>${CSS}</style></head>
 <body><h1>bnlab report</h1><p>${esc(dir)} — ${runs.length} run folders. Table cells: <b>ours</b> <span class="paper">(paper, ImageNet / ResNet-50)</span>; “—” = not measured.</p>
 <h2>Tables</h2>
 ${tables.map(toHtml).join('\n')}
+${regime.rows.length ? toHtml(regime) : ''}
 <h2>Figures</h2>
 ${figs.join('\n')}
 ${missing.length ? `<h2>Not built</h2><ul>${missing.map((m) => `<li>${esc(m)}</li>`).join('')}</ul>` : ''}

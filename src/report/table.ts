@@ -18,6 +18,7 @@ export interface Table {
   columns: string[];
   rows: { labels: string[]; cells: Cell[] }[];
   notes: string[];
+  oursOnly?: boolean; // no paper column to sit beside (e.g. the training-regime table)
 }
 
 export const DASH = '—';
@@ -46,8 +47,8 @@ export const hasOurs = (t: Table) => t.rows.some((r) => r.cells.some((c) => c.ou
 export function toMarkdown(t: Table): string {
   const head = [...t.rowHeader, ...t.columns];
   const lines = [`### ${t.title}`, '', `| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < t.rowHeader.length ? '---' : '---:')).join('|')}|`];
-  for (const r of t.rows) lines.push(`| ${[...r.labels, ...r.cells.map(fmtCell)].join(' | ')} |`);
-  lines.push('', 'Cells: ours (paper); "—" = not measured (ours) or not in the paper.');
+  for (const r of t.rows) lines.push(`| ${[...r.labels, ...r.cells.map((c) => (t.oursOnly ? fmtStat(c.ours) : fmtCell(c)))].join(' | ')} |`);
+  lines.push('', t.oursOnly ? 'Cells: ours; "—" = not computed.' : 'Cells: ours (paper); "—" = not measured (ours) or not in the paper.');
   t.notes.forEach((n, i) => lines.push(`${i === 0 ? '\n' : ''}${i + 1}. ${n}`));
   return lines.join('\n') + '\n';
 }
@@ -67,7 +68,7 @@ export function toCsv(t: Table): string {
 export const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 export function toHtml(t: Table): string {
   const th = [...t.rowHeader, ...t.columns].map((h) => `<th>${esc(h)}</th>`).join('');
-  const cell = (c: Cell) => `<td><b>${esc(fmtStat(c.ours))}</b> <span class="paper">(${esc(fmtStat(c.paper))})</span></td>`;
+  const cell = (c: Cell) => `<td><b>${esc(fmtStat(c.ours))}</b>${t.oursOnly ? '' : ` <span class="paper">(${esc(fmtStat(c.paper))})</span>`}</td>`;
   const trs = t.rows.map((r) => `<tr>${r.labels.map((l) => `<th>${esc(l)}</th>`).join('')}${r.cells.map(cell).join('')}</tr>`).join('\n');
   const notes = t.notes.length ? `<ol class="notes">${t.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ol>` : '';
   return `<h3>${esc(t.title)}</h3>\n<table><thead><tr>${th}</tr></thead><tbody>\n${trs}\n</tbody></table>\n${notes}\n`;

@@ -1,0 +1,46 @@
+// The training regime of every model in a report: what each recipe reached at its last epoch,
+// so a reader can tell a fitted model from an under-fit one before reading any finding (a
+// train/test inconsistency can only show in a model whose training error is below its
+// validation error). Seeds of one recipe (run names differing only in `_seed<k>`) are one row,
+// mean ± std over them.
+import { lastEpoch, metricsAt, type Run } from './runs.js';
+import { combine, type Table } from './table.js';
+
+const COLUMNS: [string, string][] = [
+  ['train_err', 'train, augmented, batch stats'],
+  ['train_err_nbs', 'train, no aug, batch stats (NBS)'],
+  ['val_err_ema', 'val, EMA'],
+  ['val_err_precise', 'val, PreciseBN'],
+  ['val_err_minibatch', 'val, batch stats (NBS)'],
+];
+
+/** The recipe a run belongs to: its name without the seed. */
+export const recipeOf = (r: Run) => r.name.replace(/_seed\d+$/, '');
+
+export function regimeTable(runs: Run[]): Table {
+  const groups = new Map<string, Run[]>();
+  for (const r of runs.filter((x) => x.metrics.length)) groups.set(recipeOf(r), [...(groups.get(recipeOf(r)) ?? []), r]);
+  const rows = [...groups.entries()]
+    .sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true }))
+    .map(([name, rs]) => {
+      const c = rs[0].config;
+      const model = c.model?.arch === 'resnet50' ? 'ResNet-50' : `ResNet-${c.model?.depth}`;
+      const images = c.data?.train_limit ?? 'all';
+      return {
+        labels: [name, `${model}, ${c.data?.name} (${images} train images), batch ${rs[0].batch}, NBS ${rs[0].nbs}${rs[0].frozen ? `, FrozenBN last ${rs[0].frozen}` : ''}`, `${lastEpoch(rs[0])} of ${rs[0].epochs}`, String(rs.length)],
+        cells: COLUMNS.map(([col]) => ({ ours: combine(rs.map((r) => { const v = metricsAt(r, lastEpoch(r))?.[col]; return v === null || v === undefined ? null : { mean: v }; })), paper: null })),
+      };
+    });
+  return {
+    id: 'regime',
+    title: 'Training regime — each recipe at its last epoch: error (%)',
+    rowHeader: ['Recipe', 'Model, data, batch', 'Epoch', 'Seeds'],
+    columns: COLUMNS.map(([, label]) => label),
+    rows,
+    oursOnly: true,
+    notes: [
+      'From metrics.csv (per-epoch columns; empty where the recipe does not compute one). ± = std over seeds. The training error with augmentation is the epoch\'s running error; "no aug" is measured after the epoch on a fixed training subset.',
+      'A model fits its training set when its training error is clearly below its validation error: only then can mini-batch statistics at inference (Fig. 5) or FrozenBN (Fig. 6) show the paper\'s train/test inconsistency.',
+    ],
+  };
+}
