@@ -324,10 +324,10 @@ def precise_bn(model, data, idx, B, estimator, per, rng):
 
     def hook(name):
         def f(_m, inp):
-            x = inp[0].detach().double()
+            # the group's moments in float32 (as BN computes them, as bnlab does), summed in float64
+            x = inp[0].detach()
             c = x.shape[0] * x.shape[2] * x.shape[3]
-            mu = x.mean(dim=(0, 2, 3))
-            var = x.var(dim=(0, 2, 3), unbiased=False)
+            var, mu = (t.double() for t in torch.var_mean(x, dim=(0, 2, 3), unbiased=False))
             second = c * (mu * mu + var) if estimator == 'pooled' else c * var * (c / (c - 1) if c > 1 else 1.0)
             a = acc[name]
             a[0] += c

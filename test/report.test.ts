@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildFigures, render, type FigId } from '../src/report/figures.js';
 import { htmlReport, markdownReport, runsFor } from '../src/report/report.js';
-import { findRuns } from '../src/report/runs.js';
+import { findRuns, type Num, type Run } from '../src/report/runs.js';
 import { fmtCell, toCsv, toMarkdown } from '../src/report/table.js';
 import { buildTable, divergedAt, domainKey } from '../src/report/tables.js';
 import { regimeTable } from '../src/report/regime.js';
@@ -357,8 +357,8 @@ describe('Fig. 8 table', () => {
 
 
 describe('training regime table', () => {
-  const mk = (name: string, trainErr: number, valErr: number, extra: object = {}) => ({
-    ...all[0], name, frozen: 0, metrics: [{ epoch: 1, train_err: 90, val_err_precise: 90 }, { epoch: 10, train_err: trainErr, val_err_precise: valErr, train_err_nbs: null }],
+  const mk = (name: string, trainErr: number, valErr: number, extra: object = {}): Run => ({
+    ...all[0], name, frozen: 0, metrics: [{ epoch: 1, train_err: 90, val_err_precise: 90 }, { epoch: 10, train_err: trainErr, val_err_precise: valErr, train_err_nbs: null }] as Record<string, Num>[],
     evals: [], config: { ...all[0].config, model: { arch: 'resnet-cifar', depth: 20 }, data: { name: 'fashion-mnist', train_limit: 5000 } }, ...extra,
   });
   it('one row per recipe, seeds combined into mean ± std of their last epoch; other recipes apart', () => {
