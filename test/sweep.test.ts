@@ -10,6 +10,8 @@ import { ConfigError } from '../src/config/load.js';
 import { readMetrics } from '../src/run/metrics.js';
 import { BNLAB_BIN } from '../src/sweep/local.js';
 import { shq, writeSlurm } from '../src/sweep/slurm.js';
+import { etaOf, trackSweep } from '../src/sweep/progress.js';
+import type { SweepRun } from '../src/sweep/spec.js';
 import { expandGrid, formatValue, loadSweep } from '../src/sweep/spec.js';
 import { runStatus } from '../src/sweep/status.js';
 
@@ -165,5 +167,41 @@ describe('slurm script', () => {
     const t2 = readFileSync(cpu.script, 'utf8');
     expect(t2).toContain('#SBATCH --array=0-1\n');
     expect(t2).not.toMatch(/--gres|--partition|--time/);
+  });
+});
+
+describe('sweep progress (runs train --quiet; the sweep reports their epochs and its ETA)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'bnlab-sweep-progress-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  const fake = (name: string, epochs: number) => ({ name, dir: join(root, name), cfg: { epochs } }) as unknown as SweepRun;
+  const epochsTo = (r: SweepRun, n: number) => {
+    mkdirSync(r.dir, { recursive: true });
+    writeFileSync(join(r.dir, 'metrics.csv'), ['epoch,lr,val_err_ema', ...Array.from({ length: n }, (_, i) => `${i + 1},0.1,50`)].join('\n') + '\n');
+  };
+  it('counts epochs over all runs from their metrics.csv, resumed runs from where they stood, with an ETA once an epoch is done', () => {
+    const [a, b] = [fake('a', 4), fake('b', 6)];
+    epochsTo(b, 2); // b resumes after epoch 2: 4 + 4 epochs to go
+    const lines: string[] = [];
+    const p = trackSweep([a, b], { tty: false, intervalSeconds: 0, print: (l) => lines.push(l) });
+    p.tick();
+    expect(lines.at(-1)).toBe('sweep: 0/8 epochs, 0/2 runs done');
+    epochsTo(a, 4);
+    epochsTo(b, 3);
+    p.tick();
+    expect(lines.at(-1)).toMatch(/^sweep: 5\/8 epochs, 1\/2 runs done, ETA \d/);
+  });
+  it('prints nothing when quiet, and at most once per interval otherwise', () => {
+    const r = fake('c', 2);
+    const lines: string[] = [];
+    trackSweep([r], { quiet: true, tty: false, intervalSeconds: 0, print: (l) => lines.push(l) }).tick();
+    expect(lines).toEqual([]);
+    const p = trackSweep([r], { tty: false, intervalSeconds: 3600, print: (l) => lines.push(l) });
+    p.tick();
+    p.tick();
+    expect(lines).toEqual([]);
+  });
+  it('ETA = seconds so far x units left / units done', () => {
+    expect(etaOf(0, 10, 60)).toBeNull();
+    expect(etaOf(2, 6, 60)).toBe('3m00s');
   });
 });

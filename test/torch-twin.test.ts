@@ -211,7 +211,7 @@ json.dump({
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const got = JSON.parse(r.stdout);
-    for (const k of ['pooled_mean', 'pooled_var', 'mov_mean', 'mov_var']) expect(got[k], k).toBeLessThan(1e-6);
+    for (const k of ['pooled_mean', 'pooled_var', 'mov_mean', 'mov_var']) expect(got[k], k).toBeLessThan(1e-5); // a wrong Bessel factor: 7e-4
     const net = buildNetwork({ arch: 'resnet-cifar', depth: 8, width: 4, zero_init_last_gamma: true }, 1, 10);
     expect(got.layers).toEqual(net.bnLayers.map((l) => l.name));
     expect(got.buffers_untouched).toBe(true);

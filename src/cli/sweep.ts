@@ -10,6 +10,7 @@ import { runStatus } from '../sweep/status.js';
 interface SweepFlags {
   config: string;
   out?: string;
+  quiet?: boolean;
   jobs?: string;
   gpus?: string;
   slurm?: boolean;
@@ -43,6 +44,7 @@ export function registerSweep(program: Command): void {
     .option('--cpus-per-task <n>', 'Slurm CPUs per run (also the wasm thread count on CPU)')
     .option('--slurm-gpus <n>', 'Slurm GPUs per run (--gres=gpu:N); --gpus implies 1')
     .option('--dry-run', 'validate every run and print what would run, without training')
+    .option('-q, --quiet', 'no progress bar or periodic progress lines (each run\'s start and end are still printed)')
     .action(async (f: SweepFlags) => {
       const sweep = loadSweep(f.config, f.out); // validates every grid point's config first
       const gpus = f.gpus ? f.gpus.split(',').map((g) => g.trim()).filter(Boolean) : [];
@@ -87,7 +89,7 @@ export function registerSweep(program: Command): void {
         process.stderr.write('\nbnlab sweep: Ctrl-C — running runs save a checkpoint and stop; re-run the sweep to resume\n');
       };
       process.on('SIGINT', onSigint);
-      const failed = await runLocal(sweep, { jobs, gpus, print, stopped: () => stop });
+      const failed = await runLocal(sweep, { jobs, gpus, print, stopped: () => stop, quiet: f.quiet });
       process.off('SIGINT', onSigint);
       if (stop) process.exit(130);
       if (failed.length) {

@@ -6,6 +6,7 @@ import { cpuBudget } from '../util/cpus.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Sweep, SweepRun } from './spec.js';
+import { trackSweep } from './progress.js';
 import { finalErrors, runStatus, type RunState } from './status.js';
 
 export const BNLAB_BIN = fileURLToPath(new URL('../../bin/bnlab.js', import.meta.url));
@@ -38,6 +39,8 @@ export interface LocalOptions {
   print: (line: string) => void;
   /** true after Ctrl-C: start no further runs (running ones save a checkpoint and exit). */
   stopped?: () => boolean;
+  /** no progress bar or lines (start/done lines are still printed) */
+  quiet?: boolean;
 }
 
 const secs = (ms: number) => (ms < 60e3 ? `${(ms / 1e3).toFixed(1)}s` : `${Math.floor(ms / 60e3)}m${String(Math.round((ms % 60e3) / 1e3)).padStart(2, '0')}s`);
@@ -53,6 +56,8 @@ export async function runLocal(sweep: Sweep, o: LocalOptions): Promise<SweepRun[
     else todo.push({ run, state: st.state });
   }
   mkdirSync(join(sweep.out, 'logs'), { recursive: true });
+  const progress = trackSweep(todo.map((t) => t.run), { quiet: o.quiet, print: o.print });
+  const timer = setInterval(() => progress.tick(), 2000);
   const failed: SweepRun[] = [];
   let next = 0;
   const worker = async (slot: number) => {
@@ -74,7 +79,12 @@ export async function runLocal(sweep: Sweep, o: LocalOptions): Promise<SweepRun[
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs, todo.length)) }, (_, s) => worker(s)));
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs, todo.length)) }, (_, s) => worker(s)));
+  } finally {
+    clearInterval(timer);
+    progress.stop();
+  }
   return failed;
 }
 
