@@ -25,8 +25,9 @@ Same as bnlab (by construction or checked):
   - model: parameter names/shapes/count (scripts/torch_resnet.py); init distributions of bnlab's
     initParams: convs He-normal over fan-out, fc N(0, 0.01), biases/betas 0, gammas 1, the last BN
     gamma of each residual block 0 when model.zero_init_last_gamma.
-  - BN: biased batch variance over groups of bn.nbs consecutive samples of each total batch, eps
-    bn.eps; population statistics used as given (bnlab stores the unbiased variance).
+  - BN: PyTorch's own nn.BatchNorm2d, run per group of bn.nbs consecutive samples of each total
+    batch (biased batch variance, eps bn.eps); population statistics used as given (bnlab's are
+    the unbiased variance).
   - SGD (torch.optim.SGD: d = g + wd*w; v = m*v + d; w -= lr*(nesterov ? d + m*v : v)), weight_decay
     on conv and fc weights, weight_decay_bn (null = weight_decay) on BN gamma/beta and the fc bias;
     the loss is the mean cross-entropy over the total batch; floor(n / batch_size) steps per epoch
@@ -35,7 +36,8 @@ Same as bnlab (by construction or checked):
     warmup_factor; the CSV's lr is the lr at the start of the epoch, as bnlab writes it.
   - PreciseBN (precise.*): the frozen model on min(N, n) training samples (augmented when
     precise.augment) in batches of B consecutive samples (the last smaller, weighted by its size),
-    every BN layer's per-batch mean and biased variance aggregated in float64 by bnlab's estimator:
+    every BN layer's per-batch mean and biased variance (float32, as BN computes them) aggregated
+    in float64 by bnlab's estimator:
     pooled  mean = sum_i c_i mu_i / C, var = C/(C-1) [sum_i c_i (mu_i^2 + var_i) / C - mean^2]
     mean-of-var var = sum_i c_i var_i c_i/(c_i - 1) / C,  c_i = elements per channel (B*H*W);
     run every precise.every epochs and after the last; val_err_precise = all validation images
@@ -47,7 +49,8 @@ Same as bnlab (by construction or checked):
     consecutively from bnlab's own test order for this seed (src/bn/modes.ts testOrder; the last
     group smaller), no statistics stored. train_err_nbs (eval.train_minibatch): the same on
     un-augmented training images, bnlab's fixed subset of eval.train_minibatch_samples for this
-    seed, in its order. train_err / train_loss: the running error and loss of the epoch's
+    seed, in its order (subset-indices.ts repeats the one expression in src/train/trainer.ts
+    evaluateModes that picks it: it is not exported). train_err / train_loss: the running error and loss of the epoch's
     training steps (augmented, as trained). eval.every: evaluations every K epochs and the last.
 
 Different by design:
@@ -60,16 +63,18 @@ Different by design:
     bn.ema_groups one); the twin sets BN momentum to 0 and uses the running buffers only to hold
     PreciseBN / FrozenBN statistics. bn.ema_decay and bn.ema_groups are therefore ignored.
   - arithmetic: PyTorch's float32 CPU kernels (summation order differs from bnlab's kernels).
-  - epoch_seconds / train_images_per_s: this process's time (PyTorch, --threads threads; OMP_WAIT_POLICY
-    defaults to PASSIVE, see below).
+  - epoch_seconds / train_images_per_s: this process's time (PyTorch, --threads threads;
+    OMP_WAIT_POLICY defaults to PASSIVE: see the comment at the imports).
   - no checkpoints, resume, locks, metrics.jsonl, summary.json or train.log; the last partial
     epoch is not saved on Ctrl-C (exit 130).
   - not affecting the numbers, ignored: name, backend, threads, optim.micro_batch (the whole batch
     runs at once: the same math as bnlab's gradient accumulation), checkpoint*, data.prefetch and
     the imagefolder-only data keys.
-Refused (exit 2, nothing run): any other dataset than fashion-mnist, fashion-mnist-mini, mnist;
-data.corruption; bn.composition other than random; eval.composed; trace.layers; PreciseBN with
-B >= N (bnlab's exact one-layer-at-a-time B = N); any config key this script does not know.
+Refused (exit 2, nothing run or written): any other dataset than fashion-mnist, fashion-mnist-mini,
+mnist; data.corruption; bn.composition other than random (and so eval.composed); trace.layers;
+PreciseBN with B >= N (bnlab's exact one-layer-at-a-time B = N); a batch larger than the training
+set; any config key this script does not know; and whatever bnlab's own loader rejects (its
+message, unchanged).
 Exit codes: 0 done, 1 runtime error (data mismatch, divergence: loss non-finite or > max_loss),
 2 usage/config, 130 interrupted.
 """
@@ -83,9 +88,9 @@ import subprocess
 import sys
 import time
 
-# libgomp's threads spin at every barrier by default: on cores shared with other jobs that made 2-thread
-# training 10-25x slower (measured on this project's 2-core machine); passive waiting costs little
-# when the cores are free. An explicit OMP_WAIT_POLICY in the environment wins.
+# libgomp's threads spin at every barrier by default. On this project's 2 cores shared with a bnlab
+# training job, ResNet-20 training steps (batch 128, NBS 32, 2 threads) ran at 10-200 img/s spinning
+# and a steady 130-200 img/s with passive waiting. An explicit OMP_WAIT_POLICY in the environment wins.
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 import numpy as np  # noqa: E402
@@ -96,12 +101,14 @@ import torch.nn.functional as F  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no scripts/__pycache__ in the repository
 import torch_resnet as tr  # noqa: E402
 
 COLUMNS = ['epoch', 'lr', 'train_loss', 'train_err', 'val_err_precise', 'epoch_seconds', 'train_images_per_s',
            'precise_seconds', 'train_err_nbs', 'val_err_minibatch', 'bn_mode']
 
-# Every config key, by what the twin does with it. A key in neither set is refused (a newer bnlab
+# Every config key, by what the twin does with it (IMPLEMENTED includes keys checked to hold the one
+# value it implements). A key in neither set is refused (a newer bnlab
 # knob the twin would silently ignore).
 IMPLEMENTED = {
     'seed', 'epochs', 'max_loss',

@@ -29,7 +29,7 @@ const sets = [
 ];
 const setArgs = (s: string[]) => s.flatMap((x) => ['--set', x]);
 const twin = (args: string[]) =>
-  spawnSync(PYTHON, [TWIN, ...args], { encoding: 'utf8', timeout: 120_000, cwd: ROOT, env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  spawnSync(PYTHON, [TWIN, ...args], { encoding: 'utf8', timeout: 120_000, cwd: ROOT, env: { ...process.env, OMP_NUM_THREADS: '1', PYTHONDONTWRITEBYTECODE: '1' } });
 
 const classCounts = (labels: ArrayLike<number>) => Array.from(labels).reduce((c, l) => ((c[l] = (c[l] ?? 0) + 1), c), [] as number[]);
 
@@ -163,7 +163,7 @@ xr, _ = data.batch(d['idx'], np.random.default_rng(0))
 json.dump({'matches': matches, 'plain': plain, 'labels': y.tolist(), 'aug_shape': list(xr.shape),
            'lr': [tt.learning_rate(c, e, t) for c, e, t in d['lr']]}, sys.stdout)
 `;
-    const r = spawnSync(PYTHON, ['-c', code, join(dir, 'in.json')], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, OMP_NUM_THREADS: '1' } });
+    const r = spawnSync(PYTHON, ['-c', code, join(dir, 'in.json')], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, OMP_NUM_THREADS: '1', PYTHONDONTWRITEBYTECODE: '1' } });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const got = JSON.parse(r.stdout);
@@ -207,7 +207,7 @@ json.dump({
     'wd': [sum(p.numel() for p in g['params']) for g in groups], 'wd_values': [g['weight_decay'] for g in groups],
 }, sys.stdout)
 `;
-    const r = spawnSync(PYTHON, ['-c', code], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, OMP_NUM_THREADS: '1' } });
+    const r = spawnSync(PYTHON, ['-c', code], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, OMP_NUM_THREADS: '1', PYTHONDONTWRITEBYTECODE: '1' } });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const got = JSON.parse(r.stdout);

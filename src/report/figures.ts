@@ -118,20 +118,21 @@ function fig2(run: Run): Figure[] {
   });
 }
 
-function curves(runs: Run[], fig: '3' | '4', left: Run[] = []): Figure {
-  const values = runs.flatMap((r) =>
-    r.metrics.flatMap((m) =>
-      [
-        ['val, EMA', m.val_err_ema],
-        ['val, PreciseBN', m.val_err_precise],
-        ...(fig === '3' ? [['train (augmented, batch stats)', m.train_err] as const] : []),
-      ]
-        .filter(([, v]) => v !== null && v !== undefined)
-        .map(([series, err]) => ({ epoch: m.epoch, err, series, run: `batch ${r.batch}, NBS ${r.nbs}` })),
-    ),
-  );
+/** Per-epoch mean of a metrics column over a recipe's seeds (epochs any of them has). */
+function seedMean(rs: Run[], col: string): { epoch: number; err: number }[] {
+  const at = new Map<number, number[]>();
+  for (const r of rs) for (const m of r.metrics) if (m.epoch !== null && m[col] !== null && m[col] !== undefined) at.set(m.epoch, [...(at.get(m.epoch) ?? []), m[col] as number]);
+  return [...at].sort(([a], [b]) => a - b).map(([epoch, vs]) => ({ epoch, err: vs.reduce((a, b) => a + b, 0) / vs.length }));
+}
+
+function curves(groups: Run[][], fig: '3' | '4', left: Run[] = []): Figure {
+  const runs = groups.map((g) => g[0]);
+  const label = (g: Run[]) => `batch ${g[0].batch}, NBS ${g[0].nbs}`;
+  const series: [string, string][] = [['val, EMA', 'val_err_ema'], ['val, PreciseBN', 'val_err_precise'], ...(fig === '3' ? [['train (augmented, batch stats)', 'train_err'] as [string, string]] : [])];
+  const values = groups.flatMap((g) => series.flatMap(([name, col]) => seedMean(g, col).map((p) => ({ ...p, series: name, run: label(g) }))));
+  const seeds = (g: Run[]) => (g.length > 1 ? `${g.map((r) => r.name).join(', ')} (mean of ${g.length} seeds)` : g[0].name);
   const x = { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } } as const;
-  const runNames = runs.map((r) => `batch ${r.batch}, NBS ${r.nbs}`); // legend in batch order, not alphabetical
+  const runNames = groups.map(label); // legend in batch order, not alphabetical
   const enc =
     fig === '3'
       ? { x, y: errY('err', values.map((v) => v.err as number)), color: { field: 'series', type: 'nominal', title: null, scale: { domain: ['val, EMA', 'val, PreciseBN', 'train (augmented, batch stats)'], range: ['#ff7f0e', '#1f77b4', '#7f7f7f'] } } }
@@ -141,7 +142,7 @@ function curves(runs: Run[], fig: '3' | '4', left: Run[] = []): Figure {
           color: { field: 'run', type: 'nominal', title: 'run', scale: { domain: runNames } },
           strokeDash: { field: 'series', type: 'nominal', title: 'statistics', scale: { domain: ['val, PreciseBN', 'val, EMA'], range: [[1, 0], [5, 3]] }, legend: LINE_LEGEND },
         };
-  const sub = fig === '3' ? `run ${runs[0].name} (batch ${runs[0].batch}, NBS ${runs[0].nbs}); paper: ResNet-50, ImageNet, batch 256` : `runs: ${runs.map((r) => r.name).join(', ')}; paper: batch 256 and 8192`;
+  const sub = fig === '3' ? `run ${seeds(groups[0])} (batch ${runs[0].batch}, NBS ${runs[0].nbs}); paper: ResNet-50, ImageNet, batch 256` : `runs: ${groups.map(seeds).join('; ')}; paper: batch 256 and 8192`;
   const notes = left.length ? [`Left out: ${left.map((r) => `${r.name} (batch ${r.batch}, NBS ${r.nbs}${r.frozen ? ', FrozenBN' : ''})`).join(', ')}: one regular-BN run per total batch, the NBS nearest the paper's 32.`] : [];
   return {
     name: `fig${fig}`,
@@ -290,12 +291,14 @@ function fig8(runs: Run[]): Figure {
 }
 
 /** Runs for Figs. 3-4: regular BN, one per batch size, NBS nearest the paper's 32. */
-function curveRuns(runs: Run[]): Run[] {
+function curveRuns(runs: Run[]): Run[][] {
   const reg = runs.filter((r) => r.frozen === 0 && r.metrics.length);
   const byBatch = new Map<number, Run>();
   const d = (r: Run) => Math.abs(Math.log2(r.nbs / 32));
   for (const r of reg) if (!byBatch.has(r.batch) || d(r) < d(byBatch.get(r.batch)!)) byBatch.set(r.batch, r);
-  return [...byBatch.values()].sort((a, b) => a.batch - b.batch);
+  // the chosen recipe of each batch with all its seeds (same batch and NBS, names differing in _seed<k>)
+  const recipe = (r: Run) => r.name.replace(/_seed\d+$/, '');
+  return [...byBatch.values()].sort((a, b) => a.batch - b.batch).map((c) => reg.filter((r) => r.batch === c.batch && r.nbs === c.nbs && recipe(r) === recipe(c)));
 }
 
 /** The figures that can be drawn from these runs, with a reason for each one that cannot. */
@@ -313,7 +316,7 @@ export function buildFigures(runs: Run[], which: FigId[]): { figures: Figure[]; 
       const rs = curveRuns(runs);
       if (!rs.length) skipped.push(`Fig. ${f}: no run with metrics.csv`);
       else if (f === '4' && rs.length < 2) skipped.push('Fig. 4: needs runs of two batch sizes');
-      else figures.push(f === '3' ? curves(rs.slice(0, 1), f) : curves(rs, f, runs.filter((r) => r.metrics.length && !rs.includes(r)).sort((a, b) => a.batch - b.batch || a.nbs - b.nbs)));
+      else figures.push(f === '3' ? curves(rs.slice(0, 1), f) : curves(rs, f, runs.filter((r) => r.metrics.length && !rs.flat().includes(r)).sort((a, b) => a.batch - b.batch || a.nbs - b.nbs)));
     } else {
       const fig = fig56(runs, f);
       const ours = (fig.spec as { layer: { data: { values: { source?: string; nbs: number }[] } }[] }).layer[0].data.values.filter((v) => v.source === 'ours');
