@@ -11,13 +11,28 @@ cd "$(dirname "$0")/.."
 t0=$(date +%s) log=results/mini/TIMES.md
 mkdir -p results/mini
 [ -f "$log" ] || printf "| stage | time | finished (UTC) | machine |\n|---|---|---|---|\n" > "$log"
-stages=(table1 table4 fig3-4 table2 fig5-6 fig8)
+stages=(table1 table4 fig3-4 table2 fig5-6 twin fig8)
+# The PyTorch twin (scripts/torch_twin.py) of the Figs. 5-6 NBS-32 recipe, each seed bnlab ran:
+# the resolved config of bnlab's run, the same images; results/mini/twin, beside bnlab's rows
+# in the report's training-regime table. A seed whose metrics.csv has every epoch is skipped.
+twin() {
+  local cfg seed out epochs
+  for cfg in results/mini/fig5-6/nbs32_frozen0_seed*/config.yaml; do
+    [ -f "$cfg" ] || continue
+    seed=${cfg%/config.yaml}; seed=${seed##*_seed}; out=results/mini/twin/nbs32_frozen0_seed$seed
+    epochs=$(awk '/^epochs:/ {print $2; exit}' "$cfg")
+    if [ -f "$out/metrics.csv" ] && [ "$(tail -n +2 "$out/metrics.csv" | wc -l)" -ge "$epochs" ]; then echo "= twin seed $seed done" >&2; continue; fi
+    rm -rf "$out"
+    /usr/bin/python3 scripts/torch_twin.py --config "$cfg" --seed "$seed" --out "$out" --threads 2
+  done
+  node bin/bnlab.js report --all results/mini
+}
 hms() { printf '%dh%02dm%02ds' $(($1 / 3600)) $(($1 % 3600 / 60)) $(($1 % 60)); }
 i=0
 for s in "${stages[@]}"; do
   i=$((i + 1)) ts=$(date +%s)
   echo "=== [$i/${#stages[@]}] reproduce-$s.sh --mini (elapsed $(hms $((ts - t0))))" >&2
-  bash "scripts/reproduce-$s.sh" --mini "$@"
+  if [ "$s" = twin ]; then twin; else bash "scripts/reproduce-$s.sh" --mini "$@"; fi
   echo "| $s | $(hms $(($(date +%s) - ts))) | $(date -u +%FT%TZ) | $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg) |" >> "$log"
 done
 echo "=== done in $(hms $(($(date +%s) - t0))); stage times appended to $log" >&2

@@ -27,7 +27,7 @@ export function regimeTable(runs: Run[]): Table {
       const model = c.model?.arch === 'resnet50' ? 'ResNet-50' : `ResNet-${c.model?.depth}`;
       const images = c.data?.train_limit ?? 'all';
       return {
-        labels: [name, `${model}, ${c.data?.name} (${images} train images), batch ${rs[0].batch}, NBS ${rs[0].nbs}${rs[0].frozen ? `, FrozenBN last ${rs[0].frozen}` : ''}`, `${lastEpoch(rs[0])} of ${rs[0].epochs}`, String(rs.length)],
+        labels: [name, `${c.framework ? `${c.framework}: ` : ''}${model}, ${c.data?.name} (${images} train images), batch ${rs[0].batch}, NBS ${rs[0].nbs}${rs[0].frozen ? `, FrozenBN last ${rs[0].frozen}` : ''}`, `${lastEpoch(rs[0])} of ${rs[0].epochs}`, String(rs.length)],
         cells: COLUMNS.map(([col]) => ({ ours: combine(rs.map((r) => { const v = metricsAt(r, lastEpoch(r))?.[col]; return v === null || v === undefined ? null : { mean: v }; })), paper: null })),
       };
     });
@@ -40,6 +40,7 @@ export function regimeTable(runs: Run[]): Table {
     oursOnly: true,
     notes: [
       'From metrics.csv (per-epoch columns; empty where the recipe does not compute one). ± = std over seeds. The training error with augmentation is the epoch\'s running error; "no aug" is measured after the epoch on a fixed training subset.',
+      'A row whose model starts with a framework name (pytorch ...) is scripts/torch_twin.py: the same recipe and images in PyTorch, its own random draws; it sits beside bnlab\'s row of the same recipe.',
       'A model fits its training set when its training error is clearly below its validation error: only then can mini-batch statistics at inference (Fig. 5) or FrozenBN (Fig. 6) show the paper\'s train/test inconsistency.',
     ],
   };
