@@ -1,0 +1,63 @@
+// The reproduce-*.sh helpers in scripts/common.sh that make a long reproduction resumable:
+// `runs` finds an experiment's runs of one role (with or without seeds), `ev` evaluates once and
+// skips an evaluation it finished before. Plus: every script parses, and a scale without its
+// config folder is refused up front.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = join(__dirname, '..');
+const dir = mkdtempSync(join(tmpdir(), 'bnlab-reproduce-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs bash with common.sh sourced (--mini, OUT pointed at `dir`) and `bnlab` recording its calls. */
+const bash = (body: string) =>
+  spawnSync('bash', ['-c', `set -euo pipefail; source scripts/common.sh --mini; OUT=${dir}; bnlab() { echo "$*" >> ${dir}/calls; }\n${body}`], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+
+describe('scripts/common.sh', () => {
+  it('runs: the role itself and its _seed<k> runs, only those with metrics.csv', () => {
+    for (const r of ['b128', 'b128_seed0', 'b128_seed1', 'b1024_seed0']) {
+      mkdirSync(join(dir, 'table1', r), { recursive: true });
+      writeFileSync(join(dir, 'table1', r, 'metrics.csv'), 'epoch\n1\n');
+    }
+    mkdirSync(join(dir, 'table1', 'b128_seed2'), { recursive: true }); // not started: no metrics.csv
+    const r = bash('runs table1 b128');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n').map((l) => l.slice(dir.length + 1))).toEqual(['table1/b128', 'table1/b128_seed0', 'table1/b128_seed1']);
+    expect(bash('runs table1 b256').stdout).toBe('');
+  });
+
+  it('ev: evaluates once, records it in the run\'s evals.done, skips it the next time; other arguments still run', () => {
+    const run = join(dir, 'table1', 'b128_seed0');
+    const r = bash(`ev ${run} --epoch 3 --stats ema; ev ${run} --epoch 3 --stats ema; ev ${run} --epoch 10 --stats ema`);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n')).toEqual([
+      `eval --run ${run} --epoch 3 --stats ema --quiet`,
+      `eval --run ${run} --epoch 10 --stats ema --quiet`,
+    ]);
+    expect(readFileSync(join(run, 'evals.done'), 'utf8')).toBe('--epoch 3 --stats ema\n--epoch 10 --stats ema\n');
+    expect(r.stderr).toContain('already evaluated');
+  });
+
+  it('ev: a failed evaluation is not recorded (so it runs again on resume) and stops the script', () => {
+    const run = join(dir, 'table1', 'b128_seed1');
+    const r = spawnSync('bash', ['-c', `set -euo pipefail; source scripts/common.sh --mini; bnlab() { return 3; }; ev ${run} --stats ema; echo after`], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stdout).not.toContain('after');
+    expect(readdirSync(run)).not.toContain('evals.done');
+  });
+});
+
+describe('reproduce scripts', () => {
+  const scripts = readdirSync(join(ROOT, 'scripts')).filter((f) => /^(reproduce-.*|sweep-batch-size)\.sh$/.test(f));
+  it.each(scripts)('%s parses', (f) => {
+    expect(spawnSync('bash', ['-n', join('scripts', f)], { cwd: ROOT }).status).toBe(0);
+  });
+  it('Fig. 8 has no smoke scale: refused, exit 2, naming --mini', () => {
+    const r = spawnSync('bash', ['scripts/reproduce-fig8.sh', '--smoke'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('use --mini');
+  });
+});
