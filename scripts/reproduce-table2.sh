@@ -5,7 +5,8 @@
 # Paper scale (batch 256): ESTIMATE, NOT MEASURED ~400 V100-hours (~200 if Table 1's b256 run
 # exists: it is the same config as nbs32 and is reused). --mini: a ResNet-56 (55 BN layers) on
 # 10,000 images, 2 seeds; B = N is left out there (computed exactly, one pass over the N images
-# per BN layer: ~25 CPU-minutes per run for a ResNet-56), B = 1000 is the large-B column.
+# per BN layer: 55 passes over 10^4 images per ResNet-56, an ESTIMATED 10-15 CPU-minutes per run
+# from its forward speed, not measured), B = 1000 is the large-B column.
 # --smoke (ResNet-8, batch 128): ~5 minutes (estimate).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
