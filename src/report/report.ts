@@ -29,7 +29,11 @@ export function runsFor(key: keyof typeof FOLDER, runs: Run[]): Run[] {
   // A run reused by two experiments through a symlink (mini Table 2's nbs32 is Table 1's b128)
   // is one run, not two seeds.
   const seen = new Set<string>();
-  return (mine.length ? mine : runs).filter((r) => {
+  // Laid out by experiment: Table 2 and Figs. 5-6 need their own NBS runs; without their folder
+  // (not run yet) they are not built from other experiments' models. Table 4 and Fig. 2 are
+  // meant to read Table 1's runs, so they keep the fallback to every run.
+  const own = ['table2', 'fig5', 'fig6', 'f5', 'f6'].includes(key) && runs.some((r) => r.name.includes('/'));
+  return (mine.length || own ? mine : runs).filter((r) => {
     const real = realpathSync(r.dir);
     return seen.has(real) ? false : (seen.add(real), true);
   });
