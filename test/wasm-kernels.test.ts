@@ -7,25 +7,11 @@ import * as tf from '@tensorflow/tfjs';
 import { getKernel } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lcg as rng, maxRelErr as relErr, uniformData as data } from './helpers/compare.js';
+import { convAll, type Case, type Pad } from './helpers/conv.js';
 import { initWasmBackend, registerCpuFixes, restoreCpuKernels, setWasmFixes, setWasmKernels } from '../src/backend/wasm.js';
 
-type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
-type Case = { x: number[]; f: number[]; s: number; pad: Pad };
-
-
-
 /** dL/dx and dL/df of sum(conv2d(x, f) * dy) on the given backend, as plain arrays. */
-function convGrads(backend: string, c: Case, seed: number): Float32Array[] {
-  tf.setBackend(backend);
-  return tf.tidy(() => {
-    const x = tf.tensor4d(data(c.x, seed), c.x as [number, number, number, number]);
-    const f = tf.tensor4d(data(c.f, seed + 1), c.f as [number, number, number, number]);
-    const yShape = tf.conv2d(x, f, c.s, c.pad).shape;
-    const dy = tf.tensor(data(yShape, seed + 2), yShape);
-    const g = tf.grads((a, b) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad).mul(dy).sum());
-    return g([x, f]).map((t) => t.dataSync() as Float32Array);
-  });
-}
+const convGrads = (backend: string, c: Case, seed: number): Float32Array[] => convAll(backend, c, seed).slice(1);
 
 const fixed: Case[] = [
   { x: [2, 7, 7, 3], f: [3, 3, 3, 4], s: 1, pad: 'same' },

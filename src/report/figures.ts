@@ -4,7 +4,7 @@
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import sharp from 'sharp';
-import { readTrace, type Run } from './runs.js';
+import { readTrace, recipeOf, type Run } from './runs.js';
 import { buildTable, compositionLabel, divergedAt, fig8Runs, leftOutOfSweep, nbsSweep } from './tables.js';
 import { FIG8 } from './paper.js';
 
@@ -296,9 +296,8 @@ function curveRuns(runs: Run[]): Run[][] {
   const byBatch = new Map<number, Run>();
   const d = (r: Run) => Math.abs(Math.log2(r.nbs / 32));
   for (const r of reg) if (!byBatch.has(r.batch) || d(r) < d(byBatch.get(r.batch)!)) byBatch.set(r.batch, r);
-  // the chosen recipe of each batch with all its seeds (same batch and NBS, names differing in _seed<k>)
-  const recipe = (r: Run) => r.name.replace(/_seed\d+$/, '');
-  return [...byBatch.values()].sort((a, b) => a.batch - b.batch).map((c) => reg.filter((r) => r.batch === c.batch && r.nbs === c.nbs && recipe(r) === recipe(c)));
+  // the chosen recipe of each batch with all its seeds
+  return [...byBatch.values()].sort((a, b) => a.batch - b.batch).map((c) => reg.filter((r) => r.batch === c.batch && r.nbs === c.nbs && recipeOf(r) === recipeOf(c)));
 }
 
 /** The figures that can be drawn from these runs, with a reason for each one that cannot. */

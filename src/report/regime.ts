@@ -3,7 +3,7 @@
 // train/test inconsistency can only show in a model whose training error is below its
 // validation error). Seeds of one recipe (run names differing only in `_seed<k>`) are one row,
 // mean ± std over them.
-import { lastEpoch, metricsAt, type Run } from './runs.js';
+import { lastEpoch, metricsAt, recipeOf, type Run } from './runs.js';
 import { combine, type Table } from './table.js';
 
 const COLUMNS: [string, string][] = [
@@ -13,9 +13,6 @@ const COLUMNS: [string, string][] = [
   ['val_err_precise', 'val, PreciseBN'],
   ['val_err_minibatch', 'val, batch stats (NBS)'],
 ];
-
-/** The recipe a run belongs to: its name without the seed. */
-export const recipeOf = (r: Run) => r.name.replace(/_seed\d+$/, '');
 
 export function regimeTable(runs: Run[]): Table {
   const groups = new Map<string, Run[]>();

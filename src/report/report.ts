@@ -14,9 +14,9 @@ const FOLDER: Record<TableId | `f${FigId}`, RegExp> = {
   table2: /table-?2|tab2/i,
   fig5: /fig-?[56]|nbs/i,
   fig6: /fig-?[56]|nbs|frozen/i,
-  table4: /table-?4|tab4|domain|corrupt/i,
+  table4: /table-?[14]|tab[14]|domain|corrupt/i, // Table 4 evaluates Table 1's standard model
   fig8: /fig-?8|leak|composition/i,
-  f2: /fig-?2|trace/i,
+  f2: /fig-?2|trace|table-?1|tab1/i, // the trace is recorded by Table 1's small-batch run
   f3: /fig-?[34]|table-?1|tab1/i,
   f4: /fig-?[34]|table-?1|tab1/i,
   f5: /fig-?[56]|nbs/i,
@@ -29,11 +29,10 @@ export function runsFor(key: keyof typeof FOLDER, runs: Run[]): Run[] {
   // A run reused by two experiments through a symlink (mini Table 2's nbs32 is Table 1's b128)
   // is one run, not two seeds.
   const seen = new Set<string>();
-  // Laid out by experiment: Table 2 and Figs. 5-6 need their own NBS runs; without their folder
-  // (not run yet) they are not built from other experiments' models. Table 4 and Fig. 2 are
-  // meant to read Table 1's runs, so they keep the fallback to every run.
-  const own = ['table2', 'fig5', 'fig6', 'f5', 'f6'].includes(key) && runs.some((r) => r.name.includes('/'));
-  return (mine.length || own ? mine : runs).filter((r) => {
+  // Laid out by experiment, a table whose folder is not there (yet) is not built from other
+  // experiments' runs (Table 2 from Table 1's models, say); a flat folder of runs serves every table.
+  const layered = runs.some((r) => r.name.includes('/'));
+  return (layered ? mine : runs).filter((r) => {
     const real = realpathSync(r.dir);
     return seen.has(real) ? false : (seen.add(real), true);
   });

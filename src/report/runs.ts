@@ -125,6 +125,9 @@ export function findRuns(paths: string[]): Run[] {
 /** A run's metrics row for an epoch, or undefined. */
 export const metricsAt = (run: Run, epoch: number) => run.metrics.find((m) => m.epoch === epoch);
 /** The last epoch the run has written (metrics or eval), which is config.epochs when it finished. */
+/** The recipe a run belongs to: its name without the seed (`b128_seed1` -> `b128`). */
+export const recipeOf = (r: Run) => r.name.replace(/_seed\d+$/, '');
+
 export const lastEpoch = (run: Run) => Math.max(0, ...run.metrics.map((m) => m.epoch ?? 0), ...run.evals.map((e) => e.epoch));
 /** Number of classes of a run's dataset, from its config; null when the config does not say (imagefolder). */
 export function numClasses(run: Run): number | null {

@@ -14,7 +14,7 @@ const epochsDone = (run: SweepRun) => Math.min(run.cfg.epochs, Number(readMetric
 export const etaOf = (done: number, left: number, seconds: number): string | null => (done > 0 ? formatDuration((seconds * left) / done) : null);
 
 export interface SweepProgress {
-  /** Re-read the runs' epochs and show them (called on a timer and when a run ends). */
+  /** Re-read the runs' epochs and show them (the runner calls it every 2 s). */
   tick(): void;
   stop(): void;
 }

@@ -10,6 +10,7 @@ import { getKernel } from '@tensorflow/tfjs-core';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lcg as rng, maxRelErr as relErr, uniformData as data } from './compare.js';
+import { convAll, type Case, type Pad } from './conv.js';
 import { loadNative } from '../../src/backend/native-addon.js';
 import { convDims } from '../../src/backend/kernels/conv-dnnl.js';
 import { initWasmBackend, restoreCpuKernels, setWasmKernels } from '../../src/backend/wasm.js';
@@ -17,23 +18,6 @@ import { initWasmBackend, restoreCpuKernels, setWasmKernels } from '../../src/ba
 
 export type ConvLayout = 'auto' | 'blocked' | 'nhwc';
 const avx512 = /\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
-
-type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
-type Case = { x: number[]; f: number[]; s: number; pad: Pad };
-
-
-/** [y, dL/dx, dL/df] of L = sum(conv2d(x, f) * dy) on a backend. */
-function convAll(backend: string, c: Case, seed: number): Float32Array[] {
-  tf.setBackend(backend);
-  return tf.tidy(() => {
-    const x = tf.tensor4d(data(c.x, seed), c.x as [number, number, number, number]);
-    const f = tf.tensor4d(data(c.f, seed + 1), c.f as [number, number, number, number]);
-    const y = tf.conv2d(x, f, c.s, c.pad);
-    const dy = tf.tensor(data(y.shape, seed + 2), y.shape);
-    const g = tf.grads((a, b) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad).mul(dy).sum())([x, f]);
-    return [y, ...g].map((t) => t.dataSync() as Float32Array);
-  });
-}
 
 const fixed: Case[] = [
   { x: [2, 7, 7, 3], f: [3, 3, 3, 4], s: 1, pad: 'same' },
