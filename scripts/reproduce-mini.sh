@@ -5,7 +5,9 @@
 # Resumable: finished runs and evaluations are skipped (sweeps check each run's files, evaluations
 # are listed in each run's evals.done), so after an interruption run the same command again.
 # Usage: scripts/reproduce-mini.sh [--jobs K]   (K parallel runs; on 2 cores keep 1)
-# Time on 2 idle cores: measured per stage in results/mini/TIMES.md by this script.
+# Time on 2 idle cores: every invocation appends the time each stage spent to
+# results/mini/TIMES.md (a stage interrupted by a signal is logged as such); skipped work costs
+# seconds, so a stage resumed over several invocations took the sum of its lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s) log=results/mini/TIMES.md
@@ -28,11 +30,14 @@ twin() {
   node bin/bnlab.js report --all results/mini
 }
 hms() { printf '%dh%02dm%02ds' $(($1 / 3600)) $(($1 % 3600 / 60)) $(($1 % 60)); }
+logstage() { echo "| $1 | $(hms $(($(date +%s) - ts))) | $(date -u +%FT%TZ) | $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)$2 |" >> "$log"; }
 i=0
 for s in "${stages[@]}"; do
   i=$((i + 1)) ts=$(date +%s)
+  trap 'logstage "$s" ", interrupted"; exit 130' INT TERM
   echo "=== [$i/${#stages[@]}] reproduce-$s.sh --mini (elapsed $(hms $((ts - t0))))" >&2
   if [ "$s" = twin ]; then twin; else bash "scripts/reproduce-$s.sh" --mini "$@"; fi
-  echo "| $s | $(hms $(($(date +%s) - ts))) | $(date -u +%FT%TZ) | $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg) |" >> "$log"
+  logstage "$s" ""
 done
+trap - INT TERM
 echo "=== done in $(hms $(($(date +%s) - t0))); stage times appended to $log" >&2

@@ -5,7 +5,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { cpuBudget } from '../util/cpus.js';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import sharp from 'sharp';
+import { sharp } from '../util/sharp.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { loadDataset, type Dataset, type Split } from '../data/dataset.js';
@@ -76,7 +76,7 @@ async function sampleGrid(ds: Dataset, n: number, seed: number, file: string): P
       }
     }
   }
-  await sharp(grid, { raw: { width: GW, height: GH, channels: 3 } }).png().toFile(file);
+  await (await sharp(grid, { raw: { width: GW, height: GH, channels: 3 } })).png().toFile(file);
 }
 
 async function inspect(target: string | undefined, f: { set: string[]; out: string; samples: string }): Promise<void> {

@@ -2,7 +2,7 @@
 // make_imagenet_c.py), applied to a uint8 HWC image after the evaluation resize/crop and before
 // normalization, as ImageNet-C corrupts the 224 center crops. Random ones are seeded by the image
 // index only, so an image is corrupted the same way in every epoch and run.
-import sharp from 'sharp';
+import { sharp } from '../util/sharp.js';
 import { Rng } from '../util/rng.js';
 
 export const CORRUPTIONS = ['contrast', 'gaussian_noise', 'jpeg_compression', 'brightness'] as const;
@@ -62,8 +62,8 @@ export async function corrupt(img: Uint8Array, width: number, height: number, ch
   } else {
     // PIL's save(quality=q) and sharp both use the standard (Annex K) tables with 4:2:0 chroma.
     const raw = { width, height, channels: C as 1 | 2 | 3 | 4 };
-    const jpg = await sharp(img, { raw }).jpeg({ quality: p, chromaSubsampling: '4:2:0' }).toBuffer();
-    let dec = sharp(jpg);
+    const jpg = await (await sharp(img, { raw })).jpeg({ quality: p, chromaSubsampling: '4:2:0' }).toBuffer();
+    let dec = await sharp(jpg);
     if (C === 3) dec = dec.toColourspace('srgb');
     // A 1-channel raw image is encoded as a 3-channel JPEG by libvips; read it back as grey.
     if (C === 1) dec = dec.toColourspace('b-w').extractChannel(0);

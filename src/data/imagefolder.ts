@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
-import sharp from 'sharp';
+import { sharp } from '../util/sharp.js';
 import { evalPlan, trainPlan, type RrcOptions } from './augment.js';
 import { corrupt, type Corruption } from './corrupt.js';
 import { decodePool } from './decode-pool.js';
@@ -165,7 +165,7 @@ async function imageSizes(root: string, files: string[], quiet: boolean): Promis
       while (next < files.length) {
         const i = next++;
         try {
-          const m = await sharp(join(root, files[i])).metadata();
+          const m = await (await sharp(join(root, files[i]))).metadata();
           widths[i] = m.width ?? 0;
           heights[i] = m.height ?? 0;
         } catch {
@@ -347,7 +347,7 @@ export function folderSplit(root: string, ix: SplitIndex, subset: ArrayLike<numb
   const decodeOne = async (i: number, augment: boolean, seed: number, epoch: number) => {
     if (widths[i] === 0 || heights[i] === 0) {
       // The index could not read the header; ask again for sharp's own message.
-      const m = await sharp(files[i]).metadata().catch((e: Error) => e);
+      const m = await (await sharp(files[i])).metadata().catch((e: Error) => e);
       throw new Error(m instanceof Error ? m.message : 'unreadable image header (re-index: the file changed?)');
     }
     const plan = augment ? trainPlan(widths[i], heights[i], S, new Rng(seed, epoch, i), o.rrc, o.flip) : evalPlan(widths[i], heights[i], S);

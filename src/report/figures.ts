@@ -1,9 +1,8 @@
 // The paper's figures from run CSVs: a vega-lite spec per figure, rendered headless in Node
 // (vega View.toSVG, no browser) and rasterised by sharp. Figs. 5-6 reuse the table builder so the
 // plotted numbers are exactly the reported ones; the paper's values appear as a faint series.
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
-import sharp from 'sharp';
+import type { TopLevelSpec } from 'vega-lite';
+import { sharp } from '../util/sharp.js';
 import { readTrace, recipeOf, type Run } from './runs.js';
 import { buildTable, compositionLabel, divergedAt, fig8Runs, leftOutOfSweep, nbsSweep } from './tables.js';
 import { FIG8 } from './paper.js';
@@ -335,6 +334,8 @@ export interface Rendered {
   legend: string[]; // legend labels as drawn: tests count series with them
 }
 export async function render(fig: Figure): Promise<Rendered> {
+  // vega and vega-lite (~40 MB resident) load here, not with every command
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(compile(fig.spec).spec), { renderer: 'none' });
   await view.runAsync();
   const svg = await tightSvg(await view.toSVG());
@@ -346,7 +347,7 @@ export async function render(fig: Figure): Promise<Rendered> {
   };
   walk((view.scenegraph() as any).root);
   view.finalize();
-  const png = await sharp(Buffer.from(svg), { density: 144 }).flatten({ background: '#fff' }).png().toBuffer();
+  const png = await (await sharp(Buffer.from(svg), { density: 144 })).flatten({ background: '#fff' }).png().toBuffer();
   return { svg, png, legend };
 }
 
@@ -357,7 +358,7 @@ export async function render(fig: Figure): Promise<Rendered> {
  * 1 px per unit), plus an 8-unit margin.
  */
 async function tightSvg(svg: string): Promise<string> {
-  const { info } = await sharp(Buffer.from(svg), { density: 72 }).flatten({ background: '#fff' }).trim({ threshold: 5 }).toBuffer({ resolveWithObject: true });
+  const { info } = await (await sharp(Buffer.from(svg), { density: 72 })).flatten({ background: '#fff' }).trim({ threshold: 5 }).toBuffer({ resolveWithObject: true });
   const pad = 8;
   const [x, y] = [-(info.trimOffsetLeft ?? 0) - pad, -(info.trimOffsetTop ?? 0) - pad];
   const [w, h] = [info.width + 2 * pad, info.height + 2 * pad];
