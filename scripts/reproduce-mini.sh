@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 t0=$(date +%s) log=results/mini/TIMES.md
 mkdir -p results/mini
 [ -f "$log" ] || printf "| stage | time | finished (UTC) | machine |\n|---|---|---|---|\n" > "$log"
-stages=(table1 table4 fig3-4 fig5-6 twin table2 fig8)
+stages=(table1 table4 fig3-4 fig5-6 table2 twin fig8)
 # The PyTorch twin (scripts/torch_twin.py) of the Figs. 5-6 NBS-32 recipe, each seed bnlab ran:
 # the resolved config of bnlab's run, the same images; results/mini/twin, beside bnlab's rows
 # in the report's training-regime table. A seed whose metrics.csv has every epoch is skipped.
