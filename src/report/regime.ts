@@ -7,7 +7,7 @@ import { lastEpoch, metricsAt, recipeOf, type Run } from './runs.js';
 import { combine, type Table } from './table.js';
 
 const COLUMNS: [string, string][] = [
-  ['train_err', 'train, augmented, batch stats'],
+  ['train_err', 'train, as trained, batch stats'],
   ['train_err_nbs', 'train, no aug, batch stats (NBS)'],
   ['val_err_ema', 'val, EMA'],
   ['val_err_precise', 'val, PreciseBN'],
@@ -36,7 +36,7 @@ export function regimeTable(runs: Run[]): Table {
     rows,
     oursOnly: true,
     notes: [
-      'From metrics.csv (per-epoch columns; empty where the recipe does not compute one). ± = std over seeds. The training error with augmentation is the epoch\'s running error; "no aug" is measured after the epoch on a fixed training subset.',
+      'From metrics.csv (per-epoch columns; empty where the recipe does not compute one). ± = std over seeds. "As trained" is the epoch\'s running error on its training batches (augmented where the recipe augments); "no aug" is measured after the epoch on a fixed training subset.',
       'A row whose model starts with a framework name (pytorch ...) is scripts/torch_twin.py: the same recipe and images in PyTorch, its own random draws; it sits beside bnlab\'s row of the same recipe.',
       'A model fits its training set when its training error is clearly below its validation error: only then can mini-batch statistics at inference (Fig. 5) or FrozenBN (Fig. 6) show the paper\'s train/test inconsistency.',
     ],
