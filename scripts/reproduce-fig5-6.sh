@@ -6,7 +6,7 @@
 # batchings (it depends on which samples share a batch).
 # Usage: scripts/reproduce-fig5-6.sh [--mini | --smoke] [--jobs K] [--gpus 0,1] [--slurm --submit]
 # Paper scale (batch 1024, NBS 1024..2, 20 runs): ESTIMATE, NOT MEASURED ~4,000 V100-hours.
-# --mini (ResNet-20 on 5000 images, 20 epochs, batch 128, NBS 128/32/8/2, 2 seeds: 16 runs): see
+# --mini (ResNet-20 on 2000 images, 50 epochs, batch 128, NBS 128/32/8/2, 2 seeds: 16 runs): see
 # scripts/reproduce-mini.sh. --smoke (ResNet-8, NBS 128..2, 10 runs on 2000 images): 288 s on 2 idle
 # cores (measured, native kernels).
 set -euo pipefail
@@ -16,4 +16,4 @@ for run in "$OUT"/fig5-6/nbs*_frozen0 "$OUT"/fig5-6/nbs*_frozen0_seed*; do
   [ -f "$run/metrics.csv" ] && ev "$run" --stats minibatch --repeats 5
 done
 report
-for f in 5 6; do bnlab plot "$OUT/fig5-6" --fig $f; done
+for f in 5 6; do bnlab plot "$OUT/fig5-6" --fig $f --out "$OUT/figures"; done
