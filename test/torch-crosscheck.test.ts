@@ -18,7 +18,8 @@ const SCRIPTS = fileURLToPath(new URL('../scripts/', import.meta.url));
 const EPS = 1e-5;
 
 function requireTorch(): void {
-  const r = spawnSync(PYTHON, ['-c', 'import torch, numpy; print(torch.__version__)'], { encoding: 'utf8' });
+  // Importing torch takes ~1 s on an idle machine and several on a busy one: bound it, generously.
+  const r = spawnSync(PYTHON, ['-c', 'import torch, numpy; print(torch.__version__)'], { encoding: 'utf8', timeout: 120_000 });
   if (r.status !== 0) {
     throw new Error(
       `${PYTHON} cannot import torch/numpy (${(r.error?.message ?? r.stderr).trim().split('\n').pop()}). ` +
@@ -127,7 +128,7 @@ beforeAll(async () => {
 // BNLAB_KEEP_TMP=1 keeps the exchange directories (input/output .json + .bin) for debugging.
 afterAll(() => process.env.BNLAB_KEEP_TMP || dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-it(`${PYTHON} has PyTorch (python3-torch)`, () => requireTorch());
+it(`${PYTHON} has PyTorch (python3-torch)`, () => requireTorch(), 120_000);
 
 for (const c of CASES) {
   describe(`PyTorch cross-check: ${c.label}`, () => {
@@ -212,10 +213,10 @@ for (const c of CASES) {
       }
       const model = { arch: c.model.arch, depth: c.model.depth, width: c.model.width, in_ch: ch, classes: c.classes };
       writeTensors(dir, 'input', { model, eps: EPS, nbs: c.nbs }, ts);
-      const p = spawnSync(PYTHON, [join(SCRIPTS, 'torch_crosscheck.py'), dir], { encoding: 'utf8' });
+      const p = spawnSync(PYTHON, [join(SCRIPTS, 'torch_crosscheck.py'), dir], { encoding: 'utf8', timeout: 240_000 });
       if (p.status !== 0) throw new Error(`torch_crosscheck.py failed (${p.status}):\n${p.error?.message ?? ''}${p.stderr}`);
       ref = readResult(dir);
-    }, 60_000);
+    }, 300_000);
 
     it('has the same parameters (names, shapes, count)', () => {
       expect(ref.param_shapes).toEqual(Object.fromEntries(net.params.map((s) => [s.name, s.shape])));
