@@ -106,6 +106,25 @@ describe('tables', () => {
     const seeds = buildTable('fig5', [...runs, ...findRuns([join(FX, 'fig5/nbs2')])]);
     expect(seeds.rows[1].cells[9].ours).toMatchObject({ mean: 15.6, std: 0, n: 2 });
   });
+  it('Figs. 5/6: training images with population statistics (an eval on split=train,augment=false) add our own row; such runs stay out of Table 4', () => {
+    const runs = runsFor('fig6', all).map((r) => ({ ...r, evals: [...r.evals] }));
+    const at = (r: Run) => Math.max(...r.metrics.map((m) => m.epoch));
+    const trainEval = (r: Run, err: number) => ({ epoch: at(r), stats: 'precise', stats_data: '', data: 'split=train,augment=false', samples: 100, batch: 32, estimator: 'pooled', repeats: 1, err_mean: err, err_std: 0, errs: [err] });
+    const nbs2 = runs.filter((r) => r.nbs === 2 && r.frozen === 0);
+    expect(nbs2.length).toBeGreaterThan(0);
+    nbs2.forEach((r) => r.evals.push(trainEval(r, 3.25)));
+    for (const id of ['fig5', 'fig6'] as const) {
+      const t = buildTable(id, runs);
+      expect(t.rows).toHaveLength(id === 'fig5' ? 4 : 5);
+      expect(t.rows[1].labels).toEqual(['train, population stats (PreciseBN), no aug']);
+      expect(t.rows[1].cells[9]).toEqual({ ours: expect.objectContaining({ mean: 3.25 }), paper: null });
+      expect(t.rows[1].cells[3].ours).toBeNull(); // no such evaluation at NBS 128
+      expect(t.notes.join(' ')).toMatch(/is ours \(the paper has no such curve\)/);
+    }
+    // without such an evaluation the tables are the paper's three / four rows (the test above)
+    const t4 = buildTable('table4', runsFor('table4', all));
+    expect(buildTable('table4', [...runsFor('table4', all), ...runs]).rows.map((r) => r.cells.map(fmtCell))).toEqual(t4.rows.map((r) => r.cells.map(fmtCell)));
+  });
   it('Table 4: the paper\'s nine rows, ours where eval.csv has the combination', () => {
     const t = buildTable('table4', runsFor('table4', all));
     expect(t.rows).toHaveLength(9);

@@ -192,6 +192,8 @@ export function divergedAt(runs: Run[]): number {
   return at.length ? Math.min(...at) : 85;
 }
 
+const TRAIN_POPULATION = 'train, population stats (PreciseBN), no aug';
+
 function fig56(runs: Run[], id: 'fig5' | 'fig6'): Table {
   const notes: string[] = [];
   const { batch, sweep, frozen } = nbsSweep(runs);
@@ -218,6 +220,16 @@ function fig56(runs: Run[], id: 'fig5' | 'fig6'): Table {
       return { ours: value(s, n), paper: k >= 0 ? { mean: FIG5[s][k] } : null };
     }),
   }));
+  // Ours, not the paper's: the same un-augmented training images with population statistics. Beside
+  // the mini-batch row it tells train/test inconsistency (population statistics worse on the very
+  // images the model fit) from plain over-fitting (both low on train, both higher on val).
+  const trainPop = nbsVals.map((n) =>
+    combine(sweep.filter((r) => r.nbs === n).map((r) => evalStat(best(r.evals.filter((x) => x.epoch === lastEpoch(r) && x.stats === 'precise' && domainKey(x.stats_data) === '' && domainKey(x.data) === 'train-noaug'))))),
+  );
+  if (trainPop.some(Boolean)) {
+    rows.splice(1, 0, { labels: [TRAIN_POPULATION], cells: trainPop.map((ours) => ({ ours, paper: null })) });
+    notes.push(`"${TRAIN_POPULATION}" is ours (the paper has no such curve): \`bnlab eval --stats precise --data split=train,augment=false\`, the row above's images with PreciseBN statistics.`);
+  }
   notes.push(`Ours: total batch ${batch ?? DASHL} (paper 1024), last epoch; runs: ${runList(sweep) || DASHL}.`);
   const leftOut = leftOutOfSweep(runs, id);
   if (leftOut) notes.push(leftOut);
@@ -252,7 +264,9 @@ const domainLabel = (key: string, role: 'on' | 'from') =>
   key === '' ? (role === 'on' ? 'val (clean)' : 'train (as in training)') : key === 'val-noaug' ? 'val without augmentation' : key === 'train-noaug' ? 'train without augmentation' : key.includes('=') ? key : `corrupted: ${key.replace(/_/g, ' ')}`;
 
 function table4(runs: Run[]): Table {
-  const cands = runs.filter((r) => r.evals.some((e) => !isBase(e)));
+  // Runs that re-estimated statistics somewhere else (an evaluation on other data alone, e.g. Figs.
+  // 5-6's training-set check, does not make a Table 4 run).
+  const cands = runs.filter((r) => r.evals.some((e) => domainKey(e.stats_data) !== ''));
   const rowsOf = (r: Run) => r.evals.filter((e) => e.stats === 'precise' || (e.stats === 'ema' && e.stats_data === ''));
   const combos: { on: string; from: string }[] = TABLE4.map(({ on, from }) => ({ on, from }));
   for (const r of cands)
