@@ -192,7 +192,8 @@ export function divergedAt(runs: Run[]): number {
   return at.length ? Math.min(...at) : 85;
 }
 
-const TRAIN_POPULATION = 'train, population stats (PreciseBN), no aug';
+// Short: vega sizes legend labels by an estimate (0.8 em per character) and cuts them at labelLimit.
+const TRAIN_POPULATION = 'train, population stats, no aug';
 
 function fig56(runs: Run[], id: 'fig5' | 'fig6'): Table {
   const notes: string[] = [];
@@ -228,7 +229,7 @@ function fig56(runs: Run[], id: 'fig5' | 'fig6'): Table {
   );
   if (trainPop.some(Boolean)) {
     rows.splice(1, 0, { labels: [TRAIN_POPULATION], cells: trainPop.map((ours) => ({ ours, paper: null })) });
-    notes.push(`"${TRAIN_POPULATION}" is ours (the paper has no such curve): \`bnlab eval --stats precise --data split=train,augment=false\`, the row above's images with PreciseBN statistics.`);
+    notes.push(`"${TRAIN_POPULATION}" is ours (the paper has no such curve): \`bnlab eval --stats precise --data split=train,augment=false\`, the row above's images with PreciseBN (population) statistics.`);
   }
   notes.push(`Ours: total batch ${batch ?? DASHL} (paper 1024), last epoch; runs: ${runList(sweep) || DASHL}.`);
   const leftOut = leftOutOfSweep(runs, id);
