@@ -26,6 +26,8 @@ sweep() {
 }
 # The tables and figures (`bnlab report` / `bnlab plot`, written separately) from every run so far.
 report() { bnlab report --all "$OUT"; }
+# `figure EXP N`: figure N from OUT/EXP's runs, into OUT/figures with every other stage's.
+figure() { bnlab plot "$OUT/$1" --fig "$2" --out "$OUT/figures"; }
 # The finished runs of an experiment playing one role: OUT/EXP/NAME itself (paper, smoke: one
 # seed) and OUT/EXP/NAME_seed* (mini: several seeds).
 runs() {

@@ -9,4 +9,4 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 sweep "$CFG/table1.sweep.yaml"
 report
-for f in 2 3 4; do bnlab plot "$OUT/table1" --fig $f --out "$OUT/figures"; done
+for f in 2 3 4; do figure table1 $f; done

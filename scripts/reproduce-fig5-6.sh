@@ -21,4 +21,4 @@ for run in "$OUT"/fig5-6/nbs*_frozen0 "$OUT"/fig5-6/nbs*_frozen0_seed*; do
   ev "$run" --stats precise --data split=train,augment=false
 done
 report
-for f in 5 6; do bnlab plot "$OUT/fig5-6" --fig $f --out "$OUT/figures"; done
+for f in 5 6; do figure fig5-6 $f; done

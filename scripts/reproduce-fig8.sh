@@ -17,4 +17,4 @@ for run in "$OUT"/fig8/*/; do
   bnlab eval --run "$run" --stats ema,precise --quiet
 done
 report
-bnlab plot "$OUT/fig8" --fig 8 --out "$OUT/figures"
+figure fig8 8

@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildFigures, render, type FigId } from '../src/report/figures.js';
 import { htmlReport, markdownReport, runsFor } from '../src/report/report.js';
-import { findRuns, type Num, type Run } from '../src/report/runs.js';
+import { findRuns, lastEpoch, type Num, type Run } from '../src/report/runs.js';
 import { fmtCell, toCsv, toMarkdown } from '../src/report/table.js';
 import { buildTable, divergedAt, domainKey } from '../src/report/tables.js';
 import { regimeTable } from '../src/report/regime.js';
@@ -108,8 +108,7 @@ describe('tables', () => {
   });
   it('Figs. 5/6: training images with population statistics (an eval on split=train,augment=false) add our own row; such runs stay out of Table 4', () => {
     const runs = runsFor('fig6', all).map((r) => ({ ...r, evals: [...r.evals] }));
-    const at = (r: Run) => Math.max(...r.metrics.map((m) => Number(m.epoch)));
-    const trainEval = (r: Run, err: number) => ({ epoch: at(r), stats: 'precise', stats_data: '', data: 'split=train,augment=false', samples: 100, batch: 32, estimator: 'pooled', repeats: 1, err_mean: err, err_std: 0, errs: [err] });
+    const trainEval = (r: Run, err: number) => ({ epoch: lastEpoch(r), stats: 'precise', stats_data: '', data: 'split=train,augment=false', samples: 100, batch: 32, estimator: 'pooled', repeats: 1, err_mean: err, err_std: 0, errs: [err] });
     const nbs2 = runs.filter((r) => r.nbs === 2 && r.frozen === 0);
     expect(nbs2.length).toBeGreaterThan(0);
     nbs2.forEach((r) => r.evals.push(trainEval(r, 3.25)));
