@@ -4,9 +4,7 @@
 # Usage: scripts/reproduce-table2.sh [--mini | --smoke] [--jobs K] [--gpus 0,1] [--slurm --submit]
 # Paper scale (batch 256): ESTIMATE, NOT MEASURED ~400 V100-hours (~200 if Table 1's b256 run
 # exists: it is the same config as nbs32 and is reused). --mini: a ResNet-56 (55 BN layers) on
-# 10,000 images, 2 seeds; B = N is left out there (computed exactly, one pass over the N images
-# per BN layer: 55 passes over 10^4 images per ResNet-56, an ESTIMATED 10-15 CPU-minutes per run
-# from its forward speed, not measured), B = 1000 is the large-B column.
+# 10,000 images, 2 seeds; B = N is computed exactly, one pass over the N images per BN layer.
 # --smoke (ResNet-8, batch 128): ~5 minutes (estimate).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -18,7 +16,7 @@ if [ "$SCALE" != mini ]; then   # nbs32 is Table 1's small-batch run (the same c
 fi
 sweep "$CFG/table2.sweep.yaml"
 n=10000
-bs=(2 10 100 1000); [ "$SCALE" = mini ] || bs+=("$n")
+bs=(2 10 100 1000 "$n")
 for run in $(runs table2 nbs32) $(runs table2 nbs2); do
   ev "$run" --stats ema
   for b in "${bs[@]}"; do ev "$run" --stats precise --samples "$n" --batch "$b"; done

@@ -25,7 +25,10 @@ it('B = N in chunks of 7 equals one forward pass of all N samples as one batch, 
   const n = 40;
   const all = Int32Array.from({ length: n }, (_, i) => i);
   const opts = { samples: n, estimator: 'pooled' as const, augment: true, seed: 1, epoch: 2, indices: all };
+  const tensorsBefore = tf.memory().numTensors;
   const exact = await preciseBNStats(s.net, s.params, data.train, { ...opts, batchSize: n }, { eps: 1e-5, forwardBatch: 7 });
+  // each pass ends at the layer it estimates (StopForward): nothing of the cut passes is left over
+  expect(tf.memory().numTensors).toBe(tensorsBefore);
 
   const b = await data.train.load(all, { augment: true, seed: 1, epoch: 2 });
   const obs: Observation[] = [];

@@ -1,7 +1,7 @@
 // A real `bnlab sweep --slurm --submit` against a running Slurm (one node on localhost in CI).
 // Not skipped when Slurm is missing: it fails and says how to start one (scripts/ci-slurm-setup.sh).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -60,4 +60,25 @@ eval: {batch_size: 64}
     const again = execFileSync(process.execPath, [BNLAB_BIN, 'sweep', '--config', join(tmp, 'sweep.yaml'), '--slurm', '--submit'], { encoding: 'utf8' });
     expect(again).toMatch(/every run is finished; nothing to submit/);
   }, 180_000);
+
+  it('submits forks as a second array that starts when the first has succeeded', async () => {
+    requireSlurm();
+    const out = join(tmp, 'forks');
+    writeFileSync(join(tmp, 'forks.yaml'), `base: tiny.yaml\nout: ${out}\nset: {epochs: 2}\ngrid: {bn.frozen_last_epochs: [0, 1]}\nname: "frozen{bn.frozen_last_epochs}"\nfork: {from: frozen0, epoch: 1}\n`);
+    const text = execFileSync(process.execPath, [BNLAB_BIN, 'sweep', '--config', join(tmp, 'forks.yaml'), '--slurm', '--submit', '--cpus-per-task', '1', '--time', '10:00'], { encoding: 'utf8' });
+    const ids = [...text.matchAll(/submitted job (\d+)/g)].map((m) => m[1]);
+    expect(ids, text).toHaveLength(2);
+    expect(text).toContain(`submitted job ${ids[1]} (starts after job ${ids[0]} succeeds)`);
+    const deadline = Date.now() + 150_000;
+    while (sh('squeue', ['-h', '-j', ids.join(',')]).stdout.trim() !== '') {
+      if (Date.now() > deadline) {
+        sh('scancel', ids);
+        throw new Error(`Slurm jobs ${ids} still queued/running after 150 s:\n${sh('squeue', ['-j', ids.join(',')]).stdout}`);
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const logs = spawnSync('sh', ['-c', `cat ${join(out, 'logs')}/*.out`], { encoding: 'utf8' }).stdout;
+    for (const run of ['frozen0', 'frozen1']) expect(readMetrics(join(out, run, 'metrics.csv')).map((r) => r.epoch), `task logs:\n${logs}`).toEqual(['1', '2']);
+    expect(readFileSync(join(out, 'frozen1', 'train.log'), 'utf8')).toMatch(/forked from .*frozen0 at epoch 1/);
+  }, 240_000);
 });

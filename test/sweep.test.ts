@@ -153,17 +153,19 @@ describe('shipped sweeps', () => {
 describe('slurm script', () => {
   it('writes an array job over the unfinished runs with the requested resources', () => {
     const s = loadSweep(sweepFile('slurm.yaml', `set: {optim.steps: [30, 60]}\ngrid: {bn.nbs: [8, 4, 2]}\nname: "nbs{bn.nbs}"\n`));
-    const { script, list } = writeSlurm(s, s.runs, { jobs: 2, gpusPerTask: 1, partition: 'gpu', time: '48:00:00', cpusPerTask: 8, cwd: '/work' });
+    const arrays = writeSlurm(s, s.runs, { jobs: 2, gpusPerTask: 1, partition: 'gpu', time: '48:00:00', cpusPerTask: 8, cwd: '/work' });
+    expect(arrays).toHaveLength(1); // no forks: one array
+    const { script, list } = arrays[0];
     const text = readFileSync(script, 'utf8');
     for (const line of ['#SBATCH --array=0-2%2', '#SBATCH --gres=gpu:1', '#SBATCH --partition=gpu', '#SBATCH --time=48:00:00', '#SBATCH --cpus-per-task=8', '#SBATCH --chdir=/work', `#SBATCH --output=${s.out}/logs/slurm-%A_%a.out`]) {
       expect(text).toContain(line);
     }
     expect(text).toContain(`train --config ${s.base[0]} "\${args[@]}"`);
     expect(text).toMatch(/--resume/);
-    expect(readFileSync(list, 'utf8').split('\n')[2]).toBe(`nbs2\t1\t--set ${shq('optim.steps=[30,60]')} --set bn.nbs=2`);
+    expect(readFileSync(list, 'utf8').split('\n')[2]).toBe(`nbs2\t1\t-\t--set ${shq('optim.steps=[30,60]')} --set bn.nbs=2`);
     execFileSync('bash', ['-n', script]); // valid bash
 
-    const cpu = writeSlurm(s, s.runs.slice(1), { gpusPerTask: 0, cwd: '/work' });
+    const [cpu] = writeSlurm(s, s.runs.slice(1), { gpusPerTask: 0, cwd: '/work' });
     const t2 = readFileSync(cpu.script, 'utf8');
     expect(t2).toContain('#SBATCH --array=0-1\n');
     expect(t2).not.toMatch(/--gres|--partition|--time/);

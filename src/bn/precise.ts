@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Split } from '../data/dataset.js';
 import { sampleWithoutReplacement } from '../data/loader.js';
 import { prefetch } from '../data/prefetch.js';
-import type { BNContext, LayerStats, Observation } from '../nn/batchnorm.js';
+import { StopForward, type BNContext, type LayerStats, type Observation } from '../nn/batchnorm.js';
 import type { Batch } from '../data/loader.js';
 import type { Network } from '../nn/resnet.js';
 import type { Config } from '../config/schema.js';
@@ -60,7 +60,11 @@ function passes(set: Split, indices: Int32Array, per: number, o: PreciseOptions)
 /** One forward pass without gradients; the statistics each BN layer observed (caller disposes). */
 function observe(net: Network, params: ReadonlyMap<string, tf.Tensor>, b: Batch, ctx: BNContext): Observation[] {
   const observed: Observation[] = [];
-  tf.tidy(() => void net.forward(params, tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]), ctx, observed));
+  try {
+    tf.tidy(() => void net.forward(params, tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]), ctx, observed));
+  } catch (e) {
+    if (!(e instanceof StopForward)) throw e;
+  }
   return observed;
 }
 
@@ -94,7 +98,8 @@ export async function preciseBNStats(net: Network, params: ReadonlyMap<string, t
  * N samples' activations. One layer at a time in forward order (bnLayers is topological): the
  * layers before it normalize with the full-set statistics already found, so its input no longer
  * depends on how the samples are chunked, and pooling the chunks' moments gives its full-set
- * mean and variance exactly. Costs one pass over the N samples per BN layer. With one batch the
+ * mean and variance exactly. Costs one pass over the N samples per BN layer, each ending at that
+ * layer (on average half the network). With one batch the
  * two estimators coincide (count/(count-1) times the biased variance).
  */
 async function exactFullBatch(net: Network, params: ReadonlyMap<string, tf.Tensor>, set: Split, indices: Int32Array, o: PreciseOptions): Promise<Map<string, PopulationStats>> {
@@ -108,7 +113,8 @@ async function exactFullBatch(net: Network, params: ReadonlyMap<string, tf.Tenso
       const acc = createEstimator('pooled', layer.channels);
       let done = 0;
       for await (const b of passes(set, indices, per, o)) {
-        for (const ob of observe(net, params, b, { source: 'batch', nbs: b.n, eps: o.eps, observe: true, fixed })) {
+        // the pass ends at this layer: what comes after it cannot change its statistics
+        for (const ob of observe(net, params, b, { source: 'batch', nbs: b.n, eps: o.eps, observe: true, fixed, stopAfter: layer.name })) {
           if (ob.layer === layer.name) acc.add({ mean: ob.mean.dataSync(), variance: ob.variance.dataSync(), count: ob.counts[0] });
           ob.mean.dispose();
           ob.variance.dispose();

@@ -70,15 +70,21 @@ export function registerSweep(program: Command): void {
         }
         const gpusPerTask = posInt('--slurm-gpus', f.slurmGpus) ?? (gpus.length ? 1 : 0);
         const opts = { jobs: f.jobs ? jobs : undefined, gpusPerTask, partition: f.partition, time: f.time, cpusPerTask: posInt('--cpus-per-task', f.cpusPerTask), cwd: process.cwd() };
-        const { script, list } = writeSlurm(sweep, todo.map((s) => s.run), opts);
-        print(`wrote ${script} (${todo.length} array tasks) and ${list}`);
+        const arrays = writeSlurm(sweep, todo.map((s) => s.run), opts);
+        for (const a of arrays) print(`wrote ${a.script} (${a.runs} array tasks) and ${a.list}`);
         if (!f.submit || f.dryRun) {
-          print(`submit with: sbatch ${script}`);
+          // the forks' array after the other: its runs start from checkpoints the first writes
+          if (arrays.length === 2) print(`submit with: id=$(sbatch --parsable ${shq(arrays[0].script)}) && sbatch --dependency=afterok:$id ${shq(arrays[1].script)}`);
+          else print(`submit with: sbatch ${shq(arrays[0].script)}`);
           return;
         }
-        const id = submit(script);
-        print(`submitted job ${id}; logs ${sweep.out}/logs/slurm-${id}_<task>.out; watch with: squeue -j ${id}`);
-        print(id);
+        let id: string | undefined;
+        for (const a of arrays) {
+          const after: string | undefined = id;
+          id = submit(a.script, after);
+          print(`submitted job ${id}${after ? ` (starts after job ${after} succeeds)` : ''}; logs ${sweep.out}/logs/slurm-${id}_<task>.out; watch with: squeue -j ${id}`);
+        }
+        print(id!);
         return;
       }
       if (f.submit) throw new ConfigError('--submit needs --slurm');

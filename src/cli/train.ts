@@ -9,6 +9,7 @@ import { loadDataset } from '../data/dataset.js';
 import { acquireLock } from '../run/lock.js';
 import { runPaths } from '../run/paths.js';
 import { train } from '../train/trainer.js';
+import { loadFork, type Fork } from '../train/fork.js';
 import { createLogger, type Logger } from '../util/log.js';
 import type { Dataset } from '../data/dataset.js';
 import { buildNetwork } from '../nn/resnet.js';
@@ -26,13 +27,14 @@ interface TrainFlags {
   out?: string;
   resume?: boolean;
   overwrite?: boolean;
+  fork?: string;
   backend?: BackendChoice;
   quiet?: boolean;
 }
 
 
 /** The config of a run: from its folder when resuming (only `epochs` and `backend` may change). */
-function resolveRun(f: TrainFlags, existed: boolean): { cfg: Config; outDir: string; note?: string } {
+function resolveRun(f: TrainFlags, existed: boolean): { cfg: Config; outDir: string; note?: string; fork?: Fork } {
   const requested = loadConfig(f.config, f.set);
   const outDir = resolve(f.out ?? join('results', requested.name));
   const paths = runPaths(outDir);
@@ -55,7 +57,7 @@ function resolveRun(f: TrainFlags, existed: boolean): { cfg: Config; outDir: str
   if (hasRun && !f.overwrite) {
     throw new ConfigError(`${outDir} already holds a run. Continue it with --resume, start over with --overwrite, or write elsewhere with --out DIR or --set name=NEW`);
   }
-  return { cfg: requested, outDir };
+  return { cfg: requested, outDir, ...(f.fork ? { fork: loadFork(f.fork, requested, outDir) } : {}) };
 }
 
 /** "resnet-cifar-8 width 16 (78.0k parameters)": what was built, so a silent default shows. */
@@ -83,10 +85,12 @@ export function registerTrain(program: Command): void {
     .option('-o, --out <dir>', 'run folder (default results/<name>)')
     .option('--resume', 'continue the run in the folder from its last checkpoint')
     .option('--overwrite', 'replace an existing run in the folder')
+    .option('--fork <run[@epoch]>', "start from another run's checkpoint at the end of an epoch (default its last) instead of from scratch; the config may differ from that run's only in bn.frozen_last_epochs (FrozenBN starting after that epoch), epochs and name, so its first epochs are that run's exactly")
     .option('--backend <name>', 'auto | cuda | wasm | cpu (overrides the config)')
     .option('-q, --quiet', 'no progress bars or per-epoch lines (the log file still gets them)')
     .action(async (f: TrainFlags) => {
       if (f.backend) f.set.push(`backend=${f.backend}`);
+      if (f.resume && f.fork) throw new ConfigError('--resume and --fork contradict each other: --resume continues the run in the folder (a fork is resumed like any run), --fork starts a new one; pass one');
       if (f.resume && f.overwrite) throw new ConfigError('--resume and --overwrite contradict each other: --resume continues the run in the folder, --overwrite deletes it; pass one');
       const started = new Date();
       const target = resolve(f.out ?? join('results', loadConfig(f.config, f.set).name));
@@ -114,7 +118,8 @@ export function registerTrain(program: Command): void {
       const backend = await initBackend(cfg.backend, cfg.threads);
       log(`backend: ${backend.name} — ${backend.reason}`);
       for (const d of backend.details) log(`  ${d}`);
-      const session = startSession(paths.runInfo, outDir, describeSession({ name: backend.name, reason: backend.reason }, started));
+      const fork = resolved.fork && { forked_from: { run: resolved.fork.run, checkpoint: resolved.fork.checkpoint, epoch: resolved.fork.epoch } };
+      const session = startSession(paths.runInfo, outDir, { ...describeSession({ name: backend.name, reason: backend.reason }, started), ...fork });
       let data: Dataset;
       try {
         data = await loadDataset(cfg.data);
@@ -140,7 +145,7 @@ export function registerTrain(program: Command): void {
       process.on('SIGTERM', onSignal);
       let res: Awaited<ReturnType<typeof train>>;
       try {
-        res = await train(cfg, data, { outDir, resume: !!f.resume, log, progress: createProgress(!!f.quiet), interrupted: () => stop });
+        res = await train(cfg, data, { outDir, resume: !!f.resume, fork: resolved.fork, log, progress: createProgress(!!f.quiet), interrupted: () => stop });
       } catch (e) {
         // The error also reaches train.log (a Slurm job's log is often the only thing read).
         appendFileSync(paths.log, `${new Date().toISOString()} error: ${(e as Error).message}\n`);

@@ -30,7 +30,13 @@ export interface BNContext {
   /** Layers that normalize with these statistics whatever `source` says (exact B = N PreciseBN
    *  fixes the layers below the one it estimates). */
   fixed?: ReadonlyMap<string, LayerStats>;
+  /** End the forward pass (throwing StopForward) once this layer's statistics are observed:
+   *  exact B = N PreciseBN estimates one layer per pass and needs nothing after it. */
+  stopAfter?: string;
 }
+
+/** Thrown by the layer ctx.stopAfter names, after its observation; tf.tidy frees the pass. */
+export class StopForward extends Error {}
 
 /** The context a layer actually uses: `population` with ctx.fixed's statistics for fixed layers. */
 const forLayer = (ctx: BNContext, layer: string): BNContext => (ctx.fixed?.has(layer) ? { ...ctx, source: 'population', population: ctx.fixed } : ctx);
@@ -162,6 +168,7 @@ export function batchNormAffine(
   const r = fusedGroupNormalize(x, groups, ctx.eps, { gamma, beta, relu });
   if (ctx.observe && observed) {
     observed.push({ layer, mean: r.mean, variance: r.variance, counts: new Array(groups).fill(nbs * perSample) });
+    if (ctx.stopAfter === layer) throw new StopForward(layer);
   } else {
     r.mean.dispose();
     r.variance.dispose();
@@ -192,6 +199,7 @@ export function batchNorm(x: tf.Tensor, layer: string, ctxIn: BNContext, observe
     if (ctx.observe && observed) {
       const groups = p.shape[0] / size;
       observed.push({ layer, mean: tf.keep(r.mean), variance: tf.keep(r.variance), counts: new Array(groups).fill(size * h * w) });
+      if (ctx.stopAfter === layer && i === parts.length - 1) throw new StopForward(layer);
     } else {
       r.mean.dispose();
       r.variance.dispose();

@@ -29,6 +29,8 @@ export interface Session {
   /** usable: what thread pools were sized by (affinity, cgroup quota, SLURM_CPUS_PER_TASK; `limits` says which). */
   cpus: { available: number; cores: number; usable: number; limits: string; model: string; affinity: string | null };
   slurm_job_id?: string;
+  /** bnlab train --fork: the run, checkpoint and epoch this run started from */
+  forked_from?: { run: string; checkpoint: string; epoch: number };
 }
 
 export interface RunInfo {

@@ -18,7 +18,8 @@ export const shq = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replac
 export function trainArgs(sweep: Sweep, run: SweepRun, state: RunState, extraSets: string[] = []): string[] {
   const mode = state === 'resume' ? ['--resume'] : state === 'restart' ? ['--overwrite'] : [];
   const sets = [...run.sets, ...extraSets].flatMap((s) => ['--set', s]);
-  return ['train', ...sweep.base.flatMap((b) => ['--config', b]), ...sets, '--out', run.dir, '--quiet', ...mode];
+  const fork = run.fork && state !== 'resume' ? ['--fork', `${run.fork.from.dir}@${run.fork.epoch}`] : [];
+  return ['train', ...sweep.base.flatMap((b) => ['--config', b]), ...sets, '--out', run.dir, '--quiet', ...mode, ...fork];
 }
 
 /**
@@ -59,10 +60,17 @@ export async function runLocal(sweep: Sweep, o: LocalOptions): Promise<SweepRun[
   const progress = trackSweep(todo.map((t) => t.run), { quiet: o.quiet, print: o.print });
   const timer = setInterval(() => progress.tick(), 2000);
   const failed: SweepRun[] = [];
+  // Forks start from other runs' checkpoints: they run once every other run has ended.
+  let queue = todo.filter((t) => !t.run.fork);
   let next = 0;
   const worker = async (slot: number) => {
-    while (next < todo.length && !o.stopped?.()) {
-      const { run, state } = todo[next++];
+    while (next < queue.length && !o.stopped?.()) {
+      const { run, state } = queue[next++];
+      if (run.fork && failed.includes(run.fork.from)) {
+        failed.push(run);
+        o.print(`${tag(run)}: FAILED: not started, its source ${run.fork.from.name} failed`);
+        continue;
+      }
       const gpu = o.gpus.length ? o.gpus[slot % o.gpus.length] : undefined;
       const args = localTrainArgs(sweep, run, state, o);
       const log = logPath(sweep, run);
@@ -79,8 +87,11 @@ export async function runLocal(sweep: Sweep, o: LocalOptions): Promise<SweepRun[
       }
     }
   };
+  const pool = () => Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs, queue.length)) }, (_, s) => worker(s)));
   try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs, todo.length)) }, (_, s) => worker(s)));
+    await pool();
+    [queue, next] = [todo.filter((t) => t.run.fork), 0];
+    await pool();
   } finally {
     clearInterval(timer);
     progress.stop();

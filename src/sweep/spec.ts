@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, loadConfig, readConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { forkProblems } from '../train/fork.js';
 
 const scalar = z.union([z.number(), z.string(), z.boolean(), z.null(), z.array(z.union([z.number(), z.string(), z.boolean()]))]);
 const overrides = z.record(z.string(), scalar);
@@ -27,6 +28,14 @@ export const sweepSchema = z
     grid: z.record(z.string(), z.array(scalar).min(1, 'give at least one value')).default({}).describe('dotted key -> list of values; one run per point of the cartesian product'),
     variants: z.array(overrides).min(1).optional().describe('optional list of override sets (values that change together), crossed with the grid'),
     name: text.optional().describe("run folder template, e.g. 'nbs{bn.nbs}' ({key} = the run's resolved value); default key=value of the varied keys joined by '_'"),
+    fork: z
+      .object({
+        from: text.describe("name template of the source run, e.g. 'nbs{bn.nbs}_frozen0_seed{seed}'; a run it names itself trains from scratch"),
+        epoch: z.number().int().min(1).describe('the source epoch to start from'),
+      })
+      .strict()
+      .optional()
+      .describe("runs that differ from another run of the sweep only after an epoch (bn.frozen_last_epochs, epochs) start from that run's checkpoint there (bnlab train --fork) instead of training the same epochs again; they run after every other run"),
   })
   .strict();
 export type SweepFile = z.output<typeof sweepSchema>;
@@ -39,6 +48,8 @@ export interface SweepRun {
   /** `--set` assignments for `bnlab train` (fixed ones first, then this point's). */
   sets: string[];
   cfg: Config;
+  /** starts from this run of the sweep at the end of `epoch` (bnlab train --fork) */
+  fork?: { from: SweepRun; epoch: number };
 }
 export interface Sweep {
   file: string;
@@ -115,6 +126,31 @@ export function parseSweep(doc: unknown, file: string): SweepFile {
   return r.data;
 }
 
+/** Epoch checkpoints a run of this config holds when it finishes (retention.ts's rules). */
+function keptAtEnd(cfg: Config): number[] {
+  const saved = Array.from({ length: cfg.epochs }, (_, i) => i + 1).filter((e) => e % cfg.checkpoint_every === 0 || e === cfg.epochs);
+  return cfg.checkpoint.keep_last > 0 ? saved.slice(-cfg.checkpoint.keep_last) : saved;
+}
+
+/** Each run whose fork.from names another run starts from it; checked now, before anything trains. */
+function linkForks(runs: SweepRun[], points: Record<string, Value>[], fork: { from: string; epoch: number }, file: string): void {
+  const byName = new Map(runs.map((r) => [r.name, r]));
+  for (const run of runs) {
+    const from = runName(fork.from, points[run.index], run.cfg);
+    if (from === run.name) continue;
+    const source = byName.get(from);
+    if (!source) throw new ConfigError(`sweep ${file}: fork.from '${fork.from}' gives '${from}' for run '${run.name}', which is not a run of this sweep (runs: ${runs.slice(0, 4).map((r) => r.name).join(', ')}, ...)`);
+    const problems = forkProblems(source.cfg, run.cfg, fork.epoch);
+    if (source.cfg.epochs < fork.epoch) problems.unshift(`the source trains only ${source.cfg.epochs} epochs`);
+    else if (!keptAtEnd(source.cfg).includes(fork.epoch)) problems.unshift(`the source will not keep a checkpoint of epoch ${fork.epoch} (checkpoint_every ${source.cfg.checkpoint_every}, checkpoint.keep_last ${source.cfg.checkpoint.keep_last}); set checkpoint.keep_last 0 or fork at a kept epoch`);
+    if (problems.length) throw new ConfigError(`sweep ${file}: run '${run.name}' cannot fork from '${from}' at epoch ${fork.epoch}:\n  ${problems.join('\n  ')}`);
+    run.fork = { from: source, epoch: fork.epoch };
+  }
+  for (const run of runs) {
+    if (run.fork?.from.fork) throw new ConfigError(`sweep ${file}: run '${run.name}' would fork from '${run.fork.from.name}', itself a fork; point fork.from at runs that train from scratch`);
+  }
+}
+
 /** Read, validate and expand a sweep file; `outOverride` replaces its `out` (tests, scripts). */
 export function loadSweep(file: string, outOverride?: string): Sweep {
   if (!existsSync(file)) throw new ConfigError(`sweep file not found: ${file} (ready ones live in configs/paper and configs/mini)`);
@@ -140,5 +176,6 @@ export function loadSweep(file: string, outOverride?: string): Sweep {
     seen.set(name, index);
     runs.push({ index, name, dir: resolve(out, name), sets, cfg });
   });
+  if (s.fork) linkForks(runs, points, s.fork, file);
   return { file, base, out, runs };
 }

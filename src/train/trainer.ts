@@ -1,7 +1,7 @@
 // The training loop: epochs of SGD steps, then PreciseBN, evaluation with each estimate of the
 // population statistics, one CSV row and a checkpoint. Deterministic given the seed, and
 // resumable at any step with the same result as an uninterrupted run.
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { dumpConfig } from '../config/load.js';
@@ -24,6 +24,7 @@ import { createState, emaStats, emptyProgress, loadCheckpointInto, toCheckpoint,
 import { trainStep } from './step.js';
 import { bytesPerSample, chooseMicroBatch, memoryBudget } from './memory.js';
 import { appendTrace, checkTraceConfig, traceRows, truncateTrace } from './trace.js';
+import { frozenFrom, type Fork } from './fork.js';
 
 export class TrainingError extends Error {}
 
@@ -34,6 +35,8 @@ export interface TrainOptions {
   progress: Progress;
   /** Polled after every step; true saves a mid-epoch checkpoint and stops (Ctrl-C). */
   interrupted?: () => boolean;
+  /** Start from another run's state at the end of an epoch (fork.ts), not from scratch. */
+  fork?: Fork;
 }
 
 export interface TrainResult {
@@ -174,6 +177,10 @@ async function setUp(cfg: Config, data: Dataset, o: TrainOptions): Promise<Run> 
       for (const f of [p.metrics, p.trace]) rmSync(f, { force: true });
       o.log(`--resume: ${o.outDir} has no checkpoint yet; starting the run from the beginning`);
     }
+  } else if (o.fork) {
+    startFromFork(s, o.fork, o.outDir, stepsPerEpoch);
+    o.log(`forked from ${o.fork.run} at epoch ${o.fork.epoch} (${o.fork.checkpoint}): epochs 1-${o.fork.epoch} are that run's`);
+    resumed = true;
   }
   // The config in effect, also after a resume that changed epochs/backend/threads.
   writeFileSync(`${p.config}.tmp`, dumpConfig(cfg));
@@ -188,8 +195,20 @@ async function setUp(cfg: Config, data: Dataset, o: TrainOptions): Promise<Run> 
     if (cfg.trace.layers.length) appendTrace(p.trace, await traceRows(s, data.train, cfg, epochPos, iter));
   };
   if (!resumed) await trace(0, 0);
-  const frozenFrom = cfg.bn.frozen_last_epochs > 0 ? Math.max(0, cfg.epochs - cfg.bn.frozen_last_epochs) : Infinity;
-  return { cfg, data, o, s, paths: p, micro, stepsPerEpoch, frozenFrom, trace };
+  return { cfg, data, o, s, paths: p, micro, stepsPerEpoch, frozenFrom: frozenFrom(cfg), trace };
+}
+
+/** The fork point becomes this run's: state, metrics rows and trace up to it, and its checkpoint (so --resume works at once). */
+function startFromFork(s: RunState, f: Fork, dir: string, stepsPerEpoch: number): void {
+  const p = runPaths(dir);
+  loadCheckpointInto(s, f.ckpt, f.checkpoint);
+  restoreMetrics(p.metrics, s.meta.epoch, s.meta.history);
+  const source = runPaths(f.run).trace;
+  if (existsSync(source)) {
+    copyFileSync(source, p.trace);
+    truncateTrace(p.trace, f.epoch * stepsPerEpoch);
+  } else rmSync(p.trace, { force: true });
+  saveCheckpoint(s, dir, true);
 }
 
 /** The switch to FrozenBN: population statistics of the model as it is now, by PreciseBN. */
