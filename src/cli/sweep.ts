@@ -32,7 +32,7 @@ const posInt = (flag: string, v: string | undefined): number | undefined => {
 export function registerSweep(program: Command): void {
   program
     .command('sweep')
-    .description('train every point of a grid over config keys (sweep YAML: base, out, set, grid, variants, name); finished runs are skipped, unfinished ones resumed')
+    .description('train every point of a grid over config keys (sweep YAML: base, out, set, grid, variants, name, fork); finished runs are skipped, unfinished ones resumed')
     .requiredOption('-c, --config <file>', 'sweep YAML (see configs/mini/*.sweep.yaml)')
     .option('-o, --out <dir>', "sweep folder (overrides the file's out)")
     .option('-j, --jobs <k>', 'runs at once (locally; with --slurm the array throttle %K); default: number of --gpus, else 1')

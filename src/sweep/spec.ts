@@ -117,7 +117,7 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], file: string): string
     }
     return `${i.path.join('.') || '(top level)'}: ${i.message}`;
   });
-  return `invalid sweep file (${file}):\n  ${lines.join('\n  ')}\nA sweep file has: base (config file), out (folder), set (fixed key: value), grid (key: [values]), variants, name`;
+  return `invalid sweep file (${file}):\n  ${lines.join('\n  ')}\nA sweep file has: base (config file), out (folder), set (fixed key: value), grid (key: [values]), variants, name, fork (from: name template, epoch)`;
 }
 
 export function parseSweep(doc: unknown, file: string): SweepFile {
