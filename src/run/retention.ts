@@ -6,8 +6,18 @@ import { ConfigError } from '../config/load.js';
 import { fsyncDir, readCheckpointMeta } from './checkpoint.js';
 import { METRIC_COLUMNS } from './metrics.js';
 import type { RunPaths } from './paths.js';
+import type { Config } from '../config/schema.js';
 
 const EPOCH_FILE = /^epoch-(\d+)\.ckpt$/;
+
+/** Whether the end of `epoch` (1-based) writes an epoch file: every checkpoint_every epochs and the last. */
+export const savesEpochFile = (cfg: Pick<Config, 'epochs' | 'checkpoint_every'>, epoch: number): boolean => epoch % cfg.checkpoint_every === 0 || epoch === cfg.epochs;
+
+/** Epoch files a run of this config holds when it finishes (the saved ones, pruned to keep_last). */
+export function keptAtEnd(cfg: Pick<Config, 'epochs' | 'checkpoint_every' | 'checkpoint'>): number[] {
+  const saved = Array.from({ length: cfg.epochs }, (_, i) => i + 1).filter((e) => savesEpochFile(cfg, e));
+  return cfg.checkpoint.keep_last > 0 ? saved.slice(-cfg.checkpoint.keep_last) : saved;
+}
 
 /** Epochs whose checkpoint file is in the run folder, ascending. */
 export function keptEpochs(p: RunPaths): number[] {

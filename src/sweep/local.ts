@@ -5,7 +5,7 @@ import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { cpuBudget } from '../util/cpus.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Sweep, SweepRun } from './spec.js';
+import { forkArg, type Sweep, type SweepRun } from './spec.js';
 import { trackSweep } from './progress.js';
 import { finalErrors, runStatus, type RunState } from './status.js';
 
@@ -18,7 +18,7 @@ export const shq = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replac
 export function trainArgs(sweep: Sweep, run: SweepRun, state: RunState, extraSets: string[] = []): string[] {
   const mode = state === 'resume' ? ['--resume'] : state === 'restart' ? ['--overwrite'] : [];
   const sets = [...run.sets, ...extraSets].flatMap((s) => ['--set', s]);
-  const fork = run.fork && state !== 'resume' ? ['--fork', `${run.fork.from.dir}@${run.fork.epoch}`] : [];
+  const fork = run.fork && state !== 'resume' ? ['--fork', forkArg(run)!] : [];
   return ['train', ...sweep.base.flatMap((b) => ['--config', b]), ...sets, '--out', run.dir, '--quiet', ...mode, ...fork];
 }
 

@@ -6,7 +6,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ConfigError } from '../config/load.js';
 import { BNLAB_BIN, shq } from './local.js';
-import type { Sweep, SweepRun } from './spec.js';
+import { forkArg, type Sweep, type SweepRun } from './spec.js';
 
 export interface SlurmOptions {
   /** at most this many tasks at once (%K); undefined = no limit */
@@ -92,14 +92,10 @@ export interface SlurmArray {
  * in it). Returns the arrays in the order to submit them.
  */
 export function writeSlurm(sweep: Sweep, runs: SweepRun[], o: SlurmOptions): SlurmArray[] {
-  const fork = (r: SweepRun) => (r.fork ? `${r.fork.from.dir}@${r.fork.epoch}` : '-');
   const parts = [runs.filter((r) => !r.fork), runs.filter((r) => r.fork)];
   const names = ['sweep', 'sweep-forks'];
-  // validate every value of both before anything is written
-  const texts = parts.map((part, i) => {
-    checkSlurmValues(Object.fromEntries(part.map((r) => [`fork source of ${r.name}`, fork(r)])));
-    return part.length ? slurmScript(sweep, part, join(sweep.out, `${names[i]}.runs`), o) : '';
-  });
+  // validate every value of both before anything is written (a fork source is out/name: checked)
+  const texts = parts.map((part, i) => (part.length ? slurmScript(sweep, part, join(sweep.out, `${names[i]}.runs`), o) : ''));
   mkdirSync(join(sweep.out, 'logs'), { recursive: true });
   const arrays: SlurmArray[] = [];
   parts.forEach((part, i) => {
@@ -108,7 +104,7 @@ export function writeSlurm(sweep: Sweep, runs: SweepRun[], o: SlurmOptions): Slu
     rmSync(list, { force: true }); // an earlier submission's files must not be mistaken for this one's
     rmSync(script, { force: true });
     if (!part.length) return;
-    writeFileSync(list, part.map((r) => `${r.name}\t${r.cfg.epochs}\t${fork(r)}\t${r.sets.map((s) => `--set ${shq(s)}`).join(' ')}\n`).join(''));
+    writeFileSync(list, part.map((r) => `${r.name}\t${r.cfg.epochs}\t${forkArg(r) ?? '-'}\t${r.sets.map((s) => `--set ${shq(s)}`).join(' ')}\n`).join(''));
     writeFileSync(script, texts[i], { mode: 0o755 });
     arrays.push({ script, list, runs: part.length });
   });

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { ConfigError, loadConfig, readConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { forkProblems } from '../train/fork.js';
+import { keptAtEnd } from '../run/retention.js';
 
 const scalar = z.union([z.number(), z.string(), z.boolean(), z.null(), z.array(z.union([z.number(), z.string(), z.boolean()]))]);
 const overrides = z.record(z.string(), scalar);
@@ -51,6 +52,9 @@ export interface SweepRun {
   /** starts from this run of the sweep at the end of `epoch` (bnlab train --fork) */
   fork?: { from: SweepRun; epoch: number };
 }
+/** `bnlab train --fork` argument of a forked run: its source's folder and epoch. */
+export const forkArg = (run: SweepRun): string | undefined => (run.fork ? `${run.fork.from.dir}@${run.fork.epoch}` : undefined);
+
 export interface Sweep {
   file: string;
   /** config files, merged in order (empty = built-in default) */
@@ -124,12 +128,6 @@ export function parseSweep(doc: unknown, file: string): SweepFile {
   const r = sweepSchema.safeParse(doc ?? {});
   if (!r.success) throw new ConfigError(formatIssues(r.error.issues, file));
   return r.data;
-}
-
-/** Epoch checkpoints a run of this config holds when it finishes (retention.ts's rules). */
-function keptAtEnd(cfg: Config): number[] {
-  const saved = Array.from({ length: cfg.epochs }, (_, i) => i + 1).filter((e) => e % cfg.checkpoint_every === 0 || e === cfg.epochs);
-  return cfg.checkpoint.keep_last > 0 ? saved.slice(-cfg.checkpoint.keep_last) : saved;
 }
 
 /** Each run whose fork.from names another run starts from it; checked now, before anything trains. */

@@ -16,7 +16,7 @@ import { estimatePrecise, preciseRequest } from '../bn/precise.js';
 import type { Logger } from '../util/log.js';
 import type { Progress } from '../util/progress.js';
 import { copyFileAtomic, newestGoodCheckpoint, writeCheckpoint } from '../run/checkpoint.js';
-import { isNewBest, keptEpochs, pruneEpochCheckpoints } from '../run/retention.js';
+import { isNewBest, keptEpochs, pruneEpochCheckpoints, savesEpochFile } from '../run/retention.js';
 import { runPaths } from '../run/paths.js';
 import { appendMetrics, metricsCells, restoreMetrics, type MetricsRow } from '../run/metrics.js';
 import { learningRate } from './schedule.js';
@@ -353,7 +353,7 @@ async function endOfEpoch(r: Run, epoch: number, t: EpochTraining): Promise<Metr
   s.meta.history = [...(s.meta.history ?? []), metricsCells(row)];
   s.meta.epoch = epoch + 1;
   s.meta.progress = emptyProgress();
-  const saved = (epoch + 1) % cfg.checkpoint_every === 0 || last;
+  const saved = savesEpochFile(cfg, epoch + 1);
   if (saved) saveCheckpoint(s, o.outDir, true);
   o.log(epochLine(cfg, row, frozen, t.dataWait));
   retainCheckpoints(r, saved);
