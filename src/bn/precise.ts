@@ -33,6 +33,8 @@ export interface PreciseRuntime {
   eps: number;
   /** Samples per forward pass (rounded down to a multiple of B, at least B). */
   forwardBatch: number;
+  /** B = N: memory its staged schedule may use (default 2 GiB; beyond it, layer by layer). */
+  exactBytes?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -57,11 +59,11 @@ function passes(set: Split, indices: Int32Array, per: number, o: PreciseOptions)
   return prefetch(jobs(), 2);
 }
 
-/** One forward pass without gradients; the statistics each BN layer observed (caller disposes). */
-function observe(net: Network, params: ReadonlyMap<string, tf.Tensor>, b: Batch, ctx: BNContext): Observation[] {
+/** One forward pass (or part of one) without gradients; the statistics each BN layer observed (caller disposes). */
+function observe(pass: (observed: Observation[]) => tf.Tensor): Observation[] {
   const observed: Observation[] = [];
   try {
-    tf.tidy(() => void net.forward(params, tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]), ctx, observed));
+    tf.tidy(() => void pass(observed));
   } catch (e) {
     if (!(e instanceof StopForward)) throw e;
   }
@@ -78,7 +80,8 @@ export async function preciseBNStats(net: Network, params: ReadonlyMap<string, t
   const acc = new Map(net.bnLayers.map((l) => [l.name, createEstimator(o.estimator, l.channels)]));
   let done = 0;
   for await (const b of passes(set, indices, per, o)) {
-    const observed = observe(net, params, b, { source: 'batch', nbs: o.batchSize, eps: o.eps, observe: true });
+    const ctx: BNContext = { source: 'batch', nbs: o.batchSize, eps: o.eps, observe: true };
+    const observed = observe((obs) => net.forward(params, tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]), ctx, obs));
     for (const ob of observed) {
       const means = ob.mean.dataSync();
       const vars = ob.variance.dataSync();
@@ -94,45 +97,96 @@ export async function preciseBNStats(net: Network, params: ReadonlyMap<string, t
 }
 
 /**
- * B = N: the statistics every BN layer would see if all N samples were one batch, without holding
- * N samples' activations. One layer at a time in forward order (bnLayers is topological): the
- * layers before it normalize with the full-set statistics already found, so its input no longer
- * depends on how the samples are chunked, and pooling the chunks' moments gives its full-set
- * mean and variance exactly. Costs one pass over the N samples per BN layer, each ending at that
- * layer (on average half the network). With one batch the
- * two estimators coincide (count/(count-1) times the biased variance).
+ * B = N: the statistics every BN layer would see if all N samples were one batch, without one
+ * pass over N samples. One layer at a time in forward order (bnLayers is topological): the layers
+ * before it normalize with the full-set statistics already found, so its input no longer depends
+ * on how the samples are chunked, and pooling the chunks' moments gives its full-set mean and
+ * variance exactly. With one batch the two estimators coincide (count/(count-1) times the biased
+ * variance). Two schedules, the same numbers bit for bit (the same ops on the same chunks):
+ * - staged, when N samples' activations at two consecutive stages fit in `exactBytes` of memory:
+ *   each stage's input for all N samples is kept, so a layer's pass runs only its own stage
+ *   (ResNet-56: about 3 forward passes' work instead of 28);
+ * - layer by layer otherwise (ImageNet-sized activations): one pass from the input per BN layer,
+ *   each ending at that layer (on average half the network).
  */
 async function exactFullBatch(net: Network, params: ReadonlyMap<string, tf.Tensor>, set: Split, indices: Int32Array, o: PreciseOptions): Promise<Map<string, PopulationStats>> {
   const n = indices.length;
-  const per = Math.max(1, o.forwardBatch);
   const fixed = new Map<string, LayerStats>();
   const out = new Map<string, PopulationStats>();
-  const total = n * net.bnLayers.length;
-  try {
-    for (const [k, layer] of net.bnLayers.entries()) {
-      const acc = createEstimator('pooled', layer.channels);
-      let done = 0;
-      for await (const b of passes(set, indices, per, o)) {
-        // the pass ends at this layer: what comes after it cannot change its statistics
-        for (const ob of observe(net, params, b, { source: 'batch', nbs: b.n, eps: o.eps, observe: true, fixed, stopAfter: layer.name })) {
-          if (ob.layer === layer.name) acc.add({ mean: ob.mean.dataSync(), variance: ob.variance.dataSync(), count: ob.counts[0] });
-          ob.mean.dispose();
-          ob.variance.dispose();
-        }
-        done += b.n;
-        o.onProgress?.(k * n + done, total);
+  const channels = new Map(net.bnLayers.map((l) => [l.name, l.channels]));
+  let passesDone = 0; // progress: N samples per BN layer
+  /** Pools one layer's chunk moments and fixes the layer with the statistics of one batch of N. */
+  const estimateLayer = async (layer: string, chunks: AsyncIterable<{ n: number; run: (ctx: BNContext, obs: Observation[]) => tf.Tensor }>) => {
+    const acc = createEstimator('pooled', channels.get(layer)!);
+    let done = 0;
+    for await (const c of chunks) {
+      // the pass ends at this layer: what comes after it cannot change its statistics
+      for (const ob of observe((obs) => c.run({ source: 'batch', nbs: c.n, eps: o.eps, observe: true, fixed, stopAfter: layer }, obs))) {
+        if (ob.layer === layer) acc.add({ mean: ob.mean.dataSync(), variance: ob.variance.dataSync(), count: ob.counts[0] });
+        ob.mean.dispose();
+        ob.variance.dispose();
       }
-      const stats = acc.result();
-      out.set(layer.name, stats);
-      // One batch of N normalizes with its biased variance: fix the layer with exactly that.
-      const c = acc.count;
-      const biased = { mean: stats.mean, variance: stats.variance.map((v) => (v * (c - 1)) / c) };
-      fixed.set(layer.name, toPopulation(new Map([[layer.name, biased]])).get(layer.name)!);
+      done += c.n;
+      o.onProgress?.(passesDone * n + done, n * net.bnLayers.length);
+    }
+    passesDone++;
+    const stats = acc.result();
+    out.set(layer, stats);
+    // One batch of N normalizes with its biased variance: fix the layer with exactly that.
+    const biased = { mean: stats.mean, variance: stats.variance.map((v) => (v * (acc.count - 1)) / acc.count) };
+    fixed.set(layer, toPopulation(new Map([[layer, biased]])).get(layer)!);
+  };
+  const per = Math.max(1, o.forwardBatch);
+  try {
+    if (stagedBytes(net, params, set, n, o.eps) <= (o.exactBytes ?? EXACT_BYTES)) {
+      // Stage inputs of every chunk, in JS memory (not the backend's); starts as the samples.
+      let xs: { x: Float32Array; shape: [number, number, number, number] }[] = [];
+      for await (const b of passes(set, indices, per, o)) xs.push({ x: b.x, shape: [b.n, b.height, b.width, b.channels] });
+      for (const [k, stage] of net.stages.entries()) {
+        const chunks = async function* () {
+          for (const c of xs) yield { n: c.shape[0], run: (ctx: BNContext, obs: Observation[]) => stage.run(params, tf.tensor4d(c.x, c.shape), ctx, obs) };
+        };
+        for (const layer of stage.bnLayers) await estimateLayer(layer, chunks());
+        if (k === net.stages.length - 1) break;
+        // every layer of the stage is fixed now: its output is the next stage's input
+        xs = xs.map((c) => {
+          const y = tf.tidy(() => stage.run(params, tf.tensor4d(c.x, c.shape), { source: 'population', nbs: c.shape[0], eps: o.eps, population: fixed }));
+          const next = { x: y.dataSync() as Float32Array, shape: y.shape };
+          y.dispose();
+          return next;
+        });
+      }
+    } else {
+      for (const layer of net.bnLayers) {
+        const chunks = async function* () {
+          for await (const b of passes(set, indices, per, o)) yield { n: b.n, run: (ctx: BNContext, obs: Observation[]) => net.forward(params, tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]), ctx, obs) };
+        };
+        await estimateLayer(layer.name, chunks());
+      }
     }
   } finally {
     for (const s of fixed.values()) (s.mean.dispose(), s.variance.dispose());
   }
   return out;
+}
+
+/** Memory the staged B = N schedule may hold in stage activations (N samples, two stages). */
+const EXACT_BYTES = 2 * 1024 ** 3;
+
+/** Bytes the staged schedule holds at its peak: N samples' input and output of the largest stage. */
+function stagedBytes(net: Network, params: ReadonlyMap<string, tf.Tensor>, set: Split, n: number, eps: number): number {
+  const [h, w, c] = [set.height, set.width, set.channels];
+  // one sample through the stages, only for the shapes
+  const sizes = tf.tidy(() => {
+    const out = [h * w * c];
+    let y = tf.zeros([1, h, w, c]) as tf.Tensor4D;
+    for (const s of net.stages) {
+      y = s.run(params, y, { source: 'batch', nbs: 1, eps });
+      out.push(y.size);
+    }
+    return out;
+  });
+  return 4 * n * Math.max(...sizes.slice(1).map((size, k) => size + sizes[k]));
 }
 
 /** The N samples a PreciseBN pass reads: a function of (seed, epoch) only, so it is reproducible. */
@@ -142,7 +196,7 @@ export const preciseSamples = (total: number, samples: number, seed: number, epo
 /** PreciseBN population statistics as tensors (the caller disposes them), with progress. */
 export async function estimatePrecise(net: Network, params: ReadonlyMap<string, tf.Tensor>, split: Split, cfg: Config, r: PreciseRequest, progress?: Progress): Promise<Population> {
   const n = r.indices?.length ?? Math.min(r.samples, split.n);
-  // B = N is computed exactly, one pass per BN layer.
+  // B = N is computed exactly, one BN layer at a time; progress counts those layer passes.
   if (r.batchSize >= n) progress?.start(`PreciseBN B=N (${net.bnLayers.length} layers)`, n * net.bnLayers.length);
   else progress?.start('PreciseBN', n);
   const stats = await preciseBNStats(net, params, split, r, {

@@ -84,7 +84,7 @@ export function registerEval(program: Command): void {
     .option('--stats <list>', `statistics modes, comma-separated: ${STATS_MODES.map((m) => `${m} (${MODES[m].help})`).join('; ')}`, 'ema,precise')
     .option('--precise-bn', 're-estimate PreciseBN statistics (otherwise the checkpoint\'s are used when present)')
     .option('--samples <n>', 'PreciseBN: N samples (implies --precise-bn)')
-    .option('--batch <b>', 'PreciseBN batch size B (B >= N: exactly B = N, one pass per BN layer), and the mini-batch size for --stats minibatch (default: precise.batch_size / bn.nbs)')
+    .option('--batch <b>', 'PreciseBN batch size B (B >= N: exactly B = N, one BN layer at a time), and the mini-batch size for --stats minibatch (default: precise.batch_size / bn.nbs)')
     .option('--estimator <name>', 'PreciseBN estimator: pooled | mean-of-var (implies --precise-bn)')
     .option('--repeats <r>', 'repeat with different random samples / batches and report mean ± std', '1')
     .option('--stats-data <spec>', 'where PreciseBN statistics come from: split=train|val,augment=true|false and data.* keys, e.g. split=val,corruption.type=contrast,corruption.severity=5')

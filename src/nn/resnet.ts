@@ -24,10 +24,21 @@ export interface ParamSpec {
   init?: number;
 }
 
+type StageFn = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, ctx: BNContext, obs?: Observation[]) => tf.Tensor4D;
+
+/** A link of the chain `forward` runs before the head: the stem or one residual block. */
+export interface Stage {
+  /** The BN layers inside it, in forward order. */
+  bnLayers: string[];
+  run: StageFn;
+}
+
 export interface Network {
   params: ParamSpec[];
   /** BN layer names and channel counts, in forward order. */
   bnLayers: { name: string; channels: number }[];
+  /** What forward runs before the head, stage by stage (exact B = N PreciseBN walks it so). */
+  stages: Stage[];
   forward(p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, ctx: BNContext, observed?: Observation[]): tf.Tensor2D;
 }
 
@@ -53,10 +64,13 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
   const bn = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, name: string, ctx: BNContext, obs?: Observation[], relu = false) =>
     batchNormAffine(x, name, ctx, p.get(`${name}.gamma`) as tf.Tensor1D, p.get(`${name}.beta`) as tf.Tensor1D, relu, obs) as tf.Tensor4D;
 
-  type Block = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, ctx: BNContext, obs?: Observation[]) => tf.Tensor4D;
-  const blocks: Block[] = [];
+  // A stage owns the BN layers declared since the previous one.
+  const stages: Stage[] = [];
+  const stage = (run: StageFn) => {
+    const before = stages.reduce((k, s) => k + s.bnLayers.length, 0);
+    stages.push({ bnLayers: bnLayers.slice(before).map((l) => l.name), run });
+  };
   const zeroGamma = cfg.zero_init_last_gamma ? 0 : 1;
-  let stem: Block;
   let features: number;
 
   if (cfg.arch === 'resnet-cifar') {
@@ -64,7 +78,7 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
     const w = cfg.width;
     convSpec('stem.conv', 3, inputChannels, w);
     bnSpec('stem.bn', w);
-    stem = (p, x, ctx, obs) => bn(p, conv(p, x, 'stem.conv', 1), 'stem.bn', ctx, obs, true);
+    stage((p, x, ctx, obs) => bn(p, conv(p, x, 'stem.conv', 1), 'stem.bn', ctx, obs, true));
     let cin = w;
     for (let s = 0; s < 3; s++) {
       const cout = w * 2 ** s;
@@ -80,7 +94,7 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
           convSpec(`${name}.proj`, 1, cin, cout);
           bnSpec(`${name}.proj_bn`, cout);
         }
-        blocks.push((p, x, ctx, obs) => {
+        stage((p, x, ctx, obs) => {
           let y = bn(p, conv(p, x, `${name}.conv1`, stride), `${name}.bn1`, ctx, obs, true);
           y = bn(p, conv(p, y, `${name}.conv2`, 1), `${name}.bn2`, ctx, obs);
           const sc = proj ? bn(p, conv(p, x, `${name}.proj`, stride), `${name}.proj_bn`, ctx, obs) : x;
@@ -94,10 +108,10 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
     const w = cfg.width;
     convSpec('stem.conv', 7, inputChannels, w);
     bnSpec('stem.bn', w);
-    stem = (p, x, ctx, obs) => {
+    stage((p, x, ctx, obs) => {
       const y = bn(p, conv(p, x, 'stem.conv', 2), 'stem.bn', ctx, obs, true);
       return tf.maxPool(y, 3, 2, 1);
-    };
+    });
     let cin = w;
     [3, 4, 6, 3].forEach((count, s) => {
       const mid = w * 2 ** s;
@@ -116,7 +130,7 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
           convSpec(`${name}.proj`, 1, cin, cout);
           bnSpec(`${name}.proj_bn`, cout);
         }
-        blocks.push((p, x, ctx, obs) => {
+        stage((p, x, ctx, obs) => {
           let y = bn(p, conv(p, x, `${name}.conv1`, 1), `${name}.bn1`, ctx, obs, true);
           y = bn(p, conv(p, y, `${name}.conv2`, stride), `${name}.bn2`, ctx, obs, true);
           y = bn(p, conv(p, y, `${name}.conv3`, 1), `${name}.bn3`, ctx, obs);
@@ -130,18 +144,21 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
   }
   params.push({ name: 'fc.weight', shape: [features, numClasses], kind: 'fc' }, { name: 'fc.bias', shape: [numClasses], kind: 'bias' });
 
-  // Each block in its own tidy: a block's intermediates are freed when it ends, not when the
+  // Each stage in its own tidy: a stage's intermediates are freed when it ends, not when the
   // whole forward does. Without gradients (evaluation, PreciseBN) that is all of them: ResNet-50
   // 64x64 inference at batch 128 grew the wasm heap 812 -> 1382 MB, kept until the batch ended.
   // With gradients, what backprop needs is saved by the engine beyond any tidy; observed
   // statistics are tf.keep'd by batchnorm.ts. Same ops, same results.
   const forward: Network['forward'] = (p, x, ctx, obs) => {
-    let y = tf.tidy(() => stem(p, x, ctx, obs));
-    for (const block of blocks) y = tf.tidy(() => block(p, y, ctx, obs));
+    let y = x;
+    for (const s of stages) {
+      const input = y;
+      y = tf.tidy(() => s.run(p, input, ctx, obs));
+    }
     const pooled = globalAvgPool(y);
     return tf.add(tf.matMul(pooled, p.get('fc.weight') as tf.Tensor2D), p.get('fc.bias') as tf.Tensor1D) as tf.Tensor2D;
   };
-  return { params, bnLayers, forward };
+  return { params, bnLayers, stages, forward };
 }
 
 /**
