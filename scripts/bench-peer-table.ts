@@ -2,7 +2,10 @@
 // same model, input, batch, NBS and threads) for ResNet-20 32x32 b32 and b128 and ResNet-50
 // 64x64 b32, repeated, medians printed as a Markdown table (and every run as JSON lines on
 // stderr). Runs alternate between configurations so that a burst of load hits all of them.
-//   npx tsx scripts/bench-peer-table.ts [--runs 3] [--steps 5] [--only r20-b32,r20-b128,r50-b32]
+//   npx tsx scripts/bench-peer-table.ts [--runs 3] [--steps 5] [--only r20-b32,r20-b128,r50-b32] [--lockstep]
+// --lockstep: bnlab and PyTorch training steps alternate one by one (bench --lockstep), and the
+// training ratio is the median over every pair of steps (peer ms / bnlab ms), with its quartiles:
+// each pair is measured seconds apart, so the host's drift over minutes cancels.
 // (issue 15's set: --only r20-b128-nbs128,r20-b128-nbs2,r56-b128,r50-b32; r20-b32 and r20-b128 use NBS 32)
 // Environment (BNLAB_WASM_KERNELS, OMP_*) passes through to both sides.
 import { spawnSync } from 'node:child_process';
@@ -28,14 +31,15 @@ const CONFIGS: Record<string, { label: string; set: string[] }> = {
   },
 };
 
-interface Side { train_images_per_s: number; inference_images_per_s: number; precise_seconds: number; peak_rss_mb: number; params: number }
+interface Side { train_images_per_s: number; inference_images_per_s: number; precise_seconds: number; peak_rss_mb: number; params: number; train_steps_ms?: number[] }
 
 const o = new Command()
   .option('--runs <n>', 'runs per configuration', '3')
   .option('--steps <n>', 'timed training steps per run', '5')
   .option('--only <list>', `comma list of ${Object.keys(CONFIGS).join(', ')}`, Object.keys(CONFIGS).join(','))
+  .option('--lockstep', 'alternate bnlab and PyTorch training steps one by one; ratio = median over step pairs')
   .parse()
-  .opts<{ runs: string; steps: string; only: string }>();
+  .opts<{ runs: string; steps: string; only: string; lockstep?: boolean }>();
 
 const names = o.only.split(',').map((s) => s.trim());
 const fail = (msg: string): never => {
@@ -48,12 +52,13 @@ const results = new Map<string, { bnlab: Side; peer: Side }[]>(names.map((n) => 
 
 for (let r = 0; r < runs; r++) {
   for (const n of names) {
-    const args = ['bin/bnlab.js', 'bench', '--backend', 'wasm', '--peer', '--json', '--steps', o.steps,
+    const args = ['bin/bnlab.js', 'bench', '--backend', 'wasm', '--peer', ...(o.lockstep ? ['--lockstep'] : []), '--json', '--steps', o.steps,
       ...CONFIGS[n].set.flatMap((s) => ['--set', s])];
     const p = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', maxBuffer: 1 << 24 });
     if (p.status !== 0) fail(`bench ${n} failed (exit ${p.status}):\n${p.stderr.slice(-2000)}`);
     const out = JSON.parse(p.stdout) as { bnlab: Side; peer: Side };
     if (out.bnlab.params !== out.peer.params) fail(`${n}: parameter counts differ (${out.bnlab.params} vs ${out.peer.params})`);
+    if (o.lockstep && out.bnlab.train_steps_ms?.length !== out.peer.train_steps_ms?.length) fail(`${n}: lockstep step counts differ`);
     results.get(n)!.push(out);
     process.stderr.write(JSON.stringify({ config: n, run: r + 1, load: os.loadavg()[0].toFixed(2), ...out }) + '\n');
   }
@@ -64,18 +69,23 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const f = (x: number, d = 1) => x.toFixed(d);
+const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
+type Rate = 'train_images_per_s' | 'inference_images_per_s' | 'peak_rss_mb';
 const lines = [
-  `${runs} runs each, medians; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), ${process.env.BNLAB_WASM_KERNELS ? `BNLAB_WASM_KERNELS=${process.env.BNLAB_WASM_KERNELS}` : 'all bnlab kernels on'}`,
+  `${runs} runs each, medians${o.lockstep ? `; training in lockstep (${o.steps} step pairs per run, ratio = median over all pairs, q1-q3 their quartiles)` : ''}; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), ${process.env.BNLAB_WASM_KERNELS ? `BNLAB_WASM_KERNELS=${process.env.BNLAB_WASM_KERNELS}` : 'all bnlab kernels on'}`,
   '',
-  '| model, input, batch | params | train bnlab / PyTorch img/s | ratio | inference img/s | ratio | PreciseBN img/s (N=256) | ratio | peak RSS MB bnlab / PyTorch |',
-  '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  `| model, input, batch | params | train bnlab / PyTorch img/s | ratio${o.lockstep ? ' | q1-q3' : ''} | inference img/s | ratio | PreciseBN img/s (N=256) | ratio | peak RSS MB bnlab / PyTorch |`,
+  `|---|---:|---:|---:${o.lockstep ? '|---' : ''}|---:|---:|---:|---:|---:|`,
 ];
 for (const n of names) {
   const rs = results.get(n)!;
-  const m = (side: 'bnlab' | 'peer', k: keyof Side) => median(rs.map((x) => x[side][k]));
-  const ratio = (k: keyof Side) => median(rs.map((x) => x.bnlab[k] / x.peer[k]));
+  const m = (side: 'bnlab' | 'peer', k: Rate) => median(rs.map((x) => x[side][k]));
+  const ratio = (k: Rate) => median(rs.map((x) => x.bnlab[k] / x.peer[k]));
   const preciseRate = (s: Side) => 256 / s.precise_seconds;
   const pr = median(rs.map((x) => preciseRate(x.bnlab) / preciseRate(x.peer)));
-  lines.push(`| ${CONFIGS[n].label} | ${rs[0].bnlab.params.toLocaleString('en')} | ${f(m('bnlab', 'train_images_per_s'))} / ${f(m('peer', 'train_images_per_s'))} | ${f(ratio('train_images_per_s'), 2)} | ${f(m('bnlab', 'inference_images_per_s'), 0)} / ${f(m('peer', 'inference_images_per_s'), 0)} | ${f(ratio('inference_images_per_s'), 2)} | ${f(median(rs.map((x) => preciseRate(x.bnlab))), 0)} / ${f(median(rs.map((x) => preciseRate(x.peer))), 0)} | ${f(pr, 2)} | ${f(m('bnlab', 'peak_rss_mb'), 0)} / ${f(m('peer', 'peak_rss_mb'), 0)} |`);
+  // lockstep: step i of bnlab and step i of the peer ran back to back
+  const pairs = rs.flatMap((x) => (x.bnlab.train_steps_ms ?? []).map((b, i) => x.peer.train_steps_ms![i] / b));
+  const train = o.lockstep ? `${f(median(pairs), 2)} | ${f(quantile(pairs, 0.25), 2)}-${f(quantile(pairs, 0.75), 2)}` : f(ratio('train_images_per_s'), 2);
+  lines.push(`| ${CONFIGS[n].label} | ${rs[0].bnlab.params.toLocaleString('en')} | ${f(m('bnlab', 'train_images_per_s'))} / ${f(m('peer', 'train_images_per_s'))} | ${train} | ${f(m('bnlab', 'inference_images_per_s'), 0)} / ${f(m('peer', 'inference_images_per_s'), 0)} | ${f(ratio('inference_images_per_s'), 2)} | ${f(median(rs.map((x) => preciseRate(x.bnlab))), 0)} / ${f(median(rs.map((x) => preciseRate(x.peer))), 0)} | ${f(pr, 2)} | ${f(m('bnlab', 'peak_rss_mb'), 0)} / ${f(m('peer', 'peak_rss_mb'), 0)} |`);
 }
 process.stdout.write(lines.join('\n') + '\n');

@@ -9,6 +9,11 @@ way bnlab times itself. Prints one JSON object.
   precise    PreciseBN pass: train-mode forward without grad over --precise-n samples in batches
              of --precise-batch (BN statistics of each batch; the aggregation is negligible)
 
+--lockstep (used by `bnlab bench --peer --lockstep`): after the warm-up step, print {"ready": ...}
+and take commands on stdin, one per line: `step` runs one timed training step and prints
+{"ms": ...}; `finish` runs inference and PreciseBN and prints the result. bnlab alternates its own
+steps with these, so a slow minute of a shared host hits both sides alike.
+
 Run with Debian's /usr/bin/python3 (python3-torch), e.g.
   /usr/bin/python3 scripts/bench-peer.py --arch resnet-cifar --depth 20 --size 32 --in-ch 3 \
       --classes 10 --batch 128 --nbs 128 --threads 2
@@ -41,6 +46,7 @@ def main(argv=None):
     ap.add_argument('--precise-n', type=int, default=512)
     ap.add_argument('--precise-batch', type=int, default=32)
     ap.add_argument('--skip', default='', help='comma list of phases to skip: train,infer,precise')
+    ap.add_argument('--lockstep', action='store_true', help='training steps on command from stdin (see above)')
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -60,15 +66,30 @@ def main(argv=None):
     if 'train' not in skip:
         x = torch.randn(a.batch, a.in_ch, a.size, a.size)
         y = torch.randint(0, a.classes, (a.batch,))
-        times = []
-        for i in range(a.steps + 1):
+        def step():
             t = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             loss = F.cross_entropy(ghost_forward(model, x, nbs), y)
             loss.backward()
             opt.step()
-            if i > 0:
-                times.append(time.perf_counter() - t)
+            return time.perf_counter() - t
+
+        step()  # warm-up
+        times = []
+        if a.lockstep:
+            print(json.dumps({'ready': True}), flush=True)
+            for line in sys.stdin:
+                if line.strip() == 'finish':
+                    break
+                if line.strip() != 'step':
+                    raise SystemExit(f'bench-peer.py --lockstep: unknown command {line.strip()!r} (step, finish)')
+                times.append(step())
+                print(json.dumps({'ms': round(times[-1] * 1000, 2)}), flush=True)
+            if not times:
+                raise SystemExit('bench-peer.py --lockstep: no step was asked for')
+            out['train_steps_ms'] = [round(t * 1000, 2) for t in times]
+        else:
+            times = [step() for _ in range(a.steps)]
         ms = statistics.median(times) * 1000
         out['train_step_ms'] = round(ms, 1)
         out['train_images_per_s'] = round(a.batch * 1000 / ms, 1)

@@ -103,6 +103,26 @@ describe('bnlab CLI', () => {
     expect(j.bnlab.train_steps_ms).toHaveLength(1);
   }, 120_000);
 
+  it('bench --peer --lockstep alternates the two sides step by step, and a peer that dies ends it with a message', () => {
+    const set = ['data.name=synthetic', 'data.synthetic.size=16', 'data.synthetic.channels=3', 'data.synthetic.classes=10',
+      'model.depth=8', 'model.width=8', 'optim.batch_size=8', 'bn.nbs=4', 'eval.batch_size=16', 'precise.samples=16', 'precise.batch_size=8'].flatMap((x) => ['--set', x]);
+    const r = run(['bench', '--peer', '--lockstep', '--json', '--steps', '3', ...set]);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect([j.bnlab.lockstep, j.peer.lockstep]).toEqual([true, true]);
+    expect(j.bnlab.train_steps_ms).toHaveLength(3);
+    expect(j.peer.train_steps_ms).toHaveLength(3); // one peer step beside each bnlab step
+    expect(j.peer.inference_images_per_s).toBeGreaterThan(0);
+    // without --peer there is nothing to alternate with
+    const alone = run(['bench', '--lockstep', '--steps', '1', ...set]);
+    expect(alone.status).not.toBe(0);
+    expect(alone.stderr).toMatch(/--lockstep alternates with the PyTorch peer; add --peer/);
+    // a peer that exits at once: a clear error, not a wait
+    const dead = run(['bench', '--peer', '--lockstep', '--python', '/bin/false', '--steps', '1', ...set]);
+    expect(dead.status).not.toBe(0);
+    expect(dead.stderr).toMatch(/bench --lockstep: bench-peer.py exited \(code 1\) before its warm-up step/);
+  }, 120_000);
+
   it('the side-by-side table script rejects an unknown configuration by name', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '..', 'scripts', 'bench-peer-table.ts'), '--only', 'r20-b33'],
       { encoding: 'utf8', timeout: 60_000, cwd: join(__dirname, '..') });

@@ -1,7 +1,8 @@
 // `bnlab bench`: how fast a config trains, infers and runs PreciseBN on this backend, and the
 // memory it needs. Figures, not pass/fail: speed targets live here, not in timed tests.
 import type { Command } from 'commander';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import readline from 'node:readline';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +39,8 @@ export interface BenchResult {
   precise_seconds: number;
   peak_rss_mb: number;
   threads: number;
+  /** steps alternated one by one with the peer's (bench --lockstep): train_steps_ms pair up */
+  lockstep?: boolean;
 }
 
 /** What `scripts/bench-peer.py` prints (PyTorch on the same model, input, batch and threads). */
@@ -56,8 +59,10 @@ export function registerBench(program: Command): void {
     .option('--json', 'print JSON instead of a table')
     .option('--profile', 'also print the time share of each tfjs kernel in one training step')
     .option('--peer', 'also run the same model, input, batch and threads in PyTorch (scripts/bench-peer.py) and print both')
+    .option('--lockstep', 'with --peer: alternate bnlab and PyTorch training steps one by one (both processes alive, one computing at a time), so the per-step ratio is measured seconds apart on a host whose speed drifts')
     .option('--python <exe>', 'python with torch for --peer', process.env.BNLAB_PYTHON ?? '/usr/bin/python3')
-    .action(async (o: { config?: string; set: string[]; backend?: string; steps: string; json?: boolean; profile?: boolean; peer?: boolean; python: string }) => {
+    .action(async (o: { config?: string; set: string[]; backend?: string; steps: string; json?: boolean; profile?: boolean; peer?: boolean; lockstep?: boolean; python: string }) => {
+      if (o.lockstep && !o.peer) throw new ConfigError('bench: --lockstep alternates with the PyTorch peer; add --peer');
       if (o.backend) o.set.push(`backend=${o.backend}`);
       const cfg = loadConfig(o.config, o.set);
       const steps = Math.max(1, parseInt(o.steps, 10) || 5);
@@ -70,15 +75,30 @@ export function registerBench(program: Command): void {
       const order = permutation(data.train.n, cfg.seed, 0);
       const stepOpts = { nbs: cfg.bn.nbs, eps: cfg.bn.eps, emaDecay: cfg.bn.ema_decay, emaGroups: cfg.bn.ema_groups, lr: 0.01, momentum: 0.9, nesterov: false };
 
-      // Training: one warm-up step (kernel setup, wasm heap growth), then timed steps.
+      const evalSet = { ...data.val, n: Math.min(data.val.n, cfg.eval.batch_size * 3) };
+      const preciseN = Math.min(cfg.precise.samples, data.train.n);
+      const threads = backend.name === 'wasm' ? backend.threads ?? 1 : backend.name === 'cpu' ? 1 : os.availableParallelism();
+      if (o.peer && data.train.height !== data.train.width) throw new ConfigError('bench --peer: square inputs only');
+      const peerArgs = [PEER_SCRIPT, '--arch', cfg.model.arch, '--depth', String(cfg.model.depth), '--width', String(cfg.model.width),
+        '--in-ch', String(data.train.channels), '--classes', String(data.numClasses), '--size', String(data.train.height),
+        '--batch', String(bs), '--nbs', String(Math.min(cfg.bn.nbs, micro)), '--threads', String(threads), '--steps', String(steps),
+        '--eps', String(cfg.bn.eps), '--infer-n', String(evalSet.n), '--infer-batch', String(cfg.eval.batch_size),
+        '--precise-n', String(preciseN), '--precise-batch', String(cfg.precise.batch_size)];
+      // The peer starts now and waits, its model built and warmed up, for each step it is asked for.
+      const lockstep = o.lockstep ? await startLockstep(o.python, peerArgs) : null;
+
+      // Training: one warm-up step (kernel setup, wasm heap growth), then timed steps; in lockstep,
+      // each bnlab step beside one of the peer's, alternating which goes first.
       const times: number[] = [];
       for (let i = 0; i <= steps; i++) {
         const start = ((i * bs) % Math.max(1, data.train.n - bs + 1)) | 0;
         const micros = [];
         for (let m = 0; m < bs; m += micro) micros.push(await data.train.load(order.subarray(start + m, start + m + micro), { augment: true, seed: cfg.seed, epoch: 0 }));
+        if (lockstep && i > 0 && i % 2 === 0) await lockstep.step();
         const t = performance.now();
         trainStep(s, micros, stepOpts);
         if (i > 0) times.push(performance.now() - t);
+        if (lockstep && i > 0 && i % 2 === 1) await lockstep.step();
       }
       const stepMs = median(times);
       let profileText: string | null = null;
@@ -89,15 +109,13 @@ export function registerBench(program: Command): void {
         profileText = `kernel time of one training step (self time; ${tf.getBackend()}):\n${formatProfile(p)}`;
       }
 
-      // Inference with population statistics (EMA), at the eval batch size.
-      const evalSet = { ...data.val, n: Math.min(data.val.n, cfg.eval.batch_size * 3) };
+      // Inference with population statistics (EMA), at the eval batch size (the peer waiting).
       const evalOpts = { ctx: { source: 'population' as const, nbs: cfg.bn.nbs, eps: cfg.bn.eps, population: emaStats(s) }, batchSize: cfg.eval.batch_size };
       await evaluate(s.net, s.params, { ...evalSet, n: Math.min(evalSet.n, cfg.eval.batch_size) }, evalOpts); // warm-up
       let t = performance.now();
       await evaluate(s.net, s.params, evalSet, evalOpts);
       const inferMs = performance.now() - t;
 
-      const preciseN = Math.min(cfg.precise.samples, data.train.n);
       t = performance.now();
       await preciseBNStats(s.net, s.params, data.train, {
         samples: preciseN,
@@ -123,23 +141,19 @@ export function registerBench(program: Command): void {
         precise_samples: preciseN,
         precise_seconds: +preciseS.toFixed(2),
         peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
-        threads: backend.name === 'wasm' ? backend.threads ?? 1 : backend.name === 'cpu' ? 1 : os.availableParallelism(),
+        threads,
+        ...(lockstep ? { lockstep: true } : {}),
       };
       disposeState(s);
       tf.disposeVariables();
       let peer: PeerResult | null = null;
-      if (o.peer) {
-        const args = [PEER_SCRIPT, '--arch', cfg.model.arch, '--depth', String(cfg.model.depth), '--width', String(cfg.model.width),
-          '--in-ch', String(data.train.channels), '--classes', String(data.numClasses), '--size', String(data.train.height),
-          '--batch', String(bs), '--nbs', String(Math.min(cfg.bn.nbs, micro)), '--threads', String(r.threads), '--steps', String(steps),
-          '--eps', String(cfg.bn.eps), '--infer-n', String(evalSet.n), '--infer-batch', String(cfg.eval.batch_size),
-          '--precise-n', String(preciseN), '--precise-batch', String(cfg.precise.batch_size)];
-        if (data.train.height !== data.train.width) throw new ConfigError('bench --peer: square inputs only');
-        const run = spawnSync(o.python, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
+      if (lockstep) peer = await lockstep.finish();
+      else if (o.peer) {
+        const run = spawnSync(o.python, peerArgs, { encoding: 'utf8', maxBuffer: 1 << 24 });
         if (run.status !== 0) throw new Error(`bench --peer: ${o.python} ${path.basename(PEER_SCRIPT)} failed (${run.status}): ${(run.stderr || run.error?.message || '').trim().split('\n').slice(-3).join(' | ')}`);
         peer = JSON.parse(run.stdout.trim().split('\n').pop()!) as PeerResult;
-        if (peer.params !== r.params) process.stderr.write(`warning: parameter counts differ: bnlab ${r.params}, peer ${peer.params}\n`);
       }
+      if (peer && peer.params !== r.params) process.stderr.write(`warning: parameter counts differ: bnlab ${r.params}, peer ${peer.params}\n`);
       if (o.json) return void process.stdout.write(JSON.stringify(peer || profileText ? { bnlab: r, peer, profile: profileText } : r, null, 2) + '\n');
       const rows: [string, string][] = [
         ['model', `${r.model}, ${r.params.toLocaleString('en')} params, input ${r.input}`],
@@ -153,6 +167,50 @@ export function registerBench(program: Command): void {
       if (profileText) process.stdout.write('\n' + profileText + '\n');
       if (peer) process.stdout.write('\n' + formatPeer(r, peer, preciseN) + '\n');
     });
+}
+
+/**
+ * The PyTorch peer in lockstep (bench-peer.py --lockstep): started once, asked for one training
+ * step at a time, then for its inference and PreciseBN figures. Every wait is bounded: a peer that
+ * stops answering ends the bench with its last stderr lines, never a hang.
+ */
+async function startLockstep(python: string, args: string[]): Promise<{ step(): Promise<number>; finish(): Promise<PeerResult> }> {
+  const child = spawn(python, [...args, '--lockstep'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
+  const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const fail = (why: string) => {
+    child.kill('SIGKILL');
+    return new Error(`bench --lockstep: ${path.basename(PEER_SCRIPT)} ${why}: ${stderr.trim().split('\n').slice(-3).join(' | ') || '(no stderr)'}`);
+  };
+  // stdout can close before the exit event: wait for the code, a few seconds at most
+  const exitCode = () => child.exitCode !== null ? Promise.resolve(String(child.exitCode)) : new Promise<string>((resolve) => {
+    const t = setTimeout(() => resolve('unknown'), 5000);
+    child.once('exit', (code, signal) => (clearTimeout(t), resolve(String(code ?? signal))));
+  });
+  const next = async (what: string, seconds: number): Promise<Record<string, unknown>> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => void (timer = setTimeout(() => reject(fail(`did not answer within ${seconds} s (${what})`)), seconds * 1000)));
+    try {
+      const r = await Promise.race([lines.next(), timeout]);
+      if (r.done) throw fail(`exited (code ${await exitCode()}) before ${what}`);
+      return JSON.parse(r.value) as Record<string, unknown>;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  await next('its warm-up step', 600);
+  return {
+    async step() {
+      child.stdin.write('step\n');
+      return (await next('a training step', 600)).ms as number;
+    },
+    async finish() {
+      child.stdin.end('finish\n');
+      const out = (await next('inference and PreciseBN', 1800)) as unknown as PeerResult;
+      return { ...out, lockstep: true };
+    },
+  };
 }
 
 /** Side-by-side table: bnlab vs the PyTorch peer, with bnlab/peer ratios (>1: bnlab faster). */
