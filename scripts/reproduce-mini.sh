@@ -4,7 +4,13 @@
 # Figs. 5-6 NBS-32 recipe, then results/mini/report.md and every figure.
 # Resumable: finished runs and evaluations are skipped (sweeps check each run's files, evaluations
 # are listed in each run's evals.done), so after an interruption run the same command again.
-# Usage: scripts/reproduce-mini.sh [--jobs K]   (K parallel runs; on 2 cores keep 1)
+# Usage: scripts/reproduce-mini.sh [--jobs K]
+#   --jobs K: K runs train at once, each with cores/K threads. On 2 cores, --jobs 2 (two runs at 1
+#   thread) trained 1.25-1.34x the images per second of one run at 2 threads (ResNet-20, batch 128;
+#   docs/performance.md); the evaluations still run one at a time. The committed results were made
+#   with 1 run at 2 threads: a 1-thread run sums its floats in another order, so its training takes
+#   another path (after 2 epochs of that ResNet-20: PreciseBN error 26.91% vs 26.60%), not the
+#   committed one bit for bit.
 # Time on 2 idle cores: every invocation appends the time each stage spent to
 # results/mini/TIMES.md (a stage interrupted by a signal is logged as such); skipped work costs
 # seconds, so a stage resumed over several invocations took the sum of its lines.
