@@ -78,13 +78,17 @@ def main(argv=None):
         times = []
         if a.lockstep:
             print(json.dumps({'ready': True}), flush=True)
+            finished = False
             for line in sys.stdin:
                 if line.strip() == 'finish':
+                    finished = True
                     break
                 if line.strip() != 'step':
                     raise SystemExit(f'bench-peer.py --lockstep: unknown command {line.strip()!r} (step, finish)')
                 times.append(step())
                 print(json.dumps({'ms': round(times[-1] * 1000, 2)}), flush=True)
+            if not finished:  # bnlab went away: no orphan inference run
+                raise SystemExit('bench-peer.py --lockstep: stdin closed before finish')
             if not times:
                 raise SystemExit('bench-peer.py --lockstep: no step was asked for')
             out['train_steps_ms'] = [round(t * 1000, 2) for t in times]
