@@ -92,6 +92,7 @@ def main(argv=None):
             if not times:
                 raise SystemExit('bench-peer.py --lockstep: no step was asked for')
             out['train_steps_ms'] = [round(t * 1000, 2) for t in times]
+            out['lockstep'] = True
         else:
             times = [step() for _ in range(a.steps)]
         ms = statistics.median(times) * 1000

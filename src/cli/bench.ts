@@ -207,8 +207,7 @@ async function startLockstep(python: string, args: string[]): Promise<{ step(): 
     },
     async finish() {
       child.stdin.end('finish\n');
-      const out = (await next('inference and PreciseBN', 1800)) as unknown as PeerResult;
-      return { ...out, lockstep: true };
+      return (await next('inference and PreciseBN', 1800)) as unknown as PeerResult;
     },
   };
 }

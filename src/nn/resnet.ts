@@ -66,9 +66,10 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
 
   // A stage owns the BN layers declared since the previous one.
   const stages: Stage[] = [];
+  let owned = 0;
   const stage = (run: StageFn) => {
-    const before = stages.reduce((k, s) => k + s.bnLayers.length, 0);
-    stages.push({ bnLayers: bnLayers.slice(before).map((l) => l.name), run });
+    stages.push({ bnLayers: bnLayers.slice(owned).map((l) => l.name), run });
+    owned = bnLayers.length;
   };
   const zeroGamma = cfg.zero_init_last_gamma ? 0 : 1;
   let features: number;
