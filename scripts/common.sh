@@ -35,6 +35,13 @@ runs() {
   for d in "$OUT/$1/$2" "$OUT/$1/$2"_seed*; do [ -f "$d/metrics.csv" ] && echo "$d"; done
   return 0
 }
+# `reuse FROM TO`: OUT/TO becomes a link to the run OUT/FROM (both EXP/RUN), one run shared by two
+# experiments (the report counts it once), if FROM exists and TO does not.
+reuse() {
+  if [ -d "$OUT/$1" ] && [ ! -e "$OUT/$2" ] && [ ! -L "$OUT/$2" ]; then
+    mkdir -p "$(dirname "$OUT/$2")" && ln -s "../$1" "$OUT/$2"
+  fi
+}
 # `bnlab eval --run RUN ARGS...` once: a finished evaluation is listed in RUN/evals.done and
 # skipped when a script runs again, so an interrupted reproduction resumes where it stopped.
 ev() {

@@ -10,10 +10,7 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 if [ "$SCALE" != mini ]; then   # nbs32 is Table 1's small-batch run (the same config), reused
-  small=$([ "$SCALE" = paper ] && echo b256 || echo b128)
-  if [ -d "$OUT/table1/$small" ] && [ ! -e "$OUT/table2/nbs32" ]; then
-    mkdir -p "$OUT/table2" && ln -s "../table1/$small" "$OUT/table2/nbs32"
-  fi
+  reuse "table1/$([ "$SCALE" = paper ] && echo b256 || echo b128)" table2/nbs32
 fi
 sweep "$CFG/table2.sweep.yaml"
 n=10000

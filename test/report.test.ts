@@ -155,7 +155,7 @@ describe('figures', () => {
     '4': { legend: 4, lines: 4 },
     '5': { legend: 5, lines: 6 },
     '6': { legend: 6, lines: 8 },
-    '8': { legend: 3, lines: 3 },
+    '8': { legend: 4, lines: 4 }, // composed, random, PreciseBN + the random-groups control (dashed)
   };
   for (const f of Object.keys(expected) as FigId[])
     it(`Fig. ${f}: valid SVG and PNG with the expected series`, async () => {
@@ -370,6 +370,31 @@ describe('Fig. 8 table', () => {
     expect(pat.cells.slice(0, 3).map((c) => c.paper?.mean)).toEqual([23.5, 31, 51]);
     expect(ctrl.cells.every((c) => c.paper === null)).toBe(true);
     expect(ctrl.cells[2].ours!.mean).toBe(17);
+  });
+  it('PreciseBN of a control shared with Table 1: the row of the most samples, not the N = 10 row with as many repeats', () => {
+    const d = tmp();
+    for (const r of ['classes_seed0', 'random_seed0']) {
+      mkdirSync(join(d, 'fig8', r), { recursive: true });
+      for (const f of ['config.yaml', 'metrics.csv']) copyFileSync(join(FX, 'fig8', r, f), join(d, 'fig8', r, f));
+    }
+    writeFileSync(
+      join(d, 'fig8/random_seed0/eval.csv'),
+      'epoch,stats,stats_data,data,samples,batch,estimator,repeats,err_mean,err_std,errs\n4,precise,,,10,10,pooled,3,40,1,39;40;41\n4,precise,,,10000,32,pooled,3,16.5,0.1,16.4;16.5;16.6\n4,precise,,,1000,32,pooled,3,18,0.1,17.9;18;18.1\n',
+    );
+    const ctrl = buildTable('fig8', runsFor('fig8', findRuns([d]))).rows[1];
+    expect(ctrl.labels[0]).toBe('random groups of 32');
+    expect(ctrl.cells[2].ours).toEqual({ mean: 16.5, std: 0.1, n: 3 });
+  });
+  it('the figure draws the control dashed and names its runs', () => {
+    const spec = buildFigures(runsFor('f8', all), ['8']).figures[0].spec as any;
+    const dash = spec.layer[1].encoding.strokeDash.scale;
+    const at = dash.domain.indexOf('control (random groups): PreciseBN');
+    expect(at).toBe(3);
+    expect(dash.range[at]).toEqual([6, 4]);
+    expect(dash.range.slice(0, 3)).toEqual([[1, 0], [1, 0], [1, 0]]);
+    expect(spec.title.subtitle.join(' ')).toContain('control (same recipe, random groups of 32): fig8/random_seed0 (one seed)');
+    // control values: its PreciseBN per epoch (17 at epoch 4 in the fixture)
+    expect(spec.layer[1].data.values.find((v: any) => v.series.startsWith('control') && v.epoch === 4).err).toBe(17);
   });
 });
 

@@ -1,9 +1,9 @@
 // The reproduce-*.sh helpers in scripts/common.sh that make a long reproduction resumable:
 // `runs` finds an experiment's runs of one role (with or without seeds), `ev` evaluates once and
 // skips an evaluation it finished before. Plus: every script parses, and a scale without its
-// config folder is refused up front.
+// config folder is refused up front; `reuse` links a run into a second experiment.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -55,9 +55,18 @@ describe('reproduce scripts', () => {
   it.each(scripts)('%s parses', (f) => {
     expect(spawnSync('bash', ['-n', join('scripts', f)], { cwd: ROOT }).status).toBe(0);
   });
-  it('Fig. 8 has no smoke scale: refused, exit 2, naming --mini', () => {
-    const r = spawnSync('bash', ['scripts/reproduce-fig8.sh', '--smoke'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
-    expect(r.status).toBe(2);
-    expect(r.stderr).toContain('use --mini');
+});
+
+describe('reuse: one run shared by two experiments', () => {
+  it('links EXP/RUN to the other experiment\'s run by a relative path; never replaces what is there; no-op without the run', () => {
+    mkdirSync(join(dir, 'table1', 'b128_seed0'), { recursive: true });
+    const r = bash('reuse table1/b128_seed0 fig8/random_seed0; reuse table1/b128_seed0 fig8/random_seed0; reuse table1/b128_seed9 fig8/random_seed9');
+    expect(r.status, r.stderr).toBe(0);
+    expect(readlinkSync(join(dir, 'fig8', 'random_seed0'))).toBe('../table1/b128_seed0');
+    expect(realpathSync(join(dir, 'fig8', 'random_seed0'))).toBe(realpathSync(join(dir, 'table1', 'b128_seed0')));
+    expect(existsSync(join(dir, 'fig8', 'random_seed9'))).toBe(false);
+    mkdirSync(join(dir, 'fig8', 'random_seed1'));
+    expect(bash('reuse table1/b128_seed0 fig8/random_seed1').status).toBe(0);
+    expect(lstatSync(join(dir, 'fig8', 'random_seed1')).isSymbolicLink()).toBe(false);
   });
 });

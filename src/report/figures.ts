@@ -247,16 +247,20 @@ function fig56(runs: Run[], fig: '5' | '6'): Figure {
 /**
  * Fig. 8: per epoch, validation error of the patterned model with mini-batch statistics of test
  * groups composed like training's, of random test groups, and with PreciseBN (seeds averaged,
- * their spread as a band); the paper's epoch-100 values as marks at the right edge.
+ * their spread as a band); the paper's epoch-100 values as marks at the right edge. A control
+ * trained on random groups, where there is one, is a dashed grey line: its PreciseBN error, what
+ * the same recipe reaches without a pattern to read.
  */
-function fig8(runs: Run[]): Figure {
+function fig8(patterned: Run[], control: Run[]): Figure {
+  const CONTROL = 'control (random groups): PreciseBN';
   const SERIES = [
-    ['mini-batch, composed test groups', 'val_err_composed', FIG8.composed],
-    ['mini-batch, random test groups', 'val_err_minibatch', FIG8.random],
-    ['PreciseBN (population)', 'val_err_precise', FIG8.precise],
+    ['mini-batch, composed test groups', 'val_err_composed', FIG8.composed, patterned],
+    ['mini-batch, random test groups', 'val_err_minibatch', FIG8.random, patterned],
+    ['PreciseBN (population)', 'val_err_precise', FIG8.precise, patterned],
+    ...(control.length ? [[CONTROL, 'val_err_precise', null, control] as const] : []),
   ] as const;
-  const epochs = [...new Set(runs.flatMap((r) => r.metrics.map((m) => m.epoch as number)))].sort((a, b) => a - b);
-  const values = SERIES.flatMap(([series, col]) =>
+  const epochs = [...new Set([...patterned, ...control].flatMap((r) => r.metrics.map((m) => m.epoch as number)))].sort((a, b) => a - b);
+  const values = SERIES.flatMap(([series, col, , runs]) =>
     epochs.flatMap((epoch) => {
       const v = runs.map((r) => r.metrics.find((m) => m.epoch === epoch)?.[col]).filter((x): x is number => x !== null && x !== undefined);
       if (!v.length) return [];
@@ -265,14 +269,18 @@ function fig8(runs: Run[]): Figure {
     }),
   );
   const last = epochs[epochs.length - 1] ?? 1;
-  const paper = SERIES.map(([series, , err]) => ({ epoch: last, series, err }));
+  const paper = SERIES.flatMap(([series, , err]) => (err === null ? [] : [{ epoch: last, series, err }]));
   const domain = SERIES.map(([s]) => s);
-  const color = { field: 'series', type: 'nominal', title: null, scale: { domain, range: ['#2ca02c', '#ff7f0e', '#1f77b4'] } } as const;
+  // one legend of coloured strokes, so the control's entry shows its dashes
+  const legend = { symbolType: 'stroke', symbolSize: 400, symbolStrokeWidth: 2.5 } as const;
+  const color = { field: 'series', type: 'nominal', title: null, legend, scale: { domain, range: ['#2ca02c', '#ff7f0e', '#1f77b4', '#777777'] } } as const;
+  const dash = { field: 'series', type: 'nominal', title: null, legend, scale: { domain, range: domain.map((s) => (s === CONTROL ? [6, 4] : [1, 0])) } } as const;
   const x = { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } } as const;
   const y = errY('err', [...values.flatMap((v) => [v.lo, v.hi]), ...paper.map((p) => p.err)]);
-  const label = compositionLabel(runs[0]);
+  const names = (rs: Run[]) => `${rs.map((r) => r.name).join(', ')} (${rs.length > 1 ? 'mean of the seeds, band: min-max' : 'one seed'})`;
   const sub = [
-    `trained on ${label}; runs: ${runs.map((r) => r.name).join(', ')} (${runs.length > 1 ? 'mean of the seeds, band: min-max' : 'one seed'})`,
+    `trained on ${compositionLabel(patterned[0])}; runs: ${names(patterned)}`,
+    ...(control.length ? [`control (same recipe, ${compositionLabel(control[0])}): ${names(control)}`] : []),
     `hollow diamonds: the paper's values at epoch 100 (ResNet-50, ImageNet; read off its plot), drawn at our last epoch`,
   ];
   return {
@@ -282,7 +290,7 @@ function fig8(runs: Run[]): Figure {
       ...base('Fig. 8 — information leakage: validation error of a model trained on patterned NBS groups', sub),
       layer: [
         { data: { values }, mark: { type: 'area', opacity: 0.15 }, encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color } },
-        { data: { values }, mark: { type: 'line', point: { size: 30 }, strokeWidth: 2 }, encoding: { x, y, color } },
+        { data: { values }, mark: { type: 'line', point: { size: 30 }, strokeWidth: 2 }, encoding: { x, y, color, strokeDash: dash } },
         { data: { values: paper }, mark: { type: 'point', shape: 'diamond', size: 120, filled: false, strokeWidth: 2 }, encoding: { x, y, color } },
       ],
     } as TopLevelSpec,
@@ -308,8 +316,9 @@ export function buildFigures(runs: Run[], which: FigId[]): { figures: Figure[]; 
       const r = runs.find((x) => x.tracePath);
       r ? figures.push(...fig2(r)) : skipped.push('Fig. 2: no bn_trace.csv (set trace.layers in the config)');
     } else if (f === '8') {
-      const rs = fig8Runs(runs).filter((r) => r.config.bn?.composition !== 'random');
-      rs.length ? figures.push(fig8(rs)) : skipped.push('Fig. 8: no run trained with a bn.composition pattern and eval.composed');
+      const all = fig8Runs(runs);
+      const rs = all.filter((r) => r.config.bn?.composition !== 'random');
+      rs.length ? figures.push(fig8(rs, all.filter((r) => !rs.includes(r)))) : skipped.push('Fig. 8: no run trained with a bn.composition pattern and eval.composed');
     } else if (f === '3' || f === '4') {
       const rs = curveRuns(runs);
       if (!rs.length) skipped.push(`Fig. ${f}: no run with metrics.csv`);

@@ -312,12 +312,20 @@ export function compositionLabel(r: Run): string {
   return bn.composition === 'classes' ? `${bn.composition_classes} classes per group of ${r.nbs}` : `random groups of ${r.nbs}`;
 }
 
-/** Runs of a composition experiment: those that evaluated composed test groups. */
-export const fig8Runs = (runs: Run[]) => runs.filter((r) => r.metrics.some((m) => m.val_err_composed !== null && m.val_err_composed !== undefined));
+/** Runs of a composition experiment: those that evaluated composed test groups (per epoch or by `bnlab eval`). */
+export const fig8Runs = (runs: Run[]) =>
+  runs.filter((r) => r.metrics.some((m) => m.val_err_composed !== null && m.val_err_composed !== undefined) || r.evals.some((e) => e.stats === 'composed'));
 
-/** A mode's error at a run's last epoch: its `bnlab eval` row (most repeats) if any, else metrics.csv. */
-const fig8At = (r: Run, stats: string, column: string): Stat | null =>
-  evalStat(best(r.evals.filter((e) => e.stats === stats && e.epoch === lastEpoch(r) && isBase(e)))) ?? metricStat(r, lastEpoch(r), column);
+/**
+ * A mode's error at a run's last epoch: its `bnlab eval` row (most repeats; PreciseBN: of the
+ * most samples, since a control shared with Table 1 also has its N = 10 ... rows) if any, else
+ * metrics.csv.
+ */
+function fig8At(r: Run, stats: string, column: string): Stat | null {
+  const rows = r.evals.filter((e) => e.stats === stats && e.epoch === lastEpoch(r) && isBase(e));
+  const n = Math.max(...rows.map((e) => e.samples ?? 0));
+  return evalStat(best(rows.filter((e) => (e.samples ?? 0) === n))) ?? metricStat(r, lastEpoch(r), column);
+}
 
 const FIG8_COLUMNS = [
   { title: 'mini-batch, composed test groups', stats: 'composed', column: 'val_err_composed', paper: FIG8.composed },
