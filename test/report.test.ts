@@ -2,7 +2,7 @@
 // for layout only): the paper's table layout, "ours (paper)" cells, missing runs shown as "—",
 // figures with the expected series, and the HTML page rendered by headless Chromium.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -420,5 +420,15 @@ describe('training regime table', () => {
   });
   it('is in the markdown report', () => {
     expect(markdownReport(FX, all)).toContain('### Training regime');
+  });
+  it('a run linked into a second experiment (Fig. 8\'s control is Table 1\'s b128) is one row, under its own folder', () => {
+    const d = tmp();
+    mkdirSync(join(d, 'table1', 'b128_seed0'), { recursive: true });
+    for (const f of ['config.yaml', 'metrics.csv']) copyFileSync(join(FX, 'fig8', 'random_seed0', f), join(d, 'table1', 'b128_seed0', f));
+    mkdirSync(join(d, 'fig8'));
+    symlinkSync('../table1/b128_seed0', join(d, 'fig8', 'random_seed0'));
+    const runs = findRuns([d]);
+    expect(runs.map((r) => r.name).sort()).toEqual(['fig8/random_seed0', 'table1/b128_seed0']);
+    expect(regimeTable(runs).rows.map((r) => r.labels[0])).toEqual(['table1/b128']);
   });
 });
