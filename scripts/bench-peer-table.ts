@@ -84,7 +84,7 @@ for (const n of names) {
   const preciseRate = (s: Side) => 256 / s.precise_seconds;
   const pr = median(rs.map((x) => preciseRate(x.bnlab) / preciseRate(x.peer)));
   // lockstep: step i of bnlab and step i of the peer ran back to back
-  const pairs = rs.flatMap((x) => (x.bnlab.train_steps_ms ?? []).map((b, i) => x.peer.train_steps_ms![i] / b));
+  const pairs = o.lockstep ? rs.flatMap((x) => (x.bnlab.train_steps_ms ?? []).map((b, i) => x.peer.train_steps_ms![i] / b)) : [];
   const train = o.lockstep ? `${f(median(pairs), 2)} | ${f(quantile(pairs, 0.25), 2)}-${f(quantile(pairs, 0.75), 2)}` : f(ratio('train_images_per_s'), 2);
   lines.push(`| ${CONFIGS[n].label} | ${rs[0].bnlab.params.toLocaleString('en')} | ${f(m('bnlab', 'train_images_per_s'))} / ${f(m('peer', 'train_images_per_s'))} | ${train} | ${f(m('bnlab', 'inference_images_per_s'), 0)} / ${f(m('peer', 'inference_images_per_s'), 0)} | ${f(ratio('inference_images_per_s'), 2)} | ${f(median(rs.map((x) => preciseRate(x.bnlab))), 0)} / ${f(median(rs.map((x) => preciseRate(x.peer))), 0)} | ${f(pr, 2)} | ${f(m('bnlab', 'peak_rss_mb'), 0)} / ${f(m('peer', 'peak_rss_mb'), 0)} |`);
 }

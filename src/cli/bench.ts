@@ -22,6 +22,7 @@ import { disposeState } from '../train/trainer.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const INFER_PASSES = 5;
 
 export interface BenchResult {
   backend: string;
@@ -82,7 +83,7 @@ export function registerBench(program: Command): void {
       const peerArgs = [PEER_SCRIPT, '--arch', cfg.model.arch, '--depth', String(cfg.model.depth), '--width', String(cfg.model.width),
         '--in-ch', String(data.train.channels), '--classes', String(data.numClasses), '--size', String(data.train.height),
         '--batch', String(bs), '--nbs', String(Math.min(cfg.bn.nbs, micro)), '--threads', String(threads), '--steps', String(steps),
-        '--eps', String(cfg.bn.eps), '--infer-n', String(evalSet.n), '--infer-batch', String(cfg.eval.batch_size),
+        '--eps', String(cfg.bn.eps), '--infer-n', String(evalSet.n), '--infer-batch', String(cfg.eval.batch_size), '--infer-passes', String(INFER_PASSES),
         '--precise-n', String(preciseN), '--precise-batch', String(cfg.precise.batch_size)];
       // The peer starts now and waits, its model built and warmed up, for each step it is asked for.
       const lockstep = o.lockstep ? await startLockstep(o.python, peerArgs) : null;
@@ -111,12 +112,18 @@ export function registerBench(program: Command): void {
 
       // Inference with population statistics (EMA), at the eval batch size (the peer waiting).
       const evalOpts = { ctx: { source: 'population' as const, nbs: cfg.bn.nbs, eps: cfg.bn.eps, population: emaStats(s) }, batchSize: cfg.eval.batch_size };
+      // The median of INFER_PASSES whole passes (the peer's too): one pass of a few batches
+      // varied 2-3x from run to run.
       await evaluate(s.net, s.params, { ...evalSet, n: Math.min(evalSet.n, cfg.eval.batch_size) }, evalOpts); // warm-up
-      let t = performance.now();
-      await evaluate(s.net, s.params, evalSet, evalOpts);
-      const inferMs = performance.now() - t;
+      const passes: number[] = [];
+      for (let k = 0; k < INFER_PASSES; k++) {
+        const t0 = performance.now();
+        await evaluate(s.net, s.params, evalSet, evalOpts);
+        passes.push(performance.now() - t0);
+      }
+      const inferMs = median(passes);
 
-      t = performance.now();
+      const t = performance.now();
       await preciseBNStats(s.net, s.params, data.train, {
         samples: preciseN,
         batchSize: cfg.precise.batch_size,
