@@ -14,6 +14,7 @@ import { estimatePrecise } from '../src/bn/precise.js';
 import { readCheckpoint } from '../src/run/checkpoint.js';
 import { readMetrics } from '../src/run/metrics.js';
 import { createState, loadCheckpointInto, type RunMeta } from '../src/train/state.js';
+import { initParams } from '../src/nn/resnet.js';
 import { runPaths } from '../src/run/paths.js';
 import { disposeState, train } from '../src/train/trainer.js';
 
@@ -32,6 +33,17 @@ const cfg = validateConfig({
   optim: { batch_size: 32, base_lr: 0.8 },
   precise: { samples: 64, batch_size: 16 },
   eval: { batch_size: 48, minibatch: true, train_minibatch: true },
+});
+
+describe('initial parameters', () => {
+  it('createState uploads initParams\' draws, each parameter bit for bit (it streams them one at a time)', () => {
+    const s = createState(cfg, 1, 4);
+    const want = initParams(s.net.params, cfg.seed);
+    expect([...s.params.keys()]).toEqual([...want.keys()]);
+    for (const [name, v] of s.params) expect(Buffer.from((v.dataSync() as Float32Array).buffer).equals(Buffer.from(want.get(name)!.buffer)), name).toBe(true);
+    expect(want.get('stem.conv')!.some((x) => x !== 0)).toBe(true); // random, not all zero
+    disposeState(s);
+  });
 });
 
 describe('statistics sources at evaluation', () => {

@@ -164,11 +164,12 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
 
 /**
  * Initial values, deterministic given the seed: convs He-normal over fan-out (pycls/torchvision),
- * fc normal(0, 0.01), gammas 1 (or 0 where zero-init applies), betas and biases 0.
+ * fc normal(0, 0.01), gammas 1 (or 0 where zero-init applies), betas and biases 0. Yielded one
+ * parameter at a time in spec order, so a caller can upload each and let it go: holding them all
+ * (ResNet-50: 94 MB of JS arrays) kept them alive past the first step's wasm heap growth.
  */
-export function initParams(specs: readonly ParamSpec[], seed: number): Map<string, Float32Array> {
+export function* initParamValues(specs: readonly ParamSpec[], seed: number): Generator<[ParamSpec, Float32Array]> {
   const rng = new Rng(seed);
-  const out = new Map<string, Float32Array>();
   for (const s of specs) {
     const size = s.shape.reduce((a, b) => a * b, 1);
     const v = new Float32Array(size);
@@ -181,10 +182,13 @@ export function initParams(specs: readonly ParamSpec[], seed: number): Map<strin
     } else if (s.kind === 'gamma') {
       v.fill(s.init ?? 1);
     }
-    out.set(s.name, v);
+    yield [s, v];
   }
-  return out;
 }
+
+/** All initial values at once, by name. */
+export const initParams = (specs: readonly ParamSpec[], seed: number): Map<string, Float32Array> =>
+  new Map([...initParamValues(specs, seed)].map(([s, v]) => [s.name, v]));
 
 export const countParams = (specs: readonly ParamSpec[]) => specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
 

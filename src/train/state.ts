@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Config } from '../config/schema.js';
 import type { EmaBuffers } from '../bn/ema.js';
 import { disposePopulation, type Population } from '../bn/population.js';
-import { buildNetwork, initParams, type Network } from '../nn/resnet.js';
+import { buildNetwork, initParamValues, type Network } from '../nn/resnet.js';
 import type { Checkpoint, StoredTensor } from '../run/checkpoint.js';
 
 /** Sums over the steps done so far in the current epoch (so a mid-epoch resume continues them). */
@@ -41,14 +41,13 @@ export const emptyProgress = (): EpochProgress => ({ step: 0, lossSum: 0, errors
 
 export function createState(cfg: Config, inputChannels: number, numClasses: number): RunState {
   const net = buildNetwork(cfg.model, inputChannels, numClasses);
-  const init = initParams(net.params, cfg.seed);
   const params = new Map<string, tf.Variable>();
   const velocity = new Map<string, tf.Variable>();
   const weightDecay = new Map<string, number>();
   const wdBn = cfg.optim.weight_decay_bn ?? cfg.optim.weight_decay;
-  for (const spec of net.params) {
+  for (const [spec, init] of initParamValues(net.params, cfg.seed)) {
     // Unnamed variables: tfjs names must be unique per process, and benches/tests build several models.
-    params.set(spec.name, tf.tidy(() => tf.variable(tf.tensor(init.get(spec.name)!, spec.shape), true)));
+    params.set(spec.name, tf.tidy(() => tf.variable(tf.tensor(init, spec.shape), true)));
     velocity.set(spec.name, tf.tidy(() => tf.variable(tf.zeros(spec.shape), false)));
     weightDecay.set(spec.name, spec.kind === 'conv' || spec.kind === 'fc' ? cfg.optim.weight_decay : wdBn);
   }
