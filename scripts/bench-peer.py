@@ -49,6 +49,8 @@ def main(argv=None):
     ap.add_argument('--skip', default='', help='comma list of phases to skip: train,infer,precise')
     ap.add_argument('--lockstep', action='store_true', help='training steps on command from stdin (see above)')
     a = ap.parse_args(argv)
+    if a.infer_passes < 1:
+        ap.error('--infer-passes must be at least 1')
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     skip = set(s for s in a.skip.split(',') if s)

@@ -35,6 +35,13 @@ runs() {
   for d in "$OUT/$1/$2" "$OUT/$1/$2"_seed*; do [ -f "$d/metrics.csv" ] && echo "$d"; done
   return 0
 }
+# The same, finished only (summary.json says so): a run still training, e.g. on Slurm, is not
+# yet another experiment's control.
+finished_runs() {
+  local d
+  for d in $(runs "$@"); do grep -q '"finished": true' "$d/summary.json" 2>/dev/null && echo "$d"; done
+  return 0
+}
 # `reuse FROM TO`: OUT/TO becomes a link to the run OUT/FROM (both EXP/RUN), one run shared by two
 # experiments (the report counts it once), if FROM exists and TO does not.
 reuse() {

@@ -14,8 +14,8 @@ source "$(dirname "$0")/common.sh"
 sweep "$CFG/fig8.sweep.yaml"
 if [ "$SCALE" != smoke ]; then
   small=$([ "$SCALE" = paper ] && echo b256 || echo b128)
-  control=$(runs table1 "$small")
-  [ -n "$control" ] || echo "reproduce-fig8.sh: no Table 1 $small run in $OUT/table1 to serve as the control; run scripts/reproduce-table1.sh$([ "$SCALE" = mini ] && echo ' --mini') first (Fig. 8 is drawn without it)" >&2
+  control=$(finished_runs table1 "$small")
+  [ -n "$control" ] || echo "reproduce-fig8.sh: no finished Table 1 $small run in $OUT/table1 to serve as the control; run scripts/reproduce-table1.sh$([ "$SCALE" = mini ] && echo ' --mini') first (Fig. 8 is drawn without it)" >&2
   for run in $control; do reuse "table1/${run##*/}" "fig8/random${run##*/$small}"; done
 fi
 for run in "$OUT"/fig8/*/; do

@@ -371,7 +371,7 @@ describe('Fig. 8 table', () => {
     expect(ctrl.cells.every((c) => c.paper === null)).toBe(true);
     expect(ctrl.cells[2].ours!.mean).toBe(17);
   });
-  it('PreciseBN of a control shared with Table 1: the row of the most samples, not the N = 10 row with as many repeats', () => {
+  it('PreciseBN of a control shared with Tables 1 and 2: the row of the most samples at the run\'s own B, not N = 10 or B = 2 with as many repeats', () => {
     const d = tmp();
     for (const r of ['classes_seed0', 'random_seed0']) {
       mkdirSync(join(d, 'fig8', r), { recursive: true });
@@ -379,11 +379,25 @@ describe('Fig. 8 table', () => {
     }
     writeFileSync(
       join(d, 'fig8/random_seed0/eval.csv'),
-      'epoch,stats,stats_data,data,samples,batch,estimator,repeats,err_mean,err_std,errs\n4,precise,,,10,10,pooled,3,40,1,39;40;41\n4,precise,,,10000,32,pooled,3,16.5,0.1,16.4;16.5;16.6\n4,precise,,,1000,32,pooled,3,18,0.1,17.9;18;18.1\n',
+      'epoch,stats,stats_data,data,samples,batch,estimator,repeats,err_mean,err_std,errs\n4,precise,,,10,10,pooled,3,40,1,39;40;41\n4,precise,,,10000,2,pooled,3,19,0.2,18.8;19;19.2\n4,precise,,,10000,32,pooled,3,16.5,0.1,16.4;16.5;16.6\n4,precise,,,1000,32,pooled,3,18,0.1,17.9;18;18.1\n',
     );
     const ctrl = buildTable('fig8', runsFor('fig8', findRuns([d]))).rows[1];
     expect(ctrl.labels[0]).toBe('random groups of 32');
     expect(ctrl.cells[2].ours).toEqual({ mean: 16.5, std: 0.1, n: 3 });
+  });
+  it('a run from before bn.composition existed counts as random groups in the figure as in the table', () => {
+    const d = tmp();
+    for (const r of ['classes_seed0', 'random_seed0']) {
+      mkdirSync(join(d, 'fig8', r), { recursive: true });
+      for (const f of ['config.yaml', 'metrics.csv']) copyFileSync(join(FX, 'fig8', r, f), join(d, 'fig8', r, f));
+    }
+    const cfgPath = join(d, 'fig8/random_seed0/config.yaml');
+    writeFileSync(cfgPath, readFileSync(cfgPath, 'utf8').replace(/^\s*composition: random\n/m, ''));
+    const runs = runsFor('f8', findRuns([d]));
+    expect(runs.find((r) => r.name === 'fig8/random_seed0')!.config.bn?.composition).toBeUndefined();
+    const spec = buildFigures(runs, ['8']).figures[0].spec as any;
+    expect(spec.title.subtitle.join(' ')).toContain('runs: fig8/classes_seed0 (one seed)');
+    expect(spec.title.subtitle.join(' ')).toContain('control (same recipe, random groups of 32): fig8/random_seed0');
   });
   it('the figure draws the control dashed and names its runs', () => {
     const spec = buildFigures(runsFor('f8', all), ['8']).figures[0].spec as any;

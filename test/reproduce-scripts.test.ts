@@ -1,7 +1,7 @@
 // The reproduce-*.sh helpers in scripts/common.sh that make a long reproduction resumable:
 // `runs` finds an experiment's runs of one role (with or without seeds), `ev` evaluates once and
-// skips an evaluation it finished before. Plus: every script parses, and a scale without its
-// config folder is refused up front; `reuse` links a run into a second experiment.
+// skips an evaluation it finished before. Plus: every script parses; `reuse` links a run into a
+// second experiment and `finished_runs` offers only finished runs for that.
 import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +27,9 @@ describe('scripts/common.sh', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n').map((l) => l.slice(dir.length + 1))).toEqual(['table1/b128', 'table1/b128_seed0', 'table1/b128_seed1']);
     expect(bash('runs table1 b256').stdout).toBe('');
+    writeFileSync(join(dir, 'table1', 'b128_seed0', 'summary.json'), '{\n  "finished": true\n}\n');
+    writeFileSync(join(dir, 'table1', 'b128_seed1', 'summary.json'), '{\n  "finished": false\n}\n'); // still training
+    expect(bash('finished_runs table1 b128').stdout.trim()).toBe(join(dir, 'table1', 'b128_seed0'));
   });
 
   it('ev: evaluates once, records it in the run\'s evals.done, skips it the next time; other arguments still run', () => {

@@ -166,7 +166,7 @@ export function registerBench(program: Command): void {
         ['model', `${r.model}, ${r.params.toLocaleString('en')} params, input ${r.input}`],
         ['batch / NBS / micro', `${bs} / ${cfg.bn.nbs} / ${micro}`],
         ['train', `${r.train_images_per_s} img/s (${r.train_step_ms} ms/step, median of ${steps}; range ${Math.min(...times).toFixed(0)}-${Math.max(...times).toFixed(0)} ms)`],
-        ['inference', `${r.inference_images_per_s} img/s (batch ${cfg.eval.batch_size})`],
+        ['inference', `${r.inference_images_per_s} img/s (batch ${cfg.eval.batch_size}, median of ${INFER_PASSES} passes)`],
         ['PreciseBN', `${r.precise_seconds} s for N=${preciseN}, B=${cfg.precise.batch_size}`],
         ['peak RSS', `${r.peak_rss_mb} MB`],
       ];

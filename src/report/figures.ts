@@ -4,7 +4,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 import { sharp } from '../util/sharp.js';
 import { readTrace, recipeOf, type Run } from './runs.js';
-import { buildTable, compositionLabel, divergedAt, fig8Runs, leftOutOfSweep, nbsSweep } from './tables.js';
+import { buildTable, compositionLabel, divergedAt, fig8Runs, isPatterned, leftOutOfSweep, nbsSweep } from './tables.js';
 import { FIG8 } from './paper.js';
 
 export const FIG_IDS = ['2', '3', '4', '5', '6', '8'] as const;
@@ -317,7 +317,7 @@ export function buildFigures(runs: Run[], which: FigId[]): { figures: Figure[]; 
       r ? figures.push(...fig2(r)) : skipped.push('Fig. 2: no bn_trace.csv (set trace.layers in the config)');
     } else if (f === '8') {
       const all = fig8Runs(runs);
-      const rs = all.filter((r) => r.config.bn?.composition !== 'random');
+      const rs = all.filter(isPatterned);
       rs.length ? figures.push(fig8(rs, all.filter((r) => !rs.includes(r)))) : skipped.push('Fig. 8: no run trained with a bn.composition pattern and eval.composed');
     } else if (f === '3' || f === '4') {
       const rs = curveRuns(runs);
