@@ -26,8 +26,8 @@ const FOLDER: Record<TableId | `f${FigId}`, RegExp> = {
 export function runsFor(key: keyof typeof FOLDER, runs: Run[]): Run[] {
   const top = (r: Run) => r.name.split(/[\\/]/)[0];
   const mine = runs.filter((r) => r.name.includes('/') && FOLDER[key].test(top(r)));
-  // A run reused by two experiments through a symlink (mini Table 2's nbs32 is Table 1's b128)
-  // is one run, not two seeds.
+  // A run reused by two experiments through a symlink (Table 2's nbs32 is Table 1's small-batch
+  // run at paper and smoke scale; Fig. 8's control is Table 1's small-batch run) is one run, not two seeds.
   const seen = new Set<string>();
   // Laid out by experiment, a table whose folder is not there (yet) is not built from other
   // experiments' runs (Table 2 from Table 1's models, say); a flat folder of runs serves every table.
