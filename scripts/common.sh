@@ -14,6 +14,8 @@ for a in "$@"; do
   esac
 done
 CFG=configs/$SCALE OUT=results/$SCALE
+# Table 1's small-batch run: Table 2's nbs32 and Fig. 8's control reuse it.
+SMALL=$([ "$SCALE" = paper ] && echo b256 || echo b128)
 # Runs a sweep file (finished runs are skipped, so re-running a script only evaluates again).
 # With --slurm the runs are submitted and the script stops: re-run it without --slurm once the
 # jobs are done, and it finds every run finished and goes on to the evaluations.

@@ -10,14 +10,14 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 sweep "$CFG/table1.sweep.yaml"
 case $SCALE in
-  paper) small=b256 large=b8192 early=30 last=100 reps=5 ;;
-  mini) small=b128 large=b1024 early=3 last=10 reps=3 ;;
-  *) small=b128 large=b1024 early=3 last=10 reps=5 ;;
+  paper) large=b8192 early=30 last=100 reps=5 ;;
+  mini) large=b1024 early=3 last=10 reps=3 ;;
+  *) large=b1024 early=3 last=10 reps=5 ;;
 esac
 table1() { # RUN EPOCH
   ev "$1" --epoch "$2" --stats ema
   for n in 10 100 1000 10000; do ev "$1" --epoch "$2" --stats precise --samples "$n" --repeats "$reps"; done
 }
-for run in $(runs table1 "$small"); do table1 "$run" "$last"; done
+for run in $(runs table1 "$SMALL"); do table1 "$run" "$last"; done
 for run in $(runs table1 "$large"); do table1 "$run" "$early"; table1 "$run" "$last"; done
 report

@@ -10,7 +10,7 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 if [ "$SCALE" != mini ]; then   # nbs32 is Table 1's small-batch run (the same config), reused
-  reuse "table1/$([ "$SCALE" = paper ] && echo b256 || echo b128)" table2/nbs32
+  reuse "table1/$SMALL" table2/nbs32
 fi
 sweep "$CFG/table2.sweep.yaml"
 n=10000

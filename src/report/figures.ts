@@ -318,7 +318,7 @@ export function buildFigures(runs: Run[], which: FigId[]): { figures: Figure[]; 
     } else if (f === '8') {
       const all = fig8Runs(runs);
       const rs = all.filter(isPatterned);
-      rs.length ? figures.push(fig8(rs, all.filter((r) => !rs.includes(r)))) : skipped.push('Fig. 8: no run trained with a bn.composition pattern and eval.composed');
+      rs.length ? figures.push(fig8(rs, all.filter((r) => !isPatterned(r)))) : skipped.push('Fig. 8: no run trained with a bn.composition pattern and eval.composed');
     } else if (f === '3' || f === '4') {
       const rs = curveRuns(runs);
       if (!rs.length) skipped.push(`Fig. ${f}: no run with metrics.csv`);

@@ -3,8 +3,7 @@
 // train/test inconsistency can only show in a model whose training error is below its
 // validation error). Seeds of one recipe (run names differing only in `_seed<k>`) are one row,
 // mean ± std over them.
-import { lstatSync, realpathSync } from 'node:fs';
-import { lastEpoch, metricsAt, recipeOf, type Run } from './runs.js';
+import { distinctRuns, lastEpoch, metricsAt, recipeOf, type Run } from './runs.js';
 import { combine, type Table } from './table.js';
 
 const COLUMNS: [string, string][] = [
@@ -15,17 +14,9 @@ const COLUMNS: [string, string][] = [
   ['val_err_minibatch', 'val, batch stats (NBS)'],
 ];
 
-/** Runs without the links to them: a run one experiment shares with another (Fig. 8's control is
- *  Table 1's b128, through a symlink) is one recipe, listed under its own folder. */
-function withoutLinks(runs: Run[]): Run[] {
-  const isLink = (r: Run) => lstatSync(r.dir).isSymbolicLink();
-  const own = new Set(runs.filter((r) => !isLink(r)).map((r) => realpathSync(r.dir)));
-  return runs.filter((r) => !isLink(r) || !own.has(realpathSync(r.dir)));
-}
-
 export function regimeTable(runs: Run[]): Table {
   const groups = new Map<string, Run[]>();
-  for (const r of withoutLinks(runs).filter((x) => x.metrics.length)) groups.set(recipeOf(r), [...(groups.get(recipeOf(r)) ?? []), r]);
+  for (const r of distinctRuns(runs).filter((x) => x.metrics.length)) groups.set(recipeOf(r), [...(groups.get(recipeOf(r)) ?? []), r]);
   const rows = [...groups.entries()]
     .sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true }))
     .map(([name, rs]) => {

@@ -1,8 +1,7 @@
 // Whole-folder reports: every table that can be built (markdown), and one self-contained HTML
 // page with the tables and inline SVG figures (no scripts, no network).
-import { realpathSync } from 'node:fs';
 import { buildFigures, FIG_IDS, render, type FigId } from './figures.js';
-import type { Run } from './runs.js';
+import { distinctRuns, type Run } from './runs.js';
 import { esc, hasOurs, toHtml, toMarkdown, type Table } from './table.js';
 import { regimeTable } from './regime.js';
 import { buildTable, TABLE_IDS, type TableId } from './tables.js';
@@ -26,16 +25,10 @@ const FOLDER: Record<TableId | `f${FigId}`, RegExp> = {
 export function runsFor(key: keyof typeof FOLDER, runs: Run[]): Run[] {
   const top = (r: Run) => r.name.split(/[\\/]/)[0];
   const mine = runs.filter((r) => r.name.includes('/') && FOLDER[key].test(top(r)));
-  // A run reused by two experiments through a symlink (Table 2's nbs32 is Table 1's small-batch
-  // run at paper and smoke scale; Fig. 8's control is Table 1's small-batch run) is one run, not two seeds.
-  const seen = new Set<string>();
   // Laid out by experiment, a table whose folder is not there (yet) is not built from other
   // experiments' runs (Table 2 from Table 1's models, say); a flat folder of runs serves every table.
   const layered = runs.some((r) => r.name.includes('/'));
-  return (layered ? mine : runs).filter((r) => {
-    const real = realpathSync(r.dir);
-    return seen.has(real) ? false : (seen.add(real), true);
-  });
+  return distinctRuns(layered ? mine : runs);
 }
 
 export interface TableResult {

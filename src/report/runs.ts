@@ -1,6 +1,6 @@
 // Reading run folders (config.yaml + metrics.csv + eval.csv + bn_trace.csv) for reports and plots.
 // Runs are identified by their resolved config, never by folder names, so any layout works.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { parse as parseYaml } from 'yaml';
@@ -123,6 +123,18 @@ export function findRuns(paths: string[]): Run[] {
 }
 
 /** A run's metrics row for an epoch, or undefined. */
+/**
+ * Each run folder once: a run one experiment shares with another through a symlink (Table 2's
+ * nbs32 and Fig. 8's control are Table 1's small-batch run) is one run, not two seeds, listed
+ * under its own folder when that is among the runs, else under its first link.
+ */
+export function distinctRuns(runs: Run[]): Run[] {
+  const real = runs.map((r) => realpathSync(r.dir));
+  const link = runs.map((r) => lstatSync(r.dir).isSymbolicLink());
+  const seen = new Set(real.filter((_, i) => !link[i]));
+  return runs.filter((_, i) => !link[i] || (!seen.has(real[i]) && (seen.add(real[i]), true)));
+}
+
 export const metricsAt = (run: Run, epoch: number) => run.metrics.find((m) => m.epoch === epoch);
 /** The last epoch the run has written (metrics or eval), which is config.epochs when it finished. */
 /** The recipe a run belongs to: its name without the seed (`b128_seed1` -> `b128`). */
