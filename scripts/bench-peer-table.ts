@@ -31,13 +31,16 @@ const CONFIGS: Record<string, { label: string; set: string[] }> = {
   },
 };
 
-interface Side { train_images_per_s: number; inference_images_per_s: number; precise_seconds: number; peak_rss_mb: number; params: number; train_steps_ms?: number[] }
+interface Side {
+  train_images_per_s: number; inference_images_per_s: number; precise_seconds: number; peak_rss_mb: number; params: number;
+  train_steps_ms?: number[]; inference_passes_ms?: number[];
+}
 
 const o = new Command()
   .option('--runs <n>', 'runs per configuration', '3')
   .option('--steps <n>', 'timed training steps per run', '5')
   .option('--only <list>', `comma list of ${Object.keys(CONFIGS).join(', ')}`, Object.keys(CONFIGS).join(','))
-  .option('--lockstep', 'alternate bnlab and PyTorch training steps one by one; ratio = median over step pairs')
+  .option('--lockstep', 'alternate bnlab and PyTorch training steps and inference passes one by one; ratio = median over pairs')
   .parse()
   .opts<{ runs: string; steps: string; only: string; lockstep?: boolean }>();
 
@@ -59,6 +62,7 @@ for (let r = 0; r < runs; r++) {
     const out = JSON.parse(p.stdout) as { bnlab: Side; peer: Side };
     if (out.bnlab.params !== out.peer.params) fail(`${n}: parameter counts differ (${out.bnlab.params} vs ${out.peer.params})`);
     if (o.lockstep && out.bnlab.train_steps_ms?.length !== out.peer.train_steps_ms?.length) fail(`${n}: lockstep step counts differ`);
+    if (o.lockstep && (!out.bnlab.inference_passes_ms?.length || out.bnlab.inference_passes_ms.length !== out.peer.inference_passes_ms?.length)) fail(`${n}: lockstep inference pass counts differ`);
     results.get(n)!.push(out);
     process.stderr.write(JSON.stringify({ config: n, run: r + 1, load: os.loadavg()[0].toFixed(2), ...out }) + '\n');
   }
@@ -72,7 +76,7 @@ const f = (x: number, d = 1) => x.toFixed(d);
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
 type Rate = 'train_images_per_s' | 'inference_images_per_s' | 'peak_rss_mb';
 const lines = [
-  `${runs} runs each, medians${o.lockstep ? `; training in lockstep (${o.steps} step pairs per run, ratio = median over all pairs, q1-q3 their quartiles)` : ''}; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), ${process.env.BNLAB_WASM_KERNELS ? `BNLAB_WASM_KERNELS=${process.env.BNLAB_WASM_KERNELS}` : 'all bnlab kernels on'}`,
+  `${runs} runs each, medians${o.lockstep ? `; in lockstep (training: ${o.steps} step pairs per run, ratio = median over all pairs, q1-q3 their quartiles; inference: 5 pass pairs per run, ratio = median over all pairs)` : ''}; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), ${process.env.BNLAB_WASM_KERNELS ? `BNLAB_WASM_KERNELS=${process.env.BNLAB_WASM_KERNELS}` : 'all bnlab kernels on'}`,
   '',
   `| model, input, batch | params | train bnlab / PyTorch img/s | ratio${o.lockstep ? ' | q1-q3' : ''} | inference img/s | ratio | PreciseBN img/s (N=256) | ratio | peak RSS MB bnlab / PyTorch |`,
   `|---|---:|---:|---:${o.lockstep ? '|---' : ''}|---:|---:|---:|---:|---:|`,
@@ -86,6 +90,8 @@ for (const n of names) {
   // lockstep: step i of bnlab and step i of the peer ran back to back
   const pairs = o.lockstep ? rs.flatMap((x) => (x.bnlab.train_steps_ms ?? []).map((b, i) => x.peer.train_steps_ms![i] / b)) : [];
   const train = o.lockstep ? `${f(median(pairs), 2)} | ${f(quantile(pairs, 0.25), 2)}-${f(quantile(pairs, 0.75), 2)}` : f(ratio('train_images_per_s'), 2);
-  lines.push(`| ${CONFIGS[n].label} | ${rs[0].bnlab.params.toLocaleString('en')} | ${f(m('bnlab', 'train_images_per_s'))} / ${f(m('peer', 'train_images_per_s'))} | ${train} | ${f(m('bnlab', 'inference_images_per_s'), 0)} / ${f(m('peer', 'inference_images_per_s'), 0)} | ${f(ratio('inference_images_per_s'), 2)} | ${f(median(rs.map((x) => preciseRate(x.bnlab))), 0)} / ${f(median(rs.map((x) => preciseRate(x.peer))), 0)} | ${f(pr, 2)} | ${f(m('bnlab', 'peak_rss_mb'), 0)} / ${f(m('peer', 'peak_rss_mb'), 0)} |`);
+  const inferPairs = o.lockstep ? rs.flatMap((x) => x.bnlab.inference_passes_ms!.map((b, i) => x.peer.inference_passes_ms![i] / b)) : [];
+  const infer = o.lockstep ? median(inferPairs) : ratio('inference_images_per_s');
+  lines.push(`| ${CONFIGS[n].label} | ${rs[0].bnlab.params.toLocaleString('en')} | ${f(m('bnlab', 'train_images_per_s'))} / ${f(m('peer', 'train_images_per_s'))} | ${train} | ${f(m('bnlab', 'inference_images_per_s'), 0)} / ${f(m('peer', 'inference_images_per_s'), 0)} | ${f(infer, 2)} | ${f(median(rs.map((x) => preciseRate(x.bnlab))), 0)} / ${f(median(rs.map((x) => preciseRate(x.peer))), 0)} | ${f(pr, 2)} | ${f(m('bnlab', 'peak_rss_mb'), 0)} / ${f(m('peer', 'peak_rss_mb'), 0)} |`);
 }
 process.stdout.write(lines.join('\n') + '\n');

@@ -11,8 +11,10 @@ way bnlab times itself. Prints one JSON object.
 
 --lockstep (used by `bnlab bench --peer --lockstep`): after the warm-up step, print {"ready": ...}
 and take commands on stdin, one per line: `step` runs one timed training step and prints
-{"ms": ...}; `finish` runs inference and PreciseBN and prints the result. bnlab alternates its own
-steps with these, so a slow minute of a shared host hits both sides alike.
+{"ms": ...}; `infer` one timed inference pass (the first one warms up first) and prints {"ms": ...};
+`finish` runs PreciseBN (and inference, if no `infer` came) and prints the result. bnlab
+alternates its own steps and passes with these, so a slow minute of a shared host hits both sides
+alike.
 
 Run with Debian's /usr/bin/python3 (python3-torch), e.g.
   /usr/bin/python3 scripts/bench-peer.py --arch resnet-cifar --depth 20 --size 32 --in-ch 3 \
@@ -66,6 +68,23 @@ def main(argv=None):
         'nbs': nbs,
     }
 
+    infer_xs = []
+
+    def infer_pass():
+        """One timed pass over --infer-n samples in eval mode; the first call warms up first."""
+        model.eval()
+        with torch.no_grad():
+            if not infer_xs:
+                infer_xs.append(torch.randn(a.infer_n, a.in_ch, a.size, a.size))
+                model(infer_xs[0][: min(a.infer_batch, a.infer_n)])  # warm-up
+            t = time.perf_counter()
+            for s in range(0, a.infer_n, a.infer_batch):
+                model(infer_xs[0][s: s + a.infer_batch]).argmax(1)
+            dt = time.perf_counter() - t
+        model.train()
+        return dt
+
+    infer_times = []
     if 'train' not in skip:
         x = torch.randn(a.batch, a.in_ch, a.size, a.size)
         y = torch.randint(0, a.classes, (a.batch,))
@@ -83,13 +102,18 @@ def main(argv=None):
             print(json.dumps({'ready': True}), flush=True)
             finished = False
             for line in sys.stdin:
-                if line.strip() == 'finish':
+                cmd = line.strip()
+                if cmd == 'finish':
                     finished = True
                     break
-                if line.strip() != 'step':
-                    raise SystemExit(f'bench-peer.py --lockstep: unknown command {line.strip()!r} (step, finish)')
-                times.append(step())
-                print(json.dumps({'ms': round(times[-1] * 1000, 2)}), flush=True)
+                if cmd == 'step':
+                    times.append(step())
+                    print(json.dumps({'ms': round(times[-1] * 1000, 2)}), flush=True)
+                elif cmd == 'infer':
+                    infer_times.append(infer_pass())
+                    print(json.dumps({'ms': round(infer_times[-1] * 1000, 2)}), flush=True)
+                else:
+                    raise SystemExit(f'bench-peer.py --lockstep: unknown command {cmd!r} (step, infer, finish)')
             if not finished:  # bnlab went away: no orphan inference run
                 raise SystemExit('bench-peer.py --lockstep: stdin closed before finish')
             if not times:
@@ -103,17 +127,11 @@ def main(argv=None):
         out['train_images_per_s'] = round(a.batch * 1000 / ms, 1)
 
     if 'infer' not in skip:
-        model.eval()
-        xs = torch.randn(a.infer_n, a.in_ch, a.size, a.size)
-        with torch.no_grad():
-            model(xs[: min(a.infer_batch, a.infer_n)])  # warm-up
-            passes = []
-            for _ in range(a.infer_passes):  # median of whole passes, as bnlab's side
-                t = time.perf_counter()
-                for s in range(0, a.infer_n, a.infer_batch):
-                    model(xs[s: s + a.infer_batch]).argmax(1)
-                passes.append(time.perf_counter() - t)
+        # lockstep: the passes bnlab asked for, each beside one of its own; else median of our own
+        passes = infer_times or [infer_pass() for _ in range(a.infer_passes)]
         out['inference_images_per_s'] = round(a.infer_n / statistics.median(passes), 1)
+        if infer_times:
+            out['inference_passes_ms'] = [round(t * 1000, 2) for t in infer_times]
 
     if 'precise' not in skip:
         model.train()

@@ -113,6 +113,9 @@ describe('bnlab CLI', () => {
     expect(j.bnlab.train_steps_ms).toHaveLength(3);
     expect(j.peer.train_steps_ms).toHaveLength(3); // one peer step beside each bnlab step
     expect(j.peer.inference_images_per_s).toBeGreaterThan(0);
+    // and one peer inference pass beside each of bnlab's
+    expect(j.bnlab.inference_passes_ms).toHaveLength(5);
+    expect(j.peer.inference_passes_ms).toHaveLength(5);
     // without --peer there is nothing to alternate with
     const alone = run(['bench', '--lockstep', '--steps', '1', ...set]);
     expect(alone.status).not.toBe(0);

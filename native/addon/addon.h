@@ -40,6 +40,7 @@ napi_value ConvImpl(napi_env env, napi_callback_info info);
 napi_value BnForward(napi_env env, napi_callback_info info);
 napi_value BnBackward(napi_env env, napi_callback_info info);
 napi_value BnApply(napi_env env, napi_callback_info info);
+napi_value BnApplyAddRelu(napi_env env, napi_callback_info info);
 napi_value Sgd(napi_env env, napi_callback_info info);
 napi_value Ema(napi_env env, napi_callback_info info);
 napi_value AddRelu(napi_env env, napi_callback_info info);

@@ -105,6 +105,27 @@ void apply(const float* x, float* y, const float* scale, const float* shift, int
   }
 }
 
+// y = relu(x*scale + shift + z): a residual block's last BN with population statistics, its
+// shortcut z and the ReLU in one pass instead of two (BnApply, then AddRelu). Each element rounds
+// as there: x*scale + shift to float (the same expression as applyRows), then + z, then the ReLU.
+void applyAddRelu(const float* x, const float* z, float* y, const float* scale, const float* shift, int64_t rows,
+                  int64_t C) {
+#pragma omp parallel
+  {
+    int64_t r0, r1;
+    rowsOf(rows, omp_get_thread_num(), omp_get_num_threads(), r0, r1);
+    for (int64_t r = r0; r < r1; r++) {
+      const float *row = x + r * C, *zr = z + r * C;
+      float* out = y + r * C;
+      for (int64_t c = 0; c < C; c++) {
+        const float v = row[c] * scale[c] + shift[c];
+        const float w = v + zr[c];
+        out[c] = w > 0 ? w : 0.f;
+      }
+    }
+  }
+}
+
 // dz = dy * [gamma*xhat + beta > 0] (RELU) or dy; sums of dz and dz*xhat over rows [r0, r1).
 // RELU is a template parameter so that both loops vectorise without a branch inside.
 template <bool RELU>
@@ -217,5 +238,14 @@ napi_value BnApply(napi_env env, napi_callback_info info) {
   if (!a.ok) return nullptr;
   char* h = a.heap(0);
   apply(a.f32(h, 1), a.f32(h, 2), a.f32(h, 3), a.f32(h, 4), a.i64(5), a.i64(6), a.num(7) != 0);
+  return nullptr;
+}
+
+// bnApplyAddRelu(heap, x, z, y, scale, shift, rows, C)
+napi_value BnApplyAddRelu(napi_env env, napi_callback_info info) {
+  Args a(env, info, 8);
+  if (!a.ok) return nullptr;
+  char* h = a.heap(0);
+  applyAddRelu(a.f32(h, 1), a.f32(h, 2), a.f32(h, 3), a.f32(h, 4), a.f32(h, 5), a.i64(6), a.i64(7));
   return nullptr;
 }

@@ -37,6 +37,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"bnForward", nullptr, BnForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"bnBackward", nullptr, BnBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"bnApply", nullptr, BnApply, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"bnApplyAddRelu", nullptr, BnApplyAddRelu, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgd", nullptr, Sgd, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"ema", nullptr, Ema, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"addRelu", nullptr, AddRelu, nullptr, nullptr, nullptr, napi_default, nullptr},

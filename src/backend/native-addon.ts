@@ -14,6 +14,8 @@ export interface NativeAddon {
   bnForward(heap: Uint8Array, ...args: number[]): void;
   bnBackward(heap: Uint8Array, ...args: number[]): void;
   bnApply(heap: Uint8Array, ...args: number[]): void;
+  /** bnApplyAddRelu(heap, x, z, y, scale, shift, rows, C): y = relu(x*scale + shift + z), native/addon/bn.cc */
+  bnApplyAddRelu(heap: Uint8Array, ...args: number[]): void;
   /** sgd(heap, w, g, v, wOut, vOut, n, lr, momentum, wd, nesterov): native/addon/sgd.cc */
   sgd(heap: Uint8Array, ...args: number[]): void;
   /** ema(heap, mean, var, obsMean, obsVar, meanOut, varOut, C, G, decay, counts): native/addon/ema.cc */

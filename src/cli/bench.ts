@@ -36,11 +36,14 @@ export interface BenchResult {
   /** every timed step, in order (the spread shows how noisy the machine is) */
   train_steps_ms?: number[];
   inference_images_per_s: number;
+  /** every timed inference pass, in order (bench --lockstep: each beside one of the peer's) */
+  inference_passes_ms?: number[];
   precise_samples: number;
   precise_seconds: number;
   peak_rss_mb: number;
   threads: number;
-  /** steps alternated one by one with the peer's (bench --lockstep): train_steps_ms pair up */
+  /** steps and inference passes alternated one by one with the peer's (bench --lockstep):
+   *  train_steps_ms and inference_passes_ms pair up */
   lockstep?: boolean;
 }
 
@@ -60,7 +63,7 @@ export function registerBench(program: Command): void {
     .option('--json', 'print JSON instead of a table')
     .option('--profile', 'also print the time share of each tfjs kernel in one training step')
     .option('--peer', 'also run the same model, input, batch and threads in PyTorch (scripts/bench-peer.py) and print both')
-    .option('--lockstep', 'with --peer: alternate bnlab and PyTorch training steps one by one (both processes alive, one computing at a time), so the per-step ratio is measured seconds apart on a host whose speed drifts')
+    .option('--lockstep', 'with --peer: alternate bnlab and PyTorch training steps and inference passes one by one (both processes alive, one computing at a time), so the per-step ratio is measured seconds apart on a host whose speed drifts')
     .option('--python <exe>', 'python with torch for --peer', process.env.BNLAB_PYTHON ?? '/usr/bin/python3')
     .action(async (o: { config?: string; set: string[]; backend?: string; steps: string; json?: boolean; profile?: boolean; peer?: boolean; lockstep?: boolean; python: string }) => {
       if (o.lockstep && !o.peer) throw new ConfigError('bench: --lockstep alternates with the PyTorch peer; add --peer');
@@ -110,16 +113,18 @@ export function registerBench(program: Command): void {
         profileText = `kernel time of one training step (self time; ${tf.getBackend()}):\n${formatProfile(p)}`;
       }
 
-      // Inference with population statistics (EMA), at the eval batch size (the peer waiting).
+      // Inference with population statistics (EMA), at the eval batch size. The median of
+      // INFER_PASSES whole passes (the peer's too): one pass of a few batches varied 2-3x from run
+      // to run. In lockstep each pass sits beside one of the peer's, alternating which goes first.
       const evalOpts = { ctx: { source: 'population' as const, nbs: cfg.bn.nbs, eps: cfg.bn.eps, population: emaStats(s) }, batchSize: cfg.eval.batch_size };
-      // The median of INFER_PASSES whole passes (the peer's too): one pass of a few batches
-      // varied 2-3x from run to run.
       await evaluate(s.net, s.params, { ...evalSet, n: Math.min(evalSet.n, cfg.eval.batch_size) }, evalOpts); // warm-up
       const passes: number[] = [];
       for (let k = 0; k < INFER_PASSES; k++) {
+        if (lockstep && k % 2 === 1) await lockstep.infer();
         const t0 = performance.now();
         await evaluate(s.net, s.params, evalSet, evalOpts);
         passes.push(performance.now() - t0);
+        if (lockstep && k % 2 === 0) await lockstep.infer();
       }
       const inferMs = median(passes);
 
@@ -145,6 +150,7 @@ export function registerBench(program: Command): void {
         train_step_ms: +stepMs.toFixed(1),
         train_steps_ms: times.map((t) => +t.toFixed(1)),
         inference_images_per_s: +((evalSet.n * 1000) / inferMs).toFixed(1),
+        ...(lockstep ? { inference_passes_ms: passes.map((t) => +t.toFixed(2)) } : {}),
         precise_samples: preciseN,
         precise_seconds: +preciseS.toFixed(2),
         peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
@@ -178,10 +184,10 @@ export function registerBench(program: Command): void {
 
 /**
  * The PyTorch peer in lockstep (bench-peer.py --lockstep): started once, asked for one training
- * step at a time, then for its inference and PreciseBN figures. Every wait is bounded: a peer that
+ * step or inference pass at a time, then for its PreciseBN figure. Every wait is bounded: a peer that
  * stops answering ends the bench with its last stderr lines, never a hang.
  */
-async function startLockstep(python: string, args: string[]): Promise<{ step(): Promise<number>; finish(): Promise<PeerResult> }> {
+async function startLockstep(python: string, args: string[]): Promise<{ step(): Promise<number>; infer(): Promise<number>; finish(): Promise<PeerResult> }> {
   const child = spawn(python, [...args, '--lockstep'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
@@ -211,6 +217,10 @@ async function startLockstep(python: string, args: string[]): Promise<{ step(): 
     async step() {
       child.stdin.write('step\n');
       return (await next('a training step', 600)).ms as number;
+    },
+    async infer() {
+      child.stdin.write('infer\n');
+      return (await next('an inference pass', 600)).ms as number;
     },
     async finish() {
       child.stdin.end('finish\n');

@@ -1,7 +1,8 @@
 // BatchNorm with a choosable "batch": the one place where the paper's question is answered.
 // Normalization only; the per-channel affine (gamma, beta) is a separate layer (affine()).
 import * as tf from '@tensorflow/tfjs-core';
-import { BN_APPLY, BN_BACKWARD, BN_FORWARD, hasKernel as hasFused, runKernel as run } from '../backend/kernels/names.js';
+import { addRelu } from './fused.js';
+import { BN_APPLY, BN_APPLY_ADD_RELU, BN_BACKWARD, BN_FORWARD, hasKernel as hasFused, runKernel as run } from '../backend/kernels/names.js';
 
 /**
  * Where a forward pass takes its normalization statistics from:
@@ -25,6 +26,9 @@ export interface BNContext {
   eps: number;
   /** Per-layer population statistics, required for `population`. */
   population?: ReadonlyMap<string, LayerStats>;
+  /** `population` with each layer's statistics and affine already folded (foldPopulation), so a
+   *  pass over many batches computes them once (evaluation); absent layers are folded per call. */
+  folded?: ReadonlyMap<string, Folded>;
   /** Collect the batch statistics each layer observed (kept tensors; the caller disposes them). */
   observe?: boolean;
   /** Layers that normalize with these statistics whatever `source` says (exact B = N PreciseBN
@@ -39,7 +43,20 @@ export interface BNContext {
 export class StopForward extends Error {}
 
 /** The context a layer actually uses: `population` with ctx.fixed's statistics for fixed layers. */
-const forLayer = (ctx: BNContext, layer: string): BNContext => (ctx.fixed?.has(layer) ? { ...ctx, source: 'population', population: ctx.fixed } : ctx);
+const forLayer = (ctx: BNContext, layer: string): BNContext => (ctx.fixed?.has(layer) ? { ...ctx, source: 'population', population: ctx.fixed, folded: undefined } : ctx);
+
+/** Population normalization and affine as one per-channel map y = x*scale + shift. */
+export type Folded = { scale: tf.Tensor1D; shift: tf.Tensor1D };
+
+/** scale = gamma / sqrt(var + eps), shift = beta - mean*scale: the ops every population pass
+ *  uses, whether folded once per evaluation or per call, so both give the same bits. */
+export function foldPopulation(gamma: tf.Tensor1D, beta: tf.Tensor1D, pop: LayerStats, eps: number): Folded {
+  const scale = tf.mul(gamma, tf.rsqrt(tf.add(pop.variance, eps))) as tf.Tensor1D;
+  return { scale, shift: tf.sub(beta, tf.mul(pop.mean, scale)) as tf.Tensor1D };
+}
+
+/** Whether a gradient tape is recording (training, FrozenBN): else no op needs a gradient. */
+const recording = (): boolean => (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
 
 /** What one BN layer observed in one forward pass: per group g and channel c. */
 export interface Observation {
@@ -140,11 +157,9 @@ export function batchNormAffine(
   const n = x.shape[0];
   const rows = x.size / x.shape[x.rank - 1];
   if (ctx.source === 'population') {
-    const pop = ctx.population?.get(layer);
-    if (!pop) throw new Error(`BN layer ${layer}: no population statistics were given`);
     // y = act(x*scale + shift): one pass. Gradients (FrozenBN training) by the chain rule in tf ops.
-    const scale = tf.mul(gamma, tf.rsqrt(tf.add(pop.variance, ctx.eps))) as tf.Tensor1D;
-    const shift = tf.sub(beta, tf.mul(pop.mean, scale)) as tf.Tensor1D;
+    const { scale, shift } = foldedFor(ctx, layer, gamma, beta);
+    if (!recording()) return run(BN_APPLY, { x, scale, shift }, { relu }) as tf.Tensor;
     const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
       const save = args[3] as tf.GradSaveFunc;
       const [xIn, sc, sh] = args as tf.Tensor[];
@@ -174,6 +189,34 @@ export function batchNormAffine(
     r.variance.dispose();
   }
   return r.y;
+}
+
+function foldedFor(ctx: BNContext, layer: string, gamma: tf.Tensor1D, beta: tf.Tensor1D): Folded {
+  const folded = ctx.folded?.get(layer);
+  if (folded) return folded;
+  const pop = ctx.population?.get(layer);
+  if (!pop) throw new Error(`BN layer ${layer}: no population statistics were given`);
+  return foldPopulation(gamma, beta, pop, ctx.eps);
+}
+
+/**
+ * The end of a residual block: relu(BN(x) + shortcut()), BN with its affine. At inference with
+ * population statistics one fused pass where the backend has it; otherwise (training, batch
+ * statistics) exactly batchNormAffine then addRelu, with the shortcut computed between the two
+ * as before (the order BN layers are observed in). The same bits either way.
+ */
+export function batchNormAffineAddRelu(
+  x: tf.Tensor, layer: string, ctxIn: BNContext, gamma: tf.Tensor1D, beta: tf.Tensor1D, shortcut: () => tf.Tensor, observed?: Observation[],
+): tf.Tensor {
+  const ctx = forLayer(ctxIn, layer);
+  if (ctx.source === 'population' && x.dtype === 'float32' && hasFused(BN_APPLY_ADD_RELU) && !recording()) {
+    const { scale, shift } = foldedFor(ctx, layer, gamma, beta);
+    const z = shortcut();
+    if (z.dtype === 'float32' && tf.util.arraysEqual(z.shape, x.shape)) return run(BN_APPLY_ADD_RELU, { x, z, scale, shift }) as tf.Tensor;
+    return addRelu(run(BN_APPLY, { x, scale, shift }, { relu: false }) as tf.Tensor, z);
+  }
+  const y = batchNormAffine(x, layer, ctxIn, gamma, beta, false, observed);
+  return addRelu(y, shortcut());
 }
 
 /** BN normalization of x [N,H,W,C] (or [N,C]) under the context's statistics source. */

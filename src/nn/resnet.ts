@@ -2,9 +2,9 @@
 // blocks) and ResNet-50 v1.5 (bottlenecks, stride on the 3x3). A forward pass mutates nothing and
 // returns the logits plus the batch statistics every BN layer observed.
 import * as tf from '@tensorflow/tfjs-core';
-import { batchNormAffine, type BNContext, type Observation } from './batchnorm.js';
+import { batchNormAffine, batchNormAffineAddRelu, type BNContext, type Observation } from './batchnorm.js';
 import { Rng } from '../util/rng.js';
-import { addRelu, globalAvgPool } from './fused.js';
+import { globalAvgPool } from './fused.js';
 
 export type ModelConfig = {
   arch: 'resnet-cifar' | 'resnet50';
@@ -63,6 +63,9 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
   // BN -> affine (-> ReLU): one fused kernel where the backend has it (see batchNormAffine).
   const bn = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, name: string, ctx: BNContext, obs?: Observation[], relu = false) =>
     batchNormAffine(x, name, ctx, p.get(`${name}.gamma`) as tf.Tensor1D, p.get(`${name}.beta`) as tf.Tensor1D, relu, obs) as tf.Tensor4D;
+  // A block's end, relu(BN(x) + shortcut): at inference one fused pass (see batchNormAffineAddRelu).
+  const bnAddRelu = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, name: string, ctx: BNContext, obs: Observation[] | undefined, shortcut: () => tf.Tensor4D) =>
+    batchNormAffineAddRelu(x, name, ctx, p.get(`${name}.gamma`) as tf.Tensor1D, p.get(`${name}.beta`) as tf.Tensor1D, shortcut, obs) as tf.Tensor4D;
 
   // A stage owns the BN layers declared since the previous one.
   const stages: Stage[] = [];
@@ -96,10 +99,9 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
           bnSpec(`${name}.proj_bn`, cout);
         }
         stage((p, x, ctx, obs) => {
-          let y = bn(p, conv(p, x, `${name}.conv1`, stride), `${name}.bn1`, ctx, obs, true);
-          y = bn(p, conv(p, y, `${name}.conv2`, 1), `${name}.bn2`, ctx, obs);
-          const sc = proj ? bn(p, conv(p, x, `${name}.proj`, stride), `${name}.proj_bn`, ctx, obs) : x;
-          return addRelu(y, sc);
+          const y = bn(p, conv(p, x, `${name}.conv1`, stride), `${name}.bn1`, ctx, obs, true);
+          const shortcut = () => (proj ? bn(p, conv(p, x, `${name}.proj`, stride), `${name}.proj_bn`, ctx, obs) : x);
+          return bnAddRelu(p, conv(p, y, `${name}.conv2`, 1), `${name}.bn2`, ctx, obs, shortcut);
         });
         cin = cout;
       }
@@ -134,9 +136,8 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
         stage((p, x, ctx, obs) => {
           let y = bn(p, conv(p, x, `${name}.conv1`, 1), `${name}.bn1`, ctx, obs, true);
           y = bn(p, conv(p, y, `${name}.conv2`, stride), `${name}.bn2`, ctx, obs, true);
-          y = bn(p, conv(p, y, `${name}.conv3`, 1), `${name}.bn3`, ctx, obs);
-          const sc = proj ? bn(p, conv(p, x, `${name}.proj`, stride), `${name}.proj_bn`, ctx, obs) : x;
-          return addRelu(y, sc);
+          const shortcut = () => (proj ? bn(p, conv(p, x, `${name}.proj`, stride), `${name}.proj_bn`, ctx, obs) : x);
+          return bnAddRelu(p, conv(p, y, `${name}.conv3`, 1), `${name}.bn3`, ctx, obs, shortcut);
         });
         cin = cout;
       }

@@ -8,17 +8,19 @@
 //   BnlabBNForward  {x[, gamma, beta]} attrs {groups, eps, relu} -> [y, mean[G,C], variance[G,C]]
 //   BnlabBNBackward {dy, x, mean, variance[, gamma, beta]} attrs {groups, eps, relu} -> [dx, dgamma[C], dbeta[C]]
 //   BnlabBNApply    {x, scale, shift} attrs {relu} -> y = act(x*scale + shift)
+//   BnlabBNApplyAddRelu {x, z, scale, shift} -> y = relu(x*scale + shift + z), natively only (a
+//     residual block's end at inference: one pass instead of BnlabBNApply then BnlabAddRelu)
 // x is any shape whose last dim is C (NHWC); its rows are split into `groups` equal groups.
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { findBackend, registerKernel, unregisterKernel, getKernel, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../native-addon.js';
 import { offsetOf, type WasmHeapBackend } from './heap.js';
-import { BN_FORWARD, BN_BACKWARD, BN_APPLY } from './names.js';
+import { BN_FORWARD, BN_BACKWARD, BN_APPLY, BN_APPLY_ADD_RELU } from './names.js';
 
-export { BN_FORWARD, BN_BACKWARD, BN_APPLY };
+export { BN_FORWARD, BN_BACKWARD, BN_APPLY, BN_APPLY_ADD_RELU };
 
-const NAMES = [BN_FORWARD, BN_BACKWARD, BN_APPLY];
+const NAMES = [BN_FORWARD, BN_BACKWARD, BN_APPLY, BN_APPLY_ADD_RELU];
 
 interface Exports {
   bn_forward(...a: number[]): void;
@@ -149,6 +151,23 @@ const apply: KernelFunc = ({ inputs, attrs, backend }) => {
   return y;
 };
 
+const applyAddRelu: KernelFunc = ({ inputs, backend }) => {
+  const b = backend as unknown as WasmHeapBackend;
+  const { x, z, scale, shift } = inputs as { x: TensorInfo; z: TensorInfo; scale: TensorInfo; shift: TensorInfo };
+  checkF32(x, z, scale, shift);
+  const C = x.shape[x.shape.length - 1];
+  const n = x.shape.reduce((a, v) => a * v, 1);
+  if (z.shape.length !== x.shape.length || z.shape.some((d, i) => d !== x.shape[i])) {
+    throw new Error(`bnlab fused BN apply+add+relu: shortcut ${z.shape} differs from x ${x.shape}`);
+  }
+  if (scale.shape.reduce((a, v) => a * v, 1) !== C || shift.shape.reduce((a, v) => a * v, 1) !== C) {
+    throw new Error('bnlab fused BN apply+add+relu: scale/shift must have C elements');
+  }
+  const y = b.makeOutput(x.shape, 'float32');
+  if (n > 0) native!.bnApplyAddRelu(b.wasm.HEAPU8, off(b, x), off(b, z), off(b, y), off(b, scale), off(b, shift), n / C, C);
+  return y;
+};
+
 /** Registers (on = true) or removes the fused BN kernels for the wasm backend; with `addon`
  *  they run natively (multi-threaded), else in bnlab's WebAssembly module. */
 export function setFusedBN(on: boolean, backendName = 'wasm', addon: NativeAddon | null = null): void {
@@ -161,4 +180,5 @@ export function setFusedBN(on: boolean, backendName = 'wasm', addon: NativeAddon
   registerKernel({ kernelName: BN_FORWARD, backendName, kernelFunc: forward });
   registerKernel({ kernelName: BN_BACKWARD, backendName, kernelFunc: backward });
   registerKernel({ kernelName: BN_APPLY, backendName, kernelFunc: apply });
+  if (native) registerKernel({ kernelName: BN_APPLY_ADD_RELU, backendName, kernelFunc: applyAddRelu });
 }

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 export const BN_FORWARD = 'BnlabBNForward';
 export const BN_BACKWARD = 'BnlabBNBackward';
 export const BN_APPLY = 'BnlabBNApply';
+export const BN_APPLY_ADD_RELU = 'BnlabBNApplyAddRelu';
 export const ADD_RELU = 'BnlabAddRelu';
 export const RELU_GRAD = 'BnlabReluGrad';
 export const GAP = 'BnlabGAP';
