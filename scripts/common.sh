@@ -45,10 +45,13 @@ finished_runs() {
   return 0
 }
 # `reuse FROM TO`: OUT/TO becomes a link to the run OUT/FROM (both EXP/RUN), one run shared by two
-# experiments (the report counts it once), if FROM exists and TO does not.
+# experiments (the report counts it once), if FROM exists and TO does not. A real folder at TO
+# (a run trained there) is kept and said so: it is not the shared run.
 reuse() {
   if [ -d "$OUT/$1" ] && [ ! -e "$OUT/$2" ] && [ ! -L "$OUT/$2" ]; then
     mkdir -p "$(dirname "$OUT/$2")" && ln -s "../$1" "$OUT/$2"
+  elif [ -d "$OUT/$2" ] && [ ! -L "$OUT/$2" ]; then
+    echo "note: $OUT/$2 is a run folder of its own, not a link to $OUT/$1; it is used as it is (remove it to share $OUT/$1)" >&2
   fi
 }
 # `bnlab eval --run RUN ARGS...` once: a finished evaluation is listed in RUN/evals.done and

@@ -11,7 +11,7 @@ import { buildFigures, render, type FigId } from '../src/report/figures.js';
 import { htmlReport, markdownReport, runsFor } from '../src/report/report.js';
 import { findRuns, lastEpoch, type Num, type Run } from '../src/report/runs.js';
 import { fmtCell, toCsv, toMarkdown } from '../src/report/table.js';
-import { buildTable, divergedAt, domainKey } from '../src/report/tables.js';
+import { buildTable, divergedAt, domainKey, isPatterned } from '../src/report/tables.js';
 import { regimeTable } from '../src/report/regime.js';
 
 const FX = 'test/fixtures/report';
@@ -409,6 +409,12 @@ describe('Fig. 8 table', () => {
     expect(spec.title.subtitle.join(' ')).toContain('control (same recipe, random groups of 32): fig8/random_seed0 (one seed)');
     // control values: its PreciseBN per epoch (17 at epoch 4 in the fixture)
     expect(spec.layer[1].data.values.find((v: any) => v.series.startsWith('control') && v.epoch === 4).err).toBe(17);
+  });
+  it('a control without per-epoch PreciseBN gets neither a line nor a legend entry', () => {
+    const runs = runsFor('f8', all).map((r) => (isPatterned(r) ? r : { ...r, metrics: r.metrics.map((m) => ({ ...m, val_err_precise: null })) }));
+    const spec = buildFigures(runs, ['8']).figures[0].spec as any;
+    expect(spec.layer[1].encoding.strokeDash.scale.domain).toEqual(['mini-batch, composed test groups', 'mini-batch, random test groups', 'PreciseBN (population)']);
+    expect(spec.title.subtitle.join(' ')).not.toContain('control');
   });
 });
 

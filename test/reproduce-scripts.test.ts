@@ -68,8 +68,11 @@ describe('reuse: one run shared by two experiments', () => {
     expect(readlinkSync(join(dir, 'fig8', 'random_seed0'))).toBe('../table1/b128_seed0');
     expect(realpathSync(join(dir, 'fig8', 'random_seed0'))).toBe(realpathSync(join(dir, 'table1', 'b128_seed0')));
     expect(existsSync(join(dir, 'fig8', 'random_seed9'))).toBe(false);
+    expect(r.stderr).not.toContain('note:'); // an existing link is what was asked for
     mkdirSync(join(dir, 'fig8', 'random_seed1'));
-    expect(bash('reuse table1/b128_seed0 fig8/random_seed1').status).toBe(0);
+    const kept = bash('reuse table1/b128_seed0 fig8/random_seed1');
+    expect(kept.status).toBe(0);
     expect(lstatSync(join(dir, 'fig8', 'random_seed1')).isSymbolicLink()).toBe(false);
+    expect(kept.stderr).toMatch(/fig8\/random_seed1 is a run folder of its own, not a link to .*table1\/b128_seed0/);
   });
 });

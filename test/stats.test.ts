@@ -1,5 +1,6 @@
-// PreciseBN aggregation and the EMA step against an independent float64 reference.
+// PreciseBN aggregation and the EMA step against an independent float64 reference; the median bench figures use.
 import { describe, expect, it } from 'vitest';
+import { median } from '../src/util/median.js';
 import { aggregateBatchStats, emaUpdate, StatsAccumulator, type BatchStats, type Estimator, type PopulationStats } from '../src/bn/estimators.js';
 
 /** LCG + Box-Muller: independent of src/util/rng.ts. */
@@ -245,5 +246,16 @@ describe('the package entry', () => {
     expect(r.status, `${r.stderr}\n(build it with npm run prepare)`).toBe(0);
     // the batches hold the values {-1, 1} and {1, 3}: mean 1, unbiased variance 8/3
     expect(JSON.parse(r.stdout)).toEqual([1, 8 / 3, true]);
+  });
+});
+
+describe('median (bench figures beside PyTorch\'s statistics.median)', () => {
+  it('odd count: the middle value; even: the mean of the two middles; empty: NaN; input untouched', () => {
+    const xs = [5, 1, 4, 2];
+    expect(median(xs)).toBe(3);
+    expect(xs).toEqual([5, 1, 4, 2]);
+    expect(median([3, 9, 1])).toBe(3);
+    expect(median([7])).toBe(7);
+    expect(median([])).toBeNaN();
   });
 });

@@ -19,9 +19,9 @@ import { preciseBNStats } from '../bn/precise.js';
 import { createState, emaStats } from '../train/state.js';
 import { trainStep } from '../train/step.js';
 import { disposeState } from '../train/trainer.js';
+import { median } from '../util/median.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const INFER_PASSES = 5;
 
 export interface BenchResult {

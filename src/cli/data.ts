@@ -16,6 +16,7 @@ import { loadIndex } from '../data/imagefolder.js';
 import { permutation } from '../data/loader.js';
 import { prefetch } from '../data/prefetch.js';
 import { createProgress } from '../util/progress.js';
+import { median } from '../util/median.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -138,7 +139,6 @@ async function verify(target: string | undefined, f: { set: string[]; quiet?: bo
   return false;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 async function bench(target: string | undefined, f: { set: string[]; workers?: string; decoder?: string; images: string; batch: string; repeat: string; eval?: boolean }): Promise<void> {
   const ks = (f.workers ?? `1,2,${cpuBudget().cpus}`).split(',').map(Number).filter((k, i, a) => k >= 1 && a.indexOf(k) === i);
@@ -167,7 +167,7 @@ async function bench(target: string | undefined, f: { set: string[]; workers?: s
       for await (const b of prefetch(jobs(), cfg.data.prefetch)) got += b.n;
       rates.push(got / ((performance.now() - t) / 1000));
     }
-    out(`${decoder.padStart(7)} ${String(k).padStart(7)} ${rates.length ? Math.max(...rates).toFixed(0).padStart(11) : '-'} ${median(rates).toFixed(0).padStart(13)}  ${rates.map((x) => x.toFixed(0)).join(' ')}`);
+    out(`${decoder.padStart(7)} ${String(k).padStart(7)} ${rates.length ? Math.max(...rates).toFixed(0).padStart(11) : '-'} ${(rates.length ? median(rates).toFixed(0) : '-').padStart(13)}  ${rates.map((x) => x.toFixed(0)).join(' ')}`);
     await decodePool(k, decoder).close();
   }
 }

@@ -251,8 +251,10 @@ function fig56(runs: Run[], fig: '5' | '6'): Figure {
  * trained on random groups, where there is one, is a dashed grey line: its PreciseBN error, what
  * the same recipe reaches without a pattern to read.
  */
-function fig8(patterned: Run[], control: Run[]): Figure {
+function fig8(patterned: Run[], controls: Run[]): Figure {
   const CONTROL = 'control (random groups): PreciseBN';
+  // a control without per-epoch PreciseBN (precise.every_epoch off) has no line: no legend entry
+  const control = controls.filter((r) => r.metrics.some((m) => typeof m.val_err_precise === 'number'));
   const SERIES = [
     ['mini-batch, composed test groups', 'val_err_composed', FIG8.composed, patterned],
     ['mini-batch, random test groups', 'val_err_minibatch', FIG8.random, patterned],
