@@ -73,7 +73,7 @@ const f = (x: number, d = 1) => x.toFixed(d);
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
 type Rate = 'train_images_per_s' | 'inference_images_per_s' | 'peak_rss_mb';
 const lines = [
-  `${runs} runs each, medians${o.lockstep ? `; in lockstep (training: ${o.steps} step pairs per run, ratio = median over all pairs, q1-q3 their quartiles; inference: 5 pass pairs per run, ratio = median over all pairs)` : ''}; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), ${process.env.BNLAB_WASM_KERNELS ? `BNLAB_WASM_KERNELS=${process.env.BNLAB_WASM_KERNELS}` : 'all bnlab kernels on'}`,
+  `${runs} runs each, medians${o.lockstep ? `; in lockstep (training: ${o.steps} step pairs per run, ratio = median over all pairs, q1-q3 their quartiles; inference: ${results.get(names[0])![0].bnlab.inference_passes_ms?.length ?? 0} pass pairs per run, ratio = median over all pairs)` : ''}; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), ${process.env.BNLAB_WASM_KERNELS ? `BNLAB_WASM_KERNELS=${process.env.BNLAB_WASM_KERNELS}` : 'all bnlab kernels on'}`,
   '',
   `| model, input, batch | params | train bnlab / PyTorch img/s | ratio${o.lockstep ? ' | q1-q3' : ''} | inference img/s | ratio | PreciseBN img/s (N=256) | ratio | peak RSS MB bnlab / PyTorch |`,
   `|---|---:|---:|---:${o.lockstep ? '|---' : ''}|---:|---:|---:|---:|---:|`,

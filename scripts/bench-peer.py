@@ -49,7 +49,7 @@ def main(argv=None):
     ap.add_argument('--precise-n', type=int, default=512)
     ap.add_argument('--precise-batch', type=int, default=32)
     ap.add_argument('--skip', default='', help='comma list of phases to skip: train,infer,precise')
-    ap.add_argument('--lockstep', action='store_true', help='training steps on command from stdin (see above)')
+    ap.add_argument('--lockstep', action='store_true', help='training steps and inference passes on command from stdin (see above)')
     a = ap.parse_args(argv)
     if a.infer_passes < 1:
         ap.error('--infer-passes must be at least 1')

@@ -11,7 +11,7 @@ import { loadNative } from '../src/backend/native-addon.js';
 import { validateConfig } from '../src/config/load.js';
 import { loadDataset } from '../src/data/dataset.js';
 import { evaluate, foldAll } from '../src/eval/evaluate.js';
-import type { BNContext, LayerStats } from '../src/nn/batchnorm.js';
+import { foldPopulation, type BNContext, type LayerStats } from '../src/nn/batchnorm.js';
 import { buildNetwork, initParams, type ModelConfig } from '../src/nn/resnet.js';
 
 function uniform(seed: number) {
@@ -52,6 +52,21 @@ describe('BnlabBNApplyAddRelu', () => {
   it('rejects a shortcut of another shape', () => {
     tf.tidy(() => {
       expect(() => runKernel(BN_APPLY_ADD_RELU, { x: tf.zeros([2, 2, 2, 3]), z: tf.zeros([2, 2, 2, 4]), scale: tf.ones([3]), shift: tf.zeros([3]) })).toThrow(/shortcut/);
+    });
+  });
+});
+
+describe('foldPopulation', () => {
+  it('scale = gamma / sqrt(var + eps), shift = beta - mean*scale, against float64', () => {
+    const C = 37, g = rand(C, 11, 0.5, 1), b = rand(C, 12, 0.5), m = rand(C, 13, 2), v = rand(C, 14, 0.9, 1);
+    tf.tidy(() => {
+      const f = foldPopulation(tf.tensor1d(g), tf.tensor1d(b), { mean: tf.tensor1d(m), variance: tf.tensor1d(v) }, 1e-5);
+      const [sc, sh] = [f.scale.dataSync(), f.shift.dataSync()];
+      for (let c = 0; c < C; c++) {
+        const scale = g[c] / Math.sqrt(v[c] + 1e-5);
+        expect(Math.abs(sc[c] - scale)).toBeLessThan(1e-6 * Math.abs(scale) + 1e-7);
+        expect(Math.abs(sh[c] - (b[c] - m[c] * scale))).toBeLessThan(1e-6 * (Math.abs(b[c]) + Math.abs(m[c] * scale)) + 1e-7);
+      }
     });
   });
 });

@@ -224,7 +224,7 @@ async function startLockstep(python: string, args: string[]): Promise<{ step(): 
     },
     async finish() {
       child.stdin.end('finish\n');
-      return (await next('inference and PreciseBN', 1800)) as unknown as PeerResult;
+      return (await next('PreciseBN', 1800)) as unknown as PeerResult;
     },
   };
 }

@@ -139,7 +139,6 @@ async function verify(target: string | undefined, f: { set: string[]; quiet?: bo
   return false;
 }
 
-
 async function bench(target: string | undefined, f: { set: string[]; workers?: string; decoder?: string; images: string; batch: string; repeat: string; eval?: boolean }): Promise<void> {
   const ks = (f.workers ?? `1,2,${cpuBudget().cpus}`).split(',').map(Number).filter((k, i, a) => k >= 1 && a.indexOf(k) === i);
   if (!ks.length) throw new ConfigError('--workers: give thread counts like 1,2,4');

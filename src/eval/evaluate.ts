@@ -34,9 +34,10 @@ export async function evaluate(net: Network, params: ReadonlyMap<string, tf.Tens
   let errors = 0;
   let lossSum = 0;
   let done = 0;
-  const folded = foldAll(net, params, o.ctx);
-  const ctx = { ...o.ctx, observe: false, folded: folded ?? o.ctx.folded };
+  let folded: Map<string, Folded> | undefined;
   try {
+    folded = foldAll(net, params, o.ctx);
+    const ctx = { ...o.ctx, observe: false, folded: folded ?? o.ctx.folded };
     for await (const b of prefetch(jobs(), 2)) {
       const [wrong, loss] = tf.tidy(() => {
         const x = tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]);
@@ -63,7 +64,12 @@ export async function evaluate(net: Network, params: ReadonlyMap<string, tf.Tens
 export function foldAll(net: Network, params: ReadonlyMap<string, tf.Tensor>, ctx: BNContext): Map<string, Folded> | undefined {
   const pop = ctx.population;
   if (ctx.source !== 'population' || !pop || ctx.folded) return undefined;
-  const layers = net.bnLayers.filter((l) => pop.has(l.name) && !ctx.fixed?.has(l.name));
-  return new Map(layers.map((l) => [l.name, tf.tidy(() =>
-    foldPopulation(params.get(`${l.name}.gamma`) as tf.Tensor1D, params.get(`${l.name}.beta`) as tf.Tensor1D, pop.get(l.name)!, ctx.eps))]));
+  const out = new Map<string, Folded>();
+  for (const l of net.bnLayers) {
+    if (!pop.has(l.name) || ctx.fixed?.has(l.name)) continue;
+    const gamma = params.get(`${l.name}.gamma`), beta = params.get(`${l.name}.beta`);
+    if (!gamma || !beta) continue; // left to batchnorm.ts, which says what is missing
+    out.set(l.name, tf.tidy(() => foldPopulation(gamma as tf.Tensor1D, beta as tf.Tensor1D, pop.get(l.name)!, ctx.eps)));
+  }
+  return out;
 }

@@ -2,7 +2,7 @@
 // Normalization only; the per-channel affine (gamma, beta) is a separate layer (affine()).
 import * as tf from '@tensorflow/tfjs-core';
 import { addRelu } from './fused.js';
-import { BN_APPLY, BN_APPLY_ADD_RELU, BN_BACKWARD, BN_FORWARD, hasKernel as hasFused, runKernel as run } from '../backend/kernels/names.js';
+import { ADD_RELU, BN_APPLY, BN_APPLY_ADD_RELU, BN_BACKWARD, BN_FORWARD, hasKernel as hasFused, runKernel as run } from '../backend/kernels/names.js';
 
 /**
  * Where a forward pass takes its normalization statistics from:
@@ -209,7 +209,8 @@ export function batchNormAffineAddRelu(
   x: tf.Tensor, layer: string, ctxIn: BNContext, gamma: tf.Tensor1D, beta: tf.Tensor1D, shortcut: () => tf.Tensor, observed?: Observation[],
 ): tf.Tensor {
   const ctx = forLayer(ctxIn, layer);
-  if (ctx.source === 'population' && x.dtype === 'float32' && hasFused(BN_APPLY_ADD_RELU) && !recording()) {
+  // the fused kernel replaces BnlabBNApply and BnlabAddRelu: only where both would have run
+  if (ctx.source === 'population' && x.dtype === 'float32' && hasFused(BN_APPLY_ADD_RELU) && hasFused(ADD_RELU) && !recording()) {
     const { scale, shift } = foldedFor(ctx, layer, gamma, beta);
     const z = shortcut();
     if (z.dtype === 'float32' && tf.util.arraysEqual(z.shape, x.shape)) return run(BN_APPLY_ADD_RELU, { x, z, scale, shift }) as tf.Tensor;

@@ -180,5 +180,6 @@ export function setFusedBN(on: boolean, backendName = 'wasm', addon: NativeAddon
   registerKernel({ kernelName: BN_FORWARD, backendName, kernelFunc: forward });
   registerKernel({ kernelName: BN_BACKWARD, backendName, kernelFunc: backward });
   registerKernel({ kernelName: BN_APPLY, backendName, kernelFunc: apply });
-  if (native) registerKernel({ kernelName: BN_APPLY_ADD_RELU, backendName, kernelFunc: applyAddRelu });
+  // an addon built before the kernel existed lacks it: the block end then runs as two kernels
+  if (native && typeof native.bnApplyAddRelu === 'function') registerKernel({ kernelName: BN_APPLY_ADD_RELU, backendName, kernelFunc: applyAddRelu });
 }
