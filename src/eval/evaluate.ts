@@ -67,9 +67,9 @@ export function foldAll(net: Network, params: ReadonlyMap<string, tf.Tensor>, ct
   const out = new Map<string, Folded>();
   for (const l of net.bnLayers) {
     if (!pop.has(l.name) || ctx.fixed?.has(l.name)) continue;
-    const gamma = params.get(`${l.name}.gamma`), beta = params.get(`${l.name}.beta`);
+    const { gamma, beta } = net.bnAffine(params, l.name);
     if (!gamma || !beta) continue; // left to batchnorm.ts, which says what is missing
-    out.set(l.name, tf.tidy(() => foldPopulation(gamma as tf.Tensor1D, beta as tf.Tensor1D, pop.get(l.name)!, ctx.eps)));
+    out.set(l.name, tf.tidy(() => foldPopulation(gamma, beta, pop.get(l.name)!, ctx.eps)));
   }
   return out;
 }

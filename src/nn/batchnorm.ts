@@ -210,14 +210,15 @@ export function batchNormAffineAddRelu(
 ): tf.Tensor {
   const ctx = forLayer(ctxIn, layer);
   // the fused kernel replaces BnlabBNApply and BnlabAddRelu: only where both would have run
-  if (ctx.source === 'population' && x.dtype === 'float32' && hasFused(BN_APPLY_ADD_RELU) && hasFused(ADD_RELU) && !recording()) {
-    const { scale, shift } = foldedFor(ctx, layer, gamma, beta);
-    const z = shortcut();
-    if (z.dtype === 'float32' && tf.util.arraysEqual(z.shape, x.shape)) return run(BN_APPLY_ADD_RELU, { x, z, scale, shift }) as tf.Tensor;
-    return addRelu(run(BN_APPLY, { x, scale, shift }, { relu: false }) as tf.Tensor, z);
+  const fusable = ctx.source === 'population' && x.dtype === 'float32' && hasFused(BN_APPLY_ADD_RELU) && hasFused(ADD_RELU) && !recording();
+  if (!fusable) {
+    const y = batchNormAffine(x, layer, ctxIn, gamma, beta, false, observed);
+    return addRelu(y, shortcut());
   }
-  const y = batchNormAffine(x, layer, ctxIn, gamma, beta, false, observed);
-  return addRelu(y, shortcut());
+  const z = shortcut();
+  if (z.dtype !== 'float32' || !tf.util.arraysEqual(z.shape, x.shape)) return addRelu(batchNormAffine(x, layer, ctxIn, gamma, beta, false, observed), z);
+  const { scale, shift } = foldedFor(ctx, layer, gamma, beta);
+  return run(BN_APPLY_ADD_RELU, { x, z, scale, shift }) as tf.Tensor;
 }
 
 /** BN normalization of x [N,H,W,C] (or [N,C]) under the context's statistics source. */

@@ -39,6 +39,8 @@ export interface Network {
   bnLayers: { name: string; channels: number }[];
   /** What forward runs before the head, stage by stage (exact B = N PreciseBN walks it so). */
   stages: Stage[];
+  /** A BN layer's affine parameters in `p` (undefined where `p` lacks them). */
+  bnAffine(p: ReadonlyMap<string, tf.Tensor>, layer: string): { gamma?: tf.Tensor1D; beta?: tf.Tensor1D };
   forward(p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, ctx: BNContext, observed?: Observation[]): tf.Tensor2D;
 }
 
@@ -60,12 +62,18 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
     // Symmetric padding k//2 as in PyTorch (TF 'same' pads stride-2 convs asymmetrically).
     return tf.conv2d(x, w, stride, k === 1 ? 'valid' : Math.floor(k / 2));
   };
+  const bnAffine: Network['bnAffine'] = (p, name) => ({ gamma: p.get(`${name}.gamma`) as tf.Tensor1D | undefined, beta: p.get(`${name}.beta`) as tf.Tensor1D | undefined });
+  const affineOf = (p: ReadonlyMap<string, tf.Tensor>, name: string) => bnAffine(p, name) as { gamma: tf.Tensor1D; beta: tf.Tensor1D };
   // BN -> affine (-> ReLU): one fused kernel where the backend has it (see batchNormAffine).
-  const bn = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, name: string, ctx: BNContext, obs?: Observation[], relu = false) =>
-    batchNormAffine(x, name, ctx, p.get(`${name}.gamma`) as tf.Tensor1D, p.get(`${name}.beta`) as tf.Tensor1D, relu, obs) as tf.Tensor4D;
+  const bn = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, name: string, ctx: BNContext, obs?: Observation[], relu = false) => {
+    const { gamma, beta } = affineOf(p, name);
+    return batchNormAffine(x, name, ctx, gamma, beta, relu, obs) as tf.Tensor4D;
+  };
   // A block's end, relu(BN(x) + shortcut): at inference one fused pass (see batchNormAffineAddRelu).
-  const bnAddRelu = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, name: string, ctx: BNContext, obs: Observation[] | undefined, shortcut: () => tf.Tensor4D) =>
-    batchNormAffineAddRelu(x, name, ctx, p.get(`${name}.gamma`) as tf.Tensor1D, p.get(`${name}.beta`) as tf.Tensor1D, shortcut, obs) as tf.Tensor4D;
+  const bnAddRelu = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, name: string, ctx: BNContext, obs: Observation[] | undefined, shortcut: () => tf.Tensor4D) => {
+    const { gamma, beta } = affineOf(p, name);
+    return batchNormAffineAddRelu(x, name, ctx, gamma, beta, shortcut, obs) as tf.Tensor4D;
+  };
 
   // A stage owns the BN layers declared since the previous one.
   const stages: Stage[] = [];
@@ -160,7 +168,7 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
     const pooled = globalAvgPool(y);
     return tf.add(tf.matMul(pooled, p.get('fc.weight') as tf.Tensor2D), p.get('fc.bias') as tf.Tensor1D) as tf.Tensor2D;
   };
-  return { params, bnLayers, stages, forward };
+  return { params, bnLayers, stages, bnAffine, forward };
 }
 
 /**
