@@ -7,11 +7,15 @@
 #     libjpeg-turbo (Debian's libjpeg62-turbo-dev). Needs g++, Node's headers, libjpeg-dev.
 # --optional (used by `npm ci`): an addon whose requirements are missing is skipped with the fix
 # and bnlab runs that part without it (WebAssembly kernels; sharp for JPEGs): slower, same results.
+# BNLAB_NATIVE_FLAGS replaces "-O3 -march=native" and BNLAB_NATIVE_OUT puts both addons in another
+# folder (scripts/native-memcheck.sh builds an AVX2 debug copy that valgrind can run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 optional=0; [[ "${1:-}" == --optional ]] && optional=1
 inc="$(dirname "$(dirname "$(command -v node)")")/include/node"
 failed=0
+flags=(${BNLAB_NATIVE_FLAGS:--O3 -march=native})
+outdir=${BNLAB_NATIVE_OUT:-}
 
 # build NAME OUT HEADER PACKAGE FLAGS...: one addon, or why not.
 build() {
@@ -22,9 +26,9 @@ build() {
   [[ -z "$why" && ! -f "$header" ]] && why="$pkg not installed"
   [[ -z "$why" && "$(uname -m)" != x86_64 && "$(uname -m)" != aarch64 ]] && why="unsupported CPU $(uname -m)"
   if [[ -z "$why" ]]; then
-    if g++ -O3 -march=native -std=c++17 -shared -fPIC -fvisibility=hidden -I"$inc" "$@" -o "$out.tmp"; then
+    if g++ "${flags[@]}" -std=c++17 -shared -fPIC -fvisibility=hidden -I"$inc" "$@" -o "$out.tmp"; then
       mv "$out.tmp" "$out"
-      echo "bnlab: built $out ($(node -e "console.log(require('./$out').version())"))" >&2
+      echo "bnlab: built $out ($(node -e "console.log(require(require('path').resolve('$out')).version())"))" >&2
       return
     fi
     why="g++ failed"
@@ -37,8 +41,8 @@ build() {
   fi
 }
 
-build "native kernels (oneDNN)" native/addon/bnlab_native.node /usr/include/oneapi/dnnl/dnnl.hpp libdnnl-dev \
+build "native kernels (oneDNN)" "${outdir:-native/addon}/bnlab_native.node" /usr/include/oneapi/dnnl/dnnl.hpp libdnnl-dev \
   -fopenmp native/addon/*.cc -ldnnl -lgomp
-build "native JPEG decoder (libjpeg-turbo)" native/jpeg/bnlab_jpeg.node /usr/include/jpeglib.h libjpeg-dev \
+build "native JPEG decoder (libjpeg-turbo)" "${outdir:-native/jpeg}/bnlab_jpeg.node" /usr/include/jpeglib.h libjpeg-dev \
   native/jpeg/jpeg.cc -ljpeg
 exit $failed

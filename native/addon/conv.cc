@@ -64,12 +64,21 @@ void addReorders(Plan& p) {
 
 std::map<Geometry, std::unique_ptr<Plan>> plans;
 
-// Activation layouts. oneDNN's direct kernels read and write channels-last (NHWC, tfjs' own
-// layout) on AVX-512 (`brgconv`, `jit` with nxc): then no activation is reordered at all. On
-// AVX2 (oneDNN 2.6) NHWC selects its GEMM path, 1.5-2.5x slower even counting the reorders
-// (measured), so a geometry whose NHWC primitive is GEMM or reference code falls back to the
-// blocked layouts oneDNN prefers (tag::any), bracketed by reorders.
-// BNLAB_CONV_LAYOUT=blocked|nhwc forces one (benchmarks, tests); unset = auto.
+// Activation layouts. oneDNN's AVX-512 kernels (`brgconv`, `jit:avx512_core` with nxc) read and
+// write channels-last (NHWC, tfjs' own layout) directly: then no activation is reordered at all.
+// Every other NHWC primitive is replaced by the blocked layouts oneDNN prefers (tag::any),
+// bracketed by reorders:
+// - GEMM or reference code (most NHWC geometries on AVX2): 1.5-2.5x slower even counting the
+//   reorders (measured).
+// - oneDNN 2.6.3's AVX2 NHWC kernels are not memory-safe: jit_1x1:avx2 backward_weights with
+//   stride 2 and an output channel count that is not a multiple of 16 (e.g. 4 -> 8, ResNet-8
+//   width 4's shortcut) writes 8 bytes past a buffer it allocates itself at primitive creation
+//   (valgrind: "Invalid write of size 8 ... 0 bytes after a block of size 3,264 alloc'd" in
+//   dnnl_primitive_create). That heap corruption aborted runs on AVX2 machines and made 2-thread
+//   runs nondeterministic (issue 27). Only AVX-512 NHWC kernels are trusted; the blocked AVX2
+//   kernels are clean under valgrind at every shape scripts/native-memcheck.mjs tries.
+// BNLAB_CONV_LAYOUT=blocked|nhwc forces one (benchmarks, tests); unset = auto. Forced nhwc still
+// takes the blocked layouts where the NHWC kernel is an untrusted (non-AVX-512) JIT kernel.
 enum Layout { AUTO, BLOCKED, NHWC };
 Layout layoutPolicy() {
   static const Layout l = [] {
@@ -125,10 +134,15 @@ std::unique_ptr<Plan> makePlanIn(const Geometry& g, bool channelsLast) {
 
 std::unique_ptr<Plan> makePlan(const Geometry& g) {
   const Layout l = layoutPolicy();
-  if (l != AUTO) return makePlanIn(g, l == NHWC);
+  if (l == BLOCKED) return makePlanIn(g, false);
   auto p = makePlanIn(g, true);
-  const bool slow = p->impl.find("gemm") != std::string::npos || p->impl.find("ref") != std::string::npos;
-  return slow ? makePlanIn(g, false) : std::move(p);
+  const std::string& impl = p->impl;
+  const bool avx512 = impl.find("avx512") != std::string::npos;
+  const bool jit = impl.rfind("jit", 0) == 0 || impl.rfind("brg", 0) == 0;
+  // auto: NHWC only for AVX-512 kernels; forced nhwc: also GEMM and reference code, never an
+  // untrusted JIT kernel (see Layout above)
+  const bool keep = avx512 || (l == NHWC && !jit);
+  return keep ? std::move(p) : makePlanIn(g, false);
 }
 
 Plan& planFor(const Geometry& g) {

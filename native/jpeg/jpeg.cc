@@ -198,7 +198,12 @@ napi_value Decode(napi_env env, napi_callback_info info) {
   JDIMENSION cx = JDIMENSION(rx0), cw = JDIMENSION(std::min(SW, rx1 + 32) - rx0);
   jpeg_crop_scanline(&c, &cx, &cw);
   const int shiftX = rx0 - int(cx);
-  const int rowBytes = int(cw) * 3;
+  // A scanline's size as libjpeg reports it after the crop (not computed from cw: it may widen).
+  const int rowBytes = int(c.output_width) * c.output_components;
+  if (c.output_components != 3 || int(c.output_width) < int(cw)) {
+    jpeg_destroy_decompress(&c);
+    return fail(env, "libjpeg: unexpected scanline layout after the crop");
+  }
   const int firstRow = ry0 + needTop, nRows = needBottom - needTop;
   rows.resize(size_t(std::max(nRows, 1)) * rowBytes);
   if (firstRow > 0) jpeg_skip_scanlines(&c, JDIMENSION(firstRow));
@@ -226,7 +231,7 @@ napi_value Decode(napi_env env, napi_callback_info info) {
   const size_t n = size_t(ow) * oh * 3;
   napi_value buffer, result, outArr;
   void* outData = nullptr;
-  napi_create_arraybuffer(env, n * (hasNorm ? 4 : 1), &outData, &buffer);
+  if (napi_create_arraybuffer(env, n * (hasNorm ? 4 : 1), &outData, &buffer) != napi_ok) return fail(env, "decode: out of memory");
   float lut[3][2];
   for (int ch = 0; ch < 3 && hasNorm; ch++) lut[ch][0] = float(1 / (255.0 * normv[3 + ch])), lut[ch][1] = float(-normv[ch] / normv[3 + ch]);
   std::vector<float> line(size_t(ow) * 3);
@@ -249,8 +254,9 @@ napi_value Decode(napi_env env, napi_callback_info info) {
       }
     }
   }
-  napi_create_typedarray(env, hasNorm ? napi_float32_array : napi_uint8_array, n, buffer, 0, &outArr);
-  napi_create_object(env, &result);
+  if (napi_create_typedarray(env, hasNorm ? napi_float32_array : napi_uint8_array, n, buffer, 0, &outArr) != napi_ok ||
+      napi_create_object(env, &result) != napi_ok)
+    return fail(env, "decode: cannot create the result");
   napi_value vw, vh;
   napi_create_int32(env, ow, &vw);
   napi_create_int32(env, oh, &vh);

@@ -5,7 +5,7 @@ import { ConfigError } from '../config/load.js';
 import { localTrainArgs, logPath, runLocal, trainArgs } from '../sweep/local.js';
 import { writeSlurm, submit, shq } from '../sweep/slurm.js';
 import { loadSweep } from '../sweep/spec.js';
-import { runStatus } from '../sweep/status.js';
+import { runStatus, sessionNote } from '../sweep/status.js';
 
 interface SweepFlags {
   config: string;
@@ -56,7 +56,7 @@ export function registerSweep(program: Command): void {
 
       if (f.dryRun) {
         for (const s of states) {
-          print(`  ${s.run.name}: ${s.state}${s.lastEpoch ? ` (epoch ${s.lastEpoch}/${s.run.cfg.epochs})` : ''}`);
+          print(`  ${s.run.name}: ${s.state}${s.lastEpoch ? ` (epoch ${s.lastEpoch}/${s.run.cfg.epochs}${sessionNote(s)})` : sessionNote(s) ? ` (${sessionNote(s).slice(2)})` : ''}`);
           // locally: exactly the command the run gets; with --slurm the array script adds threads itself
           const args = f.slurm ? trainArgs(sweep, s.run, s.state) : localTrainArgs(sweep, s.run, s.state, { jobs, gpus });
           if (s.state !== 'finished') print(`    bnlab ${args.map(shq).join(' ')}`);

@@ -14,7 +14,7 @@ import { createLogger, type Logger } from '../util/log.js';
 import type { Dataset } from '../data/dataset.js';
 import { buildNetwork } from '../nn/resnet.js';
 import { writeFileAtomic } from '../run/checkpoint.js';
-import { describeSession, readRunInfo, startSession, wallSeconds } from '../run/metadata.js';
+import { DIED, describeSession, readRunInfo, startSession, wallSeconds } from '../run/metadata.js';
 import { readMetrics } from '../run/metrics.js';
 import { summarizeRun, summaryLines } from '../run/summary.js';
 import { createProgress } from '../util/progress.js';
@@ -119,6 +119,9 @@ export function registerTrain(program: Command): void {
       log(`backend: ${backend.name} — ${backend.reason}`);
       for (const d of backend.details) log(`  ${d}`);
       const fork = resolved.fork && { forked_from: { run: resolved.fork.run, checkpoint: resolved.fork.checkpoint, epoch: resolved.fork.epoch } };
+      // this process holds the lock: a session still marked running died without a word
+      const prev = readRunInfo(paths.runInfo)?.sessions.at(-1);
+      if (prev?.status === 'running') log(`the previous session (started ${prev.start}, ${prev.command.join(' ')}) ${DIED}`);
       const session = startSession(paths.runInfo, outDir, { ...describeSession({ name: backend.name, reason: backend.reason }, started), ...fork });
       let data: Dataset;
       try {

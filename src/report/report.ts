@@ -52,6 +52,16 @@ export function allTables(runs: Run[]): TableResult {
   return out;
 }
 
+/** Runs with fewer epochs than their config asks, and how their last session ended. */
+export function unfinished(runs: Run[]): string[] {
+  const how: Record<string, string> = {
+    running: 'still running', died: 'died without a word (killed, aborted or out of memory): resume it with --resume',
+    interrupted: 'interrupted: resume it with --resume', failed: 'failed (see its train.log)', finished: 'finished early',
+  };
+  return runs.filter((r) => Math.max(0, ...r.metrics.map((m) => m.epoch ?? 0)) < r.epochs)
+    .map((r) => `${r.name}: ${Math.max(0, ...r.metrics.map((m) => m.epoch ?? 0))}/${r.epochs} epochs, ${r.session ? how[r.session] : 'no run.json'}`);
+}
+
 export function markdownReport(dir: string, runs: Run[]): string {
   const { tables, skipped } = allTables(runs);
   const parts = [`# bnlab report: ${dir}`, '', `${runs.length} run folders. Each cell: ours (paper); the paper's numbers are ImageNet / ResNet-50.`, ''];
@@ -59,6 +69,8 @@ export function markdownReport(dir: string, runs: Run[]): string {
   const regime = regimeTable(runs);
   if (regime.rows.length) parts.push(toMarkdown(regime));
   if (skipped.length) parts.push('## Not built', '', ...skipped.map((s) => `- ${s.id}: ${s.why}`), '');
+  const open = unfinished(runs);
+  if (open.length) parts.push('## Unfinished runs', '', 'Their last epochs are missing from the tables above.', '', ...open.map((l) => `- ${l}`), '');
   return parts.join('\n');
 }
 
@@ -78,6 +90,7 @@ export async function htmlReport(dir: string, runs: Run[]): Promise<string> {
   }
   const missing = [...skipped.map((s) => `${s.id}: ${s.why}`), ...figSkipped];
   const regime = regimeTable(runs);
+  const open = unfinished(runs);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bnlab report: ${esc(dir)}</title><style>${CSS}</style></head>
 <body><h1>bnlab report</h1><p>${esc(dir)} — ${runs.length} run folders. Table cells: <b>ours</b> <span class="paper">(paper, ImageNet / ResNet-50)</span>; “—” = not measured.</p>
@@ -87,6 +100,7 @@ ${regime.rows.length ? toHtml(regime) : ''}
 <h2>Figures</h2>
 ${figs.join('\n')}
 ${missing.length ? `<h2>Not built</h2><ul>${missing.map((m) => `<li>${esc(m)}</li>`).join('')}</ul>` : ''}
+${open.length ? `<h2>Unfinished runs</h2><p>Their last epochs are missing from the tables above.</p><ul>${open.map((m) => `<li>${esc(m)}</li>`).join('')}</ul>` : ''}
 </body></html>
 `;
 }

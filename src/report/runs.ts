@@ -4,6 +4,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, statSyn
 import { basename, join, relative } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { parse as parseYaml } from 'yaml';
+import { lastSession, type Session } from '../run/metadata.js';
 
 /** A number or null; an empty CSV cell means "not computed". */
 export type Num = number | null;
@@ -43,6 +44,8 @@ export interface Run {
   metrics: Record<string, Num>[];
   evals: EvalRow[];
   tracePath: string | null; // read lazily: traces can be large
+  /** how its last session stands (run.json with the lock: 'died' = killed without a word); null: no run.json */
+  session: Session['status'] | null;
 }
 
 const num = (s: string | undefined): Num => (s === undefined || s.trim() === '' || Number.isNaN(Number(s)) ? null : Number(s));
@@ -85,6 +88,7 @@ export function loadRun(dir: string, root = dir): Run {
     metrics,
     evals,
     tracePath: existsSync(trace) ? trace : null,
+    session: lastSession(dir)?.status ?? null,
   };
 }
 

@@ -1,7 +1,7 @@
 // One writer per run folder: a lock file created exclusively (O_EXCL), holding the writer's PID,
 // host and command. A lock whose process is gone (same host, PID not alive) is stale and taken
 // over, saying so; a live one refuses the second writer with a message naming the holder.
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 
 export class LockError extends Error {}
@@ -28,6 +28,19 @@ function readHolder(path: string): LockHolder | null {
   } catch {
     return null; // being written right now, or garbage: treated as held by an unknown writer
   }
+}
+
+/**
+ * Whether a run folder's writer is alive, from its lock alone: 'live' (a process on this host
+ * holds it), 'elsewhere' (held from another host: cannot be checked from here), 'stale' (the
+ * holder is gone), 'none' (no lock file).
+ */
+export function lockState(path: string): 'live' | 'elsewhere' | 'stale' | 'none' {
+  if (!existsSync(path)) return 'none';
+  const h = readHolder(path);
+  if (!h) return 'live'; // being written right now
+  if (h.host !== hostname()) return 'elsewhere';
+  return alive(h.pid) ? 'live' : 'stale';
 }
 
 const describe = (h: LockHolder) => `PID ${h.pid} on ${h.host} (${h.command}, since ${h.started})`;

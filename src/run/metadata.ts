@@ -9,14 +9,20 @@ import { join } from 'node:path';
 import { version_core as tfjsVersion } from '@tensorflow/tfjs-core';
 import { cpuBudget } from '../util/cpus.js';
 import { writeFileAtomic } from './checkpoint.js';
+import { lockState } from './lock.js';
+import { runPaths } from './paths.js';
 
 export interface Session {
   command: string[];
   cwd: string;
   start: string;
   end: string | null;
-  /** running (or killed without a word) | finished | interrupted | failed */
-  status: 'running' | 'finished' | 'interrupted' | 'failed';
+  /**
+   * running | finished | interrupted (Ctrl-C, SIGTERM) | failed (an error, said) | died: ended
+   * without writing its end (kill -9, an abort, out of memory), found by whoever reads run.json
+   * next while no process holds the run's lock (lastSession; a resume records it).
+   */
+  status: 'running' | 'finished' | 'interrupted' | 'failed' | 'died';
   error?: string;
   /** Completed epochs when the session ended. */
   epochs_done: number | null;
@@ -107,9 +113,33 @@ export interface OpenSession {
   discard(): void;
 }
 
-/** Append a running session to run.json (created if missing). */
+export const DIED = 'ended without writing its end (killed with SIGKILL, aborted, or out of memory); see train.log for its last line';
+
+/** Sessions left 'running' by a process that is gone become 'died' (the caller knows none runs). */
+function settleDead(info: RunInfo): RunInfo {
+  for (const s of info.sessions) if (s.status === 'running') Object.assign(s, { status: 'died', error: DIED });
+  return info;
+}
+
+/**
+ * How a run folder's last session stands, as its run.json and lock tell together: a session
+ * that says 'running' while no live process holds the lock died without a word. null: no run.json.
+ * (A lock held from another host cannot be checked: its session is taken as running.)
+ */
+export function lastSession(runDir: string): Session | null {
+  const p = runPaths(runDir);
+  const info = readRunInfo(p.runInfo);
+  const last = info?.sessions.at(-1);
+  if (!info || !last) return null;
+  const lock = lockState(p.lock);
+  return last.status === 'running' && (lock === 'stale' || lock === 'none') ? settleDead(info).sessions.at(-1)! : last;
+}
+
+/** Append a running session to run.json (created if missing); the caller holds the run's lock,
+ *  so an earlier session still marked running died without a word and is recorded so. */
 export function startSession(path: string, runDir: string, s: Omit<Session, 'end' | 'status' | 'epochs_done'>): OpenSession {
-  const before = readRunInfo(path);
+  const read = readRunInfo(path);
+  const before = read && settleDead(read);
   const session: Session = { ...s, end: null, status: 'running', epochs_done: null };
   const info: RunInfo = { run: runDir, start: before?.start ?? s.start, end: null, sessions: [...(before?.sessions ?? []), session] };
   write(path, info);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { forkArg, type Sweep, type SweepRun } from './spec.js';
 import { trackSweep } from './progress.js';
-import { finalErrors, runStatus, type RunState } from './status.js';
+import { finalErrors, runStatus, sessionNote, type RunState } from './status.js';
 
 export const BNLAB_BIN = fileURLToPath(new URL('../../bin/bnlab.js', import.meta.url));
 
@@ -74,7 +74,8 @@ export async function runLocal(sweep: Sweep, o: LocalOptions): Promise<SweepRun[
       const gpu = o.gpus.length ? o.gpus[slot % o.gpus.length] : undefined;
       const args = localTrainArgs(sweep, run, state, o);
       const log = logPath(sweep, run);
-      const how = state === 'resume' ? ` (resuming after epoch ${runStatus(run).lastEpoch})` : state === 'restart' ? ' (starting over: no checkpoint to resume from)' : '';
+      const st = runStatus(run);
+      const how = state === 'resume' ? ` (resuming after epoch ${st.lastEpoch}${sessionNote(st)})` : state === 'restart' ? ` (starting over: no checkpoint to resume from${sessionNote(st)})` : '';
       o.print(`${tag(run)}: start${how}${gpu !== undefined ? ` on GPU ${gpu}` : ''}`);
       const t0 = Date.now();
       const code = await spawnLogged(args, log, gpu);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ConfigError, configDiff, RESUMABLE_KEYS, readConfigFile, validateConfig } from '../config/load.js';
 import { readMetrics } from '../run/metrics.js';
 import { runPaths } from '../run/paths.js';
+import { lastSession, type Session } from '../run/metadata.js';
 import type { SweepRun } from './spec.js';
 
 /** new: empty folder; resume: has last.ckpt; restart: has outputs but nothing to resume from. */
@@ -13,6 +14,8 @@ export interface RunStatus {
   lastEpoch: number;
   valErrPrecise?: string;
   valErrEma?: string;
+  /** how the run's last session stands (run.json with its lock): 'died' = killed without a word */
+  session?: Session['status'];
 }
 
 
@@ -29,11 +32,18 @@ export function runStatus(run: SweepRun): RunStatus {
   const rows = readMetrics(p.metrics);
   const last = rows.at(-1);
   const lastEpoch = last ? Number(last.epoch) : 0;
-  const res = { lastEpoch, valErrPrecise: last?.val_err_precise || undefined, valErrEma: last?.val_err_ema || undefined };
+  const res = { lastEpoch, valErrPrecise: last?.val_err_precise || undefined, valErrEma: last?.val_err_ema || undefined, session: lastSession(run.dir)?.status };
   if (lastEpoch >= run.cfg.epochs) return { state: 'finished', ...res };
   if (existsSync(p.last)) return { state: 'resume', ...res };
   if (rows.length || existsSync(join(p.checkpoints))) return { state: 'restart', ...res };
   return { state: 'new', ...res };
+}
+
+/** ", its last session died without a word" etc. for a run to be resumed or restarted ('' otherwise). */
+export function sessionNote(st: RunStatus): string {
+  if (st.state === 'finished' || st.state === 'new' || !st.session) return '';
+  const how = { died: 'died without a word (killed, aborted or out of memory)', running: 'is running', interrupted: 'was interrupted', failed: 'failed', finished: 'finished' }[st.session];
+  return `; its last session ${how}`;
 }
 
 /** "val_err_precise 12.3 val_err_ema 14.0" from the last metrics row (what a finished run reports). */

@@ -32,6 +32,12 @@ const fixed: Case[] = [
   { x: [2, 6, 6, 3], f: [1, 1, 3, 2], s: 1, pad: [[0, 0], [1, 0], [0, 1], [0, 0]] },
   { x: [8, 10, 10, 16], f: [3, 3, 16, 32], s: 1, pad: 'same' }, // blocked layouts (8/16 channels)
   { x: [4, 12, 12, 32], f: [3, 3, 32, 64], s: 2, pad: 'same' },
+  // channel counts off oneDNN's vector block at batch 32: the AVX2 NHWC filter gradient of a
+  // 1x1 stride-2 conv (4 -> 8, 3 -> 6) overflowed a buffer of oneDNN's own here (issue 27)
+  { x: [32, 14, 14, 4], f: [1, 1, 4, 8], s: 2, pad: 'valid' },
+  { x: [32, 14, 14, 3], f: [1, 1, 3, 6], s: 2, pad: 'valid' },
+  { x: [32, 14, 14, 6], f: [3, 3, 6, 12], s: 2, pad: 'same' },
+  { x: [32, 7, 7, 20], f: [3, 3, 20, 12], s: 1, pad: 'same' },
 ];
 
 function randomCases(n: number): Case[] {
@@ -46,7 +52,9 @@ function randomCases(n: number): Case[] {
 }
 
 /** The whole suite with the addon's BNLAB_CONV_LAYOUT set to `layout` (before it loads). */
-export function dnnlConvSuite(layout: ConvLayout): void {
+export function dnnlConvSuite(layout: ConvLayout, isa?: 'AVX2'): void {
+// oneDNN reads ONEDNN_MAX_CPU_ISA once, at its first dispatch: set before the addon loads
+if (isa) process.env.ONEDNN_MAX_CPU_ISA = isa;
 if (layout === 'auto') delete process.env.BNLAB_CONV_LAYOUT;
 else process.env.BNLAB_CONV_LAYOUT = layout;
 
@@ -58,7 +66,7 @@ beforeAll(async () => {
   restoreCpuKernels();
 });
 
-describe(`oneDNN conv kernels on wasm match stock cpu (activations ${layout})`, () => {
+describe(`oneDNN conv kernels on wasm match stock cpu (activations ${layout}${isa ? `, ISA at most ${isa}` : ''})`, () => {
   it.each([...fixed, ...randomCases(16)].map((c, i) => [i, JSON.stringify(c), c] as const))(
     'case %i %s', (i, _name, c) => {
       const cpu = convAll('cpu', c, 11 * i);
@@ -76,17 +84,20 @@ describe(`oneDNN conv kernels on wasm match stock cpu (activations ${layout})`, 
       for (const kind of [0, 1, 2]) {
         const impl = addon!.impl(kind, dims!);
         expect(impl).toMatch(/^\S*(jit|brg|gemm|ref)\S* (nhwc|blocked)$/);
-        if (layout !== 'auto') expect(impl.endsWith(layout)).toBe(true);
-        // auto never keeps a GEMM or reference NHWC primitive: those fall back to blocked
-        if (layout === 'auto' && /gemm|ref/.test(impl)) expect(impl).toMatch(/blocked$/);
+        if (layout === 'blocked') expect(impl).toMatch(/blocked$/);
+        // NHWC only with AVX-512 JIT kernels (auto), or GEMM/reference code too (forced nhwc):
+        // oneDNN 2.6.3's AVX2 NHWC kernels overflow a buffer of their own (issue 27)
+        if (impl.endsWith('nhwc')) expect(impl).toMatch(layout === 'auto' ? /avx512/ : /avx512|gemm|ref/);
+        if (layout === 'nhwc' && !/avx512/.test(impl) && /^(jit|brg)/.test(impl)) expect(impl).toMatch(/blocked$/);
       }
     }
     // 16 -> 32 channels: direct JIT kernels in either layout; NHWC ones on AVX-512 (auto)
     const big = convDims([8, 10, 10, 16], [3, 3, 16, 32], { strides: 1, pad: 'same', dataFormat: 'NHWC' })!;
     for (const kind of [0, 1, 2]) {
       const impl = addon!.impl(kind, big);
-      if (layout !== 'nhwc' || avx512) expect(impl).toMatch(/^(jit|brg)/);
-      if (layout === 'auto' && avx512) expect(impl).toMatch(/nhwc$/);
+      if (layout !== 'nhwc' || (avx512 && !isa)) expect(impl).toMatch(/^(jit|brg)/);
+      if (layout === 'auto' && avx512 && !isa) expect(impl).toMatch(/nhwc$/);
+      if (isa) expect(impl).not.toMatch(/avx512/);
     }
   });
 
