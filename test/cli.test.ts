@@ -76,9 +76,11 @@ describe('bnlab CLI', () => {
     const j = JSON.parse(r.stdout);
     expect(j.wasm.loads).toBe(true);
     expect(j.wasm.simd).toBe(true);
-    expect(j.cuda.gpu).toBe(false);
+    expect(j.tensorflow.gpu).toBe(false);
+    expect(j.cuda.ok).toBe(false);
+    expect(j.cuda.missing.length).toBeGreaterThan(0);
     expect(j.auto_backend).toBe('wasm');
-    expect(j.fixes.join(' ')).toMatch(/CUDA/);
+    expect(j.fixes.join(' ')).toMatch(/CUDA: .* missing — .*Fix: /);
     // CI builds the native addon: doctor must say it loads and the wasm backend uses it
     expect(j.dnnl.loads, j.dnnl.detail).toBe(true);
     expect(j.dnnl.detail).toMatch(/oneDNN \d+\.\d+/);
@@ -145,5 +147,7 @@ describe('bnlab CLI', () => {
     expect(r.stdout).toMatch(/native oneDNN convolutions: not built: apt-get install -y g\+\+ libdnnl-dev && npm run build:native/);
     expect(r.stdout).toMatch(/native kernels \(dnnlConv, nativeBN, [a-zA-Z, ]+\) off/);
     expect(r.stdout).toMatch(/jpeg +native decoder not built: apt-get install -y g\+\+ libjpeg-dev && npm run build:native; image folders decode with sharp/);
+    expect(r.stdout).toMatch(/^CUDA \(bnlab's own backend\) .*\n  driver: .*\n  GPUs seen: /m);
+    expect(r.stdout).toMatch(/^tensorflow route \(tfjs-node-gpu, CUDA 11\.2 \+ cuDNN 8\.1 only\) /m);
   }, 60_000);
 });

@@ -2,15 +2,17 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs'; // registers gradients and chained ops; tfjs-core alone registers none
 import '@tensorflow/tfjs-backend-cpu';
-import { loadCuda } from './cuda.js';
+import type { BackendName } from '../config/schema.js';
+import { findCudaLibraries, missingLine } from './cuda/libs.js';
+import { loadTensorflow } from './tensorflow.js';
 import { initWasmBackend, registerCpuFixes, poolStartState } from './wasm.js';
 import { cpuBudget } from '../util/cpus.js';
 import { StartupTimeout, startupDeadlineSeconds, withDeadline } from './watchdog.js';
 
-export type BackendChoice = 'auto' | 'cuda' | 'wasm' | 'cpu';
+export type BackendChoice = BackendName;
 
 export interface BackendReport {
-  name: 'cuda' | 'wasm' | 'cpu';
+  name: 'cuda' | 'tensorflow' | 'wasm' | 'cpu';
   tfName: string;
   reason: string;
   details: string[];
@@ -22,12 +24,13 @@ export class BackendError extends Error {}
 
 export async function initBackend(choice: BackendChoice, threads = 0): Promise<BackendReport> {
   const notes: string[] = [];
-  if (choice === 'cuda' || choice === 'auto') {
-    const cuda = await loadCuda();
-    if (cuda.gpu) return { name: 'cuda', tfName: tf.getBackend(), reason: cuda.detail, details: [] };
-    if (choice === 'cuda') throw new BackendError(`--backend cuda: ${cuda.detail}. Run 'bnlab doctor' for details, or use --backend wasm.`);
-    notes.push(`CUDA not used: ${cuda.detail}`);
+  if (choice === 'tensorflow') {
+    const probe = await loadTensorflow();
+    if (probe.gpu) return { name: 'tensorflow', tfName: tf.getBackend(), reason: `tfjs-node-gpu: ${probe.detail}`, details: [] };
+    throw new BackendError(`--backend tensorflow (tfjs-node-gpu, CUDA 11.2 + cuDNN 8.1 only): ${probe.detail}. Run 'bnlab doctor' for details, or use --backend wasm.`);
   }
+  if (choice === 'cuda') throw new BackendError(cudaUnavailable());
+  // auto: bnlab's own CUDA backend is tried here once it is wired in; never tfjs-node-gpu.
   if (choice === 'wasm' || choice === 'auto') {
     try {
       const info = await withDeadline(initWasmBackend({ threads: threads > 0 ? threads : 'auto' }), startupDeadlineSeconds(), 'the wasm backend', poolStartState);
@@ -44,4 +47,13 @@ export async function initBackend(choice: BackendChoice, threads = 0): Promise<B
   await tf.setBackend('cpu');
   const fixes = registerCpuFixes();
   return { name: 'cpu', tfName: 'cpu', reason: `pure-JS cpu backend (slow; kernel fixes: ${fixes.join(', ') || 'none'})`, details: notes };
+}
+
+/** Why --backend cuda cannot run: each library piece that is missing, with its fix. */
+function cudaUnavailable(): string {
+  const libs = findCudaLibraries();
+  const head = "--backend cuda: bnlab's CUDA backend needs the NVIDIA driver (libcuda.so.1), NVRTC, cuBLAS and cuDNN 9, found at run time";
+  const tail = "Run 'bnlab doctor' to see where bnlab looked, or use --backend wasm (or --backend tensorflow for tfjs-node-gpu with CUDA 11.2).";
+  if (!libs.ok) return [`${head}; missing:`, ...libs.missing.map((m) => `  - ${missingLine(m)}`), ...(libs.driver.present ? [] : [`  (${libs.driver.detail})`]), tail].join('\n');
+  return `${head}: all were found (driver: ${libs.driver.detail}), but this build of bnlab does not include the CUDA backend yet. Use --backend wasm, or --backend tensorflow for tfjs-node-gpu.`;
 }

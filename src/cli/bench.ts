@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend/index.js';
 import { formatProfile, profileKernels } from '../backend/profile.js';
-import { ConfigError, loadConfig } from '../config/load.js';
-import { microBatch } from '../config/schema.js';
+import { ConfigError, loadConfig, parseBackend } from '../config/load.js';
+import { BACKENDS, microBatch } from '../config/schema.js';
 import { loadDataset } from '../data/dataset.js';
 import { permutation } from '../data/loader.js';
 import { evaluate } from '../eval/evaluate.js';
@@ -58,7 +58,7 @@ export function registerBench(program: Command): void {
     .description('measure training and inference images/s, PreciseBN pass time and peak memory for a config on the current backend')
     .option('-c, --config <file>', 'YAML config (default: the built-in quick experiment)')
     .option('--set <key=value>', 'override a config key (repeatable)', collect, [])
-    .option('--backend <name>', 'auto | cuda | wasm | cpu')
+    .option('--backend <name>', `${BACKENDS.join(' | ')} (overrides the config)`)
     .option('--steps <n>', 'timed training steps (after one warm-up step)', '5')
     .option('--json', 'print JSON instead of a table')
     .option('--profile', 'also print the time share of each tfjs kernel in one training step')
@@ -67,7 +67,7 @@ export function registerBench(program: Command): void {
     .option('--python <exe>', 'python with torch for --peer', process.env.BNLAB_PYTHON ?? '/usr/bin/python3')
     .action(async (o: { config?: string; set: string[]; backend?: string; steps: string; json?: boolean; profile?: boolean; peer?: boolean; lockstep?: boolean; python: string }) => {
       if (o.lockstep && !o.peer) throw new ConfigError('bench: --lockstep alternates with the PyTorch peer; add --peer');
-      if (o.backend) o.set.push(`backend=${o.backend}`);
+      if (o.backend) o.set.push(`backend=${parseBackend(o.backend)}`);
       const cfg = loadConfig(o.config, o.set);
       const steps = Math.max(1, parseInt(o.steps, 10) || 5);
       const backend = await initBackend(cfg.backend, cfg.threads);

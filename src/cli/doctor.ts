@@ -3,7 +3,10 @@ import { cpus, totalmem } from 'node:os';
 import { cpuBudget } from '../util/cpus.js';
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
-import { CUDA_LIBS, cudaInstalled, findCudaLibs, loadCuda, nvidiaGpus } from '../backend/cuda.js';
+import { findCudaLibraries } from '../backend/cuda/libs.js';
+import { findTfCudaLibs, loadTensorflow } from '../backend/tensorflow.js';
+import { cudaSection, tensorflowSection } from './doctor-cuda.js';
+import { envSet } from './env-vars.js';
 
 const require = createRequire(import.meta.url);
 const version = (pkg: string) => {
@@ -23,7 +26,7 @@ const version = (pkg: string) => {
 export function registerDoctor(program: Command): void {
   program
     .command('doctor')
-    .description('report Node/tfjs versions, which backends load (CUDA, wasm SIMD/threads, cpu) and how to fix what is missing')
+    .description("report Node/tfjs versions, which backends load (bnlab's CUDA libraries, the tensorflow route, wasm SIMD/threads, cpu) and how to fix what is missing")
     .option('--json', 'machine-readable output')
     .action(async (o: { json?: boolean }) => {
       const report: Record<string, unknown> = {
@@ -38,12 +41,15 @@ export function registerDoctor(program: Command): void {
       };
       const fixes: string[] = [];
 
-      const libs = findCudaLibs();
-      const missing = CUDA_LIBS.filter((l) => !libs[l]);
-      const cuda = cudaInstalled() ? await loadCuda() : { installed: false, loaded: false, gpu: false, detail: 'not installed' };
-      report.cuda = { ...cuda, nvidia_gpus: nvidiaGpus().length, libraries: libs };
-      if (!cuda.installed) fixes.push("CUDA: install @tensorflow/tfjs-node-gpu on a machine with network access (npm ci runs its install script, allowed in package.json's allowScripts)");
-      if (missing.length) fixes.push(`CUDA: libtensorflow 2.9.1 needs CUDA 11.2 + cuDNN 8.1; missing ${missing.join(', ')} — install them (e.g. the cuda-11-2 toolkit and cuDNN 8.1) and add their lib64 to LD_LIBRARY_PATH`);
+      const cudaLibs = findCudaLibraries();
+      const cuda = cudaSection(cudaLibs);
+      report.cuda = cuda.json;
+      fixes.push(...cuda.fixes);
+      const probe = await loadTensorflow();
+      const tfRoute = tensorflowSection(probe, findTfCudaLibs(cudaLibs.searched), cudaLibs.driver.gpus.length);
+      report.tensorflow = tfRoute.json;
+      fixes.push(...tfRoute.fixes);
+      report.environment = envSet();
 
       try {
         const { initWasmBackend } = await import('../backend/wasm.js');
@@ -68,7 +74,8 @@ export function registerDoctor(program: Command): void {
       report.jpeg = { loads: jpg.ok, detail: jpg.reason, path: JPEG_ADDON_PATH };
       if (!jpg.ok) fixes.push(`native JPEG decoder (~2x faster image-folder input than sharp): ${jpg.reason}`);
       report.cpu = { loads: true, note: 'pure JS: a last resort, ~30x slower than wasm' };
-      const chosen = cuda.gpu ? 'cuda' : (report.wasm as { loads: boolean }).loads ? 'wasm' : 'cpu';
+      // auto tries bnlab's own CUDA backend once it is part of the build, never the tensorflow route
+      const chosen = (report.wasm as { loads: boolean }).loads ? 'wasm' : 'cpu';
       report.auto_backend = chosen;
       report.fixes = fixes;
 
@@ -79,9 +86,8 @@ export function registerDoctor(program: Command): void {
         `CPUs: ${cpuBudget().cpus} (${cpuBudget().reason}): thread pools are sized from this`,
         ...Object.entries(report.packages as Record<string, string>).map(([k, v]) => `${k.padEnd(30)} ${v}`),
         '',
-        `cuda          ${cuda.gpu ? 'OK' : 'unavailable'} — ${cuda.detail}`,
-        `  NVIDIA GPUs visible: ${nvidiaGpus().length}`,
-        ...CUDA_LIBS.map((l) => `  ${l.padEnd(20)} ${libs[l] ?? 'not found'}`),
+        ...cuda.lines,
+        ...tfRoute.lines,
         `wasm          ${w.loads ? `OK — SIMD ${w.simd ? 'on' : 'off'}, ${w.threads} threads, kernel fixes: ${w.fixes?.join(', ') || 'none'}, own kernels: ${w.kernels?.join(', ') || 'none'}` : `FAILED — ${w.error}`}`,
         ...(w.notes ?? []).map((n) => `  ${n}`),
         `  native oneDNN convolutions: ${dnnl.addon ? `OK — ${dnnl.reason}` : dnnl.reason}`,
@@ -89,7 +95,9 @@ export function registerDoctor(program: Command): void {
         `cpu           OK (pure JS, last resort)`,
         `jpeg          ${jpg.ok ? `native decoder OK — ${jpg.reason}` : `native decoder ${jpg.reason}; image folders decode with sharp`}`,
         '',
-        `--backend auto would use: ${chosen}${chosen !== 'cuda' ? ' (no CUDA: CPU speeds, fine for the miniature experiments)' : ''}`,
+        `environment   ${(report.environment as string[]).join(' ') || '(no bnlab variable set; see bnlab --help)'}`,
+        '',
+        `--backend auto would use: ${chosen} (no CUDA: CPU speeds, fine for the miniature experiments)`,
         ...(fixes.length ? ['', 'To fix:', ...fixes.map((f) => `  - ${f}`)] : []),
       ];
       process.stdout.write(lines.join('\n') + '\n');

@@ -6,8 +6,8 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { stringify } from 'csv-stringify/sync';
 import { initBackend } from '../backend/index.js';
-import { applyOverride, ConfigError, readConfigFile, validateConfig } from '../config/load.js';
-import type { Config } from '../config/schema.js';
+import { applyOverride, ConfigError, parseBackend, readConfigFile, validateConfig } from '../config/load.js';
+import { BACKENDS, type Config } from '../config/schema.js';
 import { loadDataset, type Dataset, type Split } from '../data/dataset.js';
 import { sampleWithoutReplacement } from '../data/loader.js';
 import { complement, sameImages } from '../bn/domain.js';
@@ -89,10 +89,11 @@ export function registerEval(program: Command): void {
     .option('--repeats <r>', 'repeat with different random samples / batches and report mean ± std', '1')
     .option('--stats-data <spec>', 'where PreciseBN statistics come from: split=train|val,augment=true|false and data.* keys, e.g. split=val,corruption.type=contrast,corruption.severity=5')
     .option('--data <spec>', 'what to evaluate on (default: the run\'s validation set), same form as --stats-data')
-    .option('--backend <name>', 'auto | cuda | wasm | cpu')
+    .option('--backend <name>', `${BACKENDS.join(' | ')} (default: the run's config)`)
     .option('--json', 'print JSON')
     .option('-q, --quiet', 'no progress bars')
     .action(async (f: EvalFlags) => {
+      const backendChoice = f.backend === undefined ? undefined : parseBackend(f.backend);
       const runDir = resolve(f.run);
       const paths = runPaths(runDir);
       if (!existsSync(paths.config)) throw new ConfigError(`--run ${f.run}: no config.yaml there; pass a folder written by bnlab train`);
@@ -114,7 +115,7 @@ export function registerEval(program: Command): void {
       const dataSpec = parseSpec(f.data, cfg, 'val');
       const recompute = !!(f.preciseBn || samples || f.estimator || f.statsData || repeats > 1 || (batch && modes.includes('precise')));
 
-      const backend = await initBackend((f.backend ?? cfg.backend) as Config['backend'], cfg.threads);
+      const backend = await initBackend(backendChoice ?? cfg.backend, cfg.threads);
       if (!f.json && !f.quiet) process.stderr.write(`backend: ${backend.name} — ${backend.reason}\n`);
       const progress = createProgress(!!f.quiet || !!f.json);
       const cache = new Map<string, Dataset>();

@@ -8,6 +8,7 @@ import { registerBench } from './bench.js';
 import { registerConfig } from './config.js';
 import { registerData } from './data.js';
 import { registerDoctor } from './doctor.js';
+import { envHelp } from './env-vars.js';
 import { registerPlot } from './plot.js';
 import { registerReport } from './report.js';
 import { registerEval } from './eval.js';
@@ -50,11 +51,7 @@ Exit codes (every command):
   ${EXIT.interrupted}  interrupted (Ctrl-C or SIGTERM): bnlab train saved a checkpoint; continue with --resume
 
 Environment:
-  BNLAB_PROGRESS_SECONDS  when output is not a terminal (Slurm, nohup, tee), seconds between
-                          progress lines (default 30)
-  BNLAB_CONV_LAYOUT       oneDNN convolution activations: auto (NHWC where oneDNN has direct
-                          kernels for it, else its blocked layouts), blocked, nhwc (default auto)
-  BNLAB_DEBUG             print stack traces of errors`,
+${envHelp()}`,
   );
 registerTrain(program);
 registerEval(program);

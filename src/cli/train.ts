@@ -2,9 +2,9 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { initBackend, type BackendChoice } from '../backend/index.js';
-import { ConfigError, configDiff, RESUMABLE_KEYS, loadConfig, readConfigFile, validateConfig } from '../config/load.js';
-import type { Config } from '../config/schema.js';
+import { initBackend } from '../backend/index.js';
+import { ConfigError, configDiff, parseBackend, RESUMABLE_KEYS, loadConfig, readConfigFile, validateConfig } from '../config/load.js';
+import { BACKENDS, type Config } from '../config/schema.js';
 import { loadDataset } from '../data/dataset.js';
 import { acquireLock } from '../run/lock.js';
 import { runPaths } from '../run/paths.js';
@@ -28,7 +28,7 @@ interface TrainFlags {
   resume?: boolean;
   overwrite?: boolean;
   fork?: string;
-  backend?: BackendChoice;
+  backend?: string;
   quiet?: boolean;
 }
 
@@ -86,10 +86,10 @@ export function registerTrain(program: Command): void {
     .option('--resume', 'continue the run in the folder from its last checkpoint')
     .option('--overwrite', 'replace an existing run in the folder')
     .option('--fork <run[@epoch]>', "start from another run's checkpoint at the end of an epoch (default its last) instead of from scratch; the config may differ from that run's only in bn.frozen_last_epochs (FrozenBN starting after that epoch), epochs and name, so its first epochs are that run's exactly")
-    .option('--backend <name>', 'auto | cuda | wasm | cpu (overrides the config)')
+    .option('--backend <name>', `${BACKENDS.join(' | ')} (overrides the config; see \`bnlab config\` for each)`)
     .option('-q, --quiet', 'no progress bars or per-epoch lines (the log file still gets them)')
     .action(async (f: TrainFlags) => {
-      if (f.backend) f.set.push(`backend=${f.backend}`);
+      if (f.backend) f.set.push(`backend=${parseBackend(f.backend)}`);
       if (f.resume && f.fork) throw new ConfigError('--resume and --fork contradict each other: --resume continues the run in the folder (a fork is resumed like any run), --fork starts a new one; pass one');
       if (f.resume && f.overwrite) throw new ConfigError('--resume and --overwrite contradict each other: --resume continues the run in the folder, --overwrite deletes it; pass one');
       const started = new Date();

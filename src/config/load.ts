@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { closest, distance } from 'fastest-levenshtein';
 import { z } from 'zod';
-import { configObject, configSchema, type Config } from './schema.js';
+import { BACKENDS, configObject, configSchema, type BackendName, type Config } from './schema.js';
 import { checkTracedLayers } from '../nn/resnet.js';
 
 export class ConfigError extends Error {
@@ -69,6 +69,14 @@ function protoKey(v: unknown, prefix = ''): string | undefined {
     if (found) return found;
   }
   return undefined;
+}
+
+/** A --backend value, checked against the same list as the config's `backend` key (train, eval, bench). */
+export function parseBackend(value: string, flag = '--backend'): BackendName {
+  if ((BACKENDS as readonly string[]).includes(value)) return value as BackendName;
+  const best = closest(value, [...BACKENDS]);
+  const hint = distance(value, best) <= 2 ? ` (did you mean '${best}'?)` : '';
+  throw new ConfigError(`${flag} '${clip(value)}' is not a backend${hint}; use one of: ${BACKENDS.join(', ')}`);
 }
 
 /** Parse a `--set key.path=value` override; the value is read as YAML (numbers, booleans, lists, null). */

@@ -174,13 +174,21 @@ const trace = section(
   'Fig. 2 trace: EMA mean vs means of M batches of the current model and their average, written to bn_trace.csv',
 );
 
+/** Every --backend / `backend:` value; the one list the config, the flags and initBackend share. */
+export const BACKENDS = ['auto', 'cuda', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+export const BACKEND_HELP =
+  "tfjs backend: cuda = bnlab's own CUDA backend (NVIDIA driver, NVRTC, cuBLAS and cuDNN 9 found at run time; bnlab doctor says what is missing), " +
+  'tensorflow = @tensorflow/tfjs-node-gpu (libtensorflow 2.9.1: CUDA 11.2 + cuDNN 8.1 only; optional package), wasm, cpu (pure JS, slow); ' +
+  'auto = cuda when it is available, else wasm, else cpu (never tensorflow)';
+
 /** The config as written (model.width may be null); configSchema resolves it. */
 export const configObject = z
   .object({
     name: text(100).regex(/^(?!\.\.?$)[\w.-]+$/, 'a folder name: letters, digits, _ . - (not . or ..)').default('quick').describe('run name: results go to results/<name>'),
     seed: int(0).default(0).describe('seed for initialisation, shuffling, augmentation and PreciseBN samples'),
     epochs: int(1).default(3).describe('training epochs'),
-    backend: z.enum(['auto', 'cuda', 'wasm', 'cpu']).default('auto').describe('tfjs backend: auto = cuda if it loads and sees a GPU, else wasm, else cpu'),
+    backend: z.enum(BACKENDS).default('auto').describe(BACKEND_HELP),
     threads: int(0, 256).default(0).describe('wasm threads; 0 = all cores'),
     data,
     model,

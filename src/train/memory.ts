@@ -7,10 +7,18 @@ import { microBatch, type Config } from '../config/schema.js';
 import type { RunState } from './state.js';
 import { crossEntropy } from '../nn/loss.js';
 
-/** Bytes the backend can hold: the wasm heap is capped at 4 GB and never shrinks. */
+/**
+ * Bytes the backend can hold: the wasm heap is capped at 4 GB and never shrinks; on the cuda
+ * backend, what the driver says is free plus what bnlab's pool holds, less 20% for cuDNN's
+ * workspaces and the allocator's rounding.
+ */
 export function memoryBudget(backend: string): number {
   const gb = Number(process.env.BNLAB_MEMORY_GB);
   if (gb > 0) return gb * 2 ** 30;
+  if (backend === 'cuda') {
+    const m = tf.backend().memory() as { numBytesFreeOnDevice?: number; numBytesPooled?: number };
+    if (m.numBytesFreeOnDevice != null) return 0.8 * (m.numBytesFreeOnDevice + (m.numBytesPooled ?? 0));
+  }
   return backend === 'wasm' ? 3.2 * 2 ** 30 : 8 * 2 ** 30;
 }
 

@@ -33,8 +33,9 @@ export function trainStep(s: RunState, micro: readonly Batch[], o: StepOptions):
   const vars = names.map((n) => s.params.get(n)!);
   let acc: tf.Tensor[] | null = null;
   const observations: Observation[] = [];
-  let lossSum = 0;
-  let errors = 0;
+  // Each micro-batch's loss and error count stay on the device until the step ends: one
+  // read-back per step (a GPU runs ahead of the host meanwhile), summed in the same order.
+  const tallies: tf.Tensor[] = [];
   const ctx: BNContext = o.frozen
     ? { source: 'population', nbs: o.nbs, eps: o.eps, population: o.frozen }
     : { source: 'batch', nbs: o.nbs, eps: o.eps };
@@ -60,11 +61,17 @@ export function trainStep(s: RunState, micro: readonly Batch[], o: StepOptions):
     });
     acc?.forEach((t) => t.dispose());
     acc = res.next;
-    lossSum += res.lossTotal.dataSync()[0];
-    errors += res.wrong.dataSync()[0];
-    res.lossTotal.dispose();
-    res.wrong.dispose();
+    tallies.push(res.lossTotal, res.wrong);
   });
+  // error counts are exact in float32 (< 2^24 samples per micro-batch)
+  const read = tf.tidy(() => tf.concat(tallies.map((t) => t.toFloat().reshape([1])))).dataSync();
+  tf.dispose(tallies);
+  let lossSum = 0;
+  let errors = 0;
+  for (let i = 0; i < read.length; i += 2) {
+    lossSum += read[i];
+    errors += read[i + 1];
+  }
 
   if (observations.length) updateEma(s.ema, observations, { decay: o.emaDecay, groups: o.emaGroups });
   for (const obs of observations) {

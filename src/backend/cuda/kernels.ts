@@ -271,6 +271,27 @@ const oneHot: KernelFunc = (a) => {
   return out;
 };
 
+// Concat: per input, its rows of `inner` elements copied into the output's, device to device
+// (bnlab concatenates a few small tensors, e.g. a step's losses; no kernel launch per element).
+const concat: KernelFunc = (a) => {
+  const b = be(a), xs = Object.values(ins(a)).filter((t) => size(t.shape) > 0);
+  const axis = util.parseAxisParam(attrs<{ axis: number }>(a).axis, xs[0].shape)[0];
+  const outShape = backend_util.computeOutShape(xs.map((t) => t.shape), axis);
+  const dtype = xs.reduce((d, t) => upcastType(d, t.dtype), xs[0].dtype);
+  const y = b.makeOutput(outShape, dtype);
+  const bytes = dtype === 'bool' ? 1 : 4;
+  const outer = size(outShape.slice(0, axis)), rowOut = size(outShape.slice(axis)) * bytes;
+  let at = 0;
+  for (const x of xs) {
+    const xc = castTo(b, x, dtype);
+    const row = size(x.shape.slice(axis)) * bytes;
+    for (let o = 0; o < outer; o++) b.device.copy(b.buf(y), o * rowOut + at, b.buf(xc), o * row, row);
+    b.disposeData(xc.dataId);
+    at += row;
+  }
+  return y;
+};
+
 /** Every kernel of the cuda backend, by tfjs kernel name. */
 export const CUDA_KERNELS: Record<string, KernelFunc> = {
   Conv2D: conv(0, 'Conv2D'),
@@ -295,6 +316,7 @@ export const CUDA_KERNELS: Record<string, KernelFunc> = {
   Slice: slice,
   Transpose: transpose,
   OneHot: oneHot,
+  Concat: concat,
   Add: binary('add'),
   Sub: binary('sub'),
   Multiply: binary('mul'),

@@ -332,7 +332,8 @@ export function pythonSysPath(env: Record<string, string | undefined>, timeoutMs
   return { paths: [...new Set(paths)], notes };
 }
 
-function ldconfigOutput(): string {
+/** `ldconfig -p` output, '' when it cannot be run. */
+export function ldconfigOutput(): string {
   for (const exe of ['/sbin/ldconfig', '/usr/sbin/ldconfig', 'ldconfig']) {
     const r = spawnSync(exe, ['-p'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
     if (!r.error && r.status === 0) return r.stdout;
@@ -402,5 +403,5 @@ export function findCudaLibraries(opts: FindOptions = {}): CudaLibs {
   return { ...found, notes: [...py.notes, ...notes, ...found.notes], ok: found.missing.length === 0, driver, searched: dirs };
 }
 
-/** "libcudnn.so.9 (cuDNN 9): pip install ..." lines, one a missing piece. */
-export const missingLines = (r: LibSearch): string[] => r.missing.map((m) => `${m.what} — ${m.why}; fix: ${m.fix}`);
+/** One line a missing piece: "libcudnn.so.9 (cuDNN 9) missing — convolutions. Fix: pip install ...". */
+export const missingLine = (m: MissingPiece): string => `${m.what} missing — ${m.why}. Fix: ${m.fix}`;
