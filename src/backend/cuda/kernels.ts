@@ -228,8 +228,9 @@ const reshape: KernelFunc = (a) => {
 function reduce(op: ReduceOp): KernelFunc {
   return ((a: Args) => {
     const b = be(a), { x } = ins(a);
-    const at = attrs<{ axis: number | number[]; keepDims?: boolean }>(a);
-    const axes = util.parseAxisParam(at.axis, x.shape);
+    // Max names its axes reductionIndices; Sum, Min, Mean, ArgMax name them axis
+    const at = attrs<{ axis?: number | number[]; reductionIndices?: number | number[]; keepDims?: boolean }>(a);
+    const axes = util.parseAxisParam((at.axis ?? at.reductionIndices)!, x.shape);
     const perm = backend_util.getAxesPermutation(axes, x.shape.length);
     const src = perm ? transposeOf(b, x, perm) : alias(b, x, x.shape);
     const inner = perm ? backend_util.getInnerMostAxes(axes.length, x.shape.length) : axes;
