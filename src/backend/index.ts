@@ -4,6 +4,7 @@ import '@tensorflow/tfjs'; // registers gradients and chained ops; tfjs-core alo
 import '@tensorflow/tfjs-backend-cpu';
 import type { BackendName } from '../config/schema.js';
 import { findCudaLibraries, missingLine } from './cuda/libs.js';
+import { kernelCacheDir, startCuda, type CudaOptions } from './cuda/start.js';
 import { loadTensorflow } from './tensorflow.js';
 import { initWasmBackend, registerCpuFixes, poolStartState } from './wasm.js';
 import { cpuBudget } from '../util/cpus.js';
@@ -22,15 +23,20 @@ export interface BackendReport {
 
 export class BackendError extends Error {}
 
-export async function initBackend(choice: BackendChoice, threads = 0): Promise<BackendReport> {
+export async function initBackend(choice: BackendChoice, threads = 0, cuda: CudaOptions = { tf32: true, deterministic: false }): Promise<BackendReport> {
   const notes: string[] = [];
   if (choice === 'tensorflow') {
     const probe = await loadTensorflow();
     if (probe.gpu) return { name: 'tensorflow', tfName: tf.getBackend(), reason: `tfjs-node-gpu: ${probe.detail}`, details: [] };
     throw new BackendError(`--backend tensorflow (tfjs-node-gpu, CUDA 11.2 + cuDNN 8.1 only): ${probe.detail}. Run 'bnlab doctor' for details, or use --backend wasm.`);
   }
-  if (choice === 'cuda') throw new BackendError(cudaUnavailable());
-  // auto: bnlab's own CUDA backend is tried here once it is wired in; never tfjs-node-gpu.
+  if (choice === 'cuda' || choice === 'auto') {
+    // auto never tries tfjs-node-gpu: its libtensorflow needs CUDA 11.2 and would fall to CPU quietly
+    const r = await withDeadline(startCuda(cuda), startupDeadlineSeconds(), 'the cuda backend', () => `a first start compiles the CUDA kernels with NVRTC into ${kernelCacheDir()}`);
+    if (r.ok) return { name: 'cuda', tfName: 'cuda', reason: r.reason, details: r.details };
+    if (choice === 'cuda') throw new BackendError(`${cudaUnavailable(r.why)}`);
+    notes.push(`CUDA not used: ${r.why}`);
+  }
   if (choice === 'wasm' || choice === 'auto') {
     try {
       const info = await withDeadline(initWasmBackend({ threads: threads > 0 ? threads : 'auto' }), startupDeadlineSeconds(), 'the wasm backend', poolStartState);
@@ -49,11 +55,11 @@ export async function initBackend(choice: BackendChoice, threads = 0): Promise<B
   return { name: 'cpu', tfName: 'cpu', reason: `pure-JS cpu backend (slow; kernel fixes: ${fixes.join(', ') || 'none'})`, details: notes };
 }
 
-/** Why --backend cuda cannot run: each library piece that is missing, with its fix. */
-function cudaUnavailable(): string {
+/** Why --backend cuda cannot run: each library piece that is missing with its fix, or what failed. */
+function cudaUnavailable(why: string): string {
   const libs = findCudaLibraries();
-  const head = "--backend cuda: bnlab's CUDA backend needs the NVIDIA driver (libcuda.so.1), NVRTC, cuBLAS and cuDNN 9, found at run time";
+  const head = "--backend cuda: bnlab's CUDA backend needs an NVIDIA GPU with its driver (libcuda.so.1), NVRTC, cuBLAS and cuDNN 9, found at run time";
   const tail = "Run 'bnlab doctor' to see where bnlab looked, or use --backend wasm (or --backend tensorflow for tfjs-node-gpu with CUDA 11.2).";
   if (!libs.ok) return [`${head}; missing:`, ...libs.missing.map((m) => `  - ${missingLine(m)}`), ...(libs.driver.present ? [] : [`  (${libs.driver.detail})`]), tail].join('\n');
-  return `${head}: all were found (driver: ${libs.driver.detail}), but this build of bnlab does not include the CUDA backend yet. Use --backend wasm, or --backend tensorflow for tfjs-node-gpu.`;
+  return `${head}: ${why}. ${tail}`;
 }

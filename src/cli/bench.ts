@@ -70,7 +70,7 @@ export function registerBench(program: Command): void {
       if (o.backend) o.set.push(`backend=${parseBackend(o.backend)}`);
       const cfg = loadConfig(o.config, o.set);
       const steps = Math.max(1, parseInt(o.steps, 10) || 5);
-      const backend = await initBackend(cfg.backend, cfg.threads);
+      const backend = await initBackend(cfg.backend, cfg.threads, cfg.cuda);
       if (!o.json) process.stderr.write(`backend: ${backend.name} — ${backend.reason}\n`);
       const data = await loadDataset(cfg.data);
       const s = createState(cfg, data.train.channels, data.numClasses);
@@ -87,7 +87,8 @@ export function registerBench(program: Command): void {
         '--in-ch', String(data.train.channels), '--classes', String(data.numClasses), '--size', String(data.train.height),
         '--batch', String(bs), '--nbs', String(Math.min(cfg.bn.nbs, micro)), '--threads', String(threads), '--steps', String(steps),
         '--eps', String(cfg.bn.eps), '--infer-n', String(evalSet.n), '--infer-batch', String(cfg.eval.batch_size), '--infer-passes', String(INFER_PASSES),
-        '--precise-n', String(preciseN), '--precise-batch', String(cfg.precise.batch_size)];
+        '--precise-n', String(preciseN), '--precise-batch', String(cfg.precise.batch_size),
+        ...(backend.name === 'cuda' ? ['--device', 'cuda', '--tf32', cfg.cuda.tf32 ? '1' : '0'] : [])];
       // The peer starts now and waits, its model built and warmed up, for each step it is asked for.
       const lockstep = o.lockstep ? await startLockstep(o.python, peerArgs) : null;
 

@@ -115,7 +115,7 @@ export function registerEval(program: Command): void {
       const dataSpec = parseSpec(f.data, cfg, 'val');
       const recompute = !!(f.preciseBn || samples || f.estimator || f.statsData || repeats > 1 || (batch && modes.includes('precise')));
 
-      const backend = await initBackend(backendChoice ?? cfg.backend, cfg.threads);
+      const backend = await initBackend(backendChoice ?? cfg.backend, cfg.threads, cfg.cuda);
       if (!f.json && !f.quiet) process.stderr.write(`backend: ${backend.name} — ${backend.reason}\n`);
       const progress = createProgress(!!f.quiet || !!f.json);
       const cache = new Map<string, Dataset>();

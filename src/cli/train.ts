@@ -115,7 +115,7 @@ export function registerTrain(program: Command): void {
       const log = createLogger(paths.log, !!f.quiet);
       for (const m of stale) log(m);
       if (resolved.note) log(resolved.note);
-      const backend = await initBackend(cfg.backend, cfg.threads);
+      const backend = await initBackend(cfg.backend, cfg.threads, cfg.cuda);
       log(`backend: ${backend.name} — ${backend.reason}`);
       for (const d of backend.details) log(`  ${d}`);
       const fork = resolved.fork && { forked_from: { run: resolved.fork.run, checkpoint: resolved.fork.checkpoint, epoch: resolved.fork.epoch } };

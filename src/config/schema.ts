@@ -174,6 +174,18 @@ const trace = section(
   'Fig. 2 trace: EMA mean vs means of M batches of the current model and their average, written to bn_trace.csv',
 );
 
+const cuda = section(
+  {
+    tf32: z.boolean().default(true).describe(
+      "cuDNN convolutions and cuBLAS matmuls may use TF32 tensor cores (products of 10-bit mantissas, float32 sums; PyTorch's default for cuDNN convolutions); false = full float32 math",
+    ),
+    deterministic: z.boolean().default(false).describe(
+      "only deterministic cuDNN algorithms (bnlab's own CUDA kernels always reduce in a fixed order): a --resume then continues bit for bit on the GPU as on the CPU; its cost is not measured yet (docs/gpu.md)",
+    ),
+  },
+  "bnlab's cuda backend (backend: cuda or auto on a GPU machine)",
+);
+
 /** Every --backend / `backend:` value; the one list the config, the flags and initBackend share. */
 export const BACKENDS = ['auto', 'cuda', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -190,6 +202,7 @@ export const configObject = z
     epochs: int(1).default(3).describe('training epochs'),
     backend: z.enum(BACKENDS).default('auto').describe(BACKEND_HELP),
     threads: int(0, 256).default(0).describe('wasm threads; 0 = all cores'),
+    cuda,
     data,
     model,
     bn,

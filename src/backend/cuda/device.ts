@@ -8,6 +8,7 @@
 //     operations with bnlab's CPU kernels: the backend's bookkeeping and every kernel's wiring
 //     are tested on machines without a GPU, CI included.
 // A buffer is a number: a raw device address (the addon) or an id (the fake). Sizes are bytes.
+// One device per process, called from the thread that created it.
 // Tensors are dense, row-major; activations NHWC; filters HWIO (tfjs' layouts: the addon
 // transposes for cuDNN itself); float32 and int32 are 4 bytes, bool 1 byte (uint8).
 // The operations mirror the CPU addon's (native/addon/*.cc, same argument order and math),
@@ -28,7 +29,7 @@ export interface DeviceInfo {
 }
 
 export interface DeviceMemory {
-  /** bytes in live buffers */
+  /** bytes in live buffers (as asked for; the fake counts its 256-byte rounding) */
   inUse: number;
   /** bytes the pool holds for reuse beyond inUse */
   pooled: number;
@@ -57,6 +58,7 @@ export interface Device {
   upload(buf: number, src: ArrayBufferView): void;
   /** device -> host, waiting for the stream; `bytes` from the buffer's start. */
   downloadSync(buf: number, bytes: number): Uint8Array;
+  /** the addon's waits on the stream like downloadSync (the host thread blocks) */
   download(buf: number, bytes: number): Promise<Uint8Array>;
   /** device -> device, `bytes` from src+srcOff to dst+dstOff. */
   copy(dst: number, dstOff: number, src: number, srcOff: number, bytes: number): void;
@@ -81,7 +83,7 @@ export interface Device {
   matmul(a: number, b: number, c: number, batchA: number, batchB: number, M: number, N: number, K: number, transA: boolean, transB: boolean): void;
   gap(x: number, y: number, B: number, HW: number, C: number): void;
   gapGrad(dy: number, dx: number, B: number, HW: number, C: number): void;
-  /** NHWC max pooling; padding value -inf */
+  /** NHWC max pooling; padding value -inf; a NaN in a window gives NaN */
   maxPool(x: number, y: number, B: number, H: number, W: number, C: number, OH: number, OW: number, FH: number, FW: number, sh: number, sw: number, pt: number, pl: number): void;
   maxPoolGrad(x: number, dy: number, dx: number, B: number, H: number, W: number, C: number, OH: number, OW: number, FH: number, FW: number, sh: number, sw: number, pt: number, pl: number): void;
 
@@ -89,7 +91,8 @@ export interface Device {
   unary(op: UnaryOp, x: number, y: number, n: number): void;
   /** y[outShape] = op(a, b) with numpy broadcasting: aShape/bShape padded on the left to outShape's rank (<= 6) */
   binary(op: BinaryOp, a: number, b: number, y: number, aShape: number[], bShape: number[], outShape: number[], dtype: DType): void;
-  /** reduce the inner `inner` elements of each of `outer` rows; argMax/argMin write int32 */
+  /** reduce the inner `inner` elements of each of `outer` rows: sum/max/min write `dtype` (an
+   *  int32 sum wraps), mean float32, argMax/argMin int32 (the first extreme); max/min propagate NaN */
   reduce(op: ReduceOp, x: number, y: number, outer: number, inner: number, dtype: DType): void;
   cast(x: number, y: number, n: number, from: DType, to: DType): void;
   /** y = x[begin : begin + size] of an N-d (<= 6) tensor, elements of `bytes` bytes */

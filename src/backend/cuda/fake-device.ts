@@ -112,13 +112,12 @@ export class FakeDevice implements Device {
     this.cpu.conv(kind, this.heap, a, b, c, dims, 0);
   }
 
-  /** ones and zeros for a BatchNorm without affine (the contract's gamma/beta 0) */
+  /** ones for a missing gamma, zeros for a missing beta (the contract's buffer 0) */
   private affine(C: number, gamma: number, beta: number): [number, number, () => void] {
-    if (gamma && beta) return [gamma, beta, () => {}];
-    const g = this.alloc(4 * C), b = this.alloc(4 * C);
-    this.f(g, C).fill(1);
-    this.f(b, C).fill(0);
-    return [g, b, () => (this.free(g), this.free(b))];
+    const made: number[] = [];
+    const make = (v: number) => { const b = this.alloc(4 * C); this.f(b, C).fill(v); made.push(b); return b; };
+    const g = gamma || make(1), b = beta || make(0);
+    return [g, b, () => made.forEach((m) => this.free(m))];
   }
 
   bnForward(x: number, y: number, mean: number, variance: number, gamma: number, beta: number, G: number, M: number, C: number, eps: number, relu: boolean): void {
