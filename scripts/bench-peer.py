@@ -16,6 +16,11 @@ and take commands on stdin, one per line: `step` runs one timed training step an
 alternates its own steps and passes with these, so a slow minute of a shared host hits both sides
 alike.
 
+--device cuda (bnlab bench passes it when bnlab runs on its cuda backend): model and data on the
+GPU, cuDNN autotuning on (torch.backends.cudnn.benchmark, as bnlab's addon picks each
+convolution's algorithm by measuring), TF32 as --tf32 says for convolutions and matmuls alike
+(bnlab's cuda.tf32 covers both), and every timer stops after torch.cuda.synchronize().
+
 Run with Debian's /usr/bin/python3 (python3-torch), e.g.
   /usr/bin/python3 scripts/bench-peer.py --arch resnet-cifar --depth 20 --size 32 --in-ch 3 \
       --classes 10 --batch 128 --nbs 128 --threads 2
@@ -50,17 +55,25 @@ def main(argv=None):
     ap.add_argument('--precise-batch', type=int, default=32)
     ap.add_argument('--skip', default='', help='comma list of phases to skip: train,infer,precise')
     ap.add_argument('--lockstep', action='store_true', help='training steps and inference passes on command from stdin (see above)')
+    ap.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    ap.add_argument('--tf32', type=int, choices=[0, 1], default=1, help='with --device cuda: TF32 tensor cores for convolutions and matmuls')
     a = ap.parse_args(argv)
     if a.infer_passes < 1:
         ap.error('--infer-passes must be at least 1')
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     skip = set(s for s in a.skip.split(',') if s)
-    model = build_model(a.arch, a.depth, a.width, a.in_ch, a.classes, eps=a.eps)
+    dev = torch.device(a.device)
+    if a.device == 'cuda':
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = bool(a.tf32)
+    # GPU work is asynchronous: a timer reads the clock only after the device has finished
+    sync = torch.cuda.synchronize if a.device == 'cuda' else (lambda: None)
+    model = build_model(a.arch, a.depth, a.width, a.in_ch, a.classes, eps=a.eps).to(dev)
     nbs = a.nbs if a.nbs > 0 else a.batch
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-5)
     out = {
-        'framework': f'pytorch {torch.__version__}',
+        'framework': f'pytorch {torch.__version__}' + (f' on {torch.cuda.get_device_name()}' if a.device == 'cuda' else ''),
         'threads': torch.get_num_threads(),
         'params': count_params(model),
         'input': f'{a.size}x{a.size}x{a.in_ch}',
@@ -75,25 +88,29 @@ def main(argv=None):
         model.eval()
         with torch.no_grad():
             if not infer_xs:
-                infer_xs.append(torch.randn(a.infer_n, a.in_ch, a.size, a.size))
+                infer_xs.append(torch.randn(a.infer_n, a.in_ch, a.size, a.size, device=dev))
                 model(infer_xs[0][: min(a.infer_batch, a.infer_n)])  # warm-up
+            sync()
             t = time.perf_counter()
             for s in range(0, a.infer_n, a.infer_batch):
                 model(infer_xs[0][s: s + a.infer_batch]).argmax(1)
+            sync()
             dt = time.perf_counter() - t
         model.train()
         return dt
 
     infer_times = []
     if 'train' not in skip:
-        x = torch.randn(a.batch, a.in_ch, a.size, a.size)
-        y = torch.randint(0, a.classes, (a.batch,))
+        x = torch.randn(a.batch, a.in_ch, a.size, a.size, device=dev)
+        y = torch.randint(0, a.classes, (a.batch,), device=dev)
         def step():
+            sync()
             t = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             loss = F.cross_entropy(ghost_forward(model, x, nbs), y)
             loss.backward()
             opt.step()
+            sync()
             return time.perf_counter() - t
 
         step()  # warm-up
@@ -135,11 +152,13 @@ def main(argv=None):
 
     if 'precise' not in skip:
         model.train()
-        xs = torch.randn(a.precise_n, a.in_ch, a.size, a.size)
+        xs = torch.randn(a.precise_n, a.in_ch, a.size, a.size, device=dev)
         with torch.no_grad():
+            sync()
             t = time.perf_counter()
             for s in range(0, a.precise_n, a.precise_batch):
                 model(xs[s: s + a.precise_batch])
+            sync()
             dt = time.perf_counter() - t
         out['precise_seconds'] = round(dt, 2)
         out['precise_images_per_s'] = round(a.precise_n / dt, 1)

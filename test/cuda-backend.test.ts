@@ -101,9 +101,10 @@ describe('cuda backend on the fake device', () => {
     const s = createState(cfg, 3, 4);
     try {
       const batch = (seed: number): Batch => ({ x: Float32Array.from({ length: 8 * 8 * 8 * 3 }, (_, i) => Math.sin(i * seed)), y: Int32Array.from({ length: 8 }, (_, i) => i % 4), n: 8, height: 8, width: 8, channels: 3 });
-      const before = dev.counts.download;
+      const before = dev.counts.download, tensors = tf.memory().numTensors;
       const r = trainStep(s, [batch(1), batch(2), batch(3)], { nbs: 8, eps: 1e-5, emaDecay: 0.9, emaGroups: 'all', lr: 0.1, momentum: 0.9, nesterov: false });
       expect(dev.counts.download - before).toBe(1);
+      expect(tf.memory().numTensors).toBe(tensors); // the step's tallies and their read-back freed
       expect(r.n).toBe(24);
       expect(Number.isFinite(r.lossSum) && r.lossSum > 0).toBe(true);
     } finally {

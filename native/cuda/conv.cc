@@ -129,7 +129,9 @@ void choose(Device& d, ConvPlan& p, const Search& s, const std::string& what) {
     if (r.status != CUDNN_STATUS_SUCCESS) continue;
     if (d.deterministic && r.determinism != CUDNN_DETERMINISTIC) continue;
     if (!d.tf32 && (r.mathType == CUDNN_TENSOR_OP_MATH || r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)) continue;
-    if (pick < 0 || (d.deterministic && r.algo < perf[size_t(pick)].algo)) pick = i;
+    // (algo, mathType) in lexical order: with TF32 on one algorithm may come twice, once per math type
+    const cudnnConvAlgoPerf* q = pick < 0 ? nullptr : &perf[size_t(pick)];
+    if (!q || (d.deterministic && (r.algo < q->algo || (r.algo == q->algo && r.mathType < q->mathType)))) pick = i;
   }
   if (pick < 0)
     fail(std::string("bnlab cuda: cuDNN has no ") + (d.deterministic ? "deterministic " : "") +

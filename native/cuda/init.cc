@@ -122,7 +122,11 @@ std::string compile(const std::string& path, const std::string& src, const std::
   check(lib.rtc.nvrtcGetCUBINSize(prog.p, &size), "nvrtcGetCUBINSize");
   std::string cubin(size, '\0');
   check(lib.rtc.nvrtcGetCUBIN(prog.p, &cubin[0]), "nvrtcGetCUBIN");
-  check(lib.rtc.nvrtcDestroyProgram(&prog.p), "nvrtcDestroyProgram");
+  // Taken from the guard first: nvrtc.h does not say that nvrtcDestroyProgram clears the handle,
+  // and ~Program must not destroy it a second time.
+  nvrtcProgram done = prog.p;
+  prog.p = nullptr;
+  check(lib.rtc.nvrtcDestroyProgram(&done), "nvrtcDestroyProgram");
   return cubin;
 }
 

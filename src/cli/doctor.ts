@@ -50,6 +50,12 @@ export function registerDoctor(program: Command): void {
       report.tensorflow = tfRoute.json;
       fixes.push(...tfRoute.fixes);
       report.environment = envSet();
+      // The device itself: this also compiles bnlab's kernels with NVRTC (the first time; cached)
+      const { openCudaDevice, describeDevice, kernelCacheDir } = await import('../backend/cuda/start.js');
+      const dev = cudaLibs.driver.gpus.length ? openCudaDevice({ tf32: true, deterministic: false }) : { why: 'no GPU', notes: [] };
+      const deviceLine = 'device' in dev ? `OK — ${describeDevice(dev.device, { tf32: true, deterministic: false })}; kernels compiled by NVRTC (cache ${kernelCacheDir()})` : `not started: ${dev.why}`;
+      report.cuda_device = 'device' in dev ? { ok: true, detail: deviceLine } : { ok: false, detail: dev.why };
+      if (cudaLibs.driver.gpus.length && !('device' in dev)) fixes.push(`cuda device: ${dev.why}`);
 
       try {
         const { initWasmBackend } = await import('../backend/wasm.js');
@@ -74,8 +80,8 @@ export function registerDoctor(program: Command): void {
       report.jpeg = { loads: jpg.ok, detail: jpg.reason, path: JPEG_ADDON_PATH };
       if (!jpg.ok) fixes.push(`native JPEG decoder (~2x faster image-folder input than sharp): ${jpg.reason}`);
       report.cpu = { loads: true, note: 'pure JS: a last resort, ~30x slower than wasm' };
-      // auto tries bnlab's own CUDA backend once it is part of the build, never the tensorflow route
-      const chosen = (report.wasm as { loads: boolean }).loads ? 'wasm' : 'cpu';
+      // auto tries bnlab's own CUDA backend first, never the tensorflow route
+      const chosen = 'device' in dev ? 'cuda' : (report.wasm as { loads: boolean }).loads ? 'wasm' : 'cpu';
       report.auto_backend = chosen;
       report.fixes = fixes;
 
@@ -87,6 +93,7 @@ export function registerDoctor(program: Command): void {
         ...Object.entries(report.packages as Record<string, string>).map(([k, v]) => `${k.padEnd(30)} ${v}`),
         '',
         ...cuda.lines,
+        `  device: ${deviceLine}`,
         ...tfRoute.lines,
         `wasm          ${w.loads ? `OK — SIMD ${w.simd ? 'on' : 'off'}, ${w.threads} threads, kernel fixes: ${w.fixes?.join(', ') || 'none'}, own kernels: ${w.kernels?.join(', ') || 'none'}` : `FAILED — ${w.error}`}`,
         ...(w.notes ?? []).map((n) => `  ${n}`),
@@ -97,7 +104,7 @@ export function registerDoctor(program: Command): void {
         '',
         `environment   ${(report.environment as string[]).join(' ') || '(no bnlab variable set; see bnlab --help)'}`,
         '',
-        `--backend auto would use: ${chosen} (no CUDA: CPU speeds, fine for the miniature experiments)`,
+        `--backend auto would use: ${chosen}${chosen === 'cuda' ? '' : ' (no CUDA: CPU speeds, fine for the miniature experiments)'}`,
         ...(fixes.length ? ['', 'To fix:', ...fixes.map((f) => `  - ${f}`)] : []),
       ];
       process.stdout.write(lines.join('\n') + '\n');

@@ -64,8 +64,9 @@ export function trainStep(s: RunState, micro: readonly Batch[], o: StepOptions):
     tallies.push(res.lossTotal, res.wrong);
   });
   // error counts are exact in float32 (< 2^24 samples per micro-batch)
-  const read = tf.tidy(() => tf.concat(tallies.map((t) => t.toFloat().reshape([1])))).dataSync();
-  tf.dispose(tallies);
+  const all = tf.tidy(() => tf.concat(tallies.map((t) => t.toFloat().reshape([1]))));
+  const read = all.dataSync();
+  tf.dispose([all, ...tallies]);
   let lossSum = 0;
   let errors = 0;
   for (let i = 0; i < read.length; i += 2) {
