@@ -125,7 +125,7 @@ IMPLEMENTED = {
     'data.corruption', 'trace.layers',
 }
 IGNORED = {
-    'name', 'backend', 'threads', 'checkpoint_every', 'checkpoint.keep_last', 'checkpoint.best_metric',
+    'name', 'backend', 'threads', 'cuda.tf32', 'cuda.deterministic', 'checkpoint_every', 'checkpoint.keep_last', 'checkpoint.best_metric',
     'bn.ema_decay', 'bn.ema_groups', 'optim.micro_batch',
     'data.val_labels', 'data.image_size', 'data.workers', 'data.decoder', 'data.shrink_on_load', 'data.prefetch',
     'data.on_error', 'data.cache_dir', 'data.augment.scale', 'data.augment.ratio',

@@ -40,7 +40,7 @@ describe('--set values', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).not.toMatch(/\bat .*\.js:\d+/);
     expect(existsSync(out)).toBe(false);
-  });
+  }, 30_000); // a CLI start (tsx) took 4-5.5 s beside the rest of the suite: over vitest's 5 s default
 
   it('a BNLAB_CONV_LAYOUT that is not a layout: exit 2 before anything runs (no silent fallback to another backend)', () => {
     const out = join(dir, 'layout');

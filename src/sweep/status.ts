@@ -39,11 +39,9 @@ export function runStatus(run: SweepRun): RunStatus {
   return { state: 'new', ...res };
 }
 
-/** ", its last session died without a word" etc. for a run to be resumed or restarted ('' otherwise). */
+/** "; its last session died without a word ..." for a run killed without writing its end ('' otherwise). */
 export function sessionNote(st: RunStatus): string {
-  if (st.state === 'finished' || st.state === 'new' || !st.session) return '';
-  const how = { died: 'died without a word (killed, aborted or out of memory)', running: 'is running', interrupted: 'was interrupted', failed: 'failed', finished: 'finished' }[st.session];
-  return `; its last session ${how}`;
+  return st.state !== 'finished' && st.session === 'died' ? '; its last session died without a word (killed, aborted or out of memory)' : '';
 }
 
 /** "val_err_precise 12.3 val_err_ema 14.0" from the last metrics row (what a finished run reports). */
