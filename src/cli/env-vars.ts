@@ -3,6 +3,7 @@
 export const ENV_VARS: [name: string, meaning: string][] = [
   ['BNLAB_CUDA_LIB_DIRS', "colon-separated folders searched first for the CUDA libraries of bnlab's cuda backend (libcuda.so.1, libnvrtc, libcublas, libcublasLt, libcudnn 9)"],
   ['BNLAB_PYTHON', "python whose site-packages hold pip's NVIDIA wheels (nvidia/*/lib, searched after BNLAB_CUDA_LIB_DIRS), and bench --peer's python (default python3)"],
+  ['BNLAB_CUDA_CACHE', "where the cuda backend keeps the kernels NVRTC compiled for the GPU (default ~/.cache/bnlab/cuda; keyed by source, options, NVRTC version and GPU)"],
   ['VIRTUAL_ENV, CONDA_PREFIX', 'an active environment: its site-packages (and conda\'s lib folder) are searched for the CUDA libraries too'],
   ['CUDA_HOME, CUDA_PATH', 'a CUDA toolkit searched for the CUDA libraries after site-packages (then /usr/local/cuda, LD_LIBRARY_PATH, the ldconfig cache)'],
   ['BNLAB_BACKEND_TIMEOUT_S', 'seconds a backend may take to start before bnlab stops with an error (default 120)'],
