@@ -104,6 +104,22 @@ sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no scripts/__pycache__ in the repository
 import torch_resnet as tr  # noqa: E402
 
+
+def onednn_is_safe():
+    """Debian's PyTorch runs its convolutions on the system oneDNN 2.6.3, whose AVX2 kernels
+    corrupt the heap (issue 27: the twin aborted with "double free or corruption" on AVX2 machines
+    and with ONEDNN_MAX_CPU_ISA=AVX2). Its AVX-512 kernels are the ones checked against bnlab."""
+    isa = os.environ.get('ONEDNN_MAX_CPU_ISA', '').upper()
+    try:
+        avx512 = 'avx512f' in open('/proc/cpuinfo').read()
+    except OSError:
+        avx512 = False
+    return avx512 and (isa in ('', 'ALL') or isa.startswith('AVX512'))
+
+
+# Elsewhere PyTorch's own (non-oneDNN) convolutions: slower, the same math.
+torch.backends.mkldnn.enabled = onednn_is_safe()
+
 COLUMNS = ['epoch', 'lr', 'train_loss', 'train_err', 'val_err_precise', 'epoch_seconds', 'train_images_per_s',
            'precise_seconds', 'train_err_nbs', 'val_err_minibatch', 'bn_mode']
 

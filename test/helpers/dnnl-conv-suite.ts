@@ -17,7 +17,9 @@ import { initWasmBackend, restoreCpuKernels, setWasmKernels } from '../../src/ba
 
 
 export type ConvLayout = 'auto' | 'blocked' | 'nhwc';
-const avx512 = /\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+// oneDNN's AVX-512 kernels: the CPU has them and ONEDNN_MAX_CPU_ISA (if set) allows them
+const isaCap = (process.env.ONEDNN_MAX_CPU_ISA ?? '').toUpperCase();
+const avx512 = /\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8')) && (isaCap === '' || isaCap === 'ALL' || isaCap.startsWith('AVX512'));
 
 const fixed: Case[] = [
   { x: [2, 7, 7, 3], f: [3, 3, 3, 4], s: 1, pad: 'same' },
