@@ -18,6 +18,17 @@ const tiny = [
 ];
 
 describe('bnlab CLI', () => {
+  it('config -c A -c B shows both merged, later winning, as train resolves them', () => {
+    const [a, b] = [join(dir, 'merge-a.yaml'), join(dir, 'merge-b.yaml')];
+    writeFileSync(a, 'epochs: 7\nbn:\n  nbs: 8\n  eps: 0.01\n');
+    writeFileSync(b, 'bn:\n  eps: 0.001\n');
+    const r = run(['config', '-c', a, '-c', b]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^epochs: 7$/m);
+    expect(r.stdout).toMatch(/^  nbs: 8$/m);
+    expect(r.stdout).toMatch(/^  eps: 0\.001$/m);
+  }, 30_000);
+
   it('rejects a mistyped config key with the key path, a suggestion and exit code 2', () => {
     const r = run(['train', '--set', 'optim.batchsize=64']);
     expect(r.status).toBe(2);
