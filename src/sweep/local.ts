@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { forkArg, type Sweep, type SweepRun } from './spec.js';
 import { trackSweep } from './progress.js';
-import { finalErrors, runStatus, sessionNote, type RunState } from './status.js';
+import { finalErrors, runStatus, sessionNote, type RunState, type RunStatus } from './status.js';
 
 export const BNLAB_BIN = fileURLToPath(new URL('../../bin/bnlab.js', import.meta.url));
 
@@ -50,11 +50,11 @@ const secs = (ms: number) => (ms < 60e3 ? `${(ms / 1e3).toFixed(1)}s` : `${Math.
 export async function runLocal(sweep: Sweep, o: LocalOptions): Promise<SweepRun[]> {
   const n = sweep.runs.length;
   const tag = (r: SweepRun) => `[${r.index + 1}/${n}] ${r.name}`;
-  const todo: { run: SweepRun; state: RunState }[] = [];
+  const todo: { run: SweepRun; state: RunState; st: RunStatus }[] = [];
   for (const run of sweep.runs) {
     const st = runStatus(run);
     if (st.state === 'finished') o.print(`${tag(run)}: finished, skipped (${finalErrors(run)})`);
-    else todo.push({ run, state: st.state });
+    else todo.push({ run, state: st.state, st });
   }
   mkdirSync(join(sweep.out, 'logs'), { recursive: true });
   const progress = trackSweep(todo.map((t) => t.run), { quiet: o.quiet, print: o.print });
@@ -65,7 +65,7 @@ export async function runLocal(sweep: Sweep, o: LocalOptions): Promise<SweepRun[
   let next = 0;
   const worker = async (slot: number) => {
     while (next < queue.length && !o.stopped?.()) {
-      const { run, state } = queue[next++];
+      const { run, state, st } = queue[next++];
       if (run.fork && failed.includes(run.fork.from)) {
         failed.push(run);
         o.print(`${tag(run)}: FAILED: not started, its source ${run.fork.from.name} failed`);
@@ -74,7 +74,6 @@ export async function runLocal(sweep: Sweep, o: LocalOptions): Promise<SweepRun[
       const gpu = o.gpus.length ? o.gpus[slot % o.gpus.length] : undefined;
       const args = localTrainArgs(sweep, run, state, o);
       const log = logPath(sweep, run);
-      const st = runStatus(run);
       const how = state === 'resume' ? ` (resuming after epoch ${st.lastEpoch}${sessionNote(st)})` : state === 'restart' ? ` (starting over: no checkpoint to resume from${sessionNote(st)})` : '';
       o.print(`${tag(run)}: start${how}${gpu !== undefined ? ` on GPU ${gpu}` : ''}`);
       const t0 = Date.now();
