@@ -5,6 +5,7 @@
 // mean ± std over them.
 import { distinctRuns, lastEpoch, metricsAt, recipeOf, type Run } from './runs.js';
 import { combine, type Table } from './table.js';
+import { completeTwins, isTwin } from './twin.js';
 
 const COLUMNS: [string, string][] = [
   ['train_err', 'train, as trained, batch stats'],
@@ -16,7 +17,9 @@ const COLUMNS: [string, string][] = [
 
 export function regimeTable(runs: Run[]): Table {
   const groups = new Map<string, Run[]>();
-  for (const r of distinctRuns(runs).filter((x) => x.metrics.length)) groups.set(recipeOf(r), [...(groups.get(recipeOf(r)) ?? []), r]);
+  // a PyTorch twin still training is left out (the report lists it as unfinished)
+  const usable = (r: Run) => r.metrics.length > 0 && (!isTwin(r) || completeTwins([r]).length > 0);
+  for (const r of distinctRuns(runs).filter(usable)) groups.set(recipeOf(r), [...(groups.get(recipeOf(r)) ?? []), r]);
   const rows = [...groups.entries()]
     .sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true }))
     .map(([name, rs]) => {

@@ -2,9 +2,11 @@
 // page with the tables and inline SVG figures (no scripts, no network).
 import { buildFigures, FIG_IDS, render, type FigId } from './figures.js';
 import { distinctRuns, type Run } from './runs.js';
-import { esc, hasOurs, toHtml, toMarkdown, type Table } from './table.js';
+import { findingsTable, type FindingRuns } from './findings.js';
+import { esc, hasOurs, textHtml, textMarkdown, toHtml, toMarkdown, type Table, type TextTable } from './table.js';
 import { regimeTable } from './regime.js';
 import { buildTable, TABLE_IDS, type TableId } from './tables.js';
+import { isTwin, twinTable } from './twin.js';
 
 // A results folder laid out as <experiment>/<run>/ (results/mini/table1/..): when an experiment
 // folder's name names a table, that table uses only its runs, so sweeps for different tables don't mix.
@@ -52,19 +54,34 @@ export function allTables(runs: Run[]): TableResult {
   return out;
 }
 
+/** The runs the findings read, picked per experiment as the tables pick theirs; twins from anywhere. */
+export const findingRuns = (runs: Run[]): FindingRuns => ({
+  table1: runsFor('table1', runs), table2: runsFor('table2', runs), fig6: runsFor('fig6', runs),
+  table4: runsFor('table4', runs), fig8: runsFor('fig8', runs), twin: distinctRuns(runs.filter(isTwin)),
+});
+/** The findings with their verdicts, then the twin beside bnlab (when there is a twin run). */
+export function verdictTables(runs: Run[]): TextTable[] {
+  const f = findingsTable(findingRuns(runs));
+  const twin = twinTable(runsFor('fig5', runs), runs);
+  return [...(f.rows.length ? [f] : []), ...(twin ? [twin] : [])];
+}
+
 /** Runs with fewer epochs than their config asks, and how their last session ended. */
 export function unfinished(runs: Run[]): string[] {
   const how: Record<string, string> = {
     running: 'still running', died: 'died without a word (killed, aborted or out of memory): resume it with --resume',
     interrupted: 'interrupted: resume it with --resume', failed: 'failed (see its train.log)', finished: 'finished early',
   };
+  // a PyTorch twin writes no run.json: it is either still training or was stopped
+  const why = (r: Run) => (r.session ? how[r.session] : isTwin(r) ? 'PyTorch twin (scripts/torch_twin.py) still training or stopped; not used' : 'no run.json');
   return runs.filter((r) => Math.max(0, ...r.metrics.map((m) => m.epoch ?? 0)) < r.epochs)
-    .map((r) => `${r.name}: ${Math.max(0, ...r.metrics.map((m) => m.epoch ?? 0))}/${r.epochs} epochs, ${r.session ? how[r.session] : 'no run.json'}`);
+    .map((r) => `${r.name}: ${Math.max(0, ...r.metrics.map((m) => m.epoch ?? 0))}/${r.epochs} epochs, ${why(r)}`);
 }
 
 export function markdownReport(dir: string, runs: Run[]): string {
   const { tables, skipped } = allTables(runs);
   const parts = [`# bnlab report: ${dir}`, '', `${runs.length} run folders. Each cell: ours (paper); the paper's numbers are ImageNet / ResNet-50.`, ''];
+  for (const t of verdictTables(runs)) parts.push(textMarkdown(t));
   for (const t of tables) parts.push(toMarkdown(t));
   const regime = regimeTable(runs);
   if (regime.rows.length) parts.push(toMarkdown(regime));
@@ -94,6 +111,8 @@ export async function htmlReport(dir: string, runs: Run[]): Promise<string> {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bnlab report: ${esc(dir)}</title><style>${CSS}</style></head>
 <body><h1>bnlab report</h1><p>${esc(dir)} — ${runs.length} run folders. Table cells: <b>ours</b> <span class="paper">(paper, ImageNet / ResNet-50)</span>; “—” = not measured.</p>
+<h2>Findings</h2>
+${verdictTables(runs).map(textHtml).join('\n')}
 <h2>Tables</h2>
 ${tables.map(toHtml).join('\n')}
 ${regime.rows.length ? toHtml(regime) : ''}

@@ -73,3 +73,29 @@ export function toHtml(t: Table): string {
   const notes = t.notes.length ? `<ol class="notes">${t.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ol>` : '';
   return `<h3>${esc(t.title)}</h3>\n<table><thead><tr>${th}</tr></thead><tbody>\n${trs}\n</tbody></table>\n${notes}\n`;
 }
+
+/**
+ * A table of pre-formatted text (the findings and the twin comparison, whose cells hold intervals
+ * and per-seed lists rather than one "ours (paper)" value), with what the reader needs before it.
+ */
+export interface TextTable {
+  title: string;
+  intro: string[]; // paragraphs above the table (the verdict rule)
+  head: string[];
+  rows: string[][];
+  notes: string[];
+}
+export function textMarkdown(t: TextTable): string {
+  const lines = [`### ${t.title}`, '', ...t.intro.flatMap((p) => [p, '']), `| ${t.head.join(' | ')} |`, `|${t.head.map(() => '---').join('|')}|`];
+  for (const r of t.rows) lines.push(`| ${r.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`);
+  t.notes.forEach((n, i) => lines.push(`${i === 0 ? '\n' : ''}${i + 1}. ${n}`));
+  return lines.join('\n') + '\n';
+}
+// esc'd text with the markdown bold the verdicts use (**holds**) as <b>
+const inline = (s: string) => esc(s).replace(/\*\*(.+?)\*\*/g, '<b>$1</b>');
+export function textHtml(t: TextTable): string {
+  const th = t.head.map((h) => `<th>${esc(h)}</th>`).join('');
+  const trs = t.rows.map((r) => `<tr>${r.map((c, i) => (i === 0 ? `<th>${inline(c)}</th>` : `<td>${inline(c)}</td>`)).join('')}</tr>`).join('\n');
+  const notes = t.notes.length ? `<ol class="notes">${t.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ol>` : '';
+  return `<h3>${esc(t.title)}</h3>\n${t.intro.map((p) => `<p>${inline(p)}</p>`).join('\n')}\n<table><thead><tr>${th}</tr></thead><tbody>\n${trs}\n</tbody></table>\n${notes}\n`;
+}

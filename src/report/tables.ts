@@ -43,41 +43,55 @@ function byRole(runs: Run[], key: (r: Run) => number, paper: [number, number], n
 const runList = (rs: Run[]) => rs.map((r) => r.name).join(', ');
 const distinct = (rows: EvalRow[], f: (e: EvalRow) => number | null) => new Set(rows.map(f).filter((x) => x !== null)).size;
 
-function table1(runs: Run[]): Table {
-  const notes: string[] = [];
+/** Table 1's runs: [small batch, large batch] (seeds of one recipe together). */
+export function table1Roles(runs: Run[], notes: string[] = []): [Run[], Run[]] {
   let cands = runs.filter((r) => r.frozen === 0);
   const withN = cands.filter((r) => distinct(r.evals.filter((e) => e.stats === 'precise' && isBase(e)), (e) => e.samples) >= 2);
   if (withN.length) cands = withN;
   // A 256-batch sweep may also hold NBS variants (Table 2): keep the NBS nearest the paper's 32.
   const nearNbs = (rs: Run[]) => rs.filter((r) => logDist(r.nbs, 32) === Math.min(...rs.map((x) => logDist(x.nbs, 32))));
   const [small, large] = byRole(cands, (r) => r.batch, [256, 8192], notes, 'batch sizes').map(nearNbs);
+  return [small, large];
+}
+/** The epoch standing for the paper's "30 of 100": the evaluated epoch nearest 30% of the schedule. */
+export function earlyEpoch(r: Run): number {
+  const last = r.epochs; // the schedule's length: 30% of it, even if the run stopped early
+  const target = 0.3 * last;
+  const have = uniq([...r.evals.filter((e) => e.stats === 'precise').map((e) => e.epoch), ...r.metrics.map((m) => m.epoch ?? 0)]).filter((e) => e > 0 && e < last);
+  return have.length ? have.reduce((a, b) => (Math.abs(b - target) < Math.abs(a - target) ? b : a)) : Math.max(1, Math.round(target));
+}
+/** One run's Table 1 cell at an epoch: EMA, or PreciseBN with N samples (and which B it used). */
+export function table1At(r: Run, epoch: number, n: number | 'ema'): { stat: Stat | null; used?: string } {
+  if (n === 'ema') return { stat: evalStat(best(r.evals.filter((e) => e.stats === 'ema' && isBase(e) && e.epoch === epoch))) ?? metricStat(r, epoch, 'val_err_ema') };
+  const rows = r.evals.filter((e) => e.stats === 'precise' && isBase(e) && e.epoch === epoch && e.samples === n);
+  const row = best(rows.filter((e) => e.batch === Math.min(r.preciseBatch, n))) ?? best(rows);
+  if (row) return { stat: evalStat(row), used: `N=${n}: B=${row.batch}` };
+  if (r.config.precise?.samples === n) return { stat: metricStat(r, epoch, 'val_err_precise'), used: `N=${n}: metrics.csv val_err_precise` };
+  return { stat: null };
+}
+
+function table1(runs: Run[]): Table {
+  const notes: string[] = [];
+  const [small, large] = table1Roles(runs, notes);
   const early = (rs: Run[]) => {
     if (!rs.length) return null;
-    const r = rs[0];
-    const last = r.epochs; // the schedule's length: 30% of it, even if the run stopped early
-    const target = 0.3 * last;
-    const have = uniq([...r.evals.filter((e) => e.stats === 'precise').map((e) => e.epoch), ...r.metrics.map((m) => m.epoch ?? 0)]).filter((e) => e > 0 && e < last);
-    const e = have.length ? have.reduce((a, b) => (Math.abs(b - target) < Math.abs(a - target) ? b : a)) : Math.max(1, Math.round(target));
+    const [e, last] = [earlyEpoch(rs[0]), rs[0].epochs];
     if (last !== 100 || e !== 30) notes.push(`Row 2: the paper's "epoch 30 of 100" is mapped to epoch ${e} of ${last} (${Math.round((100 * e) / last)}% of the run; target 30%).`);
     return e;
   };
   const bLabel = (rs: Run[], paper: number) => (rs.length ? `${rs[0].batch}${rs[0].batch === paper ? '' : ` (paper ${paper})`}` : `${DASHL} (paper ${paper})`);
   const eLabel = (e: number | null, of: number | undefined, paper: number) => (e === null ? `${DASHL} (paper ${paper})` : of === 100 && e === paper ? `${e}` : `${e} of ${of} (paper ${paper} of 100)`);
   const usedB = new Set<string>();
-  const cellsAt = (rs: Run[], at: (r: Run) => number) => [
-    combine(rs.map((r) => evalStat(best(r.evals.filter((e) => e.stats === 'ema' && isBase(e) && e.epoch === at(r)))) ?? metricStat(r, at(r), 'val_err_ema'))),
-    ...TABLE1_N.map((n) =>
+  const cellsAt = (rs: Run[], at: (r: Run) => number) =>
+    (['ema', ...TABLE1_N] as const).map((n) =>
       combine(
         rs.map((r) => {
-          const rows = r.evals.filter((e) => e.stats === 'precise' && isBase(e) && e.epoch === at(r) && e.samples === n);
-          const row = best(rows.filter((e) => e.batch === Math.min(r.preciseBatch, n))) ?? best(rows);
-          if (row) return usedB.add(`N=${n}: B=${row.batch}`), evalStat(row);
-          if (r.config.precise?.samples === n) return usedB.add(`N=${n}: metrics.csv val_err_precise`), metricStat(r, at(r), 'val_err_precise');
-          return null;
+          const { stat, used } = table1At(r, at(r), n);
+          if (used) usedB.add(used);
+          return stat;
         }),
       ),
-    ),
-  ];
+    );
   const earlyE = early(large);
   const rowDefs: [Run[], number | null, (typeof TABLE1)[number]][] = [
     [small, small.length ? lastEpoch(small[0]) : null, TABLE1[0]],
@@ -108,29 +122,40 @@ const estimatorOf = (e: EvalRow) => e.estimator || 'pooled';
  * estimator (mean-of-var: the original BN paper's B/(B-1) mean_i(var_i)) add one row per model and
  * estimator, with our cells where such an evaluation exists and no paper value (the paper has no such row).
  */
-function table2(runs: Run[]): Table {
-  const notes: string[] = [];
+/** Table 2's runs: [NBS-32 model, NBS-2 model] (the paper's roles; seeds of one recipe together). */
+export function table2Roles(runs: Run[], notes: string[] = []): [Run[], Run[]] {
   let cands = runs.filter((r) => r.frozen === 0);
   const sweepsB = (r: Run) => distinct(r.evals.filter((e) => e.stats === 'precise' && isBase(e) && e.epoch === lastEpoch(r)), (e) => e.batch) >= 2;
   if (cands.some(sweepsB)) cands = cands.filter(sweepsB);
   const smallestBatch = (rs: Run[]) => rs.filter((r) => r.batch === Math.min(...rs.map((x) => x.batch)));
-  const roles = byRole(cands, (r) => r.nbs, [32, 2], notes, 'NBS values').map(smallestBatch);
+  const [a, b] = byRole(cands, (r) => r.nbs, [32, 2], notes, 'NBS values').map(smallestBatch);
+  return [a, b];
+}
+const t2rows = (r: Run) => r.evals.filter((e) => e.stats === 'precise' && isBase(e) && e.epoch === lastEpoch(r));
+const t2N = (r: Run) => Math.max(0, ...t2rows(r).map((e) => e.samples ?? 0));
+/** One run's Table 2 cell at its last epoch: EMA, or PreciseBN with an estimator at batch B (B = N: 'N'). */
+export function table2At(r: Run, b: number | 'N' | 'ema', est = 'pooled'): Stat | null {
+  if (b === 'ema') return evalStat(best(r.evals.filter((e) => e.stats === 'ema' && isBase(e) && e.epoch === lastEpoch(r)))) ?? metricStat(r, lastEpoch(r), 'val_err_ema');
+  const batch = b === 'N' ? t2N(r) : b;
+  return evalStat(best(t2rows(r).filter((e) => estimatorOf(e) === est && e.samples === t2N(r) && e.batch === batch)));
+}
+
+function table2(runs: Run[]): Table {
+  const notes: string[] = [];
+  const roles = table2Roles(runs, notes);
   const ns = new Set<number>();
-  const at = (r: Run) => r.evals.filter((e) => e.stats === 'precise' && isBase(e) && e.epoch === lastEpoch(r));
-  const nOf = (r: Run) => Math.max(0, ...at(r).map((e) => e.samples ?? 0));
+  const at = t2rows;
+  const nOf = t2N;
   const label = (rs: Run[], i: number) => {
     const r0 = rs[0];
     const p = TABLE2[i];
     return r0 ? `NBS=${r0.nbs}${r0.nbs === p.nbs ? '' : ` (paper ${p.nbs})`}${r0.batch === 256 ? '' : `, batch ${r0.batch}`}` : `${DASHL} (paper NBS=${p.nbs})`;
   };
-  const bCells = (rs: Run[], est: string) => {
-    const forB = (b: (r: Run) => number) => combine(rs.map((r) => evalStat(best(at(r).filter((e) => estimatorOf(e) === est && e.samples === nOf(r) && e.batch === b(r))))));
-    return [...TABLE2_B.map((b) => forB(() => b)), forB(nOf)];
-  };
+  const bCells = (rs: Run[], est: string) => [...TABLE2_B, 'N' as const].map((b) => combine(rs.map((r) => table2At(r, b, est))));
   const rows: Table['rows'] = roles.map((rs, i) => {
     const p = TABLE2[i];
     rs.forEach((r) => nOf(r) && ns.add(nOf(r)));
-    const ema = combine(rs.map((r) => evalStat(best(r.evals.filter((e) => e.stats === 'ema' && isBase(e) && e.epoch === lastEpoch(r)))) ?? metricStat(r, lastEpoch(r), 'val_err_ema')));
+    const ema = combine(rs.map((r) => table2At(r, 'ema')));
     const cells = [ema, ...bCells(rs, 'pooled')];
     return { labels: [label(rs, i)], cells: cells.map((ours, j) => ({ ours, paper: j === 0 ? p.ema : j <= TABLE2_B.length ? p.b[j - 1] : p.bN })) };
   });
@@ -195,25 +220,26 @@ export function divergedAt(runs: Run[]): number {
 // Short: vega sizes legend labels by an estimate (0.8 em per character) and cuts them at labelLimit.
 const TRAIN_POPULATION = 'train, population stats, no aug';
 
+/** One run's value of a Fig. 5-6 series at its last epoch (val_frozen: a FrozenBN run's). */
+export function fig56At(r: Run, s: Fig5Series): Stat | null {
+  const e = lastEpoch(r);
+  const base = r.evals.filter((x) => isBase(x) && x.epoch === e);
+  if (s === 'train_nbs') return metricStat(r, e, 'train_err_nbs');
+  if (s === 'val_minibatch') return evalStat(best(base.filter((x) => x.stats === 'minibatch' && x.batch === r.nbs))) ?? metricStat(r, e, 'val_err_minibatch');
+  if (s === 'val_population') return evalStat(best(base.filter((x) => x.stats === 'precise' && x.samples === Math.max(...base.map((y) => y.samples ?? 0))))) ?? metricStat(r, e, 'val_err_precise');
+  // FrozenBN runs: `bnlab eval --stats frozen`, else the trainer's val_err_precise (its frozen statistics)
+  return evalStat(best(base.filter((x) => x.stats === 'frozen'))) ?? metricStat(r, e, 'val_err_precise');
+}
+/** One run's error on its un-augmented training images with population statistics (ours, not the paper's). */
+export const trainPopulationAt = (r: Run): Stat | null =>
+  evalStat(best(r.evals.filter((x) => x.epoch === lastEpoch(r) && x.stats === 'precise' && domainKey(x.stats_data) === '' && domainKey(x.data) === 'train-noaug')));
+
 function fig56(runs: Run[], id: 'fig5' | 'fig6'): Table {
   const notes: string[] = [];
   const { batch, sweep, frozen } = nbsSweep(runs);
   const series: Fig5Series[] = id === 'fig5' ? ['train_nbs', 'val_population', 'val_minibatch'] : ['train_nbs', 'val_population', 'val_minibatch', 'val_frozen'];
   const nbsVals = uniq([...FIG5_NBS, ...sweep.map((r) => r.nbs), ...(id === 'fig6' ? frozen.map((r) => r.nbs) : [])]).reverse();
-  const value = (s: Fig5Series, nbs: number): Stat | null => {
-    const rs = (s === 'val_frozen' ? frozen : sweep).filter((r) => r.nbs === nbs);
-    return combine(
-      rs.map((r) => {
-        const e = lastEpoch(r);
-        const base = r.evals.filter((x) => isBase(x) && x.epoch === e);
-        if (s === 'train_nbs') return metricStat(r, e, 'train_err_nbs');
-        if (s === 'val_minibatch') return evalStat(best(base.filter((x) => x.stats === 'minibatch' && x.batch === r.nbs))) ?? metricStat(r, e, 'val_err_minibatch');
-        if (s === 'val_population') return evalStat(best(base.filter((x) => x.stats === 'precise' && x.samples === Math.max(...base.map((y) => y.samples ?? 0))))) ?? metricStat(r, e, 'val_err_precise');
-        // FrozenBN runs: `bnlab eval --stats frozen`, else the trainer's val_err_precise (its frozen statistics)
-        return evalStat(best(base.filter((x) => x.stats === 'frozen'))) ?? metricStat(r, e, 'val_err_precise');
-      }),
-    );
-  };
+  const value = (s: Fig5Series, nbs: number): Stat | null => combine((s === 'val_frozen' ? frozen : sweep).filter((r) => r.nbs === nbs).map((r) => fig56At(r, s)));
   const rows = series.map((s) => ({
     labels: [FIG5_LABELS[s]],
     cells: nbsVals.map((n) => {
@@ -224,9 +250,7 @@ function fig56(runs: Run[], id: 'fig5' | 'fig6'): Table {
   // Ours, not the paper's: the same un-augmented training images with population statistics. Beside
   // the mini-batch row it tells train/test inconsistency (population statistics worse on the very
   // images the model fit) from plain over-fitting (both low on train, both higher on val).
-  const trainPop = nbsVals.map((n) =>
-    combine(sweep.filter((r) => r.nbs === n).map((r) => evalStat(best(r.evals.filter((x) => x.epoch === lastEpoch(r) && x.stats === 'precise' && domainKey(x.stats_data) === '' && domainKey(x.data) === 'train-noaug'))))),
-  );
+  const trainPop = nbsVals.map((n) => combine(sweep.filter((r) => r.nbs === n).map(trainPopulationAt)));
   if (trainPop.some(Boolean)) {
     rows.splice(1, 0, { labels: [TRAIN_POPULATION], cells: trainPop.map((ours) => ({ ours, paper: null })) });
     notes.push(`"${TRAIN_POPULATION}" is ours (the paper has no such curve): \`bnlab eval --stats precise --data split=train,augment=false\`, the row above's images with PreciseBN (population) statistics.`);
@@ -264,11 +288,22 @@ export function domainKey(spec: string, role: 'on' | 'from' = 'from'): string {
 const domainLabel = (key: string, role: 'on' | 'from') =>
   key === '' ? (role === 'on' ? 'val (clean)' : 'train (as in training)') : key === 'val-noaug' ? 'val without augmentation' : key === 'train-noaug' ? 'train without augmentation' : key.includes('=') ? key : `corrupted: ${key.replace(/_/g, ' ')}`;
 
+// Runs that re-estimated statistics somewhere else (an evaluation on other data alone, e.g. Figs.
+// 5-6's training-set check, does not make a Table 4 run).
+export const table4Runs = (runs: Run[]) => runs.filter((r) => r.evals.some((e) => domainKey(e.stats_data) !== ''));
+const rowsOf = (r: Run) => r.evals.filter((e) => e.stats === 'precise' || (e.stats === 'ema' && e.stats_data === ''));
+/** A run's eval.csv row for Table 4's cell (evaluated on `on`, statistics from `from`): latest epoch, PreciseBN of most samples. */
+export function table4Pick(r: Run, on: string, from: string): EvalRow | null {
+  const rows = rowsOf(r).filter((e) => domainKey(e.data, 'on') === on && domainKey(e.stats_data) === from);
+  if (!rows.length) return null;
+  const e = Math.max(...rows.map((x) => x.epoch));
+  const at = rows.filter((x) => x.epoch === e);
+  return best(at.filter((x) => x.stats === 'precise').sort((a, b) => (b.samples ?? 0) - (a.samples ?? 0))) ?? best(at) ?? null;
+}
+export const evalValue = (e: EvalRow | null) => evalStat(e ?? undefined);
+
 function table4(runs: Run[]): Table {
-  // Runs that re-estimated statistics somewhere else (an evaluation on other data alone, e.g. Figs.
-  // 5-6's training-set check, does not make a Table 4 run).
-  const cands = runs.filter((r) => r.evals.some((e) => domainKey(e.stats_data) !== ''));
-  const rowsOf = (r: Run) => r.evals.filter((e) => e.stats === 'precise' || (e.stats === 'ema' && e.stats_data === ''));
+  const cands = table4Runs(runs);
   const combos: { on: string; from: string }[] = TABLE4.map(({ on, from }) => ({ on, from }));
   for (const r of cands)
     for (const e of rowsOf(r)) {
@@ -279,11 +314,8 @@ function table4(runs: Run[]): Table {
   const value = (on: string, from: string) =>
     combine(
       cands.map((r) => {
-        const rows = rowsOf(r).filter((e) => domainKey(e.data, 'on') === on && domainKey(e.stats_data) === from);
-        if (!rows.length) return null;
-        const e = Math.max(...rows.map((x) => x.epoch));
-        const at = rows.filter((x) => x.epoch === e);
-        const pick = best(at.filter((x) => x.stats === 'precise').sort((a, b) => (b.samples ?? 0) - (a.samples ?? 0))) ?? best(at);
+        const pick = table4Pick(r, on, from);
+        if (!pick) return null;
         for (const spec of [pick.data, pick.stats_data]) {
           const m = /corruption\.severity=(\d+)/.exec(spec);
           if (m) severities.add(m[1]);
@@ -324,7 +356,7 @@ export const fig8Runs = (runs: Run[]) =>
  * most samples, since a control shared with Table 1 also has its N = 10 ... rows) if any, else
  * metrics.csv.
  */
-function fig8At(r: Run, stats: string, column: string): Stat | null {
+export function fig8At(r: Run, stats: string, column: string): Stat | null {
   const rows = r.evals.filter((e) => e.stats === stats && e.epoch === lastEpoch(r) && isBase(e));
   const n = Math.max(...rows.map((e) => e.samples ?? 0));
   const most = rows.filter((e) => (e.samples ?? 0) === n);

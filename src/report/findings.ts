@@ -1,0 +1,205 @@
+// The miniature's findings, each decided by one written rule: for every comparison the paper makes
+// (A below B, ...), the per-seed difference A − B paired by seed, its 95% t-interval, and the
+// verdict the rule gives. The values come from the tables' own per-run readers (tables.ts), so a
+// finding's numbers are the tables' numbers seed by seed; the rule lives in stats.ts.
+import { FIG5, FIG5_NBS, FIG8, TABLE1, TABLE1_N, TABLE2, TABLE4, type Fig5Series } from './paper.js';
+import { lastEpoch, type Run } from './runs.js';
+import { tInterval, verdict, type Interval, type Verdict } from './stats.js';
+import type { Stat, TextTable } from './table.js';
+import { compositionLabel, earlyEpoch, evalValue, fig56At, fig8At, fig8Runs, isPatterned, nbsSweep, table1At, table1Roles, table2At, table2Roles, table4Pick, table4Runs } from './tables.js';
+import { completeTwins } from './twin.js';
+
+/**
+ * Below this many points the paper's own difference is no direction to test (its Fig. 5-6 values
+ * are read off a plot to ±0.2, so two readings differ by up to 0.4): such a comparison is listed
+ * in a note, not given a verdict.
+ */
+export const MIN_PAPER_EFFECT = 0.5;
+
+export interface Pair {
+  seed: number;
+  d: number; // A − B for this seed
+}
+export interface Comparison {
+  finding: string; // the paper's claim, in words
+  where: string; // which model, epoch or NBS
+  a: string;
+  b: string;
+  paper: number | null; // the paper's A − B; null where it draws a curve without a number
+  sign: 1 | -1; // the side of zero the paper is on
+  pairs: Pair[];
+}
+export interface Finding extends Comparison {
+  iv: Interval;
+  verdict: Verdict;
+}
+/** The runs each experiment's findings are read from (report.ts picks them as it does for the tables). */
+export interface FindingRuns {
+  table1: Run[];
+  table2: Run[];
+  fig6: Run[];
+  table4: Run[];
+  fig8: Run[];
+  twin: Run[];
+}
+
+type Val = (r: Run) => number | null;
+const val = (s: Stat | null) => s?.mean ?? null;
+const seedOf = (r: Run) => Number(r.config.seed ?? 0);
+const bySeed = (ps: Pair[]) => ps.sort((x, y) => x.seed - y.seed);
+
+/** A − B measured on the same run (model): one pair per run that has both. */
+function within(runs: Run[], a: Val, b: Val): Pair[] {
+  return bySeed(runs.flatMap((r) => {
+    const [x, y] = [a(r), b(r)];
+    return x === null || y === null ? [] : [{ seed: seedOf(r), d: x - y }];
+  }));
+}
+/** A on one recipe's runs, B on another's, paired by seed; a seed without its partner is left out. */
+function across(as: Run[], bs: Run[], a: Val, b: Val): Pair[] {
+  return bySeed(as.flatMap((ra) => {
+    const rb = bs.find((r) => seedOf(r) === seedOf(ra));
+    const [x, y] = [a(ra), rb ? b(rb) : null];
+    return x === null || y === null ? [] : [{ seed: seedOf(ra), d: x - y }];
+  }));
+}
+const comp = (finding: string, where: string, a: string, b: string, paper: number | null, pairs: Pair[], sign?: 1 | -1): Comparison => ({
+  finding, where, a, b, paper, pairs, sign: sign ?? (paper !== null && paper < 0 ? -1 : 1),
+});
+
+function table1Findings(runs: Run[]): Comparison[] {
+  const [small, large] = table1Roles(runs);
+  const nMax = TABLE1_N[TABLE1_N.length - 1];
+  const rows: [Run[], (r: Run) => number, number][] = [[small, lastEpoch, 0], [large, earlyEpoch, 1], [large, lastEpoch, 2]];
+  return rows.flatMap(([rs, at, i]) => {
+    if (!rs.length) return [];
+    const p = TABLE1[i];
+    const where = `batch ${rs[0].batch}, epoch ${at(rs[0])} of ${rs[0].epochs}`;
+    const cell = (n: number | 'ema'): Val => (r) => val(table1At(r, at(r), n).stat);
+    return [
+      comp('EMA worse than PreciseBN (Table 1)', where, 'EMA', `PreciseBN N=${nMax}`, p.ema.mean - p.n[3].mean, within(rs, cell('ema'), cell(nMax))),
+      comp('PreciseBN with N = 10 samples worse than with 10^4 (Table 1)', where, 'N=10', `N=${nMax}`, p.n[0].mean - p.n[3].mean, within(rs, cell(10), cell(nMax))),
+    ];
+  });
+}
+
+/** The last epoch before the first lr decay (a step schedule's first step), else 30% of the run. */
+const highLrEpochs = (r: Run) => (r.config.optim?.schedule === 'step' && r.config.optim?.steps?.length ? Math.min(...r.config.optim.steps) : Math.round(0.3 * r.epochs));
+/** Figs. 3-4's gap: per epoch up to the first decay, val EMA − val PreciseBN; their mean. */
+const earlyGap: Val = (r) => {
+  const ds = r.metrics.filter((m) => (m.epoch ?? 0) >= 1 && (m.epoch ?? 0) <= highLrEpochs(r) && m.val_err_ema !== null && m.val_err_precise !== null).map((m) => m.val_err_ema! - m.val_err_precise!);
+  return ds.length ? ds.reduce((x, y) => x + y, 0) / ds.length : null;
+};
+function fig34Findings(runs: Run[]): Comparison[] {
+  return table1Roles(runs).filter((rs) => rs.length).map((rs) =>
+    // the paper draws this as curves (no number): its side is EMA above PreciseBN early on
+    comp('EMA noisier than PreciseBN while the lr is high (Figs. 3-4)', `batch ${rs[0].batch}, mean over epochs 1-${highLrEpochs(rs[0])} (before the first lr decay)`, 'EMA', 'PreciseBN', null, within(rs, earlyGap, () => 0), 1),
+  );
+}
+
+function table2Findings(runs: Run[]): Comparison[] {
+  return table2Roles(runs).flatMap((rs, i) => {
+    if (!rs.length) return [];
+    const p = TABLE2[i];
+    const where = `NBS-${rs[0].nbs} model (ResNet-${rs[0].config.model?.depth ?? '?'}), last epoch`;
+    const at = (b: number | 'N' | 'ema', est?: string): Val => (r) => val(table2At(r, b, est));
+    return [
+      comp('A small PreciseBN batch B hurts (Table 2)', where, 'B=2', 'B=1000', p.b[0].mean - p.b[3].mean, within(rs, at(2), at(1000))),
+      // not in the paper: the original BN paper's estimator, which misses the spread of the batch means
+      comp("The BN paper's mean-of-var estimator worse than pooled at B = 2 (ours)", where, 'mean-of-var B=2', 'pooled B=2', null, within(rs, at(2, 'mean-of-var'), at(2)), 1),
+      comp('EMA worse than PreciseBN (Table 2)', where, 'EMA', 'PreciseBN B=N', p.ema.mean - p.bN.mean, within(rs, at('ema'), at('N'))),
+    ];
+  });
+}
+
+function fig56Findings(runs: Run[], twins: Run[]): Comparison[] {
+  const { sweep, frozen } = nbsSweep(runs);
+  const paper = (s: Fig5Series, nbs: number) => (FIG5_NBS.includes(nbs as (typeof FIG5_NBS)[number]) ? FIG5[s][FIG5_NBS.indexOf(nbs as (typeof FIG5_NBS)[number])] : null);
+  const gap = (s: Fig5Series, t: Fig5Series, n: number) => (paper(s, n) === null || paper(t, n) === null ? null : paper(s, n)! - paper(t, n)!);
+  const at = (s: Fig5Series): Val => (r) => val(fig56At(r, s));
+  const nbsOf = (rs: Run[]) => [...new Set(rs.map((r) => r.nbs))].sort((x, y) => x - y);
+  const of = (rs: Run[], n: number) => rs.filter((r) => r.nbs === n);
+  const out: Comparison[] = [];
+  const MB = 'Mini-batch vs population statistics at inference (Fig. 5)';
+  for (const n of nbsOf(sweep)) out.push(comp(MB, `NBS ${n}, last epoch`, 'val, mini-batch stats', 'val, population stats', gap('val_minibatch', 'val_population', n), within(of(sweep, n), at('val_minibatch'), at('val_population'))));
+  const twin = completeTwins(twins);
+  for (const n of nbsOf(twin)) out.push(comp(`${MB}, PyTorch twin`, `NBS ${n}, last epoch (scripts/torch_twin.py)`, 'val, mini-batch stats', 'val, population stats', gap('val_minibatch', 'val_population', n), within(of(twin, n), at('val_minibatch'), at('val_population'))));
+  const ns = nbsOf(sweep);
+  if (ns.length >= 2) {
+    const [lo, hi] = [ns[0], ns[ns.length - 1]];
+    for (const [claim, s] of [['Smaller NBS, higher training error (Fig. 5)', 'train_nbs'], ['Smaller NBS, higher validation error with population statistics (Fig. 5)', 'val_population']] as const)
+      out.push(comp(claim, `NBS ${lo} vs NBS ${hi}, last epoch`, `NBS ${lo}`, `NBS ${hi}`, paper(s, lo) === null || paper(s, hi) === null ? null : paper(s, lo)! - paper(s, hi)!, across(of(sweep, lo), of(sweep, hi), at(s), at(s))));
+  }
+  for (const n of nbsOf(frozen))
+    out.push(comp('FrozenBN for the last epochs vs regular BN (Fig. 6)', `NBS ${n}, last epoch`, 'FrozenBN', 'regular BN, population stats', gap('val_frozen', 'val_population', n), across(of(frozen, n), of(sweep, n), at('val_frozen'), at('val_population'))));
+  // a Fig. 5 NBS the paper did not plot has no side to test
+  return out.filter((c) => c.paper !== null);
+}
+
+const DOMAIN: Record<string, string> = { '': 'clean val', contrast: 'contrast', gaussian_noise: 'gaussian noise', jpeg: 'JPEG', 'val-noaug': 'val without augmentation' };
+function table4Findings(runs: Run[]): Comparison[] {
+  const cands = table4Runs(runs);
+  const err = (on: string, from: string) => TABLE4.find((x) => x.on === on && x.from === from)?.err ?? null;
+  return TABLE4.filter((x) => x.from !== '').flatMap(({ on, from }) => {
+    const cell = (f: string): Val => (r) => val(evalValue(table4Pick(r, on, f)));
+    const pairs = within(cands, cell(from), cell(''));
+    const p = err(on, from) === null || err(on, '') === null ? null : err(on, from)! - err(on, '')!;
+    return [comp('Population statistics re-estimated on another domain (Table 4)', `evaluated on ${DOMAIN[on] ?? on}`, `stats from ${DOMAIN[from] ?? from}`, 'stats from train', p, pairs)];
+  });
+}
+
+function fig8Findings(runs: Run[]): Comparison[] {
+  const pat = fig8Runs(runs).filter(isPatterned);
+  if (!pat.length) return [];
+  const where = `trained on ${compositionLabel(pat[0])}, last epoch`;
+  const at = (stats: string, col: string): Val => (r) => val(fig8At(r, stats, col));
+  const [composed, random, precise] = [at('composed', 'val_err_composed'), at('minibatch', 'val_err_minibatch'), at('precise', 'val_err_precise')];
+  return [
+    comp('Leakage: composed test groups beat random ones (Fig. 8)', where, 'composed groups', 'random groups', FIG8.composed - FIG8.random, within(pat, composed, random)),
+    comp('Leakage: random test groups beat population statistics (Fig. 8)', where, 'random groups', 'PreciseBN', FIG8.random - FIG8.precise, within(pat, random, precise)),
+  ];
+}
+
+/** Every comparison with data, split into findings (with verdicts) and those the paper gives no side. */
+export function findings(runs: FindingRuns): { rows: Finding[]; noSide: Comparison[] } {
+  const all = [...table1Findings(runs.table1), ...fig34Findings(runs.table1), ...table2Findings(runs.table2), ...fig56Findings(runs.fig6, runs.twin), ...table4Findings(runs.table4), ...fig8Findings(runs.fig8)].filter((c) => c.pairs.length);
+  const noSide = all.filter((c) => c.paper !== null && Math.abs(c.paper) < MIN_PAPER_EFFECT);
+  const rows = all.filter((c) => !noSide.includes(c)).map((c) => {
+    const iv = tInterval(c.pairs.map((p) => p.d));
+    return { ...c, iv, verdict: verdict(iv, c.sign) };
+  });
+  return { rows, noSide };
+}
+
+const sgn = (x: number, d = 2) => `${x > 0 ? '+' : x < 0 ? '−' : ''}${Math.abs(x).toFixed(d)}`;
+export const RULE = [
+  'Rule (applied by code, src/report/findings.ts and stats.ts, not by hand): for each comparison, d = A − B in points of error for each seed, A and B paired by seed (both measured on one run, or on two recipes\' runs with the same seed). Interval: mean(d) ± t·std(d)/√n, the two-sided 95% Student-t interval with n − 1 degrees of freedom (t = 12.71 for 2 seeds, 4.30 for 3, 2.78 for 5).',
+  `Verdict: **holds** when the interval excludes zero on the paper's side (the sign of the paper's own A − B; where the paper draws a curve without a number, the side its text states, marked "curve"); **does not hold** when it excludes zero on the other side; **undecided** otherwise, and with one seed (no interval). A comparison whose paper difference is under ${MIN_PAPER_EFFECT} point has no side and gets no verdict (listed below the table).`,
+];
+
+export function findingsTable(runs: FindingRuns): TextTable {
+  const { rows, noSide } = findings(runs);
+  const seeds = [...new Set(rows.map((r) => r.iv.n))].sort((x, y) => x - y);
+  return {
+    title: 'Findings — paired per-seed differences and verdicts',
+    intro: RULE,
+    head: ['Finding', 'Where', 'A − B', 'Paper', 'Ours: mean ± 95% half-width', '95% interval', 'Std', 'Seeds', 'Per seed', 'Verdict'],
+    rows: rows.map((f) => [
+      f.finding,
+      f.where,
+      `${f.a} − ${f.b}`,
+      f.paper === null ? `curve (${f.sign > 0 ? '> 0' : '< 0'})` : sgn(f.paper, 1),
+      f.iv.lo === null ? sgn(f.iv.mean) : `${sgn(f.iv.mean)} ± ${(f.iv.hi! - f.iv.mean).toFixed(2)}`,
+      f.iv.lo === null ? '— (one seed)' : `[${sgn(f.iv.lo)}, ${sgn(f.iv.hi!)}]`,
+      f.iv.std.toFixed(2),
+      String(f.iv.n),
+      f.pairs.map((p) => `s${p.seed}: ${sgn(p.d)}`).join(', '),
+      `**${f.verdict}**`,
+    ]),
+    notes: [
+      ...(seeds.includes(2) ? ['With 2 seeds the interval is mean ± 6.35·|d₁ − d₂|: it excludes zero only when the two seeds\' differences agree to within about a sixth of their mean.'] : []),
+      ...(noSide.length ? [`No side in the paper (|paper A − B| < ${MIN_PAPER_EFFECT}), so no verdict: ${noSide.map((c) => `${c.finding}, ${c.where}: paper ${sgn(c.paper!, 1)}, ours ${sgn(tInterval(c.pairs.map((p) => p.d)).mean)} (${c.pairs.length} seeds)`).join('; ')}.`] : []),
+      'Paper values: its tables, or Figs. 5, 6, 8 read off the plots (±0.2 each). Seeds are config.yaml\'s `seed`. Equality claims (N = 1000 enough, B = N equal to B = 1000) are not tested by this rule: an interval around zero only says "undecided".',
+    ],
+  };
+}

@@ -1,0 +1,82 @@
+// Figs. 5-6 beside an independent implementation. scripts/torch_twin.py trains bnlab's resolved
+// config on the same images in PyTorch (its own initialisation and shuffles) and writes a run
+// folder whose config.yaml says `framework: pytorch ...`. Where bnlab departs from the paper (NBS
+// 2 and 8: mini-batch statistics at inference worse than population ones), the twin tells a
+// property of the regime from a defect in bnlab. Only a twin that wrote every epoch is used: the
+// twin is often still training while a report is made.
+import { lastEpoch, metricsAt, type Run } from './runs.js';
+import { mean, sd, welch } from './stats.js';
+import type { TextTable } from './table.js';
+import { fig56At, nbsSweep } from './tables.js';
+
+export const isTwin = (r: Run) => Boolean(r.config.framework);
+const epochsDone = (r: Run) => Math.max(0, ...r.metrics.map((m) => m.epoch ?? 0));
+/** Twin runs whose metrics.csv has every epoch their config asks for. */
+export const completeTwins = (runs: Run[]) => runs.filter((r) => isTwin(r) && epochsDone(r) >= r.epochs);
+
+const col = (c: string) => (r: Run) => metricsAt(r, lastEpoch(r))?.[c] ?? null;
+const gap = (r: Run) => {
+  const [m, p] = [col('val_err_minibatch')(r), col('val_err_precise')(r)];
+  return m === null || p === null ? null : m - p;
+};
+// [label, bnlab's reader, the twin's reader (null: the twin has no such measurement)]
+const MEASURES: [string, (r: Run) => number | null, ((r: Run) => number | null) | null][] = [
+  ['val, population stats (PreciseBN)', col('val_err_precise'), col('val_err_precise')],
+  ['val, mini-batch stats (per-epoch column, one batching)', col('val_err_minibatch'), col('val_err_minibatch')],
+  ['val, mini-batch stats (bnlab eval, mean of its batchings)', (r) => fig56At(r, 'val_minibatch')?.mean ?? null, null],
+  ['train, mini-batch stats, no aug', col('train_err_nbs'), col('train_err_nbs')],
+  ['val: mini-batch − population (per-epoch columns)', gap, gap],
+];
+
+const seedOf = (r: Run) => Number(r.config.seed ?? 0);
+const sgn = (x: number) => `${x > 0 ? '+' : x < 0 ? '−' : ''}${Math.abs(x).toFixed(2)}`;
+function summary(vs: { seed: number; v: number }[]): string {
+  if (!vs.length) return '—';
+  const xs = vs.map((x) => x.v);
+  return `${mean(xs).toFixed(2)} ± ${sd(xs).toFixed(2)} (${vs.length})`;
+}
+const values = (rs: Run[], f: (r: Run) => number | null) =>
+  rs.flatMap((r) => {
+    const v = f(r);
+    return v === null ? [] : [{ seed: seedOf(r), v }];
+  }).sort((a, b) => a.seed - b.seed);
+
+/** bnlab's Figs. 5-6 regular-BN runs and the twin's, NBS by NBS; null when there is no twin run at all. */
+export function twinTable(bnlab: Run[], all: Run[]): TextTable | null {
+  const twins = all.filter(isTwin);
+  if (!twins.length) return null;
+  const done = completeTwins(twins);
+  const { sweep } = nbsSweep(bnlab.filter((r) => !isTwin(r)));
+  const nbs = [...new Set([...sweep, ...done].map((r) => r.nbs))].sort((a, b) => a - b);
+  const rows = nbs.flatMap((n) =>
+    MEASURES.map(([label, ours, theirs]) => {
+      const a = values(sweep.filter((r) => r.nbs === n), ours);
+      const b = theirs ? values(done.filter((r) => r.nbs === n), theirs) : [];
+      const w = a.length && b.length ? welch(a.map((x) => x.v), b.map((x) => x.v)) : null;
+      const seeds = (vs: { seed: number; v: number }[]) => vs.map((x) => `s${x.seed} ${x.v.toFixed(2)}`).join(', ');
+      return [
+        String(n),
+        label,
+        summary(a),
+        theirs ? summary(b) : 'not measured',
+        w ? sgn(w.diff) : '—',
+        w && w.lo !== null ? `[${sgn(w.lo)}, ${sgn(w.hi!)}]` : '—',
+        [a.length ? `bnlab ${seeds(a)}` : '', b.length ? `twin ${seeds(b)}` : ''].filter(Boolean).join('; ') || '—',
+      ];
+    }),
+  );
+  const partial = twins.filter((r) => !done.includes(r));
+  return {
+    title: 'Figs. 5-6 — bnlab and its PyTorch twin at each NBS (regular BN, last epoch): error (%)',
+    intro: [
+      'The twin (scripts/torch_twin.py, PyTorch) trains the same resolved config on the same images, with its own initialisation and shuffles. Cells: mean ± std over seeds (number of seeds). Twin − bnlab is the difference of the means with Welch\'s 95% interval: seeds are not paired across implementations, which draw their own random numbers.',
+    ],
+    head: ['NBS', 'measure', 'bnlab', 'PyTorch twin', 'twin − bnlab', '95% interval (Welch)', 'per seed'],
+    rows,
+    notes: [
+      `Twin runs used (every epoch written): ${done.map((r) => r.name).join(', ') || '—'}.`,
+      ...(partial.length ? [`Twin runs left out, not finished: ${partial.map((r) => `${r.name} (${epochsDone(r)} of ${r.epochs} epochs)`).join(', ')}.`] : []),
+      `bnlab runs: ${sweep.map((r) => r.name).join(', ') || '—'}. "Per-epoch column" values are metrics.csv's at the last epoch, computed the same way by both (one random batching of the 10,000 test images for mini-batch statistics); the twin has no \`bnlab eval\` rows.`,
+    ],
+  };
+}
