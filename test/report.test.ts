@@ -148,13 +148,14 @@ describe('tables', () => {
 });
 
 describe('figures', () => {
-  // legend entries and drawn line marks per figure: Fig. 4 = 2 runs x 2 estimators; Figs. 5/6 = ours + paper
+  // legend entries and drawn line marks per figure: Fig. 4 = 2 runs x 2 estimators; Figs. 5/6 = one
+  // entry per series, lines only the paper's (ours are points with bars at the NBS measured)
   const expected: Record<FigId, { legend: number; lines: number }> = {
     '2': { legend: 3, lines: 2 },
     '3': { legend: 3, lines: 3 },
     '4': { legend: 4, lines: 4 },
-    '5': { legend: 5, lines: 6 },
-    '6': { legend: 6, lines: 8 },
+    '5': { legend: 3, lines: 3 },
+    '6': { legend: 4, lines: 4 },
     '8': { legend: 4, lines: 4 }, // composed, random, PreciseBN + the random-groups control (dashed)
   };
   for (const f of Object.keys(expected) as FigId[])
@@ -183,7 +184,8 @@ describe('figures', () => {
         expect(text).toContain('FrozenBN runs (last 2 of 10 epochs; paper: last 20 of 100), by NBS: fig6/frozen-nbs2, fig6/frozen-nbs32.');
       }
       const spec = fig.spec as any;
-      expect(spec.layer).toHaveLength(1); // no marker or label layers
+      expect(spec.layer).toHaveLength(3); // the paper's lines, our bars, our points: no marker or label layers
+      expect(spec.layer.slice(1).map((l: any) => l.mark.type)).toEqual(['rule', 'point']); // no line through NBS we did not run
       expect(spec.layer[0].data.values.some((v: any) => v.diverged)).toBe(false);
       // the y-axis ends at ticks beyond every point (ours and the paper's)
       const ys = spec.layer[0].data.values.map((v: any) => v.y);
@@ -261,8 +263,8 @@ describe('figures', () => {
     expect(r.svg).toContain('diverged 89.7%');
     expect(r.svg).toMatch(/class="mark-text role-mark/);
     expect(r.legend).toContain('diverged (clipped at the top)');
-    expect(r.legend).toHaveLength(7); // 4 series + ours/paper + the diverged marker
-    expect(r.svg.match(/class="mark-line role-mark/g)).toHaveLength(8);
+    expect(r.legend).toHaveLength(5); // 4 series + the diverged marker
+    expect(r.svg.match(/class="mark-line role-mark/g)).toHaveLength(4); // the paper's
   }, 30_000);
   it('divergence threshold: 85% of chance-level error for the dataset\'s classes', () => {
     const run = (data: object) => ({ ...all[0], config: { ...all[0].config, data } });

@@ -101,11 +101,11 @@ function fig2(run: Run): Figure[] {
     const ySpread = (lo: string, hi: string) => ({ y: { field: lo, type: 'quantitative', title: yTitle, scale: { zero: false } }, y2: { field: hi } }) as const;
     return {
       name: `fig2-${layer}-c${ch}`,
-      title: `Fig. 2 — ${layer} channel ${ch}`,
+      title: `Fig. 2 — ${layer} channel ${ch}, seed ${run.config.seed ?? 0}`,
       spec: {
         ...base(
-          `Fig. 2 — EMA vs the current model's batch means (${layer}, channel ${ch})`,
-          `run ${run.name}; grey: the spread of the current model's ${perPoint} batch means at each point (thin: min–max, thick: middle half); population mean = their average`,
+          `Fig. 2 — EMA vs the current model's batch means (${layer}, channel ${ch}; seed ${run.config.seed ?? 0})`,
+          `run ${run.name} (one seed of its recipe: the trace is one training's); grey: the spread of the current model's ${perPoint} batch means at each point (thin: min–max, thick: middle half); population mean = their average`,
         ),
         layer: [
           { data: { values: spread }, mark: { type: 'rule', strokeWidth: 1.5, opacity: 0.7 }, encoding: { x, ...ySpread('min', 'max'), color } },
@@ -129,15 +129,19 @@ function curves(groups: Run[][], fig: '3' | '4', left: Run[] = []): Figure {
   const label = (g: Run[]) => `batch ${g[0].batch}, NBS ${g[0].nbs}`;
   const series: [string, string][] = [['val, EMA', 'val_err_ema'], ['val, PreciseBN', 'val_err_precise'], ...(fig === '3' ? [['train (augmented, batch stats)', 'train_err'] as [string, string]] : [])];
   const values = groups.flatMap((g) => series.flatMap(([name, col]) => seedMean(g, col).map((p) => ({ ...p, series: name, run: label(g) }))));
-  const seeds = (g: Run[]) => (g.length > 1 ? `${g.map((r) => r.name).join(', ')} (mean of ${g.length} seeds)` : g[0].name);
+  // each seed's own curve, thin, under the mean: with few seeds the spread is the seeds themselves
+  const perSeed = groups.filter((g) => g.length > 1).flatMap((g) =>
+    g.flatMap((r) => series.flatMap(([name, col]) => seedMean([r], col).map((p) => ({ ...p, series: name, run: label(g), seed: r.name })))),
+  );
+  const seeds = (g: Run[]) => (g.length > 1 ? `${g.map((r) => r.name).join(', ')} (thick: mean of ${g.length} seeds; thin: each seed)` : g[0].name);
   const x = { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } } as const;
   const runNames = groups.map(label); // legend in batch order, not alphabetical
   const enc =
     fig === '3'
-      ? { x, y: errY('err', values.map((v) => v.err as number)), color: { field: 'series', type: 'nominal', title: null, scale: { domain: ['val, EMA', 'val, PreciseBN', 'train (augmented, batch stats)'], range: ['#ff7f0e', '#1f77b4', '#7f7f7f'] } } }
+      ? { x, y: errY('err', [...values, ...perSeed].map((v) => v.err as number)), color: { field: 'series', type: 'nominal', title: null, scale: { domain: ['val, EMA', 'val, PreciseBN', 'train (augmented, batch stats)'], range: ['#ff7f0e', '#1f77b4', '#7f7f7f'] } } }
       : {
           x,
-          y: errY('err', values.map((v) => v.err as number)),
+          y: errY('err', [...values, ...perSeed].map((v) => v.err as number)),
           color: { field: 'run', type: 'nominal', title: 'run', scale: { domain: runNames } },
           strokeDash: { field: 'series', type: 'nominal', title: 'statistics', scale: { domain: ['val, PreciseBN', 'val, EMA'], range: [[1, 0], [5, 3]] }, legend: LINE_LEGEND },
         };
@@ -149,9 +153,10 @@ function curves(groups: Run[][], fig: '3' | '4', left: Run[] = []): Figure {
     notes,
     spec: {
       ...base(fig === '3' ? 'Fig. 3 — per-epoch error: validation with EMA and PreciseBN, and training' : 'Fig. 4 — validation error with EMA (dashed) and PreciseBN (solid)', [sub, ...notes]),
-      data: { values },
-      mark: { type: 'line', point: { size: 30 }, strokeWidth: 2 },
-      encoding: enc,
+      layer: [
+        ...(perSeed.length ? [{ data: { values: perSeed }, mark: { type: 'line', strokeWidth: 1, opacity: 0.45 }, encoding: { ...enc, detail: { field: 'seed' } } }] : []),
+        { data: { values }, mark: { type: 'line', point: { size: 30 }, strokeWidth: 2.2 }, encoding: enc },
+      ],
     } as TopLevelSpec,
   };
 }
@@ -168,20 +173,25 @@ function fig56(runs: Run[], fig: '5' | '6'): Figure {
   const t = buildTable(fig === '5' ? 'fig5' : 'fig6', runs);
   const { batch, sweep, frozen } = nbsSweep(runs);
   const limit = divergedAt(fig === '6' ? [...sweep, ...frozen] : sweep);
-  const values = t.rows.flatMap((r) =>
+  // Ours only at the NBS we measured, as points with bars (± std over seeds): a line between them
+  // would draw values at NBS never run. Points of one NBS are spread a little sideways (in log2
+  // units) so their bars do not hide each other. The paper's curve was measured at every NBS.
+  const dodge = (k: number) => 2 ** ((k - (t.rows.length - 1) / 2) * 0.06);
+  const values = t.rows.flatMap((r, k) =>
     r.cells.flatMap((c, j) => {
       const nbs = Number(t.columns[j]);
       const out = [];
-      if (c.ours) out.push({ nbs, err: c.ours.mean, y: c.ours.mean, series: r.labels[0], source: 'ours', diverged: c.ours.mean >= limit });
-      if (c.paper) out.push({ nbs, err: c.paper.mean, y: c.paper.mean, series: r.labels[0], source: 'paper (ImageNet)', diverged: false });
+      const sd = c.ours?.std ?? 0;
+      if (c.ours) out.push({ nbs, x: nbs * dodge(k), err: c.ours.mean, y: c.ours.mean, lo: c.ours.mean - sd, hi: c.ours.mean + sd, series: r.labels[0], source: 'ours', diverged: c.ours.mean >= limit });
+      if (c.paper) out.push({ nbs, x: nbs, err: c.paper.mean, y: c.paper.mean, lo: c.paper.mean, hi: c.paper.mean, series: r.labels[0], source: 'paper (ImageNet)', diverged: false });
       return out;
     }),
   );
   const nbsVals = [...new Set(values.map((v) => v.nbs))].sort((a, b) => a - b);
-  const kept = values.filter((v) => !v.diverged).map((v) => v.err);
+  const kept = values.filter((v) => !v.diverged).flatMap((v) => [v.lo, v.hi]);
   const gone = values.filter((v) => v.diverged);
   const y = errY('y', kept.length ? kept : values.map((v) => v.err));
-  const marks: { nbs: number; y: number; labelY: number; label: string; series: string; marker: string; right: boolean }[] = [];
+  const marks: { nbs: number; x: number; y: number; labelY: number; label: string; series: string; marker: string; right: boolean }[] = [];
   if (gone.length && kept.length) {
     const domain = y.scale.domain;
     const top = domain[1];
@@ -189,13 +199,11 @@ function fig56(runs: Run[], fig: '5' | '6'): Figure {
     gone.forEach((v) => {
       v.y = top;
       const k = marks.filter((m) => m.nbs === v.nbs).length; // stack labels of points at one NBS
-      marks.push({ nbs: v.nbs, y: top, labelY: top - k * step, label: `diverged ${v.err.toFixed(1)}%`, series: v.series, marker: DIVERGED, right: v.nbs === nbsVals[nbsVals.length - 1] });
+      marks.push({ nbs: v.nbs, x: v.x, y: top, labelY: top - k * step, label: `diverged ${v.err.toFixed(1)}%`, series: v.series, marker: DIVERGED, right: v.nbs === nbsVals[nbsVals.length - 1] });
     });
   }
-  const src = { domain: ['ours', 'paper (ImageNet)'] };
-  const x = { field: 'nbs', type: 'quantitative', title: 'normalization batch size (log2)', scale: { type: 'log', base: 2, nice: false }, axis: { values: nbsVals, format: 'd' } } as const;
+  const x = { field: 'x', type: 'quantitative', title: 'normalization batch size (log2)', scale: { type: 'log', base: 2, nice: false }, axis: { values: nbsVals, format: 'd' } } as const;
   const color = { field: 'series', type: 'nominal', title: null, scale: { domain: t.rows.map((r) => r.labels[0]) } } as const;
-  const opacity = { field: 'source', type: 'ordinal', title: null, scale: { ...src, range: [1, 0.3] } } as const;
   const frozenEpochs = [...new Set(frozen.map((r) => `last ${r.frozen} of ${r.epochs} epochs`))];
   const leftOut = leftOutOfSweep(runs, fig === '5' ? 'fig5' : 'fig6');
   // NBS in parentheses unless the run's name already says it (nbs32, nbs-32)
@@ -205,7 +213,7 @@ function fig56(runs: Run[], fig: '5' | '6'): Figure {
   const names = (rs: Run[]) =>
     rs.map((r) => (new RegExp(`nbs[-_=]?${r.nbs}(?!\\d)`, 'i').test(r.name) ? r.name : `${r.name} (NBS ${r.nbs})`).slice(dir.length)).join(', ') || '—';
   const subtitle = [
-    `Ours: total batch ${batch ?? '—'} (paper 1024), last epoch of each run; faint dashed: the paper (ImageNet, read off a plot).`,
+    `Ours: total batch ${batch ?? '—'} (paper 1024), last epoch of each run: points at the NBS we ran, bars ± std over seeds (over a single run's evaluation repeats where there is one run); faint dashed lines: the paper (ImageNet, read off a plot).`,
     `Regular BN runs${dir ? ` in ${dir}` : ''}, by NBS: ${names(sweep)}.`,
     ...(fig === '6' ? [`FrozenBN runs${dir ? ` in ${dir}` : ''} (${frozenEpochs.join(', ') || '—'}; paper: last 20 of 100), by NBS: ${names(frozen)}.`] : []),
     ...(marks.length ? [`Diverged = error ≥ ${+limit.toFixed(1)}% (85% of chance level): drawn as a triangle at the top edge, its value in the label.`] : []),
@@ -226,9 +234,12 @@ function fig56(runs: Run[], fig: '5' | '6'): Figure {
       layer: [
         {
           data: { values },
-          mark: { type: 'line', point: { size: 30 }, strokeWidth: 2 },
-          encoding: { x, y, color, strokeDash: { field: 'source', type: 'ordinal', title: null, scale: { ...src, range: [[1, 0], [4, 3]] }, legend: LINE_LEGEND }, opacity },
+          transform: [{ filter: "datum.source !== 'ours'" }],
+          mark: { type: 'line', point: { size: 18 }, strokeWidth: 2, strokeDash: [4, 3], opacity: 0.35 },
+          encoding: { x, y, color },
         },
+        { data: { values }, transform: [{ filter: "datum.source === 'ours' && !datum.diverged" }], mark: { type: 'rule', strokeWidth: 1.8 }, encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color } },
+        { data: { values }, transform: [{ filter: "datum.source === 'ours'" }], mark: { type: 'point', filled: true, size: 55, opacity: 1 }, encoding: { x, y, color } },
         ...(marks.length
           ? [
               {
