@@ -119,6 +119,7 @@ describe('findings', () => {
     expect(b2[0].paper).toBeCloseTo(28.8 - 23.5, 12);
     const mov = rows.find((r) => r.a === 'mean-of-var B=2')!;
     expect([mov.paper, mov.sign, mov.pairs.map((p) => p.d)]).toEqual([null, 1, [1, 0]]);
+    expect(textMarkdown(findingsTable({ ...none, table2: t2 }))).toContain('| not in the paper; expected: > 0 |');
   });
 });
 
