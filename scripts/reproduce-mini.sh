@@ -20,16 +20,18 @@ t0=$(date +%s) log=results/mini/TIMES.md
 mkdir -p results/mini
 [ -f "$log" ] || printf "| stage | time | finished (UTC) | machine |\n|---|---|---|---|\n" > "$log"
 stages=(table1 table4 fig3-4 fig5-6 table2 twin fig8)
-# The PyTorch twin (scripts/torch_twin.py) of the Figs. 5-6 NBS-32 recipe, each seed bnlab ran:
-# the resolved config of bnlab's run, the same images; results/mini/twin, beside bnlab's rows
-# in the report's training-regime table. A seed whose metrics.csv has every epoch is skipped.
+# The PyTorch twin (scripts/torch_twin.py) of the Figs. 5-6 regular-BN runs at NBS 2, 8 and 32, each
+# seed bnlab ran: the resolved config of bnlab's run, the same images; results/mini/twin, beside
+# bnlab's rows in the report. NBS 2 and 8 are where bnlab's miniature reverses the paper (mini-batch
+# statistics at inference worse than population ones): an independent implementation tells a
+# property of the regime from a defect. A seed whose metrics.csv has every epoch is skipped.
 twin() {
-  local cfg seed out epochs
-  for cfg in results/mini/fig5-6/nbs32_frozen0_seed*/config.yaml; do
+  local cfg seed out epochs run
+  for cfg in results/mini/fig5-6/nbs{2,8,32}_frozen0_seed*/config.yaml; do
     [ -f "$cfg" ] || continue
-    seed=${cfg%/config.yaml}; seed=${seed##*_seed}; out=results/mini/twin/nbs32_frozen0_seed$seed
+    run=${cfg%/config.yaml}; seed=${run##*_seed}; out=results/mini/twin/${run##*/}
     epochs=$(awk '/^epochs:/ {print $2; exit}' "$cfg")
-    if [ -f "$out/metrics.csv" ] && [ "$(tail -n +2 "$out/metrics.csv" | wc -l)" -ge "$epochs" ]; then echo "= twin seed $seed done" >&2; continue; fi
+    if [ -f "$out/metrics.csv" ] && [ "$(tail -n +2 "$out/metrics.csv" | wc -l)" -ge "$epochs" ]; then echo "= twin ${run##*/} done" >&2; continue; fi
     rm -rf "$out"
     /usr/bin/python3 scripts/torch_twin.py --config "$cfg" --seed "$seed" --out "$out" --threads 2
   done

@@ -117,7 +117,8 @@ describe('sweep runs', () => {
     expect(r2.status, r2.stdout + r2.stderr).toBe(0);
     expect(r2.stdout).toMatch(/nbs8: start \(resuming after epoch 1\)/);
     expect(readMetrics(join(out, 'nbs4', 'metrics.csv')).map((row) => row.epoch)).toEqual(['1', '2']);
-    expect(readFileSync(join(out, 'logs', 'nbs4.log'), 'utf8')).toMatch(/--resume/);
+    expect(readFileSync(join(out, 'logs', 'nbs4.log'), 'utf8')).toMatch(/--auto-resume/);
+    expect(readFileSync(join(out, 'nbs4', 'train.log'), 'utf8')).toMatch(/resuming .*nbs4 at epoch 2/);
 
     const r3 = bnlab('sweep', '--config', two, '--out', out);
     expect(r3.status).toBe(0);
@@ -161,7 +162,7 @@ describe('slurm script', () => {
       expect(text).toContain(line);
     }
     expect(text).toContain(`train --config ${s.base[0]} "\${args[@]}"`);
-    expect(text).toMatch(/--resume/);
+    expect(text).toMatch(/mode=\(--auto-resume\)/);
     expect(readFileSync(list, 'utf8').split('\n')[2]).toBe(`nbs2\t1\t-\t--set ${shq('optim.steps=[30,60]')} --set bn.nbs=2`);
     execFileSync('bash', ['-n', script]); // valid bash
 

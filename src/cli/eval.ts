@@ -1,7 +1,7 @@
 // `bnlab eval`: evaluate a trained checkpoint under every answer to "which batch?" at test time —
 // EMA, PreciseBN (re-estimated with any N, B, estimator, repeats and domain), mini-batch
 // statistics, FrozenBN — printing a table and appending to <run>/eval.csv.
-import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { stringify } from 'csv-stringify/sync';
@@ -17,11 +17,14 @@ import { disposePopulation, type Population } from '../bn/population.js';
 import { estimatePrecise } from '../bn/precise.js';
 import { hashSeed } from '../util/rng.js';
 import { createProgress } from '../util/progress.js';
-import { readCheckpoint } from '../run/checkpoint.js';
+import { firstNonFinite, readCheckpoint, type Checkpoint } from '../run/checkpoint.js';
+import { originProblem } from '../run/identity.js';
+import { readRunInfo } from '../run/metadata.js';
+import { readMetrics } from '../run/metrics.js';
 import { checkpointFor } from '../run/retention.js';
 import { createState, emaStats, loadCheckpointInto, type RunMeta } from '../train/state.js';
 import { acquireLock } from '../run/lock.js';
-import { runPaths } from '../run/paths.js';
+import { runPaths, type RunPaths } from '../run/paths.js';
 import { disposeState } from '../train/trainer.js';
 
 export const EVAL_COLUMNS = ['epoch', 'stats', 'stats_data', 'data', 'samples', 'batch', 'estimator', 'repeats', 'err_mean', 'err_std', 'errs'] as const;
@@ -74,13 +77,64 @@ function parseSpec(text: string | undefined, cfg: Config, defaultSplit: 'train' 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const std = (xs: number[]) => (xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)) : 0);
 
+/**
+ * Refuse a checkpoint eval cannot trust: a NaN or infinity (training checks finiteness, and so must
+ * eval), another run's or another config's checkpoint, and by default a last.ckpt older than the
+ * run's metrics (its final checkpoint is gone: evaluating silently an earlier epoch would mislabel it).
+ */
+function checkEvaluable(ckpt: Checkpoint<RunMeta>, path: string, cfg: Config, runId: string | undefined, paths: RunPaths, byDefault: boolean): void {
+  const bad = firstNonFinite(ckpt);
+  if (bad) throw new ConfigError(`${path} holds a non-finite value (${bad}): the model it holds cannot be evaluated; evaluate another epoch (--epoch N)`);
+  const foreign = originProblem(ckpt.meta, cfg, runId);
+  if (foreign) throw new ConfigError(`${path} cannot be evaluated as part of ${paths.config.replace(/\/config\.yaml$/, '')}: ${foreign}; ${foreign.includes('config.yaml') ? `if ${paths.config} was edited after training, restore it; otherwise ` : ''}evaluate it with --run set to the run that wrote it`);
+  const recorded = readMetrics(paths.metrics).at(-1);
+  if (byDefault && recorded && Number(recorded.epoch) > ckpt.meta.epoch) {
+    throw new ConfigError(`${path} holds epoch ${ckpt.meta.epoch} but metrics.csv records ${recorded.epoch} epochs: the run's final checkpoint is missing; finish the run again with bnlab train --out ${paths.config.replace(/\/config\.yaml$/, '')} --resume, or evaluate epoch ${ckpt.meta.epoch} by name with --epoch ${ckpt.meta.epoch}`);
+  }
+}
+
+/**
+ * Append rows to eval.csv under its lock, and only to the run they were computed for: if the folder
+ * was retrained (--overwrite) meanwhile, the rows are refused. A file that ends in half a row (a
+ * disk that filled mid-write) gets its own line ended first, so the new rows are never glued to it
+ * (the report then skips the broken row, naming it).
+ */
+async function appendEvalRows(paths: RunPaths, runId: string | undefined, rows: (string | number)[][]): Promise<void> {
+  const csv = paths.eval;
+  const release = await acquireLock(`${csv}.lock`, 'bnlab eval', { waitMs: 30_000 });
+  try {
+    const now = readRunInfo(paths.runInfo)?.id;
+    if (runId && now !== runId) {
+      throw new EvalRecordError(`${csv}: the run in that folder was replaced while this evaluation ran (run id ${runId} is now ${now ?? 'gone'}); its rows belong to the old run and were not appended`);
+    }
+    let lead = '';
+    if (existsSync(csv) && statSync(csv).size > 0) {
+      const text = readFileSync(csv, 'utf8');
+      const header = text.slice(0, text.indexOf('\n') >>> 0);
+      if (header !== EVAL_COLUMNS.join(',')) throw new EvalRecordError(`${csv} does not start with bnlab's eval.csv header (${EVAL_COLUMNS.join(',')}); move it away and evaluate again`);
+      if (!text.endsWith('\n')) {
+        lead = '\n';
+        process.stderr.write(`bnlab eval: ${csv} ended in half a row (line ${text.split('\n').length}, a write cut short); left as it is, on its own line: bnlab report skips it\n`);
+      }
+    } else writeFileSync(csv, stringify([EVAL_COLUMNS as unknown as string[]]));
+    appendFileSync(csv, lead + stringify(rows));
+  } finally {
+    release();
+  }
+}
+
+/** An eval whose result cannot be recorded where it belongs (exit 1, not a usage error). */
+class EvalRecordError extends Error {
+  name = 'eval';
+}
+
 export function registerEval(program: Command): void {
   program
     .command('eval')
     .description('evaluate a run\'s checkpoint with EMA, PreciseBN, mini-batch or FrozenBN statistics; appends to <run>/eval.csv')
     .requiredOption('-r, --run <dir>', 'run folder (written by bnlab train)')
     .option('--epoch <n>', 'checkpoint of this epoch (default: the last)')
-    .option('--checkpoint <file>', 'a checkpoint file, or best / last: the run\'s checkpoints/best.ckpt (checkpoint.best_metric) / last.ckpt')
+    .option('--checkpoint <file>', 'a checkpoint file of this run, or the words best / last: the run\'s checkpoints/best.ckpt (checkpoint.best_metric) / last.ckpt (a file named last here: ./last)')
     .option('--stats <list>', `statistics modes, comma-separated: ${STATS_MODES.map((m) => `${m} (${MODES[m].help})`).join('; ')}`, 'ema,precise')
     .option('--precise-bn', 're-estimate PreciseBN statistics (otherwise the checkpoint\'s are used when present)')
     .option('--samples <n>', 'PreciseBN: N samples (implies --precise-bn)')
@@ -96,6 +150,14 @@ export function registerEval(program: Command): void {
       const backendChoice = f.backend === undefined ? undefined : parseBackend(f.backend);
       const runDir = resolve(f.run);
       const paths = runPaths(runDir);
+      // Slurm and `kill` send SIGTERM: say what was (not) recorded, and exit as the README says.
+      let appended = false;
+      const onSignal = (sig: NodeJS.Signals) => {
+        process.stderr.write(`\nbnlab eval: ${sig === 'SIGINT' ? 'Ctrl-C' : sig}: stopped; ${appended ? 'its rows were already appended to' : 'nothing was appended to'} ${paths.eval}\n`);
+        process.exit(130);
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       if (!existsSync(paths.config)) throw new ConfigError(`--run ${f.run}: no config.yaml there; pass a folder written by bnlab train`);
       const cfg = validateConfig(readConfigFile(paths.config), paths.config);
       const modes = f.stats.split(',').map((m) => m.trim()) as StatsMode[];
@@ -115,6 +177,10 @@ export function registerEval(program: Command): void {
       const dataSpec = parseSpec(f.data, cfg, 'val');
       const recompute = !!(f.preciseBn || samples || f.estimator || f.statsData || repeats > 1 || (batch && modes.includes('precise')));
 
+      // Checked before the backend and data start: a refusal costs nothing.
+      const ckpt = readCheckpoint<RunMeta>(ckptPath);
+      const runId = readRunInfo(paths.runInfo)?.id;
+      checkEvaluable(ckpt, ckptPath, cfg, runId, paths, !f.checkpoint && f.epoch === undefined);
       const backend = await initBackend(backendChoice ?? cfg.backend, cfg.threads, cfg.cuda);
       if (!f.json && !f.quiet) process.stderr.write(`backend: ${backend.name} — ${backend.reason}\n`);
       const progress = createProgress(!!f.quiet || !!f.json);
@@ -129,7 +195,6 @@ export function registerEval(program: Command): void {
       const statsSet = await load(statsSpec.data);
       const statsSplit: Split = statsSet[statsSpec.split];
       const s = createState(cfg, evalSplit.channels, evalSet.numClasses);
-      const ckpt = readCheckpoint<RunMeta>(ckptPath);
       loadCheckpointInto(s, ckpt, ckptPath);
       const epoch = s.meta.epoch;
       if (s.meta.progress.step > 0 && !f.checkpoint) {
@@ -217,15 +282,8 @@ export function registerEval(program: Command): void {
       }
       disposeState(s);
 
-      const csv = paths.eval;
-      // Several evals of one run may finish together: one appender at a time, waiting briefly.
-      const release = await acquireLock(`${csv}.lock`, 'bnlab eval', { waitMs: 30_000 });
-      try {
-        if (!existsSync(csv)) writeFileSync(csv, stringify([EVAL_COLUMNS as unknown as string[]]));
-        appendFileSync(csv, stringify(rows.map((r) => EVAL_COLUMNS.map((c) => r[c]))));
-      } finally {
-        release();
-      }
+      await appendEvalRows(paths, runId, rows.map((r) => EVAL_COLUMNS.map((c) => r[c])));
+      appended = true;
       if (f.json) {
         // Numbers as numbers, absent values as null, the per-repeat errors as an array.
         const json = rows.map((r, i) => ({

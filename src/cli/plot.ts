@@ -1,6 +1,6 @@
 // `bnlab plot`: the paper's figures (SVG + PNG) regenerated from run CSVs.
 import { ConfigError } from '../config/load.js';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeOutput } from '../run/checkpoint.js';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { buildFigures, FIG_IDS, render, type FigId } from '../report/figures.js';
@@ -18,20 +18,20 @@ export function registerPlot(program: Command): void {
       const which = o.fig === 'all' ? [...FIG_IDS] : o.fig.split(',').map((s) => s.trim());
       const bad = which.filter((f) => !(FIG_IDS as readonly string[]).includes(f));
       if (bad.length) throw new ConfigError(`--fig ${bad.join(',')}: use ${FIG_IDS.join(', ')} or all`);
-      const runs = findRuns(dirs);
+      const runs = findRuns(dirs, (m) => process.stderr.write(`bnlab: ${m}\n`));
       if (!runs.length) throw new Error(`no run folders (with config.yaml) under ${dirs.join(', ')}`);
       const out = o.out ?? join(dirs[0], 'figures');
       const built = (which as FigId[]).map((f) => buildFigures(runsFor(`f${f}`, runs), [f]));
       const skipped = built.flatMap((b) => b.skipped);
       if (!built.some((b) => b.figures.length)) throw new Error(`nothing drawn from ${dirs.join(', ')}:\n  ${skipped.join('\n  ')}`);
-      mkdirSync(out, { recursive: true });
       for (const s of skipped) process.stderr.write(`bnlab: skipped ${s}\n`);
       for (const fig of built.flatMap((b) => b.figures)) {
         const r = await render(fig);
-        writeFileSync(join(out, `${fig.name}.svg`), r.svg);
-        writeFileSync(join(out, `${fig.name}.png`), r.png);
+        writeOutput(join(out, `${fig.name}.svg`), r.svg);
+        writeOutput(join(out, `${fig.name}.png`), r.png);
         process.stdout.write(`wrote ${join(out, fig.name)}.{svg,png}  (${r.legend.length} legend entries)\n`);
         for (const n of fig.notes ?? []) process.stderr.write(`bnlab: ${fig.title.split(' — ')[0]}: ${n}\n`);
       }
     });
 }
+

@@ -1,6 +1,6 @@
 // `bnlab report`: the paper's tables with our numbers beside the paper's, from run folders.
 import { ConfigError } from '../config/load.js';
-import { writeFileSync } from 'node:fs';
+import { writeOutput } from '../run/checkpoint.js';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { allTables, htmlReport, markdownReport, runsFor } from '../report/report.js';
@@ -28,12 +28,12 @@ export function registerReport(program: Command): void {
     .option('-o, --out <file>', 'write here instead (default: stdout for --table, <first dir>/report.{md,html} otherwise)')
     .addHelpText('after', '\nIn a results folder laid out as <experiment>/<run>/, an experiment folder named after a table\n(table1, table2, fig5/fig6/nbs/frozen, table4/domain, fig8/leak) feeds only that table.')
     .action(async (dirs: string[], o: Opts) => {
-      const runs = findRuns(dirs);
+      const runs = findRuns(dirs, (m) => process.stderr.write(`bnlab: ${m}\n`));
       if (!runs.length) throw new Error(`no run folders (with config.yaml) under ${dirs.join(', ')}`);
       if (o.all || o.html) {
         const path = o.out ?? join(dirs[0], o.html ? 'report.html' : 'report.md');
-        if (o.html) writeFileSync(path, await htmlReport(dirs.join(', '), runs));
-        else writeFileSync(path, markdownReport(dirs.join(', '), runs));
+        if (o.html) writeOutput(path, await htmlReport(dirs.join(', '), runs));
+        else writeOutput(path, markdownReport(dirs.join(', '), runs));
         const { tables, skipped } = allTables(runs);
         process.stdout.write(`wrote ${path} (${runs.length} runs): ${tables.map((t) => t.id).join(', ') || 'no tables'}\n`);
         for (const s of skipped) process.stdout.write(`not built: ${s.id}: ${s.why}\n`);
@@ -43,7 +43,8 @@ export function registerReport(program: Command): void {
       const t = buildTable(o.table as TableId, runsFor(o.table as TableId, runs));
       if (!hasOurs(t)) process.stderr.write(`bnlab: warning: no measurement of ours for ${o.table} in these runs; showing the paper's numbers only\n`);
       const text = o.format === 'csv' ? toCsv(t) : o.format === 'html' ? toHtml(t) : toMarkdown(t);
-      if (o.out) writeFileSync(o.out, text);
+      if (o.out) writeOutput(o.out, text);
       else process.stdout.write(text);
     });
 }
+

@@ -59,7 +59,7 @@ export function registerSweep(program: Command): void {
           const about = [s.lastEpoch ? `epoch ${s.lastEpoch}/${s.run.cfg.epochs}` : '', sessionNote(s).slice(2)].filter(Boolean).join('; ');
           print(`  ${s.run.name}: ${s.state}${about ? ` (${about})` : ''}`);
           // locally: exactly the command the run gets; with --slurm the array script adds threads itself
-          const args = f.slurm ? trainArgs(sweep, s.run, s.state) : localTrainArgs(sweep, s.run, s.state, { jobs, gpus });
+          const args = f.slurm ? trainArgs(sweep, s.run) : localTrainArgs(sweep, s.run, { jobs, gpus });
           if (s.state !== 'finished') print(`    bnlab ${args.map(shq).join(' ')}`);
         }
         if (!f.slurm) return;

@@ -1,5 +1,5 @@
 // `bnlab train`: resolve the config, pick a backend, load data, run, and stop cleanly on Ctrl-C.
-import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { initBackend } from '../backend/index.js';
@@ -13,7 +13,11 @@ import { loadFork, type Fork } from '../train/fork.js';
 import { createLogger, type Logger } from '../util/log.js';
 import type { Dataset } from '../data/dataset.js';
 import { buildNetwork } from '../nn/resnet.js';
-import { writeFileAtomic } from '../run/checkpoint.js';
+import { readCheckpointMeta, writeFileAtomic } from '../run/checkpoint.js';
+import { deleteRunOutputs, describeFiles, foreignFolderProblem, inspectFolder } from '../run/folder.js';
+import { newRunId } from '../run/identity.js';
+import { keptEpochs } from '../run/retention.js';
+import type { RunMeta } from '../train/state.js';
 import { DIED, describeSession, readRunInfo, startSession, wallSeconds } from '../run/metadata.js';
 import { readMetrics } from '../run/metrics.js';
 import { summarizeRun, summaryLines } from '../run/summary.js';
@@ -26,6 +30,7 @@ interface TrainFlags {
   set: string[];
   out?: string;
   resume?: boolean;
+  autoResume?: boolean;
   overwrite?: boolean;
   fork?: string;
   backend?: string;
@@ -34,14 +39,15 @@ interface TrainFlags {
 
 
 /** The config of a run: from its folder when resuming (only `epochs` and `backend` may change). */
-function resolveRun(f: TrainFlags, existed: boolean): { cfg: Config; outDir: string; note?: string; fork?: Fork } {
-  const requested = loadConfig(f.config, f.set);
-  const outDir = resolve(f.out ?? join('results', requested.name));
+function resolveRun(f: TrainFlags, requested: Config, outDir: string, existed: boolean): { cfg: Config; note?: string; fork?: Fork } {
   const paths = runPaths(outDir);
-  const hasCheckpoint = existsSync(paths.checkpoints) && readdirSync(paths.checkpoints).some((n) => n.endsWith('.ckpt'));
+  const folder = inspectFolder(outDir);
+  const foreign = foreignFolderProblem(outDir, folder);
+  if (foreign) throw new ConfigError(foreign);
+  const hasCheckpoint = folder.outputs.some((o) => o.endsWith('.ckpt'));
   if (f.resume && existed && !existsSync(paths.config) && !hasCheckpoint) {
     // Killed before it wrote anything to continue from: start it, with the config given now.
-    return { cfg: requested, outDir, note: `--resume: ${outDir} holds no config.yaml and no checkpoint yet (the run stopped before its first); starting it from the beginning` };
+    return { cfg: requested, note: `--resume: ${outDir} holds no config.yaml and no checkpoint yet (the run stopped before its first); starting it from the beginning` };
   }
   if (f.resume) {
     if (!existed) throw new ConfigError(`--resume: ${outDir} does not exist, so there is nothing to resume; start the run without --resume`);
@@ -51,13 +57,42 @@ function resolveRun(f: TrainFlags, existed: boolean): { cfg: Config; outDir: str
     const wanted = f.config.length ? requested : loadConfig([paths.config], f.set);
     const changed = configDiff(saved, wanted).filter((k) => !RESUMABLE_KEYS.has(k));
     if (changed.length) throw new ConfigError(`--resume: the config differs from the run's saved config in ${changed.join(', ')}; resume with the run's own config (only epochs, backend, threads, name and checkpoint.keep_last may change)`);
-    return { cfg: { ...saved, epochs: wanted.epochs, backend: wanted.backend, threads: wanted.threads, checkpoint: wanted.checkpoint }, outDir };
+    return { cfg: { ...saved, epochs: wanted.epochs, backend: wanted.backend, threads: wanted.threads, checkpoint: wanted.checkpoint } };
   }
-  const hasRun = existsSync(paths.metrics) || (existsSync(paths.checkpoints) && readdirSync(paths.checkpoints).length > 0);
-  if (hasRun && !f.overwrite) {
-    throw new ConfigError(`${outDir} already holds a run. Continue it with --resume, start over with --overwrite, or write elsewhere with --out DIR or --set name=NEW`);
+  if (folder.isRun && !f.overwrite) {
+    throw new ConfigError(`${outDir} already holds a run. Continue it with --resume, start over with --overwrite (deletes that run's files only), or write elsewhere with --out DIR or --set name=NEW`);
   }
-  return { cfg: requested, outDir, ...(f.fork ? { fork: loadFork(f.fork, requested, outDir) } : {}) };
+  return { cfg: requested, ...(f.fork ? { fork: loadFork(f.fork, requested, outDir) } : {}) };
+}
+
+/** The folder for --out: created, or an error naming it and why it cannot be (read-only, a file in the way). */
+function makeRunFolder(dir: string): void {
+  try {
+    if (existsSync(dir) && !statSync(dir).isDirectory()) throw Object.assign(new Error('exists'), { code: 'ENOTDIR' });
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why =
+      code === 'EROFS' ? 'it is on a read-only file system' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOTDIR' || code === 'EEXIST' ? 'it (or a folder above it) is a file, not a folder' : code === 'ENOSPC' ? 'the disk is full' : (e as Error).message;
+    throw new ConfigError(`cannot use ${dir} as the run folder: ${why}; pass another --out`);
+  }
+}
+
+/** The run's id: its run.json's, else (run.json damaged or from before ids) its newest checkpoint's, else a new one. */
+function runIdOf(outDir: string, resuming: boolean): string {
+  if (!resuming) return newRunId();
+  const p = runPaths(outDir);
+  const fromInfo = readRunInfo(p.runInfo)?.id;
+  if (fromInfo) return fromInfo;
+  for (const file of [p.last, ...keptEpochs(p).reverse().map(p.epoch)]) {
+    try {
+      const id = readCheckpointMeta<RunMeta>(file).run_id;
+      if (id) return id;
+    } catch {
+      // unreadable: the resume itself says so
+    }
+  }
+  return newRunId();
 }
 
 /** "resnet-cifar-8 width 16 (78.0k parameters)": what was built, so a silent default shows. */
@@ -84,36 +119,56 @@ export function registerTrain(program: Command): void {
     .option('--set <key=value>', 'override a config key, e.g. --set bn.nbs=4 (repeatable)', collect, [])
     .option('-o, --out <dir>', 'run folder (default results/<name>)')
     .option('--resume', 'continue the run in the folder from its last checkpoint')
-    .option('--overwrite', 'replace an existing run in the folder')
+    .option('--overwrite', "replace the run in the folder (deletes that run's files, nothing else)")
+    .option('--auto-resume', 'continue the run in the folder if there is one, else start it (what sweeps and Slurm requeues use)')
     .option('--fork <run[@epoch]>', "start from another run's checkpoint at the end of an epoch (default its last) instead of from scratch; the config may differ from that run's only in bn.frozen_last_epochs (FrozenBN starting after that epoch), epochs and name, so its first epochs are that run's exactly")
     .option('--backend <name>', `${BACKENDS.join(' | ')} (overrides the config; see \`bnlab config\` for each)`)
     .option('-q, --quiet', 'no progress bars or per-epoch lines (the log file still gets them)')
     .action(async (f: TrainFlags) => {
       if (f.backend) f.set.push(`backend=${parseBackend(f.backend)}`);
       if (f.resume && f.fork) throw new ConfigError('--resume and --fork contradict each other: --resume continues the run in the folder (a fork is resumed like any run), --fork starts a new one; pass one');
+      if (f.autoResume && (f.resume || f.overwrite)) throw new ConfigError('--auto-resume decides between continuing and starting by itself; pass it without --resume or --overwrite');
       if (f.resume && f.overwrite) throw new ConfigError('--resume and --overwrite contradict each other: --resume continues the run in the folder, --overwrite deletes it; pass one');
       const started = new Date();
-      const target = resolve(f.out ?? join('results', loadConfig(f.config, f.set).name));
+      const requested = loadConfig(f.config, f.set); // once: a config from a pipe can be read only once
+      const outDir = resolve(f.out ?? join('results', requested.name));
+      const paths = runPaths(outDir);
       // One writer per run folder, taken before anything in it is read or deleted.
-      const created = !existsSync(target);
-      mkdirSync(target, { recursive: true });
+      const created = !existsSync(outDir);
+      makeRunFolder(outDir);
       const stale: string[] = [];
-      await acquireLock(runPaths(target).lock, 'bnlab train', { onStale: (m) => stale.push(m) });
+      await acquireLock(paths.lock, 'bnlab train', { onStale: (m) => stale.push(m) });
+      if (f.autoResume) {
+        // A sweep task or a Slurm requeue: continue what is there, else start (a fork only then).
+        const folder = inspectFolder(outDir);
+        const hasCheckpoint = folder.outputs.some((o) => o.endsWith('.ckpt'));
+        if (folder.isRun && (hasCheckpoint || !f.fork)) f.resume = true;
+        else if (folder.isRun) f.overwrite = true;
+        if (f.resume) delete f.fork;
+      }
       let resolved: ReturnType<typeof resolveRun>;
       try {
-        resolved = resolveRun(f, !created);
+        resolved = resolveRun(f, requested, outDir, !created);
       } catch (e) {
-        if (created) rmSync(target, { recursive: true, force: true }); // a refused start leaves nothing behind
+        if (created) rmSync(outDir, { recursive: true, force: true }); // a refused start leaves nothing behind
         throw e;
       }
-      const { cfg, outDir } = resolved;
-      const paths = runPaths(outDir);
+      const { cfg } = resolved;
+      let overwritten: ReturnType<typeof deleteRunOutputs> | null = null;
       if (f.overwrite) {
-        for (const p of [paths.metrics, paths.metricsJsonl, paths.checkpoints, paths.log, paths.summary, paths.runInfo]) rmSync(p, { recursive: true, force: true });
+        // Under eval.csv's lock: an eval of the old run still running must not append to the new one.
+        const releaseEval = await acquireLock(`${paths.eval}.lock`, 'bnlab train --overwrite', { waitMs: 60_000 });
+        try {
+          overwritten = deleteRunOutputs(outDir);
+        } finally {
+          releaseEval();
+        }
       }
       mkdirSync(outDir, { recursive: true });
       const log = createLogger(paths.log, !!f.quiet);
       for (const m of stale) log(m);
+      if (overwritten?.deleted.length) log(`--overwrite: deleted the previous run's ${describeFiles(overwritten.deleted)}`);
+      if (overwritten?.kept.length) log(`--overwrite: kept what bnlab did not write: ${overwritten.kept.join(', ')}`);
       if (resolved.note) log(resolved.note);
       const backend = await initBackend(cfg.backend, cfg.threads, cfg.cuda);
       log(`backend: ${backend.name} — ${backend.reason}`);
@@ -122,7 +177,8 @@ export function registerTrain(program: Command): void {
       // this process holds the lock: a session still marked running died without a word
       const prev = readRunInfo(paths.runInfo)?.sessions.at(-1);
       if (prev?.status === 'running') log(`the previous session (started ${prev.start}, ${prev.command.join(' ')}) ${DIED}`);
-      const session = startSession(paths.runInfo, outDir, { ...describeSession({ name: backend.name, reason: backend.reason }, started), ...fork });
+      const session = startSession(paths.runInfo, outDir, { ...describeSession({ name: backend.name, reason: backend.reason }, started), ...fork }, runIdOf(outDir, !!f.resume));
+      if (session.note) log(session.note);
       let data: Dataset;
       try {
         data = await loadDataset(cfg.data);
@@ -148,7 +204,7 @@ export function registerTrain(program: Command): void {
       process.on('SIGTERM', onSignal);
       let res: Awaited<ReturnType<typeof train>>;
       try {
-        res = await train(cfg, data, { outDir, resume: !!f.resume, fork: resolved.fork, log, progress: createProgress(!!f.quiet), interrupted: () => stop });
+        res = await train(cfg, data, { outDir, runId: session.id, resume: !!f.resume, fork: resolved.fork, log, progress: createProgress(!!f.quiet), interrupted: () => stop });
       } catch (e) {
         // The error also reaches train.log (a Slurm job's log is often the only thing read).
         appendFileSync(paths.log, `${new Date().toISOString()} error: ${(e as Error).message}\n`);

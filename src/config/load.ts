@@ -1,6 +1,6 @@
 // Config files -> validated Config: YAML parse, --set overrides, schema validation, and error
 // messages that name the key path and, for a typo, the nearest valid key.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { closest, distance } from 'fastest-levenshtein';
@@ -121,6 +121,53 @@ export function validateConfig(raw: unknown, source = 'config'): Config {
   return r.data;
 }
 
+/** Texts read from pipes (`-c <(cat my.yaml)`): a pipe gives its text once, and a command may ask twice. */
+const pipeTexts = new Map<string, Buffer>();
+/** How long a FIFO may stay without a writer before the command says so and stops. */
+const PIPE_WAIT_MS = 30_000;
+
+/** The whole text of a pipe or FIFO, read once; a FIFO nobody writes to is refused after PIPE_WAIT_MS, not waited on forever. */
+function readPipe(path: string, what: string): Buffer {
+  const seen = pipeTexts.get(path);
+  if (seen) return seen;
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const chunks: Buffer[] = [];
+  const buf = Buffer.alloc(1 << 16);
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  const t0 = Date.now();
+  let writer = false; // EAGAIN or data: a writer has the pipe open, so a later 0-byte read is its end
+  let told = false;
+  try {
+    for (;;) {
+      let n = -1;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        writer = true;
+      }
+      if (n > 0) {
+        chunks.push(Buffer.from(buf.subarray(0, n)));
+        writer = true;
+        continue;
+      }
+      if (n === 0 && writer) break;
+      const waited = Date.now() - t0;
+      if (waited > PIPE_WAIT_MS) throw new ConfigError(`${what} ${path} is a FIFO (named pipe) that nothing wrote to within ${PIPE_WAIT_MS / 1000} s; write the YAML into it (e.g. cat my.yaml > ${path}) or pass a regular file`);
+      if (!told && waited > 2000) {
+        process.stderr.write(`bnlab: waiting for ${path} (a FIFO) to be written (up to ${PIPE_WAIT_MS / 1000} s)\n`);
+        told = true;
+      }
+      Atomics.wait(nap, 0, 0, 20);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const text = Buffer.concat(chunks);
+  pipeTexts.set(path, text);
+  return text;
+}
+
 /** A YAML mapping from a file; `what` names it in messages ('config', 'sweep'). */
 export function readConfigFile(path: string, what = 'config'): Obj {
   if (!existsSync(path)) throw new ConfigError(`config file not found: ${path} (ready configs live in configs/, e.g. configs/quick.yaml)`);
@@ -129,7 +176,7 @@ export function readConfigFile(path: string, what = 'config'): Obj {
     const hint = yamls.length ? `, e.g. ${join(path, yamls[0])}` : '';
     throw new ConfigError(`${what} ${path} is a directory; pass a YAML file${hint}`);
   }
-  const bytes = readFileSync(path);
+  const bytes = statSync(path).isFIFO() ? readPipe(path, what) : readFileSync(path);
   // UTF-16 (a BOM, or NUL bytes between ASCII characters) parses as garbage: say what it is.
   if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff) || bytes.subarray(0, 200).includes(0)) {
     throw new ConfigError(`${what} ${path} is not UTF-8 text (it looks like UTF-16); save it as UTF-8`);

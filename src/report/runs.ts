@@ -52,14 +52,71 @@ const num = (s: string | undefined): Num => (s === undefined || s.trim() === '' 
 const csv = (path: string): Record<string, string>[] =>
   existsSync(path) ? parseCsv(readFileSync(path, 'utf8'), { columns: true, skip_empty_lines: true, relax_column_count: true }) : [];
 
-export function loadRun(dir: string, root = dir): Run {
-  const config = (parseYaml(readFileSync(join(dir, 'config.yaml'), 'utf8')) ?? {}) as Record<string, any>;
-  const metrics = csv(join(dir, 'metrics.csv')).map((r) => {
+/** Thrown for a run folder whose files cannot be read as a run (the report skips it, naming it). */
+export class RunReadError extends Error {}
+
+const isNumber = (c: string) => c.trim() !== '' && Number.isFinite(Number(c));
+const isCount = (c: string) => c === '' || /^\d+$/.test(c);
+
+/** Why an eval.csv row cannot be trusted (null: it can): a write cut short glues or truncates rows. */
+function evalRowProblem(cells: string[], width: number): string | null {
+  if (cells.length !== width) return `${cells.length} cells, not ${width}`;
+  const [epoch, stats, , , samples, batch, , repeats, errMean, errStd, errs] = cells;
+  if (!/^\d+$/.test(epoch)) return `epoch '${epoch}' is not a whole number`;
+  if (!/^[a-z][a-z-]*$/.test(stats)) return `stats '${stats}' is not a statistics mode`;
+  if (![samples, batch, repeats].every(isCount)) return 'samples, batch or repeats is not a whole number';
+  if (!isNumber(errMean) || !isNumber(errStd)) return 'err_mean or err_std is not a number';
+  const each = errs.split(';').filter((e) => e !== '');
+  if (!each.every(isNumber) || (repeats !== '' && each.length !== Number(repeats))) return `errs '${errs}' does not hold ${repeats} numbers`;
+  const mean = each.reduce((a, e) => a + Number(e), 0) / each.length;
+  if (Math.abs(mean - Number(errMean)) > 1e-3 + 1e-6 * Math.abs(mean)) return `err_mean ${errMean} is not the mean of errs (${mean.toFixed(4)})`;
+  return null;
+}
+
+/** A CSV's rows as arrays with their line numbers, the header first (empty when absent). */
+function rowsOf(path: string): { line: number; cells: string[] }[] {
+  if (!existsSync(path)) return [];
+  const bytes = readFileSync(path);
+  if (bytes.subarray(0, 4096).includes(0)) throw new RunReadError(`${path} is not text (it holds NUL bytes)`);
+  let rows: string[][];
+  try {
+    rows = parseCsv(bytes.toString('utf8'), { relax_column_count: true, relax_quotes: true, skip_empty_lines: false });
+  } catch (e) {
+    throw new RunReadError(`${path} is not a CSV file: ${(e as Error).message}`);
+  }
+  return rows.map((cells, i) => ({ line: i + 1, cells })).filter((r) => !(r.cells.length === 1 && r.cells[0] === ''));
+}
+
+/** The rows of a run's CSV that are whole, as objects; each broken one is named through `warn` and left out. */
+function checkedRows(path: string, problem: (cells: string[], width: number) => string | null, warn: (msg: string) => void): Record<string, string>[] {
+  const [head, ...body] = rowsOf(path);
+  if (!head) return [];
+  const out: Record<string, string>[] = [];
+  for (const r of body) {
+    const why = problem(r.cells, head.cells.length);
+    if (why) warn(`${path} line ${r.line} skipped (${why}; a write cut short?)`);
+    else out.push(Object.fromEntries(head.cells.map((h, i) => [h, r.cells[i]])));
+  }
+  return out;
+}
+
+const metricsRowProblem = (cells: string[], width: number): string | null =>
+  cells.length !== width ? `${cells.length} cells, not ${width}` : !/^\d+$/.test(cells[0]) ? `epoch '${cells[0]}' is not a whole number` : null;
+
+export function loadRun(dir: string, root = dir, warn: (msg: string) => void = () => {}): Run {
+  let config: Record<string, any>;
+  try {
+    config = parseYaml(readFileSync(join(dir, 'config.yaml'), 'utf8')) ?? {};
+  } catch (e) {
+    throw new RunReadError(`${join(dir, 'config.yaml')} is not valid YAML (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (typeof config !== 'object' || Array.isArray(config)) throw new RunReadError(`${join(dir, 'config.yaml')} is not a mapping of config keys`);
+  const metrics = checkedRows(join(dir, 'metrics.csv'), metricsRowProblem, warn).map((r) => {
     const o: Record<string, Num> = {};
     for (const [k, v] of Object.entries(r)) o[k] = k === 'bn_mode' ? (v === 'frozen' ? 1 : v === 'batch' ? 0 : null) : num(v);
     return o;
   });
-  const evals = csv(join(dir, 'eval.csv')).map(
+  const evals = checkedRows(join(dir, 'eval.csv'), evalRowProblem, warn).map(
     (r): EvalRow => ({
       epoch: Number(r.epoch),
       stats: r.stats ?? '',
@@ -108,11 +165,21 @@ const isRun = (d: string) => existsSync(join(d, 'config.yaml'));
 /**
  * Run folders under the given paths: each path is a run, or a sweep folder whose runs sit one to
  * three levels down (results/mini/<experiment>/<run>/ works from results/mini or an experiment).
+ * A run folder that cannot be read, and each broken CSV row, is named through `warn` and left out.
  */
-export function findRuns(paths: string[]): Run[] {
+export function findRuns(paths: string[], warn: (msg: string) => void = () => {}): Run[] {
   const runs: Run[] = [];
   const walk = (d: string, root: string, depth: number) => {
-    if (isRun(d)) return void runs.push(loadRun(d, root));
+    if (isRun(d)) {
+      // One unreadable run folder must not hide every other run: skip it, naming why.
+      try {
+        runs.push(loadRun(d, root, warn));
+      } catch (e) {
+        if (!(e instanceof RunReadError)) throw e;
+        warn(`${d} skipped: ${e.message}`);
+      }
+      return;
+    }
     if (depth === 0) return;
     for (const e of readdirSync(d).sort()) {
       const p = join(d, e);

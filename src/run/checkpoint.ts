@@ -3,7 +3,7 @@
 // refused instead of resumed from. Layout (v2): magic, header length, SHA-256 of the header,
 // the JSON header (metadata + tensor index with each tensor's SHA-256), then the float32 data.
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 const MAGIC = 'BNLABCK2';
@@ -47,10 +47,10 @@ export function fsyncDir(dir: string): void {
 }
 
 /** Write `chunks` to `path` atomically (temp file, fsync, rename, fsync of the folder). Errors name the file. */
-export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): void {
-  mkdirSync(dirname(path), { recursive: true });
+export function writeFileAtomic(path: string, chunks: readonly Uint8Array[], fullDiskHint = 'free space (or keep fewer checkpoints) and continue with --resume'): void {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
+    mkdirSync(dirname(path), { recursive: true });
     const fd = openSync(tmp, 'w');
     try {
       for (const c of chunks) writeSync(fd, c);
@@ -62,9 +62,16 @@ export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): vo
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const why = err.code === 'ENOSPC' ? 'the disk is full' : err.code === 'EDQUOT' ? 'the disk quota is exceeded' : err.message;
-    throw new CheckpointError(`could not write ${path}: ${why}${err.code === 'ENOSPC' || err.code === 'EDQUOT' ? '; free space (or keep fewer checkpoints) and continue with --resume' : ''}`);
+    rmSync(tmp, { force: true }); // nothing half-written is left behind
+    const what = err.code === 'EISDIR' ? 'a folder is in the way' : err.code === 'ENOTDIR' ? 'a file is in the way of a folder above it' : err.code === 'EROFS' ? 'the file system is read-only' : why;
+    throw new CheckpointError(`could not write ${path}: ${what}${err.code === 'ENOSPC' || err.code === 'EDQUOT' ? `; ${fullDiskHint}` : ''}`);
   }
   fsyncDir(dirname(path));
+}
+
+/** A report, figure or table the user asked for, written atomically (a full disk leaves the old file or none, never half of one). */
+export function writeOutput(path: string, content: string | Uint8Array): void {
+  writeFileAtomic(path, [typeof content === 'string' ? Buffer.from(content, 'utf8') : content], 'free space and run the command again');
 }
 
 export function writeCheckpoint(path: string, ckpt: Checkpoint<unknown>): void {
@@ -156,10 +163,15 @@ export function firstNonFinite(ckpt: Checkpoint<unknown>): string | null {
 }
 
 /**
- * The checkpoint a resume continues from: `last` if it reads back intact and finite, else the
- * newest epoch checkpoint that does. `rejected` says why each skipped file was refused.
+ * The checkpoint a resume continues from: `last` if it reads back intact, finite and the run's
+ * own, else the newest epoch checkpoint that does. `rejected` says why each skipped file was refused.
  */
-export function newestGoodCheckpoint<M>(last: string, epochFiles: readonly string[]): { path: string; ckpt: Checkpoint<M>; rejected: string[] } | { path: null; rejected: string[] } {
+export function newestGoodCheckpoint<M>(
+  last: string,
+  epochFiles: readonly string[],
+  /** Why a readable, finite checkpoint still cannot be used (another run's, another config): null = it can. */
+  problem: (ckpt: Checkpoint<M>) => string | null = () => null,
+): { path: string; ckpt: Checkpoint<M>; rejected: string[] } | { path: null; rejected: string[] } {
   const rejected: string[] = [];
   for (const path of [last, ...[...epochFiles].sort().reverse()]) {
     let ckpt: Checkpoint<M>;
@@ -173,6 +185,11 @@ export function newestGoodCheckpoint<M>(last: string, epochFiles: readonly strin
     const bad = firstNonFinite(ckpt);
     if (bad) {
       rejected.push(`${path}: holds a non-finite value (${bad})`);
+      continue;
+    }
+    const why = problem(ckpt);
+    if (why) {
+      rejected.push(`${path}: ${why}`);
       continue;
     }
     return { path, ckpt, rejected };

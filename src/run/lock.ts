@@ -1,13 +1,17 @@
 // One writer per run folder: a lock file created exclusively (O_EXCL), holding the writer's PID,
-// host and command. A lock whose process is gone (same host, PID not alive) is stale and taken
-// over, saying so; a live one refuses the second writer with a message naming the holder.
-import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+// its start time (as the kernel counts it) host and command. A lock whose process is gone (same
+// host, PID not alive, or alive but started after the lock: the PID was reused) is stale and
+// taken over, saying so; so is an empty or unreadable lock older than a few seconds (what a full
+// disk or a kill mid-write leaves). A live one refuses the second writer, naming the holder.
+import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 
 export class LockError extends Error {}
 
 export interface LockHolder {
   pid: number;
+  /** The process's start time in clock ticks since boot (/proc/PID/stat field 22): tells a reused PID. */
+  pid_start?: number;
   host: string;
   started: string;
   command: string;
@@ -26,9 +30,52 @@ function readHolder(path: string): LockHolder | null {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as LockHolder;
   } catch {
-    return null; // being written right now, or garbage: treated as held by an unknown writer
+    return null; // being written right now, or garbage (see unreadableIsStale)
   }
 }
+
+/** A process's start time in clock ticks since boot (null: no /proc, or no such process). */
+export function processStart(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // the command name (field 2) may hold spaces and parentheses: count from the last ')'
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return null;
+  }
+}
+
+/** The holder's process still runs: its PID is alive and, where the lock recorded it, started when the lock's did. */
+function holderAlive(h: LockHolder): boolean {
+  if (!alive(h.pid)) return false;
+  const ticks = processStart(h.pid);
+  if (ticks === null) return true;
+  if (h.pid_start !== undefined) return ticks === h.pid_start;
+  // A lock without pid_start: the process must have started before the lock was written
+  // (USER_HZ is 100 on Linux; 2 s of slack for clock granularity).
+  const boot = bootTimeMs();
+  const lockedAt = Date.parse(h.started);
+  return boot === null || Number.isNaN(lockedAt) || boot + ticks * 10 <= lockedAt + 2000;
+}
+
+function bootTimeMs(): number | null {
+  try {
+    const m = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+    return m ? Number(m[1]) * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Writing a lock takes microseconds: an unreadable one this old was left by a writer that died or a full disk. */
+const UNREADABLE_STALE_MS = 5000;
+const unreadableIsStale = (path: string) => {
+  try {
+    return Date.now() - statSync(path).mtimeMs > UNREADABLE_STALE_MS;
+  } catch {
+    return false;
+  }
+};
 
 /**
  * Whether a run folder's writer is alive, from its lock alone: 'live' (a process on this host
@@ -38,9 +85,9 @@ function readHolder(path: string): LockHolder | null {
 export function lockState(path: string): 'live' | 'elsewhere' | 'stale' | 'none' {
   if (!existsSync(path)) return 'none';
   const h = readHolder(path);
-  if (!h) return 'live'; // being written right now
+  if (!h) return unreadableIsStale(path) ? 'stale' : 'live'; // else being written right now
   if (h.host !== hostname()) return 'elsewhere';
-  return alive(h.pid) ? 'live' : 'stale';
+  return holderAlive(h) ? 'live' : 'stale';
 }
 
 const describe = (h: LockHolder) => `PID ${h.pid} on ${h.host} (${h.command}, since ${h.started})`;
@@ -51,7 +98,7 @@ const describe = (h: LockHolder) => `PID ${h.pid} on ${h.host} (${h.command}, si
  * an append to eval.csv); 0 refuses at once.
  */
 export async function acquireLock(path: string, what: string, o: { waitMs?: number; onStale?: (msg: string) => void } = {}): Promise<() => void> {
-  const me: LockHolder = { pid: process.pid, host: hostname(), started: new Date().toISOString(), command: process.argv.slice(1).join(' ') || what };
+  const me: LockHolder = { pid: process.pid, ...(processStart(process.pid) !== null ? { pid_start: processStart(process.pid)! } : {}), host: hostname(), started: new Date().toISOString(), command: process.argv.slice(1).join(' ') || what };
   const deadline = Date.now() + (o.waitMs ?? 0);
   for (;;) {
     try {
@@ -75,8 +122,14 @@ export async function acquireLock(path: string, what: string, o: { waitMs?: numb
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new LockError(`cannot create the lock ${path}: ${(e as Error).message}`);
     }
     const holder = readHolder(path);
-    if (holder && holder.host === me.host && !alive(holder.pid)) {
-      o.onStale?.(`removed a stale lock ${path} left by ${describe(holder)}, which is no longer running`);
+    if (holder && holder.host === me.host && !holderAlive(holder)) {
+      const why = alive(holder.pid) ? `whose PID now belongs to another process (started after the lock)` : 'which is no longer running';
+      o.onStale?.(`removed a stale lock ${path} left by ${describe(holder)}, ${why}`);
+      rmSync(path, { force: true });
+      continue;
+    }
+    if (!holder && unreadableIsStale(path)) {
+      o.onStale?.(`removed a stale lock ${path}: empty or unreadable for over ${UNREADABLE_STALE_MS / 1000} s (left by a writer that died mid-write, or a full disk)`);
       rmSync(path, { force: true });
       continue;
     }
@@ -85,7 +138,7 @@ export async function acquireLock(path: string, what: string, o: { waitMs?: numb
       continue;
     }
     const who = holder ? describe(holder) : 'an unknown writer (unreadable lock file)';
-    const other = holder && holder.host !== me.host ? ` If that process is gone, delete ${path}.` : '';
-    throw new LockError(`${what}: ${path} is held by ${who}; one writer per run folder. Wait for it to finish, or use another --out.${other}`);
+    const clear = holder && holder.host !== me.host ? ` bnlab cannot check a process on ${holder.host} from here: if it is gone, delete ${path}.` : ` If you are sure no bnlab process uses this folder, delete ${path}.`;
+    throw new LockError(`${what}: ${path} is held by ${who}; one writer per run folder. Wait for it to finish, or use another --out.${clear}`);
   }
 }

@@ -2,13 +2,14 @@
 // never erasing the earlier) the command line, bnlab version and git commit, Node and tfjs
 // versions, backend and why, host, CPUs, start and end time and how the session ended.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { version_core as tfjsVersion } from '@tensorflow/tfjs-core';
 import { cpuBudget } from '../util/cpus.js';
 import { writeFileAtomic } from './checkpoint.js';
+import { newRunId } from './identity.js';
 import { lockState } from './lock.js';
 import { runPaths } from './paths.js';
 
@@ -41,6 +42,8 @@ export interface Session {
 
 export interface RunInfo {
   run: string;
+  /** The run's id, kept for its life (resumes keep it, --overwrite makes a new run): every checkpoint carries it. */
+  id?: string;
   /** First session's start; last session's end (null while one runs). */
   start: string;
   end: string | null;
@@ -107,6 +110,10 @@ export const wallSeconds = (info: RunInfo | null): number | null =>
   info ? info.sessions.reduce((a, s) => a + (s.end ? (Date.parse(s.end) - Date.parse(s.start)) / 1000 : 0), 0) : null;
 
 export interface OpenSession {
+  /** The run's id as run.json now holds it (the earlier sessions' when there were some). */
+  id: string;
+  /** Set when an unreadable run.json was moved aside: what to tell the user. */
+  note?: string;
   /** Record how the session ended (rewrites run.json). */
   end(status: Exclude<Session['status'], 'running'>, epochsDone: number | null, error?: string): RunInfo;
   /** Forget this session (it trained nothing, e.g. a resume of a finished run). */
@@ -137,13 +144,22 @@ export function lastSession(runDir: string): Session | null {
 
 /** Append a running session to run.json (created if missing); the caller holds the run's lock,
  *  so an earlier session still marked running died without a word and is recorded so. */
-export function startSession(path: string, runDir: string, s: Omit<Session, 'end' | 'status' | 'epochs_done'>): OpenSession {
+export function startSession(path: string, runDir: string, s: Omit<Session, 'end' | 'status' | 'epochs_done'>, id: string = newRunId()): OpenSession {
   const read = readRunInfo(path);
+  let note: string | undefined;
+  if (!read && existsSync(path)) {
+    // Its history is the user's record of how the numbers were made: keep it, never overwrite it.
+    const aside = `${path}.damaged-${s.start.replace(/[:.]/g, '-')}`;
+    renameSync(path, aside);
+    note = `${path} could not be read (damaged); kept as ${aside}, and a new run.json started with this session`;
+  }
   const before = read && settleDead(read);
   const session: Session = { ...s, end: null, status: 'running', epochs_done: null };
-  const info: RunInfo = { run: runDir, start: before?.start ?? s.start, end: null, sessions: [...(before?.sessions ?? []), session] };
+  const info: RunInfo = { run: runDir, id: before?.id ?? id, start: before?.start ?? s.start, end: null, sessions: [...(before?.sessions ?? []), session] };
   write(path, info);
   return {
+    id: info.id!,
+    ...(note ? { note } : {}),
     end(status, epochsDone, error) {
       Object.assign(session, { end: new Date().toISOString(), status, epochs_done: epochsDone, ...(error ? { error } : {}) });
       info.end = session.end;

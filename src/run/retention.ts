@@ -80,14 +80,14 @@ export function describeKept(p: RunPaths): string {
 }
 
 /**
- * The checkpoint `bnlab eval` reads: `--checkpoint FILE | best | last`, or `--epoch N` (its epoch
+ * The checkpoint `bnlab eval` reads: `--checkpoint FILE | best | last` (the words are always the
+ * run's best.ckpt / last.ckpt; a file of that name elsewhere is passed as ./last), or `--epoch N` (its epoch
  * file, else best.ckpt or last.ckpt when either holds that finished epoch), else last.ckpt.
  */
 export function checkpointFor(p: RunPaths, o: { epoch?: number; checkpoint?: string }): string {
   const { epoch, checkpoint } = o;
   if (checkpoint === 'best' || checkpoint === 'last') {
-    // A file of that name in the current folder wins: the flag has always taken a path.
-    if (existsSync(checkpoint)) return checkpoint;
+    // Always the run's own file: a file named `last` in the current folder is ./last.
     const path = p[checkpoint];
     if (!existsSync(path)) {
       const why = checkpoint === 'best' ? ' (best.ckpt is written when checkpoint.best_metric is set)' : '';

@@ -14,22 +14,25 @@ export const BNLAB_BIN = fileURLToPath(new URL('../../bin/bnlab.js', import.meta
 /** Quote for bash (single quotes unless the word is plainly safe). */
 export const shq = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
-/** `bnlab train` arguments for a run in the given state (resume from last.ckpt, or start over). */
-export function trainArgs(sweep: Sweep, run: SweepRun, state: RunState, extraSets: string[] = []): string[] {
-  const mode = state === 'resume' ? ['--resume'] : state === 'restart' ? ['--overwrite'] : [];
+/**
+ * `bnlab train` arguments for a run: --auto-resume lets the trainer decide between continuing and
+ * starting, with the same checks as --resume (so a run with epoch checkpoints but no last.ckpt
+ * is continued, never started over); a fork's source is used only when it starts.
+ */
+export function trainArgs(sweep: Sweep, run: SweepRun, extraSets: string[] = []): string[] {
   const sets = [...run.sets, ...extraSets].flatMap((s) => ['--set', s]);
-  const fork = run.fork && state !== 'resume' ? ['--fork', forkArg(run)!] : [];
-  return ['train', ...sweep.base.flatMap((b) => ['--config', b]), ...sets, '--out', run.dir, '--quiet', ...mode, ...fork];
+  const fork = run.fork ? ['--fork', forkArg(run)!] : [];
+  return ['train', ...sweep.base.flatMap((b) => ['--config', b]), ...sets, '--out', run.dir, '--quiet', '--auto-resume', ...fork];
 }
 
 /**
  * The `bnlab train` arguments the local runner uses for a run: trainArgs plus the thread count
  * parallel CPU runs share (a dry run prints exactly these).
  */
-export function localTrainArgs(sweep: Sweep, run: SweepRun, state: RunState, o: { jobs: number; gpus: string[] }): string[] {
+export function localTrainArgs(sweep: Sweep, run: SweepRun, o: { jobs: number; gpus: string[] }): string[] {
   // CPU runs in parallel share the cores (wasm would otherwise start one thread per core each).
   const shared = o.gpus.length === 0 && o.jobs > 1 && !run.sets.some((s) => s.startsWith('threads='));
-  return trainArgs(sweep, run, state, shared ? [`threads=${Math.max(1, Math.floor(cpuBudget().cpus / o.jobs))}`] : []);
+  return trainArgs(sweep, run, shared ? [`threads=${Math.max(1, Math.floor(cpuBudget().cpus / o.jobs))}`] : []);
 }
 
 export const logPath = (sweep: Sweep, run: SweepRun) => join(sweep.out, 'logs', `${run.name}.log`);
@@ -72,7 +75,7 @@ export async function runLocal(sweep: Sweep, o: LocalOptions): Promise<SweepRun[
         continue;
       }
       const gpu = o.gpus.length ? o.gpus[slot % o.gpus.length] : undefined;
-      const args = localTrainArgs(sweep, run, state, o);
+      const args = localTrainArgs(sweep, run, o);
       const log = logPath(sweep, run);
       const how = state === 'resume' ? ` (resuming after epoch ${st.lastEpoch}${sessionNote(st)})` : state === 'restart' ? ` (starting over: no checkpoint to resume from${sessionNote(st)})` : '';
       o.print(`${tag(run)}: start${how}${gpu !== undefined ? ` on GPU ${gpu}` : ''}`);

@@ -63,20 +63,16 @@ set -euo pipefail
 NODE=\${BNLAB_NODE:-node}
 IFS=$'\\t' read -r name epochs fork sets < <(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" ${shq(listFile)})
 dir=${shq(sweep.out)}/$name
-# Finished = metrics.csv ends with the final epoch (a requeued or resubmitted task is a no-op).
-last=$(tail -n +2 "$dir/metrics.csv" 2>/dev/null | tail -n 1 | cut -d, -f1 || true)
-if [ -n "$last" ] && [ "$last" -ge "$epochs" ]; then echo "$name: finished (epoch $last), nothing to do"; exit 0; fi
-mode=()
-if [ -e "$dir/checkpoints/last.ckpt" ]; then mode=(--resume)
-elif [ -e "$dir/metrics.csv" ] || [ -d "$dir/checkpoints" ]; then mode=(--overwrite); fi
-# A fork not yet begun starts from its source's checkpoint (this array runs after the source's).
-if [ "$fork" != - ] && [ "\${mode[*]:-}" != --resume ]; then mode+=(--fork "$fork"); fi
+# bnlab decides: a finished run is a no-op, a run with any checkpoint continues (a requeue), an
+# empty folder starts (from the fork source, for a fork); the same logic as a local sweep's.
+mode=(--auto-resume)
+if [ "$fork" != - ]; then mode+=(--fork "$fork"); fi
 # Without cgroups wasm would see every core of the node; use the cores Slurm gave the task.
 threads=()
 if [ -n "\${SLURM_CPUS_PER_TASK:-}" ]; then threads=(--set "threads=$SLURM_CPUS_PER_TASK"); fi
 eval "args=($sets)"
-echo "bnlab sweep task $SLURM_ARRAY_TASK_ID on $(hostname): $name \${mode[*]:-}"
-exec "$NODE" ${shq(BNLAB_BIN)} train ${config}"\${args[@]}" \${threads[@]+"\${threads[@]}"} --out "$dir" --quiet \${mode[@]+"\${mode[@]}"}
+echo "bnlab sweep task $SLURM_ARRAY_TASK_ID on $(hostname): $name \${mode[*]}"
+exec "$NODE" ${shq(BNLAB_BIN)} train ${config}"\${args[@]}" \${threads[@]+"\${threads[@]}"} --out "$dir" --quiet "\${mode[@]}"
 `;
 }
 

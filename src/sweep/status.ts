@@ -1,13 +1,19 @@
 // What a sweep run's folder already holds, so a re-run skips finished runs and resumes the rest.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { ConfigError, configDiff, RESUMABLE_KEYS, readConfigFile, validateConfig } from '../config/load.js';
+import { readCheckpointMeta } from '../run/checkpoint.js';
 import { readMetrics } from '../run/metrics.js';
+import { keptEpochs } from '../run/retention.js';
 import { runPaths } from '../run/paths.js';
 import { lastSession, type Session } from '../run/metadata.js';
 import type { SweepRun } from './spec.js';
 
-/** new: empty folder; resume: has last.ckpt; restart: has outputs but nothing to resume from. */
+/**
+ * finished: every epoch in metrics.csv and a checkpoint that holds the final epoch; resume: has a
+ * checkpoint; restart: has outputs but no checkpoint (the run stopped in its first epoch); new:
+ * nothing yet. Only for what the sweep prints and skips: what to do with an unfinished run is
+ * `bnlab train --auto-resume`'s decision, the same one a resume makes.
+ */
 export type RunState = 'finished' | 'resume' | 'restart' | 'new';
 export interface RunStatus {
   state: RunState;
@@ -33,10 +39,22 @@ export function runStatus(run: SweepRun): RunStatus {
   const last = rows.at(-1);
   const lastEpoch = last ? Number(last.epoch) : 0;
   const res = { lastEpoch, valErrPrecise: last?.val_err_precise || undefined, valErrEma: last?.val_err_ema || undefined, session: lastSession(run.dir)?.status };
-  if (lastEpoch >= run.cfg.epochs) return { state: 'finished', ...res };
-  if (existsSync(p.last)) return { state: 'resume', ...res };
-  if (rows.length || existsSync(join(p.checkpoints))) return { state: 'restart', ...res };
+  const ckpts = keptEpochs(p);
+  // metrics.csv alone does not make a run finished: the final checkpoint is what eval reads.
+  if (lastEpoch >= run.cfg.epochs && Math.max(checkpointEpoch(p.last), ...ckpts) >= run.cfg.epochs) return { state: 'finished', ...res };
+  if (existsSync(p.last) || ckpts.length) return { state: 'resume', ...res };
+  if (rows.length || existsSync(p.checkpoints)) return { state: 'restart', ...res };
   return { state: 'new', ...res };
+}
+
+/** The finished epoch a checkpoint holds (its header, checked; 0: missing, unreadable or mid-epoch). */
+function checkpointEpoch(path: string): number {
+  try {
+    const m = readCheckpointMeta<{ epoch: number; progress?: { step: number } }>(path);
+    return (m.progress?.step ?? 0) === 0 ? m.epoch : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** "; its last session died without a word ..." for a run killed without writing its end ('' otherwise). */

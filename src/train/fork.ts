@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { ConfigError, configDiff, RESUMABLE_KEYS } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { CheckpointError, readCheckpoint, type Checkpoint } from '../run/checkpoint.js';
+import { CheckpointError, firstNonFinite, readCheckpoint, type Checkpoint } from '../run/checkpoint.js';
 import { runPaths } from '../run/paths.js';
 import { checkpointFor } from '../run/retention.js';
 import type { RunMeta } from './state.js';
@@ -64,6 +64,8 @@ export function loadFork(spec: string, cfg: Config, outDir: string): Fork {
     if (e instanceof CheckpointError) throw new ConfigError(`--fork ${spec}: ${e.message}; fork from another epoch of that run`);
     throw e;
   }
+  const bad = firstNonFinite(ckpt);
+  if (bad) throw new ConfigError(`--fork ${spec}: ${checkpoint} holds a non-finite value (${bad}); that run diverged or the file was damaged: fork from an earlier epoch of it (RUN@EPOCH)`);
   const at = ckpt.meta.epoch;
   if (epoch !== undefined && at !== epoch) throw new ConfigError(`--fork ${spec}: ${checkpoint} holds epoch ${at}, not ${epoch}`);
   if (ckpt.meta.progress.step !== 0) throw new ConfigError(`--fork ${spec}: ${checkpoint} was saved in the middle of epoch ${at + 1}; fork from the end of an epoch (RUN@EPOCH)`);

@@ -18,6 +18,8 @@ export interface EpochProgress {
 }
 
 export interface RunMeta {
+  /** The run's id (run.json's `id`): which run this state belongs to (absent in older checkpoints). */
+  run_id?: string;
   epoch: number; // completed epochs
   progress: EpochProgress;
   config: Config;
@@ -82,8 +84,48 @@ export function toCheckpoint(s: RunState): Checkpoint<RunMeta> {
   return { meta: s.meta, tensors };
 }
 
-/** Load a checkpoint into a freshly created state of the same architecture. */
+/** Tensor names a checkpoint of this state holds: every parameter, velocity and EMA buffer, and PreciseBN / FrozenBN statistics when set. */
+function expectedTensors(s: RunState, has: (key: string) => boolean): Set<string> {
+  const names = new Set<string>();
+  for (const k of s.params.keys()) names.add(`param/${k}`).add(`velocity/${k}`);
+  for (const k of s.ema.keys()) names.add(`ema/${k}/mean`).add(`ema/${k}/variance`);
+  for (const kind of ['precise', 'frozen']) {
+    if (!has(`${kind}/${s.net.bnLayers[0].name}/mean`)) continue;
+    for (const { name } of s.net.bnLayers) names.add(`${kind}/${name}/mean`).add(`${kind}/${name}/variance`);
+  }
+  return names;
+}
+
+/** Why the checkpoint's tensors are not exactly this state's (null: they are, names and shapes). */
+export function tensorProblem(s: RunState, ckpt: Checkpoint<RunMeta>): string | null {
+  const expected = expectedTensors(s, (k) => ckpt.tensors.has(k));
+  const extra = [...ckpt.tensors.keys()].filter((k) => !expected.has(k));
+  const missing = [...expected].filter((k) => !ckpt.tensors.has(k));
+  const list = (xs: string[]) => `${xs.slice(0, 3).join(', ')}${xs.length > 3 ? `, ... (${xs.length})` : ''}`;
+  if (extra.length) return `it holds tensors this model does not have (${list(extra)}): it was written by a different model config`;
+  if (missing.length) return `it lacks tensors this model has (${list(missing)}): it was written by a different model config`;
+  const shapeOf = (k: string): number[] => {
+    const [kind, ...rest] = k.split('/');
+    const name = kind === 'param' || kind === 'velocity' ? rest.join('/') : rest.slice(0, -1).join('/');
+    if (kind === 'param' || kind === 'velocity') return s.params.get(name)!.shape;
+    return [s.net.bnLayers.find((l) => l.name === name)!.channels];
+  };
+  for (const k of expected) {
+    const want = shapeOf(k);
+    const got = ckpt.tensors.get(k)!.shape;
+    if (got.join(',') !== want.join(',')) return `tensor '${k}' has shape [${got}] but the model needs [${want}]: it was written by a different model config`;
+  }
+  return null;
+}
+
+/**
+ * Load a checkpoint into a freshly created state of the same architecture. The checkpoint must
+ * hold exactly the tensors the state has: one from a deeper or wider model is refused, not loaded
+ * by whichever names happen to match.
+ */
 export function loadCheckpointInto(s: RunState, ckpt: Checkpoint<RunMeta>, source: string): void {
+  const problem = tensorProblem(s, ckpt);
+  if (problem) throw new Error(`${source}: ${problem}`);
   const get = (key: string, shape: number[]) => {
     const t = ckpt.tensors.get(key);
     if (!t) throw new Error(`${source}: checkpoint has no tensor '${key}' (was it written by a different model config?)`);

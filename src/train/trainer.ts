@@ -20,7 +20,8 @@ import { isNewBest, keptEpochs, pruneEpochCheckpoints, savesEpochFile } from '..
 import { runPaths } from '../run/paths.js';
 import { appendMetrics, metricsCells, restoreMetrics, type MetricsRow } from '../run/metrics.js';
 import { learningRate } from './schedule.js';
-import { createState, emaStats, emptyProgress, loadCheckpointInto, toCheckpoint, type RunMeta, type RunState } from './state.js';
+import { createState, emaStats, emptyProgress, loadCheckpointInto, tensorProblem, toCheckpoint, type RunMeta, type RunState } from './state.js';
+import { originProblem } from '../run/identity.js';
 import { trainStep } from './step.js';
 import { bytesPerSample, chooseMicroBatch, memoryBudget } from './memory.js';
 import { appendTrace, checkTraceConfig, traceRows, truncateTrace } from './trace.js';
@@ -37,6 +38,8 @@ export interface TrainOptions {
   interrupted?: () => boolean;
   /** Start from another run's state at the end of an epoch (fork.ts), not from scratch. */
   fork?: Fork;
+  /** The run's id (run.json): every checkpoint carries it, and a resume loads only checkpoints that do. */
+  runId?: string;
 }
 
 export interface TrainResult {
@@ -96,12 +99,18 @@ function checkFinite(s: RunState, when: string): void {
 }
 
 /** --resume: the newest checkpoint that verifies (null: none was ever written). */
-function loadResumePoint(s: RunState, dir: string, log: Logger): boolean {
+function loadResumePoint(s: RunState, cfg: Config, o: TrainOptions): boolean {
+  const dir = o.outDir;
   const p = runPaths(dir);
-  const found = newestGoodCheckpoint<RunMeta>(p.last, keptEpochs(p).map(p.epoch));
+  const found = newestGoodCheckpoint<RunMeta>(p.last, keptEpochs(p).map(p.epoch), (c) => originProblem(c.meta, cfg, o.runId) ?? tensorProblem(s, c));
+  const log = o.log;
   if (found.path === null) {
     if (found.rejected.length) {
-      throw new TrainingError(`--resume: no checkpoint of ${dir} can be trusted:\n  ${found.rejected.join('\n  ')}\nStart the run again with --overwrite.`);
+      const edited = found.rejected.some((r) => r.includes("differs from the run's config.yaml"));
+      const fix = edited
+        ? `If ${p.config} was edited after training, restore it (each checkpoint holds the config it was trained with); to train with the new config, start again with --overwrite or into another --out.`
+        : 'Start the run again with --overwrite.';
+      throw new TrainingError(`--resume: no checkpoint of ${dir} can be trusted:\n  ${found.rejected.join('\n  ')}\n${fix}`);
     }
     return false;
   }
@@ -165,8 +174,11 @@ async function setUp(cfg: Config, data: Dataset, o: TrainOptions): Promise<Run> 
   if (perEpoch < data.train.n) o.log(`bn.composition ${cfg.bn.composition}: ${perEpoch} of ${data.train.n} training images fit whole groups of ${cfg.bn.composition_classes} classes x ${cfg.bn.nbs / cfg.bn.composition_classes} each per epoch`);
   let resumed = false;
   if (o.resume) {
-    resumed = loadResumePoint(s, o.outDir, o.log);
+    resumed = loadResumePoint(s, cfg, o);
     if (resumed) {
+      if (s.meta.epoch > cfg.epochs) {
+        throw new TrainingError(`--resume: ${o.outDir} has already trained ${s.meta.epoch} epochs, more than epochs ${cfg.epochs}; epochs can only be raised on a resume (--set epochs=${s.meta.epoch} or more), or evaluate an earlier epoch with bnlab eval --epoch N`);
+      }
       const repaired = restoreMetrics(p.metrics, s.meta.epoch, s.meta.history);
       if (repaired) o.log(`metrics.csv ${repaired}`);
       truncateTrace(p.trace, s.meta.epoch * stepsPerEpoch + s.meta.progress.step);
@@ -178,10 +190,11 @@ async function setUp(cfg: Config, data: Dataset, o: TrainOptions): Promise<Run> 
       o.log(`--resume: ${o.outDir} has no checkpoint yet; starting the run from the beginning`);
     }
   } else if (o.fork) {
-    startFromFork(s, o.fork, o.outDir, stepsPerEpoch);
+    startFromFork(s, o.fork, o.outDir, stepsPerEpoch, o.runId);
     o.log(`forked from ${o.fork.run} at epoch ${o.fork.epoch} (${o.fork.checkpoint}): epochs 1-${o.fork.epoch} are that run's`);
     resumed = true;
   }
+  s.meta.run_id = o.runId; // a fork's first checkpoint is this run's, not its source's
   // The config in effect, also after a resume that changed epochs/backend/threads.
   writeFileSync(`${p.config}.tmp`, dumpConfig(cfg));
   renameSync(`${p.config}.tmp`, p.config);
@@ -199,9 +212,10 @@ async function setUp(cfg: Config, data: Dataset, o: TrainOptions): Promise<Run> 
 }
 
 /** The fork point becomes this run's: state, metrics rows and trace up to it, and its checkpoint (so --resume works at once). */
-function startFromFork(s: RunState, f: Fork, dir: string, stepsPerEpoch: number): void {
+function startFromFork(s: RunState, f: Fork, dir: string, stepsPerEpoch: number, runId: string | undefined): void {
   const p = runPaths(dir);
   loadCheckpointInto(s, f.ckpt, f.checkpoint);
+  s.meta.run_id = runId;
   restoreMetrics(p.metrics, s.meta.epoch, s.meta.history);
   const source = runPaths(f.run).trace;
   if (existsSync(source)) {
