@@ -99,7 +99,7 @@ function checkEvaluable(ckpt: Checkpoint<RunMeta>, path: string, cfg: Config, ru
  * disk that filled mid-write) gets its own line ended first, so the new rows are never glued to it
  * (the report then skips the broken row, naming it).
  */
-async function appendEvalRows(paths: RunPaths, runId: string | undefined, rows: (string | number)[][]): Promise<void> {
+export async function appendEvalRows(paths: RunPaths, runId: string | undefined, rows: (string | number)[][]): Promise<void> {
   const csv = paths.eval;
   const release = await acquireLock(`${csv}.lock`, 'bnlab eval', { waitMs: 30_000 });
   try {
