@@ -7,5 +7,15 @@ import { register } from 'tsx/esm/api';
 // before anything uses the pool.
 process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, availableParallelism()));
 
+// Ctrl-C or SIGTERM before a command has installed its own handler (start-up, config loading):
+// exit 130 as every command does, saying so, instead of Node's silent 143.
+const early = (sig) => {
+  if (process.listenerCount(sig) > 1) return; // the command's own handler decides
+  process.stderr.write(`\nbnlab: ${sig === 'SIGINT' ? 'Ctrl-C' : sig}: stopped\n`);
+  process.exit(130);
+};
+process.on('SIGINT', early);
+process.on('SIGTERM', early);
+
 register();
 await import('../src/cli/main.ts');

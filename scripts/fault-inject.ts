@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readCheckpoint, writeCheckpoint } from '../src/run/checkpoint.js';
+import { identityTrials } from './fault-inject-identity.js';
 import { runPaths } from '../src/run/paths.js';
 
 const args = process.argv.slice(2);
@@ -27,7 +28,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 interface Trial { name: string; outcome: string; pass: boolean }
 const trials: Trial[] = [];
 const record = (name: string, pass: boolean, outcome: string) => {
-  trials.push({ name, pass, outcome: outcome.replace(/\s+/g, ' ').slice(0, 150) });
+  trials.push({ name, pass, outcome: outcome.replace(/\s+/g, ' ').slice(0, 260) });
   process.stderr.write(`${pass ? 'pass' : 'FAIL'}  ${name}: ${outcome.slice(0, 150)}\n`);
 };
 /** After a fault: exit 0 with the reference metrics, or a refusal whose message matches `names`. */
@@ -36,13 +37,14 @@ const judge = (name: string, r: { status: number | null; stderr: string }, out: 
     const same = noTiming(runPaths(out).metrics) === reference;
     return record(name, same, same ? 'finished, metrics.csv equals the reference' : 'exit 0 with DIFFERENT metrics.csv');
   }
-  const msg = r.stderr.trim().split('\n').pop() ?? '';
+  const lines = r.stderr.trim().split('\n').filter((l) => l.trim());
+  const msg = lines.length > 1 ? `${lines.find((l) => l.startsWith('bnlab')) ?? lines[0]} ... ${lines.at(-1)}` : (lines[0] ?? '');
   record(name, names.test(r.stderr), `refused (exit ${r.status}): ${msg}`);
 };
-const fresh = (name: string, epochs = EPOCHS) => {
+const fresh = (name: string, epochs = EPOCHS, extra: string[] = []) => {
   const out = join(root, name);
   rmSync(out, { recursive: true, force: true });
-  const r = bnlab(['train', ...tiny, '--set', `epochs=${epochs}`, '--out', out]);
+  const r = bnlab(['train', ...tiny, '--set', `epochs=${epochs}`, ...extra, '--out', out]);
   if (r.status !== 0) throw new Error(`setup of ${name} failed: ${r.stderr}`);
   return out;
 };
@@ -93,8 +95,11 @@ for (const extra of [[], ['--overwrite'], ['--resume']]) {
   rmSync(out, { recursive: true, force: true });
   const first = spawn(process.execPath, [BIN, 'train', ...tiny, '--set', `epochs=${EPOCHS}`, '--out', out], { env, stdio: 'ignore' });
   const done = new Promise<number>((r) => first.on('exit', (c) => r(c ?? -1)));
-  for (let i = 0; i < 400 && !existsSync(runPaths(out).lock); i++) await sleep(25);
+  for (let i = 0; i < 2400 && !existsSync(runPaths(out).lock); i++) await sleep(25);
+  // Held still while the second tries: a tiny run may otherwise finish before the second starts.
+  first.kill('SIGSTOP');
   const second = bnlab(['train', ...tiny, '--out', out, ...extra]);
+  first.kill('SIGCONT');
   const code = await done;
   const okFirst = code === 0 && noTiming(runPaths(out).metrics) === reference;
   record(`a second writer (${extra[0] ?? 'plain start'}) while a run is live`, second.status !== 0 && /held by PID/.test(second.stderr) && okFirst,
@@ -136,6 +141,8 @@ for (const set of ['epochs=[', 'epochs=*x', '__proto__.x=1', 'constructor.protot
   });
   record('start-up past BNLAB_BACKEND_TIMEOUT_S', t.status === 1 && /did not initialise within 0.05 s/.test(t.stderr), `exit ${t.status}: ${t.stderr.trim().split('\n').pop()}`);
 }
+
+await identityTrials({ root, bnlab, tiny, EPOCHS, fresh, resume, judge, record, BIN, env });
 
 const w = Math.max(...trials.map((t) => t.name.length));
 process.stdout.write(`| trial${' '.repeat(w - 5)} | result | outcome |\n|${'-'.repeat(w + 2)}|---|---|\n`);

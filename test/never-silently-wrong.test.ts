@@ -141,8 +141,7 @@ describe('bnlab eval checks what it reads', () => {
   it('SIGTERM during an eval exits 130 saying nothing was appended', async () => {
     const child = spawn(process.execPath, [BIN, 'eval', '--run', ref, '--stats', 'precise', '--samples', '100', '--repeats', '50'], { env });
     let err = '';
-    child.stderr.on('data', (b) => (err += b));
-    await new Promise((r) => setTimeout(r, 2500));
+    await new Promise<void>((r) => child.stderr.on('data', (b) => ((err += b), /backend:/.test(err) && r())));
     child.kill('SIGTERM');
     const code = await new Promise((r) => child.on('exit', (c) => r(c)));
     expect(code).toBe(130);

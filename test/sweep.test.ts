@@ -152,6 +152,15 @@ describe('shipped sweeps', () => {
 });
 
 describe('slurm script', () => {
+  it('--slurm --dry-run prints the array script and writes nothing', () => {
+    const f = sweepFile('dry.yaml', `grid: {bn.nbs: [8, 4]}\nname: "nbs{bn.nbs}"\n`);
+    const r = bnlab('sweep', '--config', f, '--slurm', '--dry-run');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/would write .*sweep\.sbatch \(2 array tasks\)/);
+    expect(r.stdout).toMatch(/#SBATCH --array=0-1\n/);
+    expect(existsSync(loadSweep(f).out)).toBe(false);
+  });
+
   it('writes an array job over the unfinished runs with the requested resources', () => {
     const s = loadSweep(sweepFile('slurm.yaml', `set: {optim.steps: [30, 60]}\ngrid: {bn.nbs: [8, 4, 2]}\nname: "nbs{bn.nbs}"\n`));
     const arrays = writeSlurm(s, s.runs, { jobs: 2, gpusPerTask: 1, partition: 'gpu', time: '48:00:00', cpusPerTask: 8, cwd: '/work' });

@@ -14,6 +14,7 @@ export const ENV_VARS: [name: string, meaning: string][] = [
   ['BNLAB_CONV_LAYOUT', 'oneDNN convolution activations: auto (NHWC where oneDNN has direct kernels for it, else its blocked layouts), blocked, nhwc (default auto)'],
   ['BNLAB_MEMORY_GB', 'GB the backend may hold: training splits a batch into micro-batches of whole NBS groups to fit (default 3.2 on wasm, 8 elsewhere)'],
   ['BNLAB_FASHION_MNIST', 'folder holding full Fashion-MNIST, for data.name=fashion-mnist without data.path'],
+  ['BNLAB_PIPE_WAIT_S', 'seconds a config given as a FIFO (named pipe) may stay without a writer before bnlab stops with an error (default 30)'],
   ['BNLAB_PROGRESS_SECONDS', 'when output is not a terminal (Slurm, nohup, tee), seconds between progress lines (default 30)'],
   ['BNLAB_NODE', 'node binary the Slurm jobs of sweep --slurm run (default node)'],
   ['BNLAB_DEBUG', 'print stack traces of errors'],

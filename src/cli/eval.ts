@@ -18,6 +18,7 @@ import { estimatePrecise } from '../bn/precise.js';
 import { hashSeed } from '../util/rng.js';
 import { createProgress } from '../util/progress.js';
 import { firstNonFinite, readCheckpoint, type Checkpoint } from '../run/checkpoint.js';
+import { folderInTheWay } from '../run/folder.js';
 import { originProblem } from '../run/identity.js';
 import { readRunInfo } from '../run/metadata.js';
 import { readMetrics } from '../run/metrics.js';
@@ -160,6 +161,8 @@ export function registerEval(program: Command): void {
       process.on('SIGTERM', onSignal);
       if (!existsSync(paths.config)) throw new ConfigError(`--run ${f.run}: no config.yaml there; pass a folder written by bnlab train`);
       const cfg = validateConfig(readConfigFile(paths.config), paths.config);
+      const inTheWay = folderInTheWay(runDir);
+      if (inTheWay) throw new ConfigError(inTheWay);
       const modes = f.stats.split(',').map((m) => m.trim()) as StatsMode[];
       for (const m of modes) if (!STATS_MODES.includes(m)) throw new ConfigError(`--stats: unknown source '${m}' (use ${STATS_MODES.join(', ')})`);
       const int = (v: string | undefined, name: string, min = 1) => {

@@ -1,5 +1,6 @@
 // `bnlab plot`: the paper's figures (SVG + PNG) regenerated from run CSVs.
 import { ConfigError } from '../config/load.js';
+import { existsSync, statSync } from 'node:fs';
 import { writeOutput } from '../run/checkpoint.js';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -18,9 +19,10 @@ export function registerPlot(program: Command): void {
       const which = o.fig === 'all' ? [...FIG_IDS] : o.fig.split(',').map((s) => s.trim());
       const bad = which.filter((f) => !(FIG_IDS as readonly string[]).includes(f));
       if (bad.length) throw new ConfigError(`--fig ${bad.join(',')}: use ${FIG_IDS.join(', ')} or all`);
+      const out = o.out ?? join(dirs[0], 'figures');
+      if (existsSync(out) && !statSync(out).isDirectory()) throw new ConfigError(`--out ${out} is a file; plot writes one SVG and one PNG per figure into a folder: pass a folder`);
       const runs = findRuns(dirs, (m) => process.stderr.write(`bnlab: ${m}\n`));
       if (!runs.length) throw new Error(`no run folders (with config.yaml) under ${dirs.join(', ')}`);
-      const out = o.out ?? join(dirs[0], 'figures');
       const built = (which as FigId[]).map((f) => buildFigures(runsFor(`f${f}`, runs), [f]));
       const skipped = built.flatMap((b) => b.skipped);
       if (!built.some((b) => b.figures.length)) throw new Error(`nothing drawn from ${dirs.join(', ')}:\n  ${skipped.join('\n  ')}`);

@@ -23,14 +23,14 @@ export function registerReport(program: Command): void {
     .argument('<dirs...>', 'run folders, or folders holding them (searched up to three levels down)')
     .option('-t, --table <id>', `one table: ${TABLE_IDS.join('|')}`)
     .option('-f, --format <fmt>', 'md | csv | html (with --table)', 'md')
-    .option('--all', 'every table that can be built, into <dir>/report.md')
+    .option('--all', 'every table that can be built, into <dir>/report.md (what `bnlab report DIR` does without --table)')
     .option('--html', 'one self-contained HTML page with tables and figures, into <dir>/report.html')
     .option('-o, --out <file>', 'write here instead (default: stdout for --table, <first dir>/report.{md,html} otherwise)')
     .addHelpText('after', '\nIn a results folder laid out as <experiment>/<run>/, an experiment folder named after a table\n(table1, table2, fig5/fig6/nbs/frozen, table4/domain, fig8/leak) feeds only that table.')
     .action(async (dirs: string[], o: Opts) => {
       const runs = findRuns(dirs, (m) => process.stderr.write(`bnlab: ${m}\n`));
       if (!runs.length) throw new Error(`no run folders (with config.yaml) under ${dirs.join(', ')}`);
-      if (o.all || o.html) {
+      if (o.all || o.html || o.table === undefined) {
         const path = o.out ?? join(dirs[0], o.html ? 'report.html' : 'report.md');
         if (o.html) writeOutput(path, await htmlReport(dirs.join(', '), runs));
         else writeOutput(path, markdownReport(dirs.join(', '), runs));

@@ -71,8 +71,8 @@ export function registerSweep(program: Command): void {
         }
         const gpusPerTask = posInt('--slurm-gpus', f.slurmGpus) ?? (gpus.length ? 1 : 0);
         const opts = { jobs: f.jobs ? jobs : undefined, gpusPerTask, partition: f.partition, time: f.time, cpusPerTask: posInt('--cpus-per-task', f.cpusPerTask), cwd: process.cwd() };
-        const arrays = writeSlurm(sweep, todo.map((s) => s.run), opts);
-        for (const a of arrays) print(`wrote ${a.script} (${a.runs} array tasks) and ${a.list}`);
+        const arrays = writeSlurm(sweep, todo.map((s) => s.run), opts, !!f.dryRun);
+        for (const a of arrays) print(a.text !== undefined ? `would write ${a.script} (${a.runs} array tasks) and ${a.list}:\n${a.text}` : `wrote ${a.script} (${a.runs} array tasks) and ${a.list}`);
         if (!f.submit || f.dryRun) {
           // the forks' array after the other: its runs start from checkpoints the first writes
           if (arrays.length === 2) print(`submit with: id=$(sbatch --parsable ${shq(arrays[0].script)}) && sbatch --dependency=afterok:$id ${shq(arrays[1].script)}`);

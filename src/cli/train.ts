@@ -1,6 +1,6 @@
 // `bnlab train`: resolve the config, pick a backend, load data, run, and stop cleanly on Ctrl-C.
-import { appendFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { accessSync, appendFileSync, constants, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { initBackend } from '../backend/index.js';
 import { ConfigError, configDiff, parseBackend, RESUMABLE_KEYS, loadConfig, readConfigFile, validateConfig } from '../config/load.js';
@@ -14,7 +14,7 @@ import { createLogger, type Logger } from '../util/log.js';
 import type { Dataset } from '../data/dataset.js';
 import { buildNetwork } from '../nn/resnet.js';
 import { readCheckpointMeta, writeFileAtomic } from '../run/checkpoint.js';
-import { deleteRunOutputs, describeFiles, foreignFolderProblem, inspectFolder } from '../run/folder.js';
+import { deleteRunOutputs, describeFiles, folderInTheWay, foreignFolderProblem, inspectFolder } from '../run/folder.js';
 import { newRunId } from '../run/identity.js';
 import { keptEpochs } from '../run/retention.js';
 import type { RunMeta } from '../train/state.js';
@@ -42,7 +42,7 @@ interface TrainFlags {
 function resolveRun(f: TrainFlags, requested: Config, outDir: string, existed: boolean): { cfg: Config; note?: string; fork?: Fork } {
   const paths = runPaths(outDir);
   const folder = inspectFolder(outDir);
-  const foreign = foreignFolderProblem(outDir, folder);
+  const foreign = foreignFolderProblem(outDir, folder) ?? folderInTheWay(outDir);
   if (foreign) throw new ConfigError(foreign);
   const hasCheckpoint = folder.outputs.some((o) => o.endsWith('.ckpt'));
   if (f.resume && existed && !existsSync(paths.config) && !hasCheckpoint) {
@@ -71,10 +71,22 @@ function makeRunFolder(dir: string): void {
     if (existsSync(dir) && !statSync(dir).isDirectory()) throw Object.assign(new Error('exists'), { code: 'ENOTDIR' });
     mkdirSync(dir, { recursive: true });
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
+    const code = writeProblem(dir) ?? (e as NodeJS.ErrnoException).code;
     const why =
       code === 'EROFS' ? 'it is on a read-only file system' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOTDIR' || code === 'EEXIST' ? 'it (or a folder above it) is a file, not a folder' : code === 'ENOSPC' ? 'the disk is full' : (e as Error).message;
     throw new ConfigError(`cannot use ${dir} as the run folder: ${why}; pass another --out`);
+  }
+}
+
+/** Why the nearest existing folder above `dir` cannot be written (a recursive mkdir reports ENOENT for a read-only mount). */
+function writeProblem(dir: string): string | undefined {
+  let d = dirname(dir);
+  while (!existsSync(d) && d !== dirname(d)) d = dirname(d);
+  try {
+    accessSync(d, constants.W_OK);
+    return undefined;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code;
   }
 }
 

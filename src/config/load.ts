@@ -123,10 +123,13 @@ export function validateConfig(raw: unknown, source = 'config'): Config {
 
 /** Texts read from pipes (`-c <(cat my.yaml)`): a pipe gives its text once, and a command may ask twice. */
 const pipeTexts = new Map<string, Buffer>();
-/** How long a FIFO may stay without a writer before the command says so and stops. */
-const PIPE_WAIT_MS = 30_000;
+/** How long a FIFO may stay without a writer before the command says so and stops (BNLAB_PIPE_WAIT_S). */
+const pipeWaitMs = () => {
+  const s = Number(process.env.BNLAB_PIPE_WAIT_S);
+  return (Number.isFinite(s) && s > 0 ? s : 30) * 1000;
+};
 
-/** The whole text of a pipe or FIFO, read once; a FIFO nobody writes to is refused after PIPE_WAIT_MS, not waited on forever. */
+/** The whole text of a pipe or FIFO, read once; a FIFO nobody writes to is refused after BNLAB_PIPE_WAIT_S, not waited on forever. */
 function readPipe(path: string, what: string): Buffer {
   const seen = pipeTexts.get(path);
   if (seen) return seen;
@@ -153,9 +156,9 @@ function readPipe(path: string, what: string): Buffer {
       }
       if (n === 0 && writer) break;
       const waited = Date.now() - t0;
-      if (waited > PIPE_WAIT_MS) throw new ConfigError(`${what} ${path} is a FIFO (named pipe) that nothing wrote to within ${PIPE_WAIT_MS / 1000} s; write the YAML into it (e.g. cat my.yaml > ${path}) or pass a regular file`);
+      if (waited > pipeWaitMs()) throw new ConfigError(`${what} ${path} is a FIFO (named pipe) that nothing wrote to within ${pipeWaitMs() / 1000} s; write the YAML into it (e.g. cat my.yaml > ${path}) or pass a regular file`);
       if (!told && waited > 2000) {
-        process.stderr.write(`bnlab: waiting for ${path} (a FIFO) to be written (up to ${PIPE_WAIT_MS / 1000} s)\n`);
+        process.stderr.write(`bnlab: waiting for ${path} (a FIFO) to be written (up to ${pipeWaitMs() / 1000} s)\n`);
         told = true;
       }
       Atomics.wait(nap, 0, 0, 20);

@@ -210,7 +210,7 @@ export const configObject = z
     precise,
     eval: evalCfg,
     trace,
-    checkpoint_every: int(1).default(1).describe('write a checkpoint every this many epochs (and after the last)'),
+    checkpoint_every: int(1).default(1).describe('keep checkpoints/epoch-N.ckpt every this many epochs (and after the last); last.ckpt is written after every epoch'),
     checkpoint,
     max_loss: z.number().positive().default(1e3).describe('stop the run when the training loss is NaN or above this'),
   })

@@ -76,6 +76,7 @@ function evalRowProblem(cells: string[], width: number): string | null {
 /** A CSV's rows as arrays with their line numbers, the header first (empty when absent). */
 function rowsOf(path: string): { line: number; cells: string[] }[] {
   if (!existsSync(path)) return [];
+  if (statSync(path).isDirectory()) throw new RunReadError(`${path} is a folder, not bnlab's CSV file`);
   const bytes = readFileSync(path);
   if (bytes.subarray(0, 4096).includes(0)) throw new RunReadError(`${path} is not text (it holds NUL bytes)`);
   let rows: string[][];

@@ -62,7 +62,11 @@ export function writeFileAtomic(path: string, chunks: readonly Uint8Array[], ful
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const why = err.code === 'ENOSPC' ? 'the disk is full' : err.code === 'EDQUOT' ? 'the disk quota is exceeded' : err.message;
-    rmSync(tmp, { force: true }); // nothing half-written is left behind
+    try {
+      rmSync(tmp, { force: true }); // nothing half-written is left behind
+    } catch {
+      // no temporary was created (its folder could not be)
+    }
     const what = err.code === 'EISDIR' ? 'a folder is in the way' : err.code === 'ENOTDIR' ? 'a file is in the way of a folder above it' : err.code === 'EROFS' ? 'the file system is read-only' : why;
     throw new CheckpointError(`could not write ${path}: ${what}${err.code === 'ENOSPC' || err.code === 'EDQUOT' ? `; ${fullDiskHint}` : ''}`);
   }

@@ -9,7 +9,7 @@ import { METRIC_COLUMNS } from './metrics.js';
 import { runPaths } from './paths.js';
 
 /** Files a run (or bnlab's scripts and `bnlab report RUN`) writes at a run folder's top. */
-const OUTPUTS = new Set(['config.yaml', 'metrics.csv', 'metrics.jsonl', 'summary.json', 'run.json', 'train.log', 'bn_trace.csv', 'eval.csv', 'evals.done', 'report.md', 'report.html']);
+const OUTPUTS = new Set(['config.yaml', 'metrics.csv', 'metrics.jsonl', 'summary.json', 'run.json', 'train.log', 'bn_trace.csv', 'eval.csv', 'evals.done', 'report.md', 'report.html', 'model-ema.safetensors', 'model-precise.safetensors', 'model-frozen.safetensors']);
 /** Locks and the temporaries of an atomic write by a process that died mid-write. */
 const TRANSIENT = /^(\.bnlab\.lock|eval\.csv\.lock|.*\.(tmp|link|copy)-\d+|config\.yaml\.tmp|run\.json\.damaged-.*)$/;
 const CHECKPOINT = /^(epoch-\d+|last|best)\.ckpt$/;
@@ -74,6 +74,15 @@ export function inspectFolder(dir: string): FolderContents {
   }
   if (readRunInfo(p.runInfo) || bnlabMetrics(p.metrics)) out.isRun = true;
   return out;
+}
+
+/** A folder where bnlab keeps one of its files (metrics.csv, eval.csv, ...): the refusal naming it (null: none). */
+export function folderInTheWay(dir: string): string | null {
+  for (const name of OUTPUTS) {
+    const path = join(dir, name);
+    if (existsSync(path) && statSync(path).isDirectory()) return `${path} is a folder, where bnlab keeps its ${name} file; move it out of the run folder and run the command again`;
+  }
+  return null;
 }
 
 /** The refusal for a folder that is not a bnlab run but holds files (null: bnlab may write there). */

@@ -78,6 +78,8 @@ exec "$NODE" ${shq(BNLAB_BIN)} train ${config}"\${args[@]}" \${threads[@]+"\${th
 
 export interface SlurmArray {
   script: string;
+  /** the script's text (set on a dry run, where nothing is written) */
+  text?: string;
   list: string;
   runs: number;
 }
@@ -87,11 +89,13 @@ export interface SlurmArray {
  * second array, <out>/sweep-forks.sbatch, to run after the first has succeeded (their sources are
  * in it). Returns the arrays in the order to submit them.
  */
-export function writeSlurm(sweep: Sweep, runs: SweepRun[], o: SlurmOptions): SlurmArray[] {
+export function writeSlurm(sweep: Sweep, runs: SweepRun[], o: SlurmOptions, dryRun = false): SlurmArray[] {
   const parts = [runs.filter((r) => !r.fork), runs.filter((r) => r.fork)];
   const names = ['sweep', 'sweep-forks'];
   // validate every value of both before anything is written (a fork source is out/name: checked)
   const texts = parts.map((part, i) => (part.length ? slurmScript(sweep, part, join(sweep.out, `${names[i]}.runs`), o) : ''));
+  // --dry-run: what would be written, and nothing on disk
+  if (dryRun) return parts.flatMap((part, i) => (part.length ? [{ script: join(sweep.out, `${names[i]}.sbatch`), list: join(sweep.out, `${names[i]}.runs`), runs: part.length, text: texts[i] }] : []));
   mkdirSync(join(sweep.out, 'logs'), { recursive: true });
   const arrays: SlurmArray[] = [];
   parts.forEach((part, i) => {

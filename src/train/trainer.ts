@@ -151,7 +151,6 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
     const row = await endOfEpoch(run, epoch, t);
     rows.push(row);
     if (o.interrupted?.() && epoch + 1 < cfg.epochs) {
-      if ((epoch + 1) % cfg.checkpoint_every !== 0) saveCheckpoint(run.s, o.outDir, false);
       o.log(`interrupted after epoch ${epoch + 1}: checkpoint saved; continue with --resume`);
       return { state: run.s, interrupted: true, rows };
     }
@@ -367,8 +366,9 @@ async function endOfEpoch(r: Run, epoch: number, t: EpochTraining): Promise<Metr
   s.meta.history = [...(s.meta.history ?? []), metricsCells(row)];
   s.meta.epoch = epoch + 1;
   s.meta.progress = emptyProgress();
+  // last.ckpt every epoch (a requeued Slurm task loses at most one); an epoch file every checkpoint_every.
   const saved = savesEpochFile(cfg, epoch + 1);
-  if (saved) saveCheckpoint(s, o.outDir, true);
+  saveCheckpoint(s, o.outDir, saved);
   o.log(epochLine(cfg, row, frozen, t.dataWait));
   retainCheckpoints(r, saved);
   for (const [k, sp] of [['train', data.train], ['val', data.val]] as const) {
