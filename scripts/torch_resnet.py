@@ -18,7 +18,9 @@ Name mapping (bnlab <-> torch state_dict):
   <bn>.gamma/.beta  <-> <bn>.weight/.bias
   fc.weight         <-> fc.weight        [features, classes]  <-> [classes, features]
   fc.bias           <-> fc.bias
-BN module names equal bnlab's BN layer names (e.g. "s2.b1.proj_bn").
+  population mean / variance (unbiased) <-> <bn>.running_mean / <bn>.running_var
+BN module names equal bnlab's BN layer names (e.g. "s2.b1.proj_bn"). `bnlab export` writes a
+resnet-cifar run as this model's state_dict (safetensors; ResNet-50 under torchvision's names).
 
 Ghost batch norm (normalization batch size nbs < batch) is emulated by ghost_forward(): split the
 batch into consecutive groups of nbs (a remainder forms one smaller group) and run the model per
@@ -48,12 +50,17 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(cout, eps=eps)
         self.conv2 = _conv(cout, cout, 3)
         self.bn2 = nn.BatchNorm2d(cout, eps=eps)
-        self.last_bn = self.bn2
         if stride != 1 or cin != cout:
             self.proj = _conv(cin, cout, 1, stride)
             self.proj_bn = nn.BatchNorm2d(cout, eps=eps)
         else:
             self.proj = None
+
+    # A property, not an attribute: a module assigned to an attribute is registered again, and
+    # state_dict() would list bn2 twice (as last_bn.*), so a bnlab export would not load strictly.
+    @property
+    def last_bn(self):
+        return self.bn2
 
     def forward(self, x):
         y = F.relu(self.bn1(self.conv1(x)))
@@ -71,12 +78,15 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(mid, eps=eps)
         self.conv3 = _conv(mid, cout, 1)
         self.bn3 = nn.BatchNorm2d(cout, eps=eps)
-        self.last_bn = self.bn3
         if proj:
             self.proj = _conv(cin, cout, 1, stride)
             self.proj_bn = nn.BatchNorm2d(cout, eps=eps)
         else:
             self.proj = None
+
+    @property
+    def last_bn(self):
+        return self.bn3
 
     def forward(self, x):
         y = F.relu(self.bn1(self.conv1(x)))

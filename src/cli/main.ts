@@ -12,6 +12,7 @@ import { envHelp } from './env-vars.js';
 import { registerPlot } from './plot.js';
 import { registerReport } from './report.js';
 import { registerEval } from './eval.js';
+import { registerExport } from './export.js';
 import { registerTrain } from './train.js';
 import { registerSweep } from './sweep.js';
 
@@ -55,6 +56,7 @@ ${envHelp()}`,
   );
 registerTrain(program);
 registerEval(program);
+registerExport(program);
 registerConfig(program);
 registerData(program);
 registerDoctor(program);
