@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { appendEvalRows, EVAL_COLUMNS } from '../src/cli/eval.js';
 import { readCheckpoint, writeCheckpoint } from '../src/run/checkpoint.js';
 import { acquireLock } from '../src/run/lock.js';
@@ -17,6 +17,8 @@ import { loadSweep } from '../src/sweep/spec.js';
 import { runStatus } from '../src/sweep/status.js';
 import { tempDirs } from './helpers/run.js';
 
+// Each test starts bnlab one to three times (2-5 s each on 2 shared cores).
+vi.setConfig({ testTimeout: 120_000 });
 const BIN = join(__dirname, '..', 'bin', 'bnlab.js');
 const env = { ...process.env, BNLAB_WASM_THREADS: '1' };
 const bnlab = (args: string[], cwd?: string) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000, env, cwd });
