@@ -45,7 +45,7 @@ const values = (rs: Run[], f: (r: Run) => number | null) =>
 export function twinTable(bnlab: Run[], all: Run[]): TextTable | null {
   const twins = all.filter(isTwin);
   if (!twins.length) return null;
-  const done = completeTwins(twins);
+  const done = completeTwins(twins).sort((a, b) => a.nbs - b.nbs || a.name.localeCompare(b.name));
   const { sweep } = nbsSweep(bnlab.filter((r) => !isTwin(r)));
   const nbs = [...new Set([...sweep, ...done].map((r) => r.nbs))].sort((a, b) => a - b);
   const rows = nbs.flatMap((n) =>
