@@ -1,12 +1,12 @@
 // Unattended runs: one writer per run folder, checkpoints verified on read, metrics.csv checked
 // against the checkpoint's epoch history, recovery from a run killed before its first checkpoint.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CheckpointError, firstNonFinite, readCheckpoint, writeCheckpoint } from '../src/run/checkpoint.js';
-import { acquireLock, LockError } from '../src/run/lock.js';
+import { acquireLock, LockError, lockState } from '../src/run/lock.js';
 import { restoreMetrics, writeMetrics } from '../src/run/metrics.js';
 import { runPaths } from '../src/run/paths.js';
 
@@ -84,6 +84,34 @@ describe('run-folder lock', () => {
     expect(epochs).toEqual(epochs.map((_, i) => i + 1)); // each epoch once, in order: one writer
     expect(existsSync(runPaths(out).lock)).toBe(false);
   }, 120_000);
+
+  it('a lock from another host: live while its heartbeat is fresh, stale 10 min after it stopped; a requeued Slurm task takes over its own', async () => {
+    const f = join(dir, 'lock-remote');
+    const holder = { pid: 12345, host: 'node17', started: new Date().toISOString(), command: 'bnlab train' };
+    writeFileSync(f, JSON.stringify(holder));
+    expect(lockState(f)).toBe('elsewhere');
+    await expect(acquireLock(f, 'bnlab train')).rejects.toThrow(/held by PID 12345 on node17.*stale 10 min after its last heartbeat/);
+    const old = new Date(Date.now() - 11 * 60_000);
+    utimesSync(f, old, old);
+    expect(lockState(f)).toBe('stale');
+    const notes: string[] = [];
+    (await acquireLock(f, 'bnlab train', { onStale: (m) => notes.push(m) }))();
+    expect(notes[0]).toMatch(/node17.*heartbeat stopped 11 min ago/);
+    // The same Slurm job, an earlier attempt (restart 0), on another node, heartbeat fresh:
+    writeFileSync(f, JSON.stringify({ ...holder, slurm: { job: '4242', restart: '0' } }));
+    const saved = { ...process.env };
+    Object.assign(process.env, { SLURM_JOB_ID: '4242', SLURM_RESTART_COUNT: '1' });
+    try {
+      (await acquireLock(f, 'bnlab train', { onStale: (m) => notes.push(m) }))();
+      expect(notes[1]).toMatch(/earlier run of this Slurm job \(4242, restart 0; this is restart 1\)/);
+      // ... while another job's lock on that node is not ours to take
+      writeFileSync(f, JSON.stringify({ ...holder, slurm: { job: '999', restart: '0' } }));
+      await expect(acquireLock(f, 'bnlab train')).rejects.toThrow(/held by PID 12345/);
+    } finally {
+      for (const k of ['SLURM_JOB_ID', 'SLURM_RESTART_COUNT']) if (saved[k] === undefined) delete process.env[k];
+      rmSync(f, { force: true });
+    }
+  });
 });
 
 describe('metrics.csv against the checkpoint history', () => {

@@ -81,4 +81,39 @@ eval: {batch_size: 64}
     for (const run of ['frozen0', 'frozen1']) expect(readMetrics(join(out, run, 'metrics.csv')).map((r) => r.epoch), `task logs:\n${logs}`).toEqual(['1', '2']);
     expect(readFileSync(join(out, 'frozen1', 'train.log'), 'utf8')).toMatch(/forked from .*frozen0 at epoch 1/);
   }, 240_000);
+
+  it('a task requeued mid-run (SIGTERM, then back in the queue) resumes from its checkpoint and finishes', async () => {
+    requireSlurm();
+    const out = join(tmp, 'requeue');
+    writeFileSync(join(tmp, 'long.yaml'), `base: tiny.yaml\nout: ${out}\nset: {epochs: 30, data.synthetic.train: 512}\ngrid: {seed: [0]}\nname: "s{seed}"\n`);
+    const text = execFileSync(process.execPath, [BNLAB_BIN, 'sweep', '--config', join(tmp, 'long.yaml'), '--slurm', '--submit', '--cpus-per-task', '1', '--time', '10:00'], { encoding: 'utf8' });
+    const id = text.trim().split('\n').at(-1)!;
+    const script = readFileSync(join(out, 'sweep.sbatch'), 'utf8');
+    for (const line of ['#SBATCH --requeue', '#SBATCH --signal=B:TERM@120', '#SBATCH --open-mode=append']) expect(script).toContain(line);
+    const metrics = join(out, 's0', 'metrics.csv');
+    const rows = () => readMetrics(metrics).length;
+    const wait = async (done: () => boolean, what: string, ms: number) => {
+      for (const deadline = Date.now() + ms; !done(); await new Promise((r) => setTimeout(r, 500))) {
+        if (Date.now() > deadline) {
+          sh('scancel', [id]);
+          throw new Error(`${what} not within ${ms / 1000} s; squeue: ${sh('squeue', ['-j', id]).stdout}`);
+        }
+      }
+    };
+    await wait(() => rows() >= 2, 'two epochs', 120_000);
+    expect(sh('scontrol', ['requeue', `${id}_0`]).status).toBe(0);
+    // Slurm holds a requeued job back a while (BeginTime); let it start now.
+    await wait(() => /BeginTime|PENDING|PD/.test(sh('squeue', ['-h', '-j', id, '-o', '%T %r']).stdout) || rows() >= 30, 'the requeue', 30_000);
+    sh('scontrol', ['update', `JobId=${id}_0`, 'StartTime=now']);
+    await wait(() => sh('squeue', ['-h', '-j', id]).stdout.trim() === '', 'the requeued task to finish', 150_000);
+    expect(readMetrics(metrics).map((r) => Number(r.epoch))).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    const log = readFileSync(join(out, 's0', 'train.log'), 'utf8');
+    expect(log).toMatch(/interrupted at epoch \d+/);
+    expect(log).toMatch(/resuming .*s0 at epoch \d+/);
+    const sessions = JSON.parse(readFileSync(join(out, 's0', 'run.json'), 'utf8')).sessions as { status: string; slurm_job_id: string }[];
+    expect(sessions.map((x) => x.status)).toEqual(['interrupted', 'finished']);
+    expect(sessions.every((x) => x.slurm_job_id === id)).toBe(true);
+    // both attempts' output in the one task log
+    expect(readFileSync(join(out, 'logs', `slurm-${id}_0.out`), 'utf8').match(/bnlab sweep task 0/g)).toHaveLength(2);
+  }, 330_000);
 });

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../config/load.js';
 import { localTrainArgs, logPath, runLocal, trainArgs } from '../sweep/local.js';
-import { writeSlurm, submit, shq } from '../sweep/slurm.js';
+import { cpusFor, writeSlurm, submit, shq } from '../sweep/slurm.js';
 import { loadSweep } from '../sweep/spec.js';
 import { runStatus, sessionNote } from '../sweep/status.js';
 
@@ -71,6 +71,9 @@ export function registerSweep(program: Command): void {
         }
         const gpusPerTask = posInt('--slurm-gpus', f.slurmGpus) ?? (gpus.length ? 1 : 0);
         const opts = { jobs: f.jobs ? jobs : undefined, gpusPerTask, partition: f.partition, time: f.time, cpusPerTask: posInt('--cpus-per-task', f.cpusPerTask), cwd: process.cwd() };
+        if (cpusFor(todo.map((s) => s.run), opts.cpusPerTask) === undefined && todo.some((s) => s.run.cfg.data.name === 'imagefolder')) {
+          print('note: no --cpus-per-task and data.workers is 0 (one per core): Slurm gives each task 1 CPU, too few to decode JPEGs; pass --cpus-per-task N or set data.workers');
+        }
         const arrays = writeSlurm(sweep, todo.map((s) => s.run), opts, !!f.dryRun);
         for (const a of arrays) print(a.text !== undefined ? `would write ${a.script} (${a.runs} array tasks) and ${a.list}:\n${a.text}` : `wrote ${a.script} (${a.runs} array tasks) and ${a.list}`);
         if (!f.submit || f.dryRun) {

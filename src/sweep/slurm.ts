@@ -40,7 +40,21 @@ export function checkSlurmValues(values: Record<string, string | undefined>): vo
   }
 }
 
+/** Seconds before the time limit at which a task gets SIGTERM (a ResNet-50 step and a checkpoint fit well inside). */
+const SIGNAL_LEAD_S = 120;
+
+/**
+ * CPUs per task: --cpus-per-task, else the runs' decoding threads plus one for the training loop
+ * (data.workers; 0 means one per core, which says nothing here: Slurm's default of 1 then).
+ */
+export function cpusFor(runs: SweepRun[], flag?: number): number | undefined {
+  if (flag !== undefined) return flag;
+  const workers = Math.max(0, ...runs.map((r) => r.cfg.data.workers));
+  return workers > 0 ? workers + 1 : undefined;
+}
+
 export function slurmScript(sweep: Sweep, runs: SweepRun[], listFile: string, o: SlurmOptions): string {
+  const cpus = cpusFor(runs, o.cpusPerTask);
   checkSlurmValues({ 'sweep out': sweep.out, '--partition': o.partition, '--time': o.time, 'working directory': o.cwd, 'sweep file': sweep.file, 'runs list': listFile });
   for (const r of runs) checkSlurmValues({ 'run name': r.name, ...Object.fromEntries(r.sets.map((x, i) => [`--set #${i + 1} of ${r.name}`, x])) });
   const head = [
@@ -51,8 +65,14 @@ export function slurmScript(sweep: Sweep, runs: SweepRun[], listFile: string, o:
     '#SBATCH --ntasks=1',
     ...(o.partition ? [`#SBATCH --partition=${sbq(o.partition)}`] : []),
     ...(o.time ? [`#SBATCH --time=${sbq(o.time)}`] : []),
-    ...(o.cpusPerTask ? [`#SBATCH --cpus-per-task=${o.cpusPerTask}`] : []),
+    ...(cpus ? [`#SBATCH --cpus-per-task=${cpus}`] : []),
     ...(o.gpusPerTask > 0 ? [`#SBATCH --gres=gpu:${o.gpusPerTask}`] : []),
+    // A node failure or preemption puts the task back in the queue; it resumes from last.ckpt.
+    '#SBATCH --requeue',
+    // SIGTERM two minutes before the time limit: bnlab finishes the step, saves, exits 130.
+    `#SBATCH --signal=B:TERM@${SIGNAL_LEAD_S}`,
+    // a requeued task appends to its log instead of truncating the first attempt's
+    '#SBATCH --open-mode=append',
   ];
   const config = sweep.base.map((b) => `--config ${shq(b)} `).join('');
   return `#!/bin/bash
