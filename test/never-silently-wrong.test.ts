@@ -203,7 +203,7 @@ describe('sweeps resume what they can', () => {
     return loadSweep(join(d, 's.yaml'), out).runs[0];
   };
 
-  it('metrics.csv complete but no checkpoint of the final epoch: not finished; epoch files but no last.ckpt: resume', () => {
+  it('metrics.csv complete but no checkpoint of the final epoch: not finished; epoch files but no last.ckpt: resume; no checkpoint at all: finished only by summary.json', () => {
     const out = temp();
     const run = sweepOver(out);
     cpSync(ref, run.dir, { recursive: true });
@@ -213,6 +213,9 @@ describe('sweeps resume what they can', () => {
     rmSync(runPaths(run.dir).epoch(2));
     expect(runStatus(run).state).toBe('resume');
     rmSync(runPaths(run.dir).checkpoints, { recursive: true });
+    // every checkpoint removed on purpose (committed results): finished as its summary.json says
+    expect(runStatus(run).state).toBe('finished');
+    rmSync(runPaths(run.dir).summary);
     expect(runStatus(run).state).toBe('restart');
   });
 });

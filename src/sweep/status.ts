@@ -1,5 +1,5 @@
 // What a sweep run's folder already holds, so a re-run skips finished runs and resumes the rest.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { ConfigError, configDiff, RESUMABLE_KEYS, readConfigFile, validateConfig } from '../config/load.js';
 import { readCheckpointMeta } from '../run/checkpoint.js';
 import { readMetrics } from '../run/metrics.js';
@@ -9,7 +9,8 @@ import { lastSession, type Session } from '../run/metadata.js';
 import type { SweepRun } from './spec.js';
 
 /**
- * finished: every epoch in metrics.csv and a checkpoint that holds the final epoch; resume: has a
+ * finished: every epoch in metrics.csv and a checkpoint that holds the final epoch (or, checkpoints
+ * all removed, a summary.json that says finished); resume: has a
  * checkpoint; restart: has outputs but no checkpoint (the run stopped in its first epoch); new:
  * nothing yet. Only for what the sweep prints and skips: what to do with an unfinished run is
  * `bnlab train --auto-resume`'s decision, the same one a resume makes.
@@ -40,12 +41,24 @@ export function runStatus(run: SweepRun): RunStatus {
   const lastEpoch = last ? Number(last.epoch) : 0;
   const res = { lastEpoch, valErrPrecise: last?.val_err_precise || undefined, valErrEma: last?.val_err_ema || undefined, session: lastSession(run.dir)?.status };
   const ckpts = keptEpochs(p);
-  // metrics.csv alone does not make a run finished: the final checkpoint is what eval reads.
-  if (lastEpoch >= run.cfg.epochs && Math.max(checkpointEpoch(p.last), ...ckpts) >= run.cfg.epochs) return { state: 'finished', ...res };
+  // metrics.csv alone does not make a run finished: the final checkpoint is what eval reads. A run
+  // whose checkpoints were all removed on purpose (committed results keep only their CSVs) is
+  // finished when its summary.json says so: nothing is left that eval could misread.
+  const finalKept = Math.max(checkpointEpoch(p.last), ...ckpts) >= run.cfg.epochs;
+  const archived = !existsSync(p.last) && ckpts.length === 0 && summaryFinished(p.summary);
+  if (lastEpoch >= run.cfg.epochs && (finalKept || archived)) return { state: 'finished', ...res };
   if (existsSync(p.last) || ckpts.length) return { state: 'resume', ...res };
   if (rows.length || existsSync(p.checkpoints)) return { state: 'restart', ...res };
   return { state: 'new', ...res };
 }
+
+const summaryFinished = (path: string): boolean => {
+  try {
+    return (JSON.parse(readFileSync(path, 'utf8')) as { finished?: boolean }).finished === true;
+  } catch {
+    return false;
+  }
+};
 
 /** The finished epoch a checkpoint holds (its header, checked; 0: missing, unreadable or mid-epoch). */
 function checkpointEpoch(path: string): number {
