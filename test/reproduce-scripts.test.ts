@@ -17,6 +17,12 @@ const bash = (body: string) =>
   spawnSync('bash', ['-c', `set -euo pipefail; source scripts/common.sh --mini; OUT=${dir}; bnlab() { echo "$*" >> ${dir}/calls; }\n${body}`], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
 
 describe('scripts/common.sh', () => {
+  it('sweep: --set, --slurm and the other sweep flags reach `bnlab sweep` (point the paper configs at your ImageNet)', () => {
+    const r = spawnSync('bash', ['-c', `set -euo pipefail; source scripts/common.sh --mini --set data.path=/scratch/imagenet --jobs 2; bnlab() { echo "$*" >> ${dir}/sweep-calls; }; sweep cfg.yaml`], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'sweep-calls'), 'utf8').trim()).toBe('sweep --config cfg.yaml --set data.path=/scratch/imagenet --jobs 2');
+  });
+
   it('runs: the role itself and its _seed<k> runs, only those with metrics.csv', () => {
     for (const r of ['b128', 'b128_seed0', 'b128_seed1', 'b1024_seed0']) {
       mkdirSync(join(dir, 'table1', r), { recursive: true });

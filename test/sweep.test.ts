@@ -151,6 +151,19 @@ describe('shipped sweeps', () => {
   }
 });
 
+describe('sweep --set', () => {
+  it('applies to every run after the file\'s set and is recorded in its config; a key the sweep varies is refused', () => {
+    const f = sweepFile('extra.yaml', `set: {precise.samples: 64}\ngrid: {bn.nbs: [8, 4]}\nname: "nbs{bn.nbs}"\n`);
+    const s = loadSweep(f, undefined, ['precise.samples=32', 'data.path=/scratch/imagenet']);
+    for (const r of s.runs) {
+      expect(r.cfg.precise.samples).toBe(32);
+      expect(r.cfg.data.path).toBe('/scratch/imagenet');
+      expect(r.sets).toContain('data.path=/scratch/imagenet');
+    }
+    expect(() => loadSweep(f, undefined, ['bn.nbs=2'])).toThrow(/--set bn\.nbs=2: the sweep .* varies bn\.nbs/);
+  });
+});
+
 describe('slurm script', () => {
   it('--slurm --dry-run prints the array script and writes nothing', () => {
     const f = sweepFile('dry.yaml', `grid: {bn.nbs: [8, 4]}\nname: "nbs{bn.nbs}"\n`);

@@ -9,6 +9,7 @@ import { runStatus, sessionNote } from '../sweep/status.js';
 
 interface SweepFlags {
   config: string;
+  set: string[];
   out?: string;
   quiet?: boolean;
   jobs?: string;
@@ -35,6 +36,7 @@ export function registerSweep(program: Command): void {
     .description('train every point of a grid over config keys (sweep YAML: base, out, set, grid, variants, name, fork); finished runs are skipped, unfinished ones resumed')
     .requiredOption('-c, --config <file>', 'sweep YAML (see configs/mini/*.sweep.yaml)')
     .option('-o, --out <dir>', "sweep folder (overrides the file's out)")
+    .option('--set <key=value>', 'override a config key in every run, after the sweep file\'s set (e.g. --set data.path=/datasets/imagenet); recorded in each run\'s config (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
     .option('-j, --jobs <k>', 'runs at once (locally; with --slurm the array throttle %K); default: number of --gpus, else 1')
     .option('--gpus <ids>', 'GPU ids, e.g. 0,1,2,3: each parallel run gets one (CUDA_VISIBLE_DEVICES, round-robin)')
     .option('--slurm', 'write <out>/sweep.sbatch (an array job) and <out>/sweep.runs instead of running')
@@ -46,7 +48,7 @@ export function registerSweep(program: Command): void {
     .option('--dry-run', 'validate every run and print what would run, without training')
     .option('-q, --quiet', 'no progress bar or periodic progress lines (each run\'s start and end are still printed)')
     .action(async (f: SweepFlags) => {
-      const sweep = loadSweep(f.config, f.out); // validates every grid point's config first
+      const sweep = loadSweep(f.config, f.out, f.set); // validates every grid point's config first
       const gpus = f.gpus ? f.gpus.split(',').map((g) => g.trim()).filter(Boolean) : [];
       const jobs = posInt('--jobs', f.jobs) ?? Math.max(1, gpus.length);
       const print = (l: string) => process.stdout.write(`${l}\n`);

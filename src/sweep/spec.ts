@@ -149,18 +149,28 @@ function linkForks(runs: SweepRun[], points: Record<string, Value>[], fork: { fr
   }
 }
 
-/** Read, validate and expand a sweep file; `outOverride` replaces its `out` (tests, scripts). */
-export function loadSweep(file: string, outOverride?: string): Sweep {
+/**
+ * Read, validate and expand a sweep file; `outOverride` replaces its `out` (tests, scripts);
+ * `extraSets` (`bnlab sweep --set`, e.g. data.path=/datasets/imagenet) apply to every run after
+ * the file's `set`, and may not name a key the sweep varies.
+ */
+export function loadSweep(file: string, outOverride?: string, extraSets: readonly string[] = []): Sweep {
   if (!existsSync(file)) throw new ConfigError(`sweep file not found: ${file} (ready ones live in configs/paper and configs/mini)`);
   const s = parseSweep(readConfigFile(file, 'sweep'), file); // a directory, UTF-16, bad YAML: said so
   const base = (s.base === undefined ? [] : typeof s.base === 'string' ? [s.base] : s.base).map((b) => (isAbsolute(b) ? b : resolve(dirname(file), b)));
   const out = resolve(outOverride ?? s.out);
   const fixed = Object.entries(s.set).map(([k, v]) => `${k}=${formatValue(v)}`);
   const points = (s.variants ?? [{}]).flatMap((variant) => expandGrid(s.grid).map((g) => ({ ...variant, ...g })));
+  const variedKeys = new Set(points.flatMap((p) => Object.keys(p)));
+  for (const x of extraSets) {
+    const key = x.split('=')[0];
+    if (variedKeys.has(key)) throw new ConfigError(`--set ${x}: the sweep ${file} varies ${key} (grid or variants); edit the sweep file to change its values`);
+  }
+  const fixedAll = [...fixed, ...extraSets];
   const runs: SweepRun[] = [];
   const seen = new Map<string, number>();
   points.forEach((varied, index) => {
-    const sets = [...fixed, ...Object.entries(varied).map(([k, v]) => `${k}=${formatValue(v)}`)];
+    const sets = [...fixedAll, ...Object.entries(varied).map(([k, v]) => `${k}=${formatValue(v)}`)];
     let cfg: Config;
     try {
       cfg = loadConfig(base, sets);
