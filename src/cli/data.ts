@@ -80,7 +80,7 @@ async function sampleGrid(ds: Dataset, n: number, seed: number, file: string): P
   await (await sharp(grid, { raw: { width: GW, height: GH, channels: 3 } })).png().toFile(file);
 }
 
-async function inspect(target: string | undefined, f: { set: string[]; out: string; samples: string }): Promise<void> {
+async function inspect(target: string | undefined, f: { set: string[]; out?: string; samples: string }): Promise<void> {
   const cfg = resolveTarget(target, f.set);
   const ds = await loadDataset(cfg.data);
   out(`dataset ${ds.name} from ${ds.source}`);
@@ -100,9 +100,13 @@ async function inspect(target: string | undefined, f: { set: string[]; out: stri
   } else {
     out(`\nimage size: all ${ds.train.width}x${ds.train.height} (in memory)`);
   }
-  const file = resolve(f.out);
-  await sampleGrid(ds, Number(f.samples), cfg.seed, file);
-  out(`\nwrote ${file}: ${f.samples} training samples after augmentation`);
+  // Only where asked: a command that looks must not leave files in the current folder.
+  if (f.out === undefined) out('\nadd -o samples.png for a grid of training samples after augmentation');
+  else {
+    const file = resolve(f.out);
+    await sampleGrid(ds, Number(f.samples), cfg.seed, file);
+    out(`\nwrote ${file}: ${f.samples} training samples after augmentation`);
+  }
   const fails = ds.train.failures?.() ?? [];
   if (fails.length) out(`(${fails.length} unreadable images met while sampling; run \`bnlab data verify\`)`);
 }
@@ -177,7 +181,7 @@ export function registerData(program: Command): void {
     .command('inspect [config-or-dir]')
     .description('classes, counts, image sizes, and a PNG grid of augmented training samples')
     .option('--set <key=value>', 'override a config key, e.g. --set data.image_size=128 (repeatable)', collect, [])
-    .option('-o, --out <file>', 'PNG grid to write', 'data-samples.png')
+    .option('-o, --out <file>', 'also write a PNG grid of training samples after augmentation (default: none)')
     .option('-n, --samples <n>', 'images in the grid', '16')
     .action(inspect);
   data

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { initBackend } from '../backend/index.js';
 import { ConfigError, configDiff, parseBackend, RESUMABLE_KEYS, loadConfig, readConfigFile, validateConfig } from '../config/load.js';
 import { BACKENDS, type Config } from '../config/schema.js';
-import { loadDataset } from '../data/dataset.js';
+import { dataSourceProblem, loadDataset } from '../data/dataset.js';
 import { acquireLock } from '../run/lock.js';
 import { runPaths } from '../run/paths.js';
 import { train } from '../train/trainer.js';
@@ -145,6 +145,9 @@ export function registerTrain(program: Command): void {
       const requested = loadConfig(f.config, f.set); // once: a config from a pipe can be read only once
       const outDir = resolve(f.out ?? join('results', requested.name));
       const paths = runPaths(outDir);
+      // Before a backend starts or a folder is made: missing data is a config error (exit 2).
+      const noData = dataSourceProblem(requested.data);
+      if (noData) throw new ConfigError(noData);
       // One writer per run folder, taken before anything in it is read or deleted.
       const created = !existsSync(outDir);
       makeRunFolder(outDir);

@@ -1,3 +1,4 @@
+import { existsSync, statSync } from 'node:fs';
 // The datasets bnlab trains on, in one in-memory form: uint8 NHWC images plus int labels.
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -177,6 +178,24 @@ async function loadImageFolder(cfg: DataConfig, quiet: boolean): Promise<Dataset
     std: IMAGENET_STD,
     source: `${index.root} (index ${file})`,
   };
+}
+
+/**
+ * Why the data a config names cannot be found (null: it can), from cheap checks of data.path
+ * alone: `bnlab train` asks before it starts a backend or creates a run folder.
+ */
+export function dataSourceProblem(cfg: DataConfig): string | null {
+  try {
+    if (cfg.name === 'imagefolder' || cfg.name === 'mnist') {
+      const what = cfg.name === 'imagefolder' ? 'the folder holding train/<class>/ and val/ (e.g. --set data.path=/datasets/imagenet)' : "the folder with the four MNIST IDX files (e.g. from Debian's dataset-mnist package)";
+      if (!cfg.path) return `data.name ${cfg.name} needs data.path: set it to ${what}`;
+      if (!existsSync(cfg.path) || !statSync(cfg.path).isDirectory()) return `data.path ${cfg.path} is not a folder; set it to ${what}`;
+    } else if (cfg.name === 'cifar10') locateCifar10(cfg.path);
+    else if (cfg.name === 'fashion-mnist') locateFashionMnist(cfg.path);
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
 }
 
 export async function loadDataset(cfg: DataConfig, opts: { root?: string; quiet?: boolean } = {}): Promise<Dataset> {
