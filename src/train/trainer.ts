@@ -133,6 +133,7 @@ interface Run {
   /** First epoch trained with FrozenBN (Infinity: never). */
   frozenFrom: number;
   trace: (epochPos: number, iter: number) => Promise<void>;
+  firstStepLogged?: boolean;
 }
 
 /** Sums of one epoch's training phase, for its CSV row and log line. */
@@ -273,6 +274,11 @@ async function trainEpoch(r: Run, epoch: number): Promise<EpochTraining> {
         `training diverged at epoch ${epoch + 1}, step ${prog.step + 1}: loss ${loss} (max_loss ${cfg.max_loss}). ` +
           `Lower optim.base_lr or add warmup (optim.warmup_epochs) and start again with --overwrite${s.meta.epoch > 0 ? ` (checkpoints up to epoch ${s.meta.epoch} are kept)` : ''}.`,
       );
+    }
+    if (!r.firstStepLogged) {
+      // Start-up cost as a user waits for it: process start (Node, modules, backend, data) to a trained step.
+      r.firstStepLogged = true;
+      o.log(`first step done ${(performance.now() / 1000).toFixed(2)} s after the process started`);
     }
     prog.step++;
     prog.lossSum += res.lossSum;
