@@ -56,8 +56,8 @@ function resolveRun(f: TrainFlags, requested: Config, outDir: string, existed: b
     // Without --config the run's own config is the base, and --set changes it (e.g. epochs=20).
     const wanted = f.config.length ? requested : loadConfig([paths.config], f.set);
     const changed = configDiff(saved, wanted).filter((k) => !RESUMABLE_KEYS.has(k));
-    if (changed.length) throw new ConfigError(`--resume: the config differs from the run's saved config in ${changed.join(', ')}; resume with the run's own config (only epochs, backend, threads, name and checkpoint.keep_last may change)`);
-    return { cfg: { ...saved, epochs: wanted.epochs, backend: wanted.backend, threads: wanted.threads, checkpoint: wanted.checkpoint } };
+    if (changed.length) throw new ConfigError(`--resume: the config differs from the run's saved config in ${changed.join(', ')}; resume with the run's own config (only ${[...RESUMABLE_KEYS].join(', ')} may change)`);
+    return { cfg: { ...saved, epochs: wanted.epochs, backend: wanted.backend, threads: wanted.threads, checkpoint: wanted.checkpoint, cuda: wanted.cuda, log: wanted.log } };
   }
   if (folder.isRun && !f.overwrite) {
     throw new ConfigError(`${outDir} already holds a run. Continue it with --resume, start over with --overwrite (deletes that run's files only), or write elsewhere with --out DIR or --set name=NEW`);

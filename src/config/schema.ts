@@ -174,6 +174,14 @@ const trace = section(
   'Fig. 2 trace: EMA mean vs means of M batches of the current model and their average, written to bn_trace.csv',
 );
 
+const log = section(
+  {
+    every_steps: int(0).default(20).describe('per-step scalars (training loss, lr, img/s, data wait, averaged over the last K steps) every K SGD steps into scalars.jsonl; 0 = none'),
+    tensorboard: z.boolean().default(true).describe('also write TensorBoard event files into tb/ in the run folder: the per-step scalars and every epoch\'s metrics.csv row (tensorboard --logdir results)'),
+  },
+  'logging between epochs (metrics.csv has one row per epoch)',
+);
+
 const cuda = section(
   {
     tf32: z.boolean().default(true).describe(
@@ -210,6 +218,7 @@ export const configObject = z
     precise,
     eval: evalCfg,
     trace,
+    log,
     checkpoint_every: int(1).default(1).describe('keep checkpoints/epoch-N.ckpt every this many epochs (and after the last); last.ckpt is written after every epoch'),
     checkpoint,
     max_loss: z.number().positive().default(1e3).describe('stop the run when the training loss is NaN or above this'),

@@ -9,7 +9,7 @@ import { METRIC_COLUMNS } from './metrics.js';
 import { runPaths } from './paths.js';
 
 /** Files a run (or bnlab's scripts and `bnlab report RUN`) writes at a run folder's top. */
-const OUTPUTS = new Set(['config.yaml', 'metrics.csv', 'metrics.jsonl', 'summary.json', 'run.json', 'train.log', 'bn_trace.csv', 'eval.csv', 'evals.done', 'report.md', 'report.html', 'model-ema.safetensors', 'model-precise.safetensors', 'model-frozen.safetensors']);
+const OUTPUTS = new Set(['config.yaml', 'metrics.csv', 'metrics.jsonl', 'summary.json', 'run.json', 'train.log', 'bn_trace.csv', 'scalars.jsonl', 'tb', 'eval.csv', 'evals.done', 'report.md', 'report.html', 'model-ema.safetensors', 'model-precise.safetensors', 'model-frozen.safetensors']);
 /** Locks and the temporaries of an atomic write by a process that died mid-write. */
 const TRANSIENT = /^(\.bnlab\.lock|eval\.csv\.lock|.*\.(tmp|link|copy)-\d+|config\.yaml\.tmp|run\.json\.damaged-.*)$/;
 const CHECKPOINT = /^(epoch-\d+|last|best)\.ckpt$/;
@@ -80,7 +80,7 @@ export function inspectFolder(dir: string): FolderContents {
 export function folderInTheWay(dir: string): string | null {
   for (const name of OUTPUTS) {
     const path = join(dir, name);
-    if (existsSync(path) && statSync(path).isDirectory()) return `${path} is a folder, where bnlab keeps its ${name} file; move it out of the run folder and run the command again`;
+    if (name !== 'tb' && existsSync(path) && statSync(path).isDirectory()) return `${path} is a folder, where bnlab keeps its ${name} file; move it out of the run folder and run the command again`;
   }
   return null;
 }
@@ -99,7 +99,8 @@ export function foreignFolderProblem(dir: string, c: FolderContents): string | n
  */
 export function deleteRunOutputs(dir: string): { deleted: string[]; kept: string[] } {
   const c = inspectFolder(dir);
-  for (const rel of c.outputs) rmSync(join(dir, rel), { force: true });
+  // tb/ holds only the event files bnlab wrote there
+  for (const rel of c.outputs) rmSync(join(dir, rel), { force: true, recursive: rel === 'tb' });
   for (const name of existsSync(dir) ? readdirSync(dir) : []) if (TRANSIENT.test(name) && !name.endsWith('.lock')) rmSync(join(dir, name), { force: true });
   const ck = runPaths(dir).checkpoints;
   if (existsSync(ck) && statSync(ck).isDirectory()) {

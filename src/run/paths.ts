@@ -9,6 +9,8 @@ export const runPaths = (dir: string) => ({
   runInfo: join(dir, 'run.json'),
   log: join(dir, 'train.log'),
   trace: join(dir, 'bn_trace.csv'),
+  scalars: join(dir, 'scalars.jsonl'),
+  tensorboard: join(dir, 'tb'),
   eval: join(dir, 'eval.csv'),
   lock: join(dir, '.bnlab.lock'),
   checkpoints: join(dir, 'checkpoints'),

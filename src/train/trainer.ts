@@ -26,6 +26,7 @@ import { trainStep } from './step.js';
 import { bytesPerSample, chooseMicroBatch, memoryBudget } from './memory.js';
 import { appendTrace, checkTraceConfig, traceRows, truncateTrace } from './trace.js';
 import { frozenFrom, type Fork } from './fork.js';
+import { openStepLog, type StepLog } from './steplog.js';
 
 export class TrainingError extends Error {}
 
@@ -133,6 +134,7 @@ interface Run {
   /** First epoch trained with FrozenBN (Infinity: never). */
   frozenFrom: number;
   trace: (epochPos: number, iter: number) => Promise<void>;
+  stepLog: StepLog;
   firstStepLogged?: boolean;
 }
 
@@ -144,6 +146,15 @@ interface EpochTraining {
 
 export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promise<TrainResult> {
   const run = await setUp(cfg, data, o);
+  try {
+    return await trainEpochs(run);
+  } finally {
+    run.stepLog.close();
+  }
+}
+
+async function trainEpochs(run: Run): Promise<TrainResult> {
+  const { cfg, o } = run;
   const rows: MetricsRow[] = [];
   for (let epoch = run.s.meta.epoch; epoch < cfg.epochs; epoch++) {
     await switchToFrozenBN(run, epoch);
@@ -208,7 +219,8 @@ async function setUp(cfg: Config, data: Dataset, o: TrainOptions): Promise<Run> 
     if (cfg.trace.layers.length) appendTrace(p.trace, await traceRows(s, data.train, cfg, epochPos, iter));
   };
   if (!resumed) await trace(0, 0);
-  return { cfg, data, o, s, paths: p, micro, stepsPerEpoch, frozenFrom: frozenFrom(cfg), trace };
+  const stepLog = openStepLog(cfg, p, s.meta.epoch * stepsPerEpoch + s.meta.progress.step);
+  return { cfg, data, o, s, paths: p, micro, stepsPerEpoch, frozenFrom: frozenFrom(cfg), trace, stepLog };
 }
 
 /** The fork point becomes this run's: state, metrics rows and trace up to it, and its checkpoint (so --resume works at once). */
@@ -255,7 +267,8 @@ async function trainEpoch(r: Run, epoch: number): Promise<EpochTraining> {
   // Time the step loop spent waiting for data: ~0 when decoding overlaps training.
   let dataWait = 0;
   for await (const batches of prefetch<Batch[]>(jobs(), cfg.data.prefetch)) {
-    dataWait += performance.now() - t0;
+    const waited = performance.now() - t0;
+    dataWait += waited;
     const lr = learningRate(cfg.optim, epoch + prog.step / stepsPerEpoch, cfg.epochs);
     const res = trainStep(s, batches, {
       nbs: cfg.bn.nbs,
@@ -286,8 +299,9 @@ async function trainEpoch(r: Run, epoch: number): Promise<EpochTraining> {
     prog.seen += res.n;
     const now = performance.now();
     prog.seconds += (now - t0) / 1000;
-    t0 = now;
     const iter = epoch * stepsPerEpoch + prog.step;
+    r.stepLog.step(iter, epoch + prog.step / stepsPerEpoch, { lossSum: res.lossSum, n: res.n, seconds: (now - t0) / 1000, dataWait: waited, lr });
+    t0 = now;
     if (cfg.trace.every_iters > 0 && epoch < cfg.trace.until_epoch && iter % cfg.trace.every_iters === 0 && prog.step < stepsPerEpoch) {
       await r.trace(epoch + prog.step / stepsPerEpoch, iter);
     }
@@ -369,6 +383,7 @@ async function endOfEpoch(r: Run, epoch: number, t: EpochTraining): Promise<Metr
   };
   checkFinite(s, `epoch ${epoch + 1}`);
   appendMetrics(paths.metrics, row);
+  r.stepLog.epoch((epoch + 1) * r.stepsPerEpoch, row);
   s.meta.history = [...(s.meta.history ?? []), metricsCells(row)];
   s.meta.epoch = epoch + 1;
   s.meta.progress = emptyProgress();
