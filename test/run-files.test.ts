@@ -166,6 +166,20 @@ describe('run.json', () => {
 });
 
 describe('progress without a terminal', () => {
+  it("the run's ETA counts the evaluation phases to come, and says so before one is measured", async () => {
+    const lines: string[] = [];
+    const pr = createProgress(false, { tty: false, intervalSeconds: 0, write: (l) => lines.push(l) });
+    pr.runSteps!(0, 8, { spentSeconds: 0, remainingSeconds: null });
+    pr.start('epoch 1/2', 4);
+    await new Promise((r) => setTimeout(r, 5));
+    pr.runSteps!(1, 8, { spentSeconds: 0, remainingSeconds: null });
+    pr.update(1, 'x');
+    expect(lines.at(-1)).toMatch(/ETA [\d.]+s \+ evaluations$/);
+    pr.runSteps!(2, 8, { spentSeconds: 0, remainingSeconds: 2 * 3600 });
+    pr.update(2, 'x');
+    expect(lines.at(-1)).toMatch(/ETA 2h00m$/); // two measured phases of an hour each; the steps take ms
+  });
+
   it('prints step/total, img/s and the run ETA at most every interval; nothing when quiet', async () => {
     const lines: string[] = [];
     const pr = createProgress(false, { tty: false, intervalSeconds: 0, write: (l) => lines.push(l) });

@@ -14,7 +14,7 @@ import { composedLength, composeEpoch, compositionOf, compositionProblem } from 
 import { clonePopulation, disposePopulation } from '../bn/population.js';
 import { estimatePrecise, preciseRequest } from '../bn/precise.js';
 import type { Logger } from '../util/log.js';
-import type { Progress } from '../util/progress.js';
+import type { EvalTime, Progress } from '../util/progress.js';
 import { copyFileAtomic, newestGoodCheckpoint, writeCheckpoint } from '../run/checkpoint.js';
 import { isNewBest, keptEpochs, pruneEpochCheckpoints, savesEpochFile } from '../run/retention.js';
 import { runPaths } from '../run/paths.js';
@@ -136,6 +136,8 @@ interface Run {
   trace: (epochPos: number, iter: number) => Promise<void>;
   stepLog: StepLog;
   firstStepLogged?: boolean;
+  /** This session's evaluation phases: seconds spent, and the last one's (the run's ETA counts those to come). */
+  evalTime: { spent: number; last: number | null };
 }
 
 /** Sums of one epoch's training phase, for its CSV row and log line. */
@@ -220,7 +222,7 @@ async function setUp(cfg: Config, data: Dataset, o: TrainOptions): Promise<Run> 
   };
   if (!resumed) await trace(0, 0);
   const stepLog = openStepLog(cfg, p, s.meta.epoch * stepsPerEpoch + s.meta.progress.step);
-  return { cfg, data, o, s, paths: p, micro, stepsPerEpoch, frozenFrom: frozenFrom(cfg), trace, stepLog };
+  return { cfg, data, o, s, paths: p, micro, stepsPerEpoch, frozenFrom: frozenFrom(cfg), trace, stepLog, evalTime: { spent: 0, last: null } };
 }
 
 /** The fork point becomes this run's: state, metrics rows and trace up to it, and its checkpoint (so --resume works at once). */
@@ -253,7 +255,7 @@ async function trainEpoch(r: Run, epoch: number): Promise<EpochTraining> {
   const prog = s.meta.progress;
   const frozen = epoch >= r.frozenFrom;
   o.progress.start(`epoch ${epoch + 1}/${cfg.epochs}`, stepsPerEpoch);
-  o.progress.runSteps?.(epoch * stepsPerEpoch + prog.step, cfg.epochs * stepsPerEpoch);
+  o.progress.runSteps?.(epoch * stepsPerEpoch + prog.step, cfg.epochs * stepsPerEpoch, evalEstimate(r, epoch));
   o.progress.update(prog.step);
   // Each job loads one SGD step's micro-batches; the next steps load while this one trains.
   const jobs = function* () {
@@ -305,7 +307,7 @@ async function trainEpoch(r: Run, epoch: number): Promise<EpochTraining> {
     if (cfg.trace.every_iters > 0 && epoch < cfg.trace.until_epoch && iter % cfg.trace.every_iters === 0 && prog.step < stepsPerEpoch) {
       await r.trace(epoch + prog.step / stepsPerEpoch, iter);
     }
-    o.progress.runSteps?.(epoch * stepsPerEpoch + prog.step, cfg.epochs * stepsPerEpoch);
+    o.progress.runSteps?.(epoch * stepsPerEpoch + prog.step, cfg.epochs * stepsPerEpoch, evalEstimate(r, epoch));
     o.progress.update(prog.step, `loss ${(prog.lossSum / prog.seen).toFixed(3)} | ${(prog.seen / prog.seconds).toFixed(0)} img/s`);
     if (o.interrupted?.() && prog.step < stepsPerEpoch) {
       o.progress.stop();
@@ -337,6 +339,16 @@ async function estimatePopulation(r: Run, epoch: number): Promise<number | null>
   return (performance.now() - t) / 1000;
 }
 
+/** Whether the end of `epoch` (0-based) evaluates (eval.every, and always the last). */
+const evaluates = (cfg: Config, epoch: number) => (epoch + 1) % cfg.eval.every === 0 || epoch + 1 === cfg.epochs;
+
+/** For the run's ETA: evaluation time spent, and the remaining phases (from `epoch` on) at the last one's cost. */
+function evalEstimate(r: Run, epoch: number): EvalTime {
+  let remaining = 0;
+  for (let e = epoch; e < r.cfg.epochs; e++) if (evaluates(r.cfg, e)) remaining++;
+  return { spentSeconds: r.evalTime.spent, remainingSeconds: remaining === 0 ? 0 : r.evalTime.last === null ? null : remaining * r.evalTime.last };
+}
+
 /** The epoch's evaluations, as { metrics column: error % }: each a statistics mode on a split. */
 async function evaluateModes(r: Run, epoch: number, preciseRan: boolean): Promise<Partial<MetricsRow>> {
   const { cfg, data, s, o } = r;
@@ -363,8 +375,11 @@ async function endOfEpoch(r: Run, epoch: number, t: EpochTraining): Promise<Metr
   const frozen = epoch >= r.frozenFrom;
   const tEnd = performance.now();
   const preciseSeconds = await estimatePopulation(r, epoch);
-  const evalDue = (epoch + 1) % cfg.eval.every === 0 || last;
+  const evalDue = evaluates(cfg, epoch);
   const errs = evalDue ? await evaluateModes(r, epoch, preciseSeconds !== null) : {};
+  const phase = (performance.now() - tEnd) / 1000;
+  r.evalTime.spent += phase;
+  if (evalDue) r.evalTime.last = phase;
   const row: MetricsRow = {
     epoch: epoch + 1,
     lr: learningRate(cfg.optim, epoch, cfg.epochs),

@@ -10,8 +10,12 @@ export interface Progress {
   /** `info` is shown as given; a phase without it (images) gets its img/s computed. */
   update(value: number, info?: string): void;
   stop(): void;
-  /** SGD steps of the whole run done so far and in total (a resume starts part-way): the run's ETA. */
-  runSteps?(done: number, total: number): void;
+  /**
+   * SGD steps of the whole run done so far and in total (a resume starts part-way), and the
+   * evaluation phases (PreciseBN, evaluations between epochs): seconds spent on them in this
+   * session, and an estimate of those still to come (null: none measured yet). The run's ETA.
+   */
+  runSteps?(done: number, total: number, evals?: EvalTime): void;
 }
 
 export const DEFAULT_PROGRESS_SECONDS = 30;
@@ -30,23 +34,37 @@ export function formatDuration(seconds: number): string {
   return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(r).padStart(2, '0')}s` : `${r}s`;
 }
 
-/** The run's ETA from wall-clock seconds per SGD step in this session, evaluations included. */
+export interface EvalTime {
+  spentSeconds: number;
+  /** seconds the remaining evaluation phases will take, from the last one measured; null: none measured, some remain */
+  remainingSeconds: number | null;
+}
+
+/**
+ * The run's ETA: the remaining SGD steps at this session's seconds per step (evaluation time
+ * taken out), plus the remaining evaluation phases at the measured cost of the last one. Before
+ * one is measured the ETA says "+ evaluations" rather than leave them out silently.
+ */
 class RunClock {
   private t0 = 0;
   private done0 = 0;
   private done = 0;
   private total = 0;
+  private evals: EvalTime = { spentSeconds: 0, remainingSeconds: 0 };
 
-  set(done: number, total: number): void {
+  set(done: number, total: number, evals?: EvalTime): void {
     if (this.t0 === 0) [this.t0, this.done0] = [performance.now(), done];
     [this.done, this.total] = [done, total];
+    if (evals) this.evals = evals;
   }
 
   /** null until a step of this session has finished. */
   eta(): string | null {
     const stepped = this.done - this.done0;
     if (stepped <= 0) return null;
-    return formatDuration((((performance.now() - this.t0) / 1000) * (this.total - this.done)) / stepped);
+    const training = (performance.now() - this.t0) / 1000 - this.evals.spentSeconds;
+    const rest = (Math.max(0, training) * (this.total - this.done)) / stepped;
+    return this.evals.remainingSeconds === null ? `${formatDuration(rest)} + evaluations` : formatDuration(rest + this.evals.remainingSeconds);
   }
 
   get fraction(): string {
@@ -82,7 +100,7 @@ function terminalProgress(): Progress {
       bar?.stop();
       bar = null;
     },
-    runSteps: (done, total) => clock.set(done, total),
+    runSteps: (done, total, evals) => clock.set(done, total, evals),
   };
 }
 
@@ -105,7 +123,7 @@ function plainProgress(intervalSeconds: number, write: (line: string) => void): 
       write(parts.filter(Boolean).join(' | '));
     },
     stop() {},
-    runSteps: (done, total) => clock.set(done, total),
+    runSteps: (done, total, evals) => clock.set(done, total, evals),
   };
 }
 
