@@ -6,6 +6,7 @@ import { findingsTable, type FindingRuns } from './findings.js';
 import { esc, hasOurs, textHtml, textMarkdown, toHtml, toMarkdown, type Table, type TextTable } from './table.js';
 import { regimeTable } from './regime.js';
 import { buildTable, TABLE_IDS, type TableId } from './tables.js';
+import { sweepTables } from './sweeps.js';
 import { isTwin, twinTable } from './twin.js';
 
 // A results folder laid out as <experiment>/<run>/ (results/mini/table1/..): when an experiment
@@ -66,6 +67,15 @@ export function verdictTables(runs: Run[]): TextTable[] {
   return [...(f.rows.length ? [f] : []), ...(twin ? [twin] : [])];
 }
 
+/**
+ * Sweeps no paper table recognises (a batch-size sweep, a user's own grid), each as a plain table
+ * of its varied keys against final errors; a flat folder of runs only when no paper table was built.
+ */
+export function otherSweeps(runs: Run[], builtAny: boolean): TextTable[] {
+  const known = (top: string) => Object.values(FOLDER).some((re) => re.test(top)) || /twin/.test(top);
+  return sweepTables(distinctRuns(runs), (top) => (top === '.' ? !builtAny : !known(top)));
+}
+
 /** Runs with fewer epochs than their config asks, and how their last session ended. */
 export function unfinished(runs: Run[]): string[] {
   const how: Record<string, string> = {
@@ -83,6 +93,7 @@ export function markdownReport(dir: string, runs: Run[]): string {
   const parts = [`# bnlab report: ${dir}`, '', `${runs.length} run folders. Each cell: ours (paper); the paper's numbers are ImageNet / ResNet-50.`, ''];
   for (const t of verdictTables(runs)) parts.push(textMarkdown(t));
   for (const t of tables) parts.push(toMarkdown(t));
+  for (const t of otherSweeps(runs, tables.length > 0)) parts.push(textMarkdown(t));
   const regime = regimeTable(runs);
   if (regime.rows.length) parts.push(toMarkdown(regime));
   if (skipped.length) parts.push('## Not built', '', ...skipped.map((s) => `- ${s.id}: ${s.why}`), '');
@@ -115,6 +126,7 @@ export async function htmlReport(dir: string, runs: Run[]): Promise<string> {
 ${verdictTables(runs).map(textHtml).join('\n')}
 <h2>Tables</h2>
 ${tables.map(toHtml).join('\n')}
+${otherSweeps(runs, tables.length > 0).map(textHtml).join('\n')}
 ${regime.rows.length ? toHtml(regime) : ''}
 <h2>Figures</h2>
 ${figs.join('\n')}

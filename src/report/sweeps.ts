@@ -1,0 +1,78 @@
+// Any sweep as a plain table: for each experiment folder (or a flat folder of runs), the config
+// keys its runs vary against their final errors, seeds pooled as mean ± std. This is the table
+// of a batch-size sweep (scripts/sweep-batch-size.sh) and of any sweep the paper's tables do not
+// know, read from what the runs' configs say, not from folder names or guessed roles.
+import { configDiff, RESUMABLE_KEYS } from '../config/load.js';
+import { lastEpoch, metricsAt, type Run } from './runs.js';
+import type { TextTable } from './table.js';
+
+/** Keys that differ between runs without making them different experiments. */
+const NOT_VARIED = new Set([...RESUMABLE_KEYS, 'seed', 'data.synthetic.seed']);
+const COLUMNS = [
+  ['train_err', 'train err % (as trained)'],
+  ['val_err_ema', 'val EMA %'],
+  ['val_err_precise', 'val PreciseBN %'],
+  ['val_err_minibatch', 'val mini-batch %'],
+] as const;
+
+const valueAt = (o: unknown, key: string): unknown => key.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
+const show = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
+
+/** The dotted config keys whose values differ among `runs` (seed and keys a resume may change aside). */
+export function variedKeys(runs: Run[]): string[] {
+  const keys = new Set<string>();
+  for (const r of runs.slice(1)) for (const k of configDiff(runs[0].config, r.config)) if (!NOT_VARIED.has(k)) keys.add(k);
+  return [...keys].sort();
+}
+
+function meanStd(xs: number[]): string {
+  if (!xs.length) return '—';
+  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+  if (xs.length === 1) return m.toFixed(2);
+  const sd = Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
+  return `${m.toFixed(2)} ± ${sd.toFixed(2)}`;
+}
+
+/** One experiment's table (null when its runs vary nothing but the seed, or there is one run). */
+export function sweepTable(title: string, runs: Run[]): TextTable | null {
+  const finished = runs.filter((r) => lastEpoch(r) >= r.epochs);
+  const keys = variedKeys(finished);
+  if (finished.length < 2 || keys.length === 0) return null;
+  const groups = new Map<string, Run[]>();
+  for (const r of finished) {
+    const id = keys.map((k) => show(valueAt(r.config, k))).join('\u0000');
+    groups.set(id, [...(groups.get(id) ?? []), r]);
+  }
+  const cols = COLUMNS.filter(([c]) => finished.some((r) => typeof metricsAt(r, r.epochs)?.[c] === 'number'));
+  const numeric = (id: string) => id.split('\u0000').map((v) => (Number.isFinite(Number(v)) ? Number(v) : v));
+  const order = [...groups.keys()].sort((a, b) => {
+    const [x, y] = [numeric(a), numeric(b)];
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return typeof x[i] === 'number' && typeof y[i] === 'number' ? (x[i] as number) - (y[i] as number) : String(x[i]).localeCompare(String(y[i]));
+    return 0;
+  });
+  const rows = order.map((id) => {
+    const rs = groups.get(id)!;
+    const at = (c: string) => rs.map((r) => metricsAt(r, r.epochs)?.[c]).filter((v): v is number => typeof v === 'number');
+    return [...id.split('\u0000'), String(rs.length), ...cols.map(([c]) => meanStd(at(c)))];
+  });
+  return {
+    title: `Sweep ${title}: final errors by what its runs vary`,
+    intro: [`The final epoch's errors (metrics.csv) of each finished run, grouped by the config keys its runs vary (${keys.join(', ')}); several seeds as mean ± std.`],
+    head: [...keys, 'runs', ...cols.map(([, h]) => h)],
+    rows,
+    notes: runs.length > finished.length ? [`${runs.length - finished.length} unfinished run(s) left out.`] : [],
+  };
+}
+
+/**
+ * A table per experiment folder (the first part of each run's name; '.' for a flat folder of
+ * runs) that `include` accepts: the report passes the ones no paper table recognises.
+ */
+export function sweepTables(runs: Run[], include: (experiment: string) => boolean): TextTable[] {
+  const groups = new Map<string, Run[]>();
+  for (const r of runs) {
+    const top = r.name.includes('/') ? r.name.split(/[\\/]/)[0] : '.';
+    groups.set(top, [...(groups.get(top) ?? []), r]);
+  }
+  return [...groups].filter(([name]) => include(name)).map(([name, rs]) => sweepTable(name, rs)).filter((t): t is TextTable => t !== null);
+}
