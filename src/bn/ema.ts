@@ -6,9 +6,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { EMA_KERNEL, hasKernel, runKernel } from '../backend/kernels/names.js';
 import type { Observation } from '../nn/batchnorm.js';
 import { besselFactor } from './estimators.js';
+import type { Population } from './population.js';
 
 /** The EMA buffers of every BN layer (tf Variables: updated in place every step). */
 export type EmaBuffers = Map<string, { mean: tf.Variable; variance: tf.Variable }>;
+
+/** The EMA buffers as population statistics (a view: the tensors stay the buffers'). */
+export const emaPopulation = (ema: EmaBuffers): Population =>
+  new Map([...ema].map(([k, v]) => [k, { mean: v.mean as tf.Tensor1D, variance: v.variance as tf.Tensor1D }]));
 
 export interface EmaOptions {
   decay: number;

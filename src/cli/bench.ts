@@ -10,15 +10,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend/index.js';
 import { formatProfile, profileKernels } from '../backend/profile.js';
 import { ConfigError, loadConfig, parseBackend } from '../config/load.js';
-import { BACKENDS, microBatch } from '../config/schema.js';
-import { loadDataset } from '../data/dataset.js';
+import { BACKENDS, microBatch, type Config } from '../config/schema.js';
+import { loadDataset, type Dataset, type Split } from '../data/dataset.js';
 import { permutation } from '../data/loader.js';
 import { evaluate } from '../eval/evaluate.js';
 import { countParams } from '../nn/resnet.js';
-import { preciseBNStats } from '../bn/precise.js';
-import { createState, emaStats } from '../train/state.js';
+import { preciseBNStats, preciseRequest } from '../bn/precise.js';
+import { createState, disposeState, emaStats, type RunState } from '../run/state.js';
 import { trainStep } from '../train/step.js';
-import { disposeState } from '../train/trainer.js';
 import { median } from '../util/median.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -52,6 +51,8 @@ export type PeerResult = Omit<BenchResult, 'backend' | 'model' | 'precise_sample
 
 const PEER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/bench-peer.py');
 
+type BenchFlags = { config?: string; set: string[]; backend?: string; steps: string; json?: boolean; profile?: boolean; peer?: boolean; lockstep?: boolean; python: string };
+
 export function registerBench(program: Command): void {
   program
     .command('bench')
@@ -65,122 +66,147 @@ export function registerBench(program: Command): void {
     .option('--peer', 'also run the same model, input, batch and threads in PyTorch (scripts/bench-peer.py) and print both')
     .option('--lockstep', 'with --peer: alternate bnlab and PyTorch training steps and inference passes one by one (both processes alive, one computing at a time), so the per-step ratio is measured seconds apart on a host whose speed drifts')
     .option('--python <exe>', 'python with torch for --peer', process.env.BNLAB_PYTHON ?? '/usr/bin/python3')
-    .action(async (o: { config?: string; set: string[]; backend?: string; steps: string; json?: boolean; profile?: boolean; peer?: boolean; lockstep?: boolean; python: string }) => {
-      if (o.lockstep && !o.peer) throw new ConfigError('bench: --lockstep alternates with the PyTorch peer; add --peer');
-      if (o.backend) o.set.push(`backend=${parseBackend(o.backend)}`);
-      const cfg = loadConfig(o.config, o.set);
-      const steps = Math.max(1, parseInt(o.steps, 10) || 5);
-      const backend = await initBackend(cfg.backend, cfg.threads, cfg.cuda);
-      if (!o.json) process.stderr.write(`backend: ${backend.name} — ${backend.reason}\n`);
-      const data = await loadDataset(cfg.data);
-      const s = createState(cfg, data.train.channels, data.numClasses);
-      const bs = cfg.optim.batch_size;
-      const micro = microBatch(cfg);
-      const order = permutation(data.train.n, cfg.seed, 0);
-      const stepOpts = { nbs: cfg.bn.nbs, eps: cfg.bn.eps, emaDecay: cfg.bn.ema_decay, emaGroups: cfg.bn.ema_groups, lr: 0.01, momentum: 0.9, nesterov: false };
+    .action(runBench);
+}
 
-      const evalSet = { ...data.val, n: Math.min(data.val.n, cfg.eval.batch_size * 3) };
-      const preciseN = Math.min(cfg.precise.samples, data.train.n);
-      const threads = backend.name === 'wasm' ? backend.threads ?? 1 : backend.name === 'cpu' ? 1 : os.availableParallelism();
-      if (o.peer && data.train.height !== data.train.width) throw new ConfigError('bench --peer: square inputs only');
-      const peerArgs = [PEER_SCRIPT, '--arch', cfg.model.arch, '--depth', String(cfg.model.depth), '--width', String(cfg.model.width),
-        '--in-ch', String(data.train.channels), '--classes', String(data.numClasses), '--size', String(data.train.height),
-        '--batch', String(bs), '--nbs', String(Math.min(cfg.bn.nbs, micro)), '--threads', String(threads), '--steps', String(steps),
-        '--eps', String(cfg.bn.eps), '--infer-n', String(evalSet.n), '--infer-batch', String(cfg.eval.batch_size), '--infer-passes', String(INFER_PASSES),
-        '--precise-n', String(preciseN), '--precise-batch', String(cfg.precise.batch_size),
-        ...(backend.name === 'cuda' ? ['--device', 'cuda', '--tf32', cfg.cuda.tf32 ? '1' : '0'] : [])];
-      // The peer starts now and waits, its model built and warmed up, for each step it is asked for.
-      const lockstep = o.lockstep ? await startLockstep(o.python, peerArgs) : null;
+type Lockstep = Awaited<ReturnType<typeof startLockstep>>;
 
-      // Training: one warm-up step (kernel setup, wasm heap growth), then timed steps; in lockstep,
-      // each bnlab step beside one of the peer's, alternating which goes first.
-      const times: number[] = [];
-      for (let i = 0; i <= steps; i++) {
-        const start = ((i * bs) % Math.max(1, data.train.n - bs + 1)) | 0;
-        const micros = [];
-        for (let m = 0; m < bs; m += micro) micros.push(await data.train.load(order.subarray(start + m, start + m + micro), { augment: true, seed: cfg.seed, epoch: 0 }));
-        if (lockstep && i > 0 && i % 2 === 0) await lockstep.step();
-        const t = performance.now();
-        trainStep(s, micros, stepOpts);
-        if (i > 0) times.push(performance.now() - t);
-        if (lockstep && i > 0 && i % 2 === 1) await lockstep.step();
-      }
-      const stepMs = median(times);
-      let profileText: string | null = null;
-      if (o.profile) {
-        const micros: Awaited<ReturnType<typeof data.train.load>>[] = [];
-        for (let m = 0; m < bs; m += micro) micros.push(await data.train.load(order.subarray(m, m + micro), { augment: true, seed: cfg.seed, epoch: 0 }));
-        const p = profileKernels(tf.getBackend(), () => void trainStep(s, micros, stepOpts));
-        profileText = `kernel time of one training step (self time; ${tf.getBackend()}):\n${formatProfile(p)}`;
-      }
+/** What every phase of a bench shares. */
+interface Bench {
+  cfg: Config;
+  data: Dataset;
+  s: RunState;
+  micro: number;
+  order: Int32Array;
+  lockstep: Lockstep | null;
+}
 
-      // Inference with population statistics (EMA), at the eval batch size. The median of
-      // INFER_PASSES whole passes (the peer's too): one pass of a few batches varied 2-3x from run
-      // to run. In lockstep each pass sits beside one of the peer's, alternating which goes first.
-      const evalOpts = { ctx: { source: 'population' as const, nbs: cfg.bn.nbs, eps: cfg.bn.eps, population: emaStats(s) }, batchSize: cfg.eval.batch_size };
-      await evaluate(s.net, s.params, { ...evalSet, n: Math.min(evalSet.n, cfg.eval.batch_size) }, evalOpts); // warm-up
-      const passes: number[] = [];
-      for (let k = 0; k < INFER_PASSES; k++) {
-        if (lockstep && k % 2 === 1) await lockstep.infer();
-        const t0 = performance.now();
-        await evaluate(s.net, s.params, evalSet, evalOpts);
-        passes.push(performance.now() - t0);
-        if (lockstep && k % 2 === 0) await lockstep.infer();
-      }
-      const inferMs = median(passes);
+async function runBench(o: BenchFlags): Promise<void> {
+  if (o.lockstep && !o.peer) throw new ConfigError('bench: --lockstep alternates with the PyTorch peer; add --peer');
+  if (o.backend) o.set.push(`backend=${parseBackend(o.backend)}`);
+  const cfg = loadConfig(o.config, o.set);
+  const steps = Math.max(1, parseInt(o.steps, 10) || 5);
+  const backend = await initBackend(cfg.backend, cfg.threads, cfg.cuda);
+  if (!o.json) process.stderr.write(`backend: ${backend.name} — ${backend.reason}\n`);
+  const data = await loadDataset(cfg.data);
+  const s = createState(cfg, data.train.channels, data.numClasses);
+  const bs = cfg.optim.batch_size;
+  const micro = microBatch(cfg);
+  const evalSet = { ...data.val, n: Math.min(data.val.n, cfg.eval.batch_size * 3) };
+  const preciseN = Math.min(cfg.precise.samples, data.train.n);
+  const threads = backend.name === 'wasm' ? backend.threads ?? 1 : backend.name === 'cpu' ? 1 : os.availableParallelism();
+  if (o.peer && data.train.height !== data.train.width) throw new ConfigError('bench --peer: square inputs only');
+  const peerArgs = [PEER_SCRIPT, '--arch', cfg.model.arch, '--depth', String(cfg.model.depth), '--width', String(cfg.model.width),
+    '--in-ch', String(data.train.channels), '--classes', String(data.numClasses), '--size', String(data.train.height),
+    '--batch', String(bs), '--nbs', String(Math.min(cfg.bn.nbs, micro)), '--threads', String(threads), '--steps', String(steps),
+    '--eps', String(cfg.bn.eps), '--infer-n', String(evalSet.n), '--infer-batch', String(cfg.eval.batch_size), '--infer-passes', String(INFER_PASSES),
+    '--precise-n', String(preciseN), '--precise-batch', String(cfg.precise.batch_size),
+    ...(backend.name === 'cuda' ? ['--device', 'cuda', '--tf32', cfg.cuda.tf32 ? '1' : '0'] : [])];
+  // The peer starts now and waits, its model built and warmed up, for each step it is asked for.
+  const lockstep = o.lockstep ? await startLockstep(o.python, peerArgs) : null;
+  const b: Bench = { cfg, data, s, micro, order: permutation(data.train.n, cfg.seed, 0), lockstep };
 
-      const t = performance.now();
-      await preciseBNStats(s.net, s.params, data.train, {
-        samples: preciseN,
-        batchSize: cfg.precise.batch_size,
-        estimator: cfg.precise.estimator,
-        augment: cfg.precise.augment,
-        seed: cfg.seed,
-        epoch: 0,
-      }, { eps: cfg.bn.eps, forwardBatch: Math.max(micro, cfg.eval.batch_size) });
-      const preciseS = (performance.now() - t) / 1000;
+  const times = await timeTraining(b, steps);
+  const stepMs = median(times);
+  const profileText = o.profile ? await profileStep(b) : null;
+  const passes = await timeInference(b, evalSet);
+  const inferMs = median(passes);
+  const t = performance.now();
+  await preciseBNStats(s.net, s.params, data.train, preciseRequest(cfg, 0), { eps: cfg.bn.eps, forwardBatch: Math.max(micro, cfg.eval.batch_size) });
+  const preciseS = (performance.now() - t) / 1000;
 
-      const r: BenchResult = {
-        backend: backend.name,
-        model: cfg.model.arch === 'resnet-cifar' ? `resnet-cifar-${cfg.model.depth} (width ${cfg.model.width})` : `resnet50 (width ${cfg.model.width})`,
-        params: countParams(s.net.params),
-        input: `${data.train.height}x${data.train.width}x${data.train.channels}`,
-        batch: bs,
-        nbs: cfg.bn.nbs,
-        train_images_per_s: +((bs * 1000) / stepMs).toFixed(1),
-        train_step_ms: +stepMs.toFixed(1),
-        train_steps_ms: times.map((t) => +t.toFixed(1)),
-        inference_images_per_s: +((evalSet.n * 1000) / inferMs).toFixed(1),
-        ...(lockstep ? { inference_passes_ms: passes.map((t) => +t.toFixed(2)) } : {}),
-        precise_samples: preciseN,
-        precise_seconds: +preciseS.toFixed(2),
-        peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
-        threads,
-        ...(lockstep ? { lockstep: true } : {}),
-      };
-      disposeState(s);
-      tf.disposeVariables();
-      let peer: PeerResult | null = null;
-      if (lockstep) peer = await lockstep.finish();
-      else if (o.peer) {
-        const run = spawnSync(o.python, peerArgs, { encoding: 'utf8', maxBuffer: 1 << 24 });
-        if (run.status !== 0) throw new Error(`bench --peer: ${o.python} ${path.basename(PEER_SCRIPT)} failed (${run.status}): ${(run.stderr || run.error?.message || '').trim().split('\n').slice(-3).join(' | ')}`);
-        peer = JSON.parse(run.stdout.trim().split('\n').pop()!) as PeerResult;
-      }
-      if (peer && peer.params !== r.params) process.stderr.write(`warning: parameter counts differ: bnlab ${r.params}, peer ${peer.params}\n`);
-      if (o.json) return void process.stdout.write(JSON.stringify(peer || profileText ? { bnlab: r, peer, profile: profileText } : r, null, 2) + '\n');
-      const rows: [string, string][] = [
-        ['model', `${r.model}, ${r.params.toLocaleString('en')} params, input ${r.input}`],
-        ['batch / NBS / micro', `${bs} / ${cfg.bn.nbs} / ${micro}`],
-        ['train', `${r.train_images_per_s} img/s (${r.train_step_ms} ms/step, median of ${steps}; range ${Math.min(...times).toFixed(0)}-${Math.max(...times).toFixed(0)} ms)`],
-        ['inference', `${r.inference_images_per_s} img/s (batch ${cfg.eval.batch_size}, median of ${INFER_PASSES} passes)`],
-        ['PreciseBN', `${r.precise_seconds} s for N=${preciseN}, B=${cfg.precise.batch_size}`],
-        ['peak RSS', `${r.peak_rss_mb} MB`],
-      ];
-      process.stdout.write(rows.map(([k, v]) => `${k.padEnd(20)} ${v}`).join('\n') + '\n');
-      if (profileText) process.stdout.write('\n' + profileText + '\n');
-      if (peer) process.stdout.write('\n' + formatPeer(r, peer, preciseN) + '\n');
-    });
+  const r: BenchResult = {
+    backend: backend.name,
+    model: cfg.model.arch === 'resnet-cifar' ? `resnet-cifar-${cfg.model.depth} (width ${cfg.model.width})` : `resnet50 (width ${cfg.model.width})`,
+    params: countParams(s.net.params),
+    input: `${data.train.height}x${data.train.width}x${data.train.channels}`,
+    batch: bs,
+    nbs: cfg.bn.nbs,
+    train_images_per_s: +((bs * 1000) / stepMs).toFixed(1),
+    train_step_ms: +stepMs.toFixed(1),
+    train_steps_ms: times.map((t) => +t.toFixed(1)),
+    inference_images_per_s: +((evalSet.n * 1000) / inferMs).toFixed(1),
+    ...(lockstep ? { inference_passes_ms: passes.map((t) => +t.toFixed(2)) } : {}),
+    precise_samples: preciseN,
+    precise_seconds: +preciseS.toFixed(2),
+    peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+    threads,
+    ...(lockstep ? { lockstep: true } : {}),
+  };
+  disposeState(s);
+  tf.disposeVariables();
+  const peer = await peerResult(o, lockstep, peerArgs);
+  if (peer && peer.params !== r.params) process.stderr.write(`warning: parameter counts differ: bnlab ${r.params}, peer ${peer.params}\n`);
+  if (o.json) return void process.stdout.write(JSON.stringify(peer || profileText ? { bnlab: r, peer, profile: profileText } : r, null, 2) + '\n');
+  printBench(r, cfg, micro, steps, times, profileText, peer, preciseN);
+}
+
+const stepOptions = (cfg: Config) => ({ nbs: cfg.bn.nbs, eps: cfg.bn.eps, emaDecay: cfg.bn.ema_decay, emaGroups: cfg.bn.ema_groups, lr: 0.01, momentum: 0.9, nesterov: false });
+
+/** Training: one warm-up step (kernel setup, wasm heap growth), then timed steps; in lockstep,
+ *  each bnlab step beside one of the peer's, alternating which goes first. */
+async function timeTraining({ cfg, data, s, micro, order, lockstep }: Bench, steps: number): Promise<number[]> {
+  const bs = cfg.optim.batch_size;
+  const times: number[] = [];
+  for (let i = 0; i <= steps; i++) {
+    const start = ((i * bs) % Math.max(1, data.train.n - bs + 1)) | 0;
+    const micros = [];
+    for (let m = 0; m < bs; m += micro) micros.push(await data.train.load(order.subarray(start + m, start + m + micro), { augment: true, seed: cfg.seed, epoch: 0 }));
+    if (lockstep && i > 0 && i % 2 === 0) await lockstep.step();
+    const t = performance.now();
+    trainStep(s, micros, stepOptions(cfg));
+    if (i > 0) times.push(performance.now() - t);
+    if (lockstep && i > 0 && i % 2 === 1) await lockstep.step();
+  }
+  return times;
+}
+
+/** bench --profile: each tfjs kernel's share of one training step. */
+async function profileStep({ cfg, data, s, micro, order }: Bench): Promise<string> {
+  const micros: Awaited<ReturnType<typeof data.train.load>>[] = [];
+  for (let m = 0; m < cfg.optim.batch_size; m += micro) micros.push(await data.train.load(order.subarray(m, m + micro), { augment: true, seed: cfg.seed, epoch: 0 }));
+  const p = profileKernels(tf.getBackend(), () => void trainStep(s, micros, stepOptions(cfg)));
+  return `kernel time of one training step (self time; ${tf.getBackend()}):\n${formatProfile(p)}`;
+}
+
+/** Inference with population statistics (EMA), at the eval batch size. The median of
+ *  INFER_PASSES whole passes (the peer's too): one pass of a few batches varied 2-3x from run
+ *  to run. In lockstep each pass sits beside one of the peer's, alternating which goes first. */
+async function timeInference({ cfg, s, lockstep }: Bench, evalSet: Split): Promise<number[]> {
+  const evalOpts = { ctx: { source: 'population' as const, nbs: cfg.bn.nbs, eps: cfg.bn.eps, population: emaStats(s) }, batchSize: cfg.eval.batch_size };
+  await evaluate(s.net, s.params, { ...evalSet, n: Math.min(evalSet.n, cfg.eval.batch_size) }, evalOpts); // warm-up
+  const passes: number[] = [];
+  for (let k = 0; k < INFER_PASSES; k++) {
+    if (lockstep && k % 2 === 1) await lockstep.infer();
+    const t0 = performance.now();
+    await evaluate(s.net, s.params, evalSet, evalOpts);
+    passes.push(performance.now() - t0);
+    if (lockstep && k % 2 === 0) await lockstep.infer();
+  }
+  return passes;
+}
+
+/** The PyTorch peer's figures: from the lockstep peer, or a run of its own (--peer). */
+async function peerResult(o: BenchFlags, lockstep: Lockstep | null, peerArgs: string[]): Promise<PeerResult | null> {
+  if (lockstep) return lockstep.finish();
+  if (!o.peer) return null;
+  const run = spawnSync(o.python, peerArgs, { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (run.status !== 0) throw new Error(`bench --peer: ${o.python} ${path.basename(PEER_SCRIPT)} failed (${run.status}): ${(run.stderr || run.error?.message || '').trim().split('\n').slice(-3).join(' | ')}`);
+  return JSON.parse(run.stdout.trim().split('\n').pop()!) as PeerResult;
+}
+
+function printBench(r: BenchResult, cfg: Config, micro: number, steps: number, times: number[], profileText: string | null, peer: PeerResult | null, preciseN: number): void {
+  const rows: [string, string][] = [
+    ['model', `${r.model}, ${r.params.toLocaleString('en')} params, input ${r.input}`],
+    ['batch / NBS / micro', `${cfg.optim.batch_size} / ${cfg.bn.nbs} / ${micro}`],
+    ['train', `${r.train_images_per_s} img/s (${r.train_step_ms} ms/step, median of ${steps}; range ${Math.min(...times).toFixed(0)}-${Math.max(...times).toFixed(0)} ms)`],
+    ['inference', `${r.inference_images_per_s} img/s (batch ${cfg.eval.batch_size}, median of ${INFER_PASSES} passes)`],
+    ['PreciseBN', `${r.precise_seconds} s for N=${preciseN}, B=${cfg.precise.batch_size}`],
+    ['peak RSS', `${r.peak_rss_mb} MB`],
+  ];
+  process.stdout.write(rows.map(([k, v]) => `${k.padEnd(20)} ${v}`).join('\n') + '\n');
+  if (profileText) process.stdout.write('\n' + profileText + '\n');
+  if (peer) process.stdout.write('\n' + formatPeer(r, peer, preciseN) + '\n');
 }
 
 /**

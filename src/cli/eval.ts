@@ -1,82 +1,29 @@
 // `bnlab eval`: evaluate a trained checkpoint under every answer to "which batch?" at test time —
 // EMA, PreciseBN (re-estimated with any N, B, estimator, repeats and domain), mini-batch
-// statistics, FrozenBN — printing a table and appending to <run>/eval.csv.
+// statistics, FrozenBN — printing a table and appending to <run>/eval.csv. Flags -> checks ->
+// plan (eval-plan.ts, pure) -> each mode's statistics and evaluation (bn/modes) -> eval.csv.
 import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { stringify } from 'csv-stringify/sync';
 import { initBackend } from '../backend/index.js';
-import { applyOverride, ConfigError, parseBackend, readConfigFile, validateConfig } from '../config/load.js';
+import { ConfigError, parseBackend, readConfigFile, validateConfig } from '../config/load.js';
 import { BACKENDS, type Config } from '../config/schema.js';
-import { loadDataset, type Dataset, type Split } from '../data/dataset.js';
-import { sampleWithoutReplacement } from '../data/loader.js';
-import { complement, sameImages } from '../bn/domain.js';
-import { evaluateWith, MODES, STATS_MODES, testOrder, type StatsMode } from '../bn/modes.js';
-import { compositionOf, compositionProblem } from '../bn/composition.js';
-import { disposePopulation, type Population } from '../bn/population.js';
-import { estimatePrecise } from '../bn/precise.js';
-import { hashSeed } from '../util/rng.js';
-import { createProgress } from '../util/progress.js';
+import { loadDataset, type Dataset } from '../data/dataset.js';
+import { evaluateWith, MODES, STATS_MODES, type StatsEnv } from '../bn/modes.js';
+import { createProgress, type Progress } from '../util/progress.js';
 import { firstNonFinite, readCheckpoint, type Checkpoint } from '../run/checkpoint.js';
 import { folderInTheWay } from '../run/folder.js';
 import { originProblem } from '../run/identity.js';
 import { readRunInfo } from '../run/metadata.js';
 import { readMetrics } from '../run/metrics.js';
 import { checkpointFor } from '../run/retention.js';
-import { createState, emaStats, loadCheckpointInto, type RunMeta } from '../train/state.js';
+import { createState, disposeState, loadCheckpointInto, type RunMeta } from '../run/state.js';
 import { acquireLock } from '../run/lock.js';
 import { runPaths, type RunPaths } from '../run/paths.js';
-import { disposeState } from '../train/trainer.js';
+import { EVAL_COLUMNS, evalRows, parseEvalFlags, planEval, type EvalFlags, type EvalPlan, type EvalRequest, type EvalRow } from './eval-plan.js';
 
-export const EVAL_COLUMNS = ['epoch', 'stats', 'stats_data', 'data', 'samples', 'batch', 'estimator', 'repeats', 'err_mean', 'err_std', 'errs'] as const;
-
-interface EvalFlags {
-  run: string;
-  epoch?: string;
-  checkpoint?: string;
-  stats: string;
-  preciseBn?: boolean;
-  samples?: string;
-  batch?: string;
-  estimator?: string;
-  repeats: string;
-  statsData?: string;
-  data?: string;
-  json?: boolean;
-  quiet?: boolean;
-  backend?: string;
-}
-
-/** A dataset spec: `split=val,augment=false,corruption.type=contrast,...` (data.* overrides). */
-interface DataSpec {
-  text: string;
-  split: 'train' | 'val';
-  augment: boolean | null;
-  data: Config['data'];
-}
-
-function parseSpec(text: string | undefined, cfg: Config, defaultSplit: 'train' | 'val'): DataSpec {
-  const raw = JSON.parse(JSON.stringify(cfg)) as Record<string, unknown>;
-  let split = defaultSplit;
-  let augment: boolean | null = null;
-  for (const part of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
-    const [k, v] = part.split('=', 2);
-    if (v === undefined) throw new ConfigError(`dataset spec '${text}': '${part}' is not key=value (e.g. split=val,corruption.type=contrast)`);
-    if (k === 'split') {
-      if (v !== 'train' && v !== 'val') throw new ConfigError(`dataset spec: split must be train or val, got '${v}'`);
-      split = v;
-    } else if (k === 'augment') {
-      if (v !== 'true' && v !== 'false') throw new ConfigError(`dataset spec: augment must be true or false, got '${v}'`);
-      augment = v === 'true';
-    } else {
-      applyOverride(raw, `data.${k}=${v}`);
-    }
-  }
-  return { text: text ?? '', split, augment, data: validateConfig(raw, `dataset spec '${text}'`).data };
-}
-
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const std = (xs: number[]) => (xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)) : 0);
+export { EVAL_COLUMNS } from './eval-plan.js';
 
 /**
  * Refuse a checkpoint eval cannot trust: a NaN or infinity (training checks finiteness, and so must
@@ -147,173 +94,133 @@ export function registerEval(program: Command): void {
     .option('--backend <name>', `${BACKENDS.join(' | ')} (default: the run's config)`)
     .option('--json', 'print JSON')
     .option('-q, --quiet', 'no progress bars')
-    .action(async (f: EvalFlags) => {
-      const backendChoice = f.backend === undefined ? undefined : parseBackend(f.backend);
-      const runDir = resolve(f.run);
-      const paths = runPaths(runDir);
-      // Slurm and `kill` send SIGTERM: say what was (not) recorded, and exit as the README says.
-      let appended = false;
-      const onSignal = (sig: NodeJS.Signals) => {
-        process.stderr.write(`\nbnlab eval: ${sig === 'SIGINT' ? 'Ctrl-C' : sig}: stopped; ${appended ? 'its rows were already appended to' : 'nothing was appended to'} ${paths.eval}\n`);
-        process.exit(130);
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      if (!existsSync(paths.config)) throw new ConfigError(`--run ${f.run}: no config.yaml there; pass a folder written by bnlab train`);
-      const cfg = validateConfig(readConfigFile(paths.config), paths.config);
-      const inTheWay = folderInTheWay(runDir);
-      if (inTheWay) throw new ConfigError(inTheWay);
-      const modes = f.stats.split(',').map((m) => m.trim()) as StatsMode[];
-      for (const m of modes) if (!STATS_MODES.includes(m)) throw new ConfigError(`--stats: unknown source '${m}' (use ${STATS_MODES.join(', ')})`);
-      const int = (v: string | undefined, name: string, min = 1) => {
-        if (v === undefined) return undefined;
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name} must be an integer >= ${min}, got '${v}'`);
-        return n;
-      };
-      const repeats = int(f.repeats, '--repeats')!;
-      const samples = int(f.samples, '--samples');
-      const batch = int(f.batch, '--batch');
-      if (f.estimator && f.estimator !== 'pooled' && f.estimator !== 'mean-of-var') throw new ConfigError(`--estimator must be pooled or mean-of-var, got '${f.estimator}'`);
-      const ckptPath = checkpointFor(paths, { epoch: int(f.epoch, '--epoch'), checkpoint: f.checkpoint });
-      const statsSpec = parseSpec(f.statsData, cfg, 'train');
-      const dataSpec = parseSpec(f.data, cfg, 'val');
-      const recompute = !!(f.preciseBn || samples || f.estimator || f.statsData || repeats > 1 || (batch && modes.includes('precise')));
+    .action(runEval);
+}
 
-      // Checked before the backend and data start: a refusal costs nothing.
-      const ckpt = readCheckpoint<RunMeta>(ckptPath);
-      const runId = readRunInfo(paths.runInfo)?.id;
-      checkEvaluable(ckpt, ckptPath, cfg, runId, paths, !f.checkpoint && f.epoch === undefined);
-      const backend = await initBackend(backendChoice ?? cfg.backend, cfg.threads, cfg.cuda);
-      if (!f.json && !f.quiet) process.stderr.write(`backend: ${backend.name} — ${backend.reason}\n`);
-      const progress = createProgress(!!f.quiet || !!f.json);
-      const cache = new Map<string, Dataset>();
-      const load = async (d: Config['data']) => {
-        const key = JSON.stringify(d);
-        if (!cache.has(key)) cache.set(key, await loadDataset(d));
-        return cache.get(key)!;
-      };
-      const evalSet = await load(dataSpec.data);
-      const evalSplit: Split = evalSet[dataSpec.split];
-      const statsSet = await load(statsSpec.data);
-      const statsSplit: Split = statsSet[statsSpec.split];
-      const s = createState(cfg, evalSplit.channels, evalSet.numClasses);
-      loadCheckpointInto(s, ckpt, ckptPath);
-      const epoch = s.meta.epoch;
-      if (s.meta.progress.step > 0 && !f.checkpoint) {
-        throw new ConfigError(
-          `${ckptPath} was saved mid-epoch (epoch ${epoch + 1}, step ${s.meta.progress.step}) by an interrupted run: finish it with bnlab train --out ${f.run} --resume, ` +
-            `pick a finished epoch with --epoch N, or pass the file with --checkpoint to evaluate it anyway`,
-        );
-      }
-      // Every requested mode must be computable before any is computed.
-      const composedProblem = modes.includes('composed') && compositionProblem({ ...compositionOf(cfg), nbs: batch ?? cfg.bn.nbs }, evalSet.numClasses);
-      if (composedProblem) throw new ConfigError(`--stats composed: ${composedProblem}${batch ? ' (--batch sets NBS)' : ''}`);
-      if (modes.includes('frozen') && !s.frozen) throw new ConfigError(`--stats frozen: this checkpoint has no FrozenBN statistics (the run has bn.frozen_last_epochs = ${cfg.bn.frozen_last_epochs})`);
-      // Statistics and evaluation drawn from the same images: keep them apart (Table 4's protocol).
-      const disjoint = sameImages(statsSpec, dataSpec);
-      const reestimates = modes.includes('precise') && (recompute || !s.precise);
-      const statsN = Math.min(samples ?? cfg.precise.samples, statsSplit.n);
-      if (reestimates && disjoint && statsN >= evalSplit.n) {
-        throw new ConfigError(`--samples ${statsN}: the statistics would take every image of ${dataSpec.text}, leaving none to evaluate (statistics and evaluation images are kept apart); use --samples < ${evalSplit.n}`);
-      }
+/** flags -> checks (before the backend starts: a refusal costs nothing) -> plan and computation -> eval.csv -> table or JSON. */
+async function runEval(f: EvalFlags): Promise<void> {
+  const backendChoice = f.backend === undefined ? undefined : parseBackend(f.backend);
+  const runDir = resolve(f.run);
+  const paths = runPaths(runDir);
+  const recorded = sayWhatWasRecordedOnStop(paths);
+  const { cfg, req, ckpt, ckptPath, runId } = checkRequest(f, paths);
+  const backend = await initBackend(backendChoice ?? cfg.backend, cfg.threads, cfg.cuda);
+  if (!f.json && !f.quiet) process.stderr.write(`backend: ${backend.name} — ${backend.reason}\n`);
+  const progress = createProgress(!!f.quiet || !!f.json);
+  const done = await evaluateCheckpoint(f, req, cfg, ckpt, ckptPath, progress);
+  const rows = evalRows(done.plan, done.epoch, done.results.map((r) => r.errs));
+  await appendEvalRows(paths, runId, rows.map((r) => EVAL_COLUMNS.map((c) => r[c])));
+  recorded.appended = true;
+  if (f.json) return void process.stdout.write(JSON.stringify({ run: runDir, checkpoint: ckptPath, rows: jsonRows(rows, done.results) }, null, 2) + '\n');
+  process.stdout.write(table(runDir, done, rows));
+}
 
-      const rows: Record<(typeof EVAL_COLUMNS)[number], string | number>[] = [];
-      const values: { errs: number[]; evaluated: number }[] = [];
-      for (const mode of modes) {
-        const errs: number[] = [];
-        let n: number | '' = '';
-        let b: number | '' = '';
-        let est = '';
-        let evaluated = evalSplit.n;
-        for (let r = 0; r < (mode === 'ema' || mode === 'frozen' || (mode === 'precise' && !recompute) ? 1 : repeats); r++) {
-          if (mode === 'ema') errs.push(await evaluateWith(s.net, s.params, evalSplit, cfg, { mode, population: emaStats(s) }, { progress }));
-          else if (mode === 'frozen') errs.push(await evaluateWith(s.net, s.params, evalSplit, cfg, { mode, population: s.frozen! }, { progress }));
-          else if (mode === 'minibatch') {
-            b = batch ?? cfg.bn.nbs;
-            errs.push(await evaluateWith(s.net, s.params, evalSplit, cfg, { mode, nbs: b }, { progress, repeat: r, label: `mini-batch ${b}` }));
-          } else if (mode === 'composed') {
-            // Test groups made like the run's training groups (NBS, and K classes each for 'classes').
-            const m = { mode, composition: { ...compositionOf(cfg), nbs: batch ?? cfg.bn.nbs } } as const;
-            b = m.composition.nbs;
-            const order = testOrder(evalSplit, cfg, m, r)!;
-            evaluated = order.length;
-            errs.push(await evaluateWith(s.net, s.params, evalSplit, cfg, m, { progress, order, label: `mini-batch ${b} (${cfg.bn.composition})` }));
-          } else {
-            let stats: Population;
-            let order: Int32Array | undefined;
-            if (!recompute && s.precise) {
-              stats = s.precise;
-              n = Math.min(cfg.precise.samples, statsSplit.n); // what the run's PreciseBN pass used
-              b = Math.min(cfg.precise.batch_size, n);
-              est = cfg.precise.estimator;
-            } else {
-              n = statsN;
-              b = Math.min(batch ?? cfg.precise.batch_size, n); // B >= N is B = N, computed exactly
-              est = f.estimator ?? cfg.precise.estimator;
-              const indices = sampleWithoutReplacement(statsSplit.n, n, hashSeed(cfg.seed, r, 0x9e7a));
-              stats = await estimatePrecise(s.net, s.params, statsSplit, cfg, {
-                samples: n,
-                batchSize: b,
-                estimator: est as 'pooled' | 'mean-of-var',
-                augment: statsSpec.augment ?? (statsSpec.split === 'train' ? cfg.precise.augment : false),
-                seed: cfg.seed + r,
-                epoch,
-                indices,
-              }, progress);
-              if (disjoint) order = complement(evalSplit.n, indices);
-            }
-            evaluated = order?.length ?? evalSplit.n;
-            errs.push(await evaluateWith(s.net, s.params, evalSplit, cfg, { mode, population: stats }, { progress, order }));
-            if (stats !== s.precise) disposePopulation(stats);
-          }
-        }
-        rows.push({
-          epoch,
-          stats: mode,
-          stats_data: mode === 'precise' ? statsSpec.text : '',
-          data: dataSpec.text,
-          samples: n,
-          batch: b,
-          estimator: est,
-          repeats: errs.length,
-          err_mean: +mean(errs).toFixed(4),
-          err_std: +std(errs).toFixed(4),
-          errs: errs.map((e) => e.toFixed(4)).join(';'),
-        });
-        values.push({ errs, evaluated });
-      }
-      disposeState(s);
+/** Slurm and `kill` send SIGTERM: say what was (not) recorded, and exit as the README says. */
+function sayWhatWasRecordedOnStop(paths: RunPaths): { appended: boolean } {
+  const recorded = { appended: false };
+  const onSignal = (sig: NodeJS.Signals) => {
+    process.stderr.write(`\nbnlab eval: ${sig === 'SIGINT' ? 'Ctrl-C' : sig}: stopped; ${recorded.appended ? 'its rows were already appended to' : 'nothing was appended to'} ${paths.eval}\n`);
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return recorded;
+}
 
-      await appendEvalRows(paths, runId, rows.map((r) => EVAL_COLUMNS.map((c) => r[c])));
-      appended = true;
-      if (f.json) {
-        // Numbers as numbers, absent values as null, the per-repeat errors as an array.
-        const json = rows.map((r, i) => ({
-          ...r,
-          samples: r.samples === '' ? null : r.samples,
-          batch: r.batch === '' ? null : r.batch,
-          estimator: r.estimator || null,
-          errs: values[i].errs.map((e) => +e.toFixed(4)),
-          evaluated: values[i].evaluated,
-        }));
-        return void process.stdout.write(JSON.stringify({ run: runDir, checkpoint: ckptPath, rows: json }, null, 2) + '\n');
-      }
-      const head = ['stats', 'N', 'B', 'estimator', 'stats from', 'evaluated on', 'images', 'error %'];
-      const body = rows.map((r) => [
-        String(r.stats),
-        String(r.samples),
-        String(r.batch),
-        String(r.estimator),
-        r.stats === 'precise' ? statsSpec.text || 'train' : '',
-        dataSpec.text || 'val',
-        String(values[rows.indexOf(r)].evaluated),
-        Number(r.repeats) > 1 ? `${Number(r.err_mean).toFixed(2)} ± ${Number(r.err_std).toFixed(2)} (${r.repeats} runs)` : Number(r.err_mean).toFixed(2),
-      ]);
-      const w = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
-      const line = (cells: string[]) => cells.map((c, i) => c.padEnd(w[i])).join('  ');
-      process.stdout.write(`${runDir} @ epoch ${epoch}\n${line(head)}\n${line(w.map((x) => '-'.repeat(x)))}\n${body.map(line).join('\n')}\n`);
-      const cut = values.find((v) => v.evaluated < evalSplit.n);
-      if (cut) process.stdout.write(`the ${evalSplit.n - cut.evaluated} images PreciseBN statistics came from are left out of the evaluation: precise evaluated on ${cut.evaluated} of ${evalSplit.n} images\n`);
-    });
+/** The run's config, the flags as a request, the checkpoint they name, checked before the backend and data start. */
+function checkRequest(f: EvalFlags, paths: RunPaths) {
+  if (!existsSync(paths.config)) throw new ConfigError(`--run ${f.run}: no config.yaml there; pass a folder written by bnlab train`);
+  const cfg = validateConfig(readConfigFile(paths.config), paths.config);
+  const inTheWay = folderInTheWay(resolve(f.run));
+  if (inTheWay) throw new ConfigError(inTheWay);
+  const req = parseEvalFlags(f, cfg);
+  const ckptPath = checkpointFor(paths, { epoch: req.epoch, checkpoint: req.checkpoint });
+  const ckpt = readCheckpoint<RunMeta>(ckptPath);
+  const runId = readRunInfo(paths.runInfo)?.id;
+  checkEvaluable(ckpt, ckptPath, cfg, runId, paths, !f.checkpoint && f.epoch === undefined);
+  return { cfg, req, ckpt, ckptPath, runId };
+}
+
+interface ModeResult {
+  errs: number[];
+  /** Images evaluated (fewer than the set's where statistics images are left out, or composed groups leave some). */
+  evaluated: number;
+}
+
+interface Evaluated {
+  plan: EvalPlan;
+  epoch: number;
+  results: ModeResult[];
+  evalImages: number;
+}
+
+/** The data and the model loaded, the plan made (every mode checked), then each mode's repeats computed. */
+async function evaluateCheckpoint(f: EvalFlags, req: EvalRequest, cfg: Config, ckpt: Checkpoint<RunMeta>, ckptPath: string, progress: Progress): Promise<Evaluated> {
+  const cache = new Map<string, Dataset>();
+  const load = async (d: Config['data']) => {
+    const key = JSON.stringify(d);
+    if (!cache.has(key)) cache.set(key, await loadDataset(d));
+    return cache.get(key)!;
+  };
+  const evalSet = await load(req.dataSpec.data);
+  const evalSplit = evalSet[req.dataSpec.split];
+  const statsSplit = (await load(req.statsSpec.data))[req.statsSpec.split];
+  const s = createState(cfg, evalSplit.channels, evalSet.numClasses);
+  loadCheckpointInto(s, ckpt, ckptPath);
+  const epoch = s.meta.epoch;
+  if (s.meta.progress.step > 0 && !f.checkpoint) {
+    throw new ConfigError(
+      `${ckptPath} was saved mid-epoch (epoch ${epoch + 1}, step ${s.meta.progress.step}) by an interrupted run: finish it with bnlab train --out ${f.run} --resume, ` +
+        `pick a finished epoch with --epoch N, or pass the file with --checkpoint to evaluate it anyway`,
+    );
+  }
+  const plan = planEval(req, cfg, { statsImages: statsSplit.n, evalImages: evalSplit.n, numClasses: evalSet.numClasses, held: { precise: !!s.precise, frozen: !!s.frozen } });
+  const env: StatsEnv = { net: s.net, params: s.params, cfg, held: s, statsSplit, evalSplit, epoch, progress };
+  const results: ModeResult[] = [];
+  for (const p of plan.modes) {
+    const errs: number[] = [];
+    let evaluated = evalSplit.n;
+    for (let r = 0; r < p.repeats; r++) {
+      const st = await MODES[p.mode].statistics(p, r, env);
+      evaluated = st.order?.length ?? evalSplit.n;
+      errs.push(await evaluateWith(s.net, s.params, evalSplit, cfg, st.stats, { progress, order: st.order, label: st.label }));
+      st.dispose();
+    }
+    results.push({ errs, evaluated });
+  }
+  disposeState(s);
+  return { plan, epoch, results, evalImages: evalSplit.n };
+}
+
+/** --json: numbers as numbers, absent values as null, the per-repeat errors as an array. */
+const jsonRows = (rows: EvalRow[], results: ModeResult[]) =>
+  rows.map((r, i) => ({
+    ...r,
+    samples: r.samples === '' ? null : r.samples,
+    batch: r.batch === '' ? null : r.batch,
+    estimator: r.estimator || null,
+    errs: results[i].errs.map((e) => +e.toFixed(4)),
+    evaluated: results[i].evaluated,
+  }));
+
+/** The results as a table, and which images statistics took away from the evaluation. */
+function table(runDir: string, done: Evaluated, rows: EvalRow[]): string {
+  const { plan, results, evalImages } = done;
+  const head = ['stats', 'N', 'B', 'estimator', 'stats from', 'evaluated on', 'images', 'error %'];
+  const body = rows.map((r, i) => [
+    String(r.stats),
+    String(r.samples),
+    String(r.batch),
+    String(r.estimator),
+    plan.modes[i].usesStatsData ? plan.statsSpec.text || 'train' : '',
+    plan.dataSpec.text || 'val',
+    String(results[i].evaluated),
+    Number(r.repeats) > 1 ? `${Number(r.err_mean).toFixed(2)} ± ${Number(r.err_std).toFixed(2)} (${r.repeats} runs)` : Number(r.err_mean).toFixed(2),
+  ]);
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(w[i])).join('  ');
+  let out = `${runDir} @ epoch ${done.epoch}\n${line(head)}\n${line(w.map((x) => '-'.repeat(x)))}\n${body.map(line).join('\n')}\n`;
+  const cut = results.find((v, i) => plan.modes[i].usesStatsData && v.evaluated < evalImages);
+  if (cut) out += `the ${evalImages - cut.evaluated} images PreciseBN statistics came from are left out of the evaluation: precise evaluated on ${cut.evaluated} of ${evalImages} images\n`;
+  return out;
 }

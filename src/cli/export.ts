@@ -15,7 +15,7 @@ import { originProblem } from '../run/identity.js';
 import { bnlabVersion, readRunInfo } from '../run/metadata.js';
 import { runPaths } from '../run/paths.js';
 import { checkpointFor } from '../run/retention.js';
-import type { RunMeta } from '../train/state.js';
+import type { RunMeta } from '../run/state.js';
 import { encodeSafetensors } from '../util/safetensors.js';
 
 /** Population statistics a checkpoint can hold (mini-batch statistics are computed per test batch: nothing to export). */

@@ -7,9 +7,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { dumpConfig } from '../config/load.js';
 import { microBatch, type Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
-import { permutation, type Batch } from '../data/loader.js';
+import type { Batch } from '../data/loader.js';
 import { prefetch } from '../data/prefetch.js';
-import { evaluateWith, MODES, type ModeStats } from '../bn/modes.js';
+import { epochJobs, evaluateWith } from '../bn/modes.js';
 import { composedLength, composeEpoch, compositionOf, compositionProblem } from '../bn/composition.js';
 import { clonePopulation, disposePopulation } from '../bn/population.js';
 import { estimatePrecise, preciseRequest } from '../bn/precise.js';
@@ -20,7 +20,7 @@ import { isNewBest, keptEpochs, pruneEpochCheckpoints, savesEpochFile } from '..
 import { runPaths } from '../run/paths.js';
 import { appendMetrics, metricsCells, restoreMetrics, type MetricsRow } from '../run/metrics.js';
 import { learningRate } from './schedule.js';
-import { createState, emaStats, emptyProgress, loadCheckpointInto, tensorProblem, toCheckpoint, type RunMeta, type RunState } from './state.js';
+import { createState, emptyProgress, loadCheckpointInto, tensorProblem, toCheckpoint, type RunMeta, type RunState } from './state.js';
 import { originProblem } from '../run/identity.js';
 import { trainStep } from './step.js';
 import { bytesPerSample, chooseMicroBatch, memoryBudget } from './memory.js';
@@ -349,21 +349,12 @@ function evalEstimate(r: Run, epoch: number): EvalTime {
   return { spentSeconds: r.evalTime.spent, remainingSeconds: remaining === 0 ? 0 : r.evalTime.last === null ? null : remaining * r.evalTime.last };
 }
 
-/** The epoch's evaluations, as { metrics column: error % }: each a statistics mode on a split. */
+/** The epoch's evaluations, as { metrics column: error % }: each mode's (bn/modes epochJobs), a statistics mode on a split. */
 async function evaluateModes(r: Run, epoch: number, preciseRan: boolean): Promise<Partial<MetricsRow>> {
   const { cfg, data, s, o } = r;
-  const frozen = epoch >= r.frozenFrom;
-  const jobs: { column: string; split: 'train' | 'val'; m: ModeStats; order?: Int32Array; label?: string }[] = [];
-  if (!frozen) jobs.push({ column: MODES.ema.valColumn, split: 'val', m: { mode: 'ema', population: emaStats(s) } });
-  if (s.precise && (frozen || preciseRan)) jobs.push({ column: MODES.precise.valColumn, split: 'val', m: { mode: frozen ? 'frozen' : 'precise', population: s.precise } });
-  if (cfg.eval.minibatch) jobs.push({ column: MODES.minibatch.valColumn, split: 'val', m: { mode: 'minibatch', nbs: cfg.bn.nbs } });
-  if (cfg.eval.composed) jobs.push({ column: MODES.composed.valColumn, split: 'val', m: { mode: 'composed', composition: compositionOf(cfg) } });
-  if (cfg.eval.train_minibatch) {
-    const subset = permutation(data.train.n, cfg.seed, 0x7472).subarray(0, Math.min(cfg.eval.train_minibatch_samples, data.train.n));
-    jobs.push({ column: MODES.minibatch.trainColumn!, split: 'train', m: { mode: 'minibatch', nbs: cfg.bn.nbs }, order: subset, label: 'train NBS' });
-  }
+  const jobs = epochJobs({ cfg, held: s, frozen: epoch >= r.frozenFrom, preciseRan, trainImages: data.train.n });
   const errs: Partial<MetricsRow> = {};
-  for (const j of jobs) errs[j.column as keyof MetricsRow] = await evaluateWith(s.net, s.params, data[j.split], cfg, j.m, { progress: o.progress, order: j.order, label: j.label });
+  for (const j of jobs) errs[j.column as keyof MetricsRow] = await evaluateWith(s.net, s.params, data[j.split], cfg, j.stats, { progress: o.progress, order: j.order, label: j.label });
   return errs;
 }
 
@@ -424,10 +415,5 @@ function epochLine(cfg: Config, row: MetricsRow, frozen: boolean, dataWait: numb
   );
 }
 
-/** Free every tensor a run state holds (tests and benchmarks build several in one process). */
-export function disposeState(s: RunState): void {
-  for (const v of [...s.params.values(), ...s.velocity.values()]) v.dispose();
-  for (const e of s.ema.values()) tf.dispose([e.mean, e.variance]);
-  disposePopulation(s.precise);
-  disposePopulation(s.frozen);
-}
+/** Free every tensor a run state holds (run/state.ts; re-exported for the tests that train). */
+export { disposeState } from '../run/state.js';
