@@ -148,6 +148,7 @@ IGNORED = {
     'data.synthetic.classes', 'data.synthetic.train', 'data.synthetic.val', 'data.synthetic.size',
     'data.synthetic.channels', 'data.synthetic.seed',
     'trace.channels', 'trace.batches', 'trace.batch_size', 'trace.every_iters', 'trace.until_epoch',
+    'log.every_steps', 'log.tensorboard',
 }
 IDX_DATASETS = ('fashion-mnist', 'fashion-mnist-mini', 'mnist')
 

@@ -242,7 +242,7 @@ describe('Slurm scripts', () => {
     expect(sbq('/a b/#1 "x"\\y')).toBe('"/a b/#1 \\"x\\"\\\\y"');
     const out = join(dir, 'my sweep #1 "q"');
     const sweep = { out, file: 's.yaml', base: [join(dir, "it's.yaml")] } as unknown as Parameters<typeof slurmScript>[0];
-    const runs = [{ index: 0, name: 'seed=0', dir: join(out, 'seed=0'), sets: ["name=it's"], cfg: { epochs: 1 } }] as unknown as Parameters<typeof slurmScript>[1];
+    const runs = [{ index: 0, name: 'seed=0', dir: join(out, 'seed=0'), sets: ["name=it's"], cfg: { epochs: 1, data: { workers: 0 } } }] as unknown as Parameters<typeof slurmScript>[1];
     const text = slurmScript(sweep, runs, join(out, 'sweep.runs'), { gpusPerTask: 0, cwd: '/work dir', partition: 'gpu a100', time: '1:00:00' });
     expect(text).toContain(`#SBATCH --output="${out.replace(/"/g, '\\"')}/logs/slurm-%A_%a.out"`);
     expect(text).toContain('#SBATCH --chdir="/work dir"');
@@ -261,7 +261,7 @@ describe('Slurm scripts', () => {
     const out = join(dir, 'sw-pipe');
     const f = join(dir, 'pipe.yaml');
     writeFileSync(f, `out: ${out}\ngrid: {seed: [${Array.from({ length: 3000 }, (_, i) => i).join(',')}]}\n`);
-    const r = spawnSync('bash', ['-c', `set -o pipefail; ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} sweep -c ${JSON.stringify(f)} --dry-run --slurm | head -n 1`], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync('bash', ['-c', `set -o pipefail; ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} sweep -c ${JSON.stringify(f)} --slurm | head -n 1`], { encoding: 'utf8', timeout: 60_000 });
     expect(r.stdout).toMatch(/^sweep .*: 3000 runs in /);
     expect(r.stderr).not.toMatch(/EPIPE|\bat .*\.[jt]s:\d+/);
     expect(r.status).toBe(0);

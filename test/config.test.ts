@@ -53,6 +53,7 @@ const EXPECTED_DEFAULTS: Obj = {
   precise: { enabled: true, every: 1, samples: 2000, batch_size: 32, estimator: 'pooled', augment: true },
   eval: { batch_size: 500, every: 1, minibatch: false, composed: false, train_minibatch: false, train_minibatch_samples: 10000 },
   trace: { layers: [], channels: [0], batches: 100, batch_size: null, every_iters: 0, until_epoch: 1 },
+  log: { every_steps: 20, tensorboard: true },
   checkpoint_every: 1,
   checkpoint: { keep_last: 0, best_metric: 'none' },
   max_loss: 1000,
