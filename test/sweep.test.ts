@@ -1,6 +1,6 @@
 // `bnlab sweep`: grid expansion and run names, errors that stop a sweep before anything trains,
 // skip/resume of real (tiny, seconds-long) runs, and the Slurm array script.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,6 +149,22 @@ describe('shipped sweeps', () => {
       });
     }
   }
+});
+
+describe('stopping a sweep', () => {
+  it('SIGTERM (Slurm, kill) reaches the running run once: it saves a checkpoint, the sweep exits 130, nothing keeps running', async () => {
+    const f = sweepFile('stop.yaml', `set: {epochs: 400}\ngrid: {seed: [0]}\nname: "s{seed}"\n`);
+    const dir = join(loadSweep(f).out, 's0');
+    const child = spawn(process.execPath, [BNLAB_BIN, 'sweep', '--config', f, '--quiet'], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((r) => child.on('exit', r));
+    for (let i = 0; i < 1200 && readMetrics(join(dir, 'metrics.csv')).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(130);
+    const log = readFileSync(join(dir, 'train.log'), 'utf8');
+    expect(log).toMatch(/interrupted (at|after) epoch \d+.*checkpoint saved/);
+    expect(log).not.toMatch(/second/); // one signal, not two
+    expect(existsSync(join(dir, '.bnlab.lock'))).toBe(false); // the run's process has ended
+  }, 120_000);
 });
 
 describe('sweep --set', () => {

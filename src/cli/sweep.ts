@@ -2,7 +2,7 @@
 // one GPU each) or as a Slurm array. Re-running a sweep skips finished runs and resumes the rest.
 import type { Command } from 'commander';
 import { ConfigError } from '../config/load.js';
-import { localTrainArgs, logPath, runLocal, trainArgs } from '../sweep/local.js';
+import { localTrainArgs, logPath, runLocal, stopRuns, trainArgs } from '../sweep/local.js';
 import { cpusFor, writeSlurm, submit, shq } from '../sweep/slurm.js';
 import { loadSweep } from '../sweep/spec.js';
 import { runStatus, sessionNote } from '../sweep/status.js';
@@ -96,13 +96,17 @@ export function registerSweep(program: Command): void {
       if (f.submit) throw new ConfigError('--submit needs --slurm');
 
       let stop = false;
-      const onSigint = () => {
+      const onSignal = (sig: NodeJS.Signals) => {
+        if (stop) return;
         stop = true;
-        process.stderr.write('\nbnlab sweep: Ctrl-C — running runs save a checkpoint and stop; re-run the sweep to resume\n');
+        stopRuns('SIGINT');
+        process.stderr.write(`\nbnlab sweep: ${sig === 'SIGINT' ? 'Ctrl-C' : sig} — running runs save a checkpoint and stop; re-run the sweep to resume\n`);
       };
-      process.on('SIGINT', onSigint);
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       const failed = await runLocal(sweep, { jobs, gpus, print, stopped: () => stop, quiet: f.quiet });
-      process.off('SIGINT', onSigint);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       if (stop) process.exit(130);
       if (failed.length) {
         print(`${failed.length} of ${sweep.runs.length} runs failed:`);

@@ -1,6 +1,6 @@
 // Local sweep execution: each run is a child `bnlab train` (its own process, so a crash or an
 // out-of-memory kills one run, not the sweep), K at a time, one GPU per parallel slot.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { cpuBudget } from '../util/cpus.js';
 import { join } from 'node:path';
@@ -102,19 +102,29 @@ export async function runLocal(sweep: Sweep, o: LocalOptions): Promise<SweepRun[
   return failed;
 }
 
+const running = new Set<ChildProcess>();
+
+/** Pass a stop signal to every running run (each finishes its step, saves a checkpoint, exits 130). */
+export function stopRuns(signal: NodeJS.Signals): void {
+  for (const child of running) child.kill(signal);
+}
+
 function spawnLogged(args: string[], log: string, gpu: string | undefined): Promise<number> {
   return new Promise((resolvePromise) => {
     const out = createWriteStream(log, { flags: 'a' });
     out.write(`\n$ bnlab ${args.map(shq).join(' ')}${gpu !== undefined ? `  (CUDA_VISIBLE_DEVICES=${gpu})` : ''}\n`);
     const env = gpu !== undefined ? { ...process.env, CUDA_VISIBLE_DEVICES: gpu } : process.env;
-    const child = spawn(process.execPath, [BNLAB_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Each run in a process group of its own: a signal reaches it once, from the sweep (stopRuns),
+    // whether the sweep got Ctrl-C from a terminal or SIGTERM from Slurm or kill.
+    const child = spawn(process.execPath, [BNLAB_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    running.add(child);
     child.stdout.pipe(out, { end: false });
     child.stderr.pipe(out, { end: false });
-    // Ctrl-C reaches the children too (same process group): each saves a checkpoint and exits.
     let done = false;
     const finish = (code: number, note: string) => {
       if (done) return;
       done = true;
+      running.delete(child);
       out.end(note, () => resolvePromise(code));
     };
     child.on('error', (e) => finish(127, `bnlab sweep: could not start: ${e.message}\n`));
