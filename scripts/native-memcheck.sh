@@ -22,7 +22,7 @@ if [[ "${1:-}" != --no-valgrind ]]; then
   command -v valgrind >/dev/null || { echo "native-memcheck: valgrind not found (apt-get install -y valgrind)" >&2; exit 1; }
   BNLAB_NATIVE_FLAGS="-O1 -g -march=x86-64-v3" BNLAB_NATIVE_OUT="$tmp" bash scripts/build-native.sh
   # One OpenMP thread: valgrind runs threads one at a time, and spinning barriers crawl.
-  if OMP_NUM_THREADS=1 valgrind --error-exitcode=99 --errors-for-leak-kinds=none --log-file="$tmp/valgrind.log" \
+  if OMP_NUM_THREADS=1 valgrind --error-exitcode=99 --errors-for-leak-kinds=none --suppressions=scripts/valgrind-node.supp --log-file="$tmp/valgrind.log" \
       node scripts/native-memcheck.mjs --addon "$tmp/bnlab_native.node" --jpeg "$tmp/bnlab_jpeg.node" --threads 1 &&
      grep -q 'ERROR SUMMARY: 0 errors' "$tmp/valgrind.log"; then
     echo "native-memcheck: valgrind clean ($(grep -o 'ERROR SUMMARY.*' "$tmp/valgrind.log" | head -1))"
