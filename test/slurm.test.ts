@@ -85,7 +85,8 @@ eval: {batch_size: 64}
   it('a task requeued mid-run (SIGTERM, then back in the queue) resumes from its checkpoint and finishes', async () => {
     requireSlurm();
     const out = join(tmp, 'requeue');
-    writeFileSync(join(tmp, 'long.yaml'), `base: tiny.yaml\nout: ${out}\nset: {epochs: 30, data.synthetic.train: 512}\ngrid: {seed: [0]}\nname: "s{seed}"\n`);
+    writeFileSync(join(tmp, 'long-base.yaml'), 'data: {name: synthetic, synthetic: {classes: 4, train: 512, val: 64, size: 8}}\nmodel: {depth: 8, width: 4}\noptim: {batch_size: 32}\nprecise: {samples: 64, batch_size: 16}\neval: {batch_size: 64}\n');
+    writeFileSync(join(tmp, 'long.yaml'), `base: long-base.yaml\nout: ${out}\nset: {epochs: 30}\ngrid: {seed: [0]}\nname: "s{seed}"\n`);
     const text = execFileSync(process.execPath, [BNLAB_BIN, 'sweep', '--config', join(tmp, 'long.yaml'), '--slurm', '--submit', '--cpus-per-task', '1', '--time', '10:00'], { encoding: 'utf8' });
     const id = text.trim().split('\n').at(-1)!;
     const script = readFileSync(join(out, 'sweep.sbatch'), 'utf8');
