@@ -35,6 +35,11 @@ const results = (dir: string) => readMetrics(join(dir, 'metrics.csv')).map((r) =
 const tensors = (path: string) => [...readCheckpoint(path).tensors].map(([k, t]) => [k, Buffer.from(t.data.buffer).toString('base64')]);
 
 describe('forkProblems', () => {
+  it('a source stored before a config section existed (log) gets its defaults, not a refusal', () => {
+    const { log: _log, ...older } = loadConfig(undefined, ['epochs=4']);
+    expect(forkProblems(older as never, loadConfig(undefined, ['epochs=4', 'bn.frozen_last_epochs=1']), 2)).toEqual([]);
+  });
+
   const base = loadConfig([cfgFile], []);
   const cfg = (...sets: string[]) => loadConfig([cfgFile], sets);
   it('allows FrozenBN that starts at or after the fork point, and more epochs on a step schedule', () => {

@@ -18,6 +18,19 @@ const valueAt = (o: unknown, key: string): unknown => key.split('.').reduce<unkn
 const show = (v: unknown) => (v === undefined ? '(absent)' : JSON.stringify(v));
 
 /**
+ * A config stored by an older bnlab (a checkpoint's, a run's) with the keys added since filled
+ * in by their defaults, as the run's own config.yaml is when read; one this version would refuse
+ * is returned as it is and still compares key by key.
+ */
+export function withDefaults(config: unknown): unknown {
+  try {
+    return validateConfig(config, 'stored config');
+  } catch {
+    return config;
+  }
+}
+
+/**
  * Why a checkpoint cannot be taken as a state of the run with config `cfg` and id `runId` (null:
  * it can). Keys a resume may change (epochs, backend, threads, ...) may differ; `alsoAllowed`
  * adds more (a fork's bn.frozen_last_epochs). A checkpoint written before ids existed is judged
@@ -25,12 +38,7 @@ const show = (v: unknown) => (v === undefined ? '(absent)' : JSON.stringify(v));
  */
 export function originProblem(origin: CheckpointOrigin, cfg: Config, runId: string | undefined, alsoAllowed: ReadonlySet<string> = new Set()): string | null {
   if (runId && origin.run_id && origin.run_id !== runId) return `it belongs to another run (run id ${origin.run_id}; this run's, in its run.json, is ${runId})`;
-  let theirs: unknown = origin.config;
-  try {
-    theirs = validateConfig(origin.config, 'checkpoint'); // older checkpoints: defaults filled in as the run's were
-  } catch {
-    // a config this version would refuse still compares key by key
-  }
+  const theirs = withDefaults(origin.config);
   const changed = configDiff(theirs, cfg).filter((k) => !RESUMABLE_KEYS.has(k) && !alsoAllowed.has(k));
   if (!changed.length) return null;
   const shown = changed.slice(0, 4).map((k) => `${k} (checkpoint ${show(valueAt(theirs, k))}, run ${show(valueAt(cfg, k))})`);

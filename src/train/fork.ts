@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { ConfigError, configDiff, RESUMABLE_KEYS } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { CheckpointError, firstNonFinite, readCheckpoint, type Checkpoint } from '../run/checkpoint.js';
+import { withDefaults } from '../run/identity.js';
 import { runPaths } from '../run/paths.js';
 import { checkpointFor } from '../run/retention.js';
 import type { RunMeta } from './state.js';
@@ -23,7 +24,8 @@ export const frozenFrom = (cfg: Config): number => (cfg.bn.frozen_last_epochs > 
  */
 export function forkProblems(src: Config, cfg: Config, epoch: number): string[] {
   const problems: string[] = [];
-  const changed = configDiff(src, cfg).filter((k) => !FORKABLE_KEYS.has(k));
+  // a source trained before a key existed has its default (as a resume reads its config.yaml)
+  const changed = configDiff(withDefaults(src), cfg).filter((k) => !FORKABLE_KEYS.has(k));
   if (changed.length) problems.push(`the config differs from the source run's in ${changed.join(', ')}; a fork may change only ${[...FORKABLE_KEYS].join(', ')}`);
   if (epoch >= cfg.epochs) problems.push(`epochs ${cfg.epochs} leaves nothing to train after the fork point (epoch ${epoch})`);
   for (const [who, c] of [['the source run', src], ['this run', cfg]] as const) {
