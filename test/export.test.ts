@@ -25,6 +25,7 @@ import { runPaths } from '../src/run/paths.js';
 import { createState, emaStats, loadCheckpointInto, type RunMeta } from '../src/train/state.js';
 import { disposeState } from '../src/train/trainer.js';
 import { tempDirs } from './helpers/run.js';
+import { maxRelErr } from './helpers/compare.js';
 
 const PYTHON = '/usr/bin/python3';
 const HELPER = join(__dirname, 'helpers', 'torch_export_ref.py');
@@ -99,17 +100,6 @@ function torchLogits(file: string, model: 'torchvision' | 'torch_resnet', ours: 
   return JSON.parse(readFileSync(join(d, 'out.json'), 'utf8')) as TorchOut;
 }
 
-/** max |a-b| / max |b|. */
-function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let e = 0, s = 0;
-  for (let i = 0; i < a.length; i++) {
-    e = Math.max(e, Math.abs(a[i] - b[i]));
-    s = Math.max(s, Math.abs(b[i]));
-  }
-  return e / Math.max(s, 1e-30);
-}
-
 /** Percent of rows whose argmax is not the label. */
 const errorOf = (logits: ArrayLike<number>, y: Int32Array, k: number) => {
   let wrong = 0;
@@ -136,8 +126,8 @@ describe('bnlab export: CIFAR ResNet into scripts/torch_resnet.py', () => {
       const ours = await bnlabLogits(dir, runPaths(dir).last, stats);
       const ref = torchLogits(file, 'torch_resnet', ours);
       expect(ref.metadata).toMatchObject({ names: 'scripts/torch_resnet.py', stats, epoch: '2', arch: 'resnet-cifar' });
-      const e = maxRel(ours.logits, ref.f64);
-      const e32 = maxRel(ref.f32, ref.f64);
+      const e = maxRelErr(ours.logits, ref.f64);
+      const e32 = maxRelErr(ref.f32, ref.f64);
       console.log(`resnet-cifar-8 (${run}, ${stats}, ${ours.y.length} images): bnlab vs PyTorch float64 max rel err ${e.toExponential(2)}; PyTorch float32 vs float64 ${e32.toExponential(2)}`);
       expect(e).toBeLessThan(TOL);
       // `bnlab eval` of the same checkpoint and statistics: the same error as PyTorch's logits give.
@@ -172,8 +162,8 @@ describe('bnlab export: ResNet-50 into torchvision.models.resnet50', () => {
     expect(ref.keys).toBe(320); // torchvision resnet50's state_dict: 161 weights/biases, 53 BNs x 3 buffers
     expect(ref.eps).toEqual([1e-5]);
     expect(ref.metadata).toMatchObject({ names: 'torchvision.models.resnet50', stats: 'precise', num_classes: '4' });
-    const e = maxRel(ours.logits, ref.f64);
-    const e32 = maxRel(ref.f32, ref.f64);
+    const e = maxRelErr(ours.logits, ref.f64);
+    const e32 = maxRelErr(ref.f32, ref.f64);
     console.log(`resnet50 64x64 (${ours.y.length} images, PreciseBN): bnlab vs torchvision float64 max rel err ${e.toExponential(2)}; torchvision float32 vs float64 ${e32.toExponential(2)}; file ${(statSync(file).size / 2 ** 20).toFixed(1)} MiB`);
     expect(e).toBeLessThan(TOL);
   }, 240_000);
