@@ -3,6 +3,7 @@
 // of a batch-size sweep (scripts/sweep-batch-size.sh) and of any sweep the paper's tables do not
 // know, read from what the runs' configs say, not from folder names or guessed roles.
 import { configDiff, RESUMABLE_KEYS } from '../config/load.js';
+import { valueAt } from '../run/identity.js';
 import { lastEpoch, metricsAt, type Run } from './runs.js';
 import type { TextTable } from './table.js';
 
@@ -15,7 +16,6 @@ const COLUMNS = [
   ['val_err_minibatch', 'val mini-batch %'],
 ] as const;
 
-const valueAt = (o: unknown, key: string): unknown => key.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
 const show = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
 
 /** The dotted config keys whose values differ among `runs` (seed and keys a resume may change aside). */

@@ -14,7 +14,8 @@ export interface CheckpointOrigin {
   config: unknown;
 }
 
-const valueAt = (o: unknown, key: string): unknown => key.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
+/** The value at a dotted config key path (undefined where absent). */
+export const valueAt = (o: unknown, key: string): unknown => key.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
 const show = (v: unknown) => (v === undefined ? '(absent)' : JSON.stringify(v));
 
 /**
