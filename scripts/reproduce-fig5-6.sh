@@ -8,7 +8,7 @@
 # Usage: scripts/reproduce-fig5-6.sh [--mini | --smoke] [--jobs K] [--gpus 0,1] [--slurm --submit]
 # Paper scale (batch 1024, NBS 1024..2, 20 runs; the 10 FrozenBN runs fork from their twins at
 # epoch 80, so they train 20 epochs each): ESTIMATE, NOT MEASURED ~2,400 V100-hours.
-# --mini (ResNet-20 on 2000 images, 50 epochs, batch 128, NBS 128/32/8/2, 2 seeds: 16 runs): see
+# --mini (ResNet-20 on 2000 images, 50 epochs, batch 128, NBS 128/32/8/2, 5 seeds: 40 runs, the 20 FrozenBN ones forked at epoch 40): see
 # scripts/reproduce-mini.sh. --smoke (ResNet-8, NBS 128..2, 10 runs on 2000 images): 288 s on 2 idle
 # cores (measured, native kernels).
 set -euo pipefail

@@ -56,6 +56,7 @@ const EXPECTED_DEFAULTS: Obj = {
   log: { every_steps: 20, tensorboard: true },
   checkpoint_every: 1,
   checkpoint: { keep_last: 0, best_metric: 'none' },
+  report: { roles: [] },
   max_loss: 1000,
 };
 

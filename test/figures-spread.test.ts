@@ -11,7 +11,7 @@ import type { Num, Run } from '../src/report/runs.js';
 const run = (name: string, o: { nbs: number; seed: number; batch?: number; rows: Record<string, number>[]; trace?: string }): Run => ({
   dir: `/nonexistent/${name}`, name, batch: o.batch ?? 128, nbs: o.nbs, frozen: 0, epochs: o.rows.length, preciseBatch: 32,
   config: { seed: o.seed, data: { name: 'fashion-mnist' }, optim: { batch_size: o.batch ?? 128 }, bn: { nbs: o.nbs } },
-  metrics: o.rows.map((r, i) => ({ epoch: i + 1, ...r })) as Record<string, Num>[], evals: [], tracePath: o.trace ?? null, session: 'finished',
+  metrics: o.rows.map((r, i) => ({ epoch: i + 1, ...r })) as Record<string, Num>[], evals: [], tracePath: o.trace ?? null, session: 'finished', roles: [],
 });
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));

@@ -57,7 +57,7 @@ describe('statistics', () => {
 });
 
 // A made-up run: metrics rows (epoch 1 and the last) and eval rows.
-const mk = (name: string, o: { nbs: number; seed: number; frozen?: number; epochs?: number; last?: Record<string, number>; evals?: Partial<Run['evals'][number]>[]; framework?: string; done?: number }): Run => {
+const mk = (name: string, o: { nbs: number; seed: number; frozen?: number; epochs?: number; last?: Record<string, number>; evals?: Partial<Run['evals'][number]>[]; framework?: string; done?: number; roles?: Run['roles'] }): Run => {
   const epochs = o.epochs ?? 10;
   const done = o.done ?? epochs;
   return {
@@ -65,7 +65,7 @@ const mk = (name: string, o: { nbs: number; seed: number; frozen?: number; epoch
     config: { seed: o.seed, epochs, ...(o.framework ? { framework: o.framework } : {}), model: { arch: 'resnet-cifar', depth: 20 }, data: { name: 'fashion-mnist', train_limit: 2000 }, optim: { batch_size: 128 }, bn: { nbs: o.nbs } },
     metrics: [{ epoch: 1, val_err_precise: 80 }, { epoch: done, ...o.last }] as Record<string, Num>[],
     evals: (o.evals ?? []).map((e) => ({ epoch: done, stats: '', stats_data: '', data: '', samples: null, batch: null, estimator: '', repeats: 1, err_mean: null, err_std: null, errs: [], ...e })),
-    tracePath: null, session: 'finished',
+    tracePath: null, session: 'finished', roles: o.roles ?? [],
   };
 };
 const none = { table1: [], table2: [], fig6: [], table4: [], fig8: [], twin: [] };
@@ -110,8 +110,8 @@ describe('findings', () => {
   it('Table 2: B = 2 vs B = 1000 and mean-of-var vs pooled from eval.csv rows', () => {
     const ev = (b: number, err: number, estimator = 'pooled') => ({ stats: 'precise', samples: 10000, batch: b, estimator, err_mean: err });
     const t2 = [0, 1].flatMap((s) => [
-      mk(`table2/nbs32_seed${s}`, { nbs: 32, seed: s, evals: [ev(2, 19 + s), ev(10, 18), ev(1000, 18 - s / 10), ev(2, 20, 'mean-of-var')] }),
-      mk(`table2/nbs2_seed${s}`, { nbs: 2, seed: s, evals: [ev(2, 21), ev(10, 21), ev(1000, 21)] }),
+      mk(`table2/nbs32_seed${s}`, { nbs: 32, seed: s, roles: ['table2.regular-nbs'], evals: [ev(2, 19 + s), ev(10, 18), ev(1000, 18 - s / 10), ev(2, 20, 'mean-of-var')] }),
+      mk(`table2/nbs2_seed${s}`, { nbs: 2, seed: s, roles: ['table2.small-nbs'], evals: [ev(2, 21), ev(10, 21), ev(1000, 21)] }),
     ]);
     const rows = findings({ ...none, table2: t2 }).rows;
     const b2 = rows.filter((r) => r.a === 'B=2');

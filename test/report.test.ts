@@ -143,7 +143,27 @@ describe('tables', () => {
     const only4 = markdownReport('x', findRuns([d]));
     expect(only4).toContain('### Table 4');
     expect(only4).toContain('## Not built');
-    expect(only4).toMatch(/- fig6: no NBS sweep or FrozenBN run/);
+    expect(only4).toMatch(/- fig6: no run declares report.roles fig5-6 \(a sweep file sets it/);
+    expect(only4).not.toContain('### Table 1');
+  });
+  it('a run is in a paper table only when it declares that role: the same runs without report.roles are a plain sweep table, never Table 1', () => {
+    const d = tmp();
+    for (const r of ['b64-nbs16', 'b1024-nbs16']) {
+      mkdirSync(join(d, 'mysweep', r), { recursive: true });
+      for (const f of ['metrics.csv', 'eval.csv']) copyFileSync(join(FX, 'table1', r, f), join(d, 'mysweep', r, f));
+      writeFileSync(join(d, 'mysweep', r, 'config.yaml'), readFileSync(join(FX, 'table1', r, 'config.yaml'), 'utf8').replace(/report:\n  roles: \[[^\]]*\]\n/, ''));
+    }
+    const runs = findRuns([d]);
+    expect(runs.map((r) => r.roles)).toEqual([[], []]);
+    const md = markdownReport(d, runs);
+    expect(md).not.toContain('### Table 1');
+    expect(md).toMatch(/- table1: no run declares report.roles table1.small-batch or table1.large-batch/);
+    expect(md).toMatch(/Sweep mysweep: final errors by what its runs vary/);
+    // one role declared: that run alone fills its row, the other row stays empty
+    const cfg = join(d, 'mysweep', 'b1024-nbs16', 'config.yaml');
+    writeFileSync(cfg, `${readFileSync(cfg, 'utf8')}report:\n  roles: [table1.large-batch]\n`);
+    const t = buildTable('table1', runsFor('table1', findRuns([d])));
+    expect(t.rows.map((r) => r.labels[0])).toEqual(['— (paper 256)', '1024 (paper 8192)', '1024 (paper 8192)']);
   });
 });
 

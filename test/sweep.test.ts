@@ -125,6 +125,22 @@ describe('sweep runs', () => {
     expect(r3.stdout).toMatch(/nbs8: finished, skipped \(epoch 2: val_err_precise/);
     expect(r3.stdout).not.toMatch(/start/);
 
+    // A sweep file that gained report.roles adds them to its finished runs' config.yaml, that key
+    // alone; a second sweep sharing a run adds its own (roles accumulate), nothing retrains.
+    const cfgOf = (run: string) => parseYaml(readFileSync(join(out, run, 'config.yaml'), 'utf8'));
+    const before = cfgOf('nbs8');
+    const roles = sweepFile('roles.yaml', `set: {epochs: 2}\nvariants:\n  - {bn.nbs: 8, report.roles: [table2.regular-nbs]}\n  - {bn.nbs: 4, report.roles: [table2.small-nbs]}\nname: "nbs{bn.nbs}"\n`);
+    const r5 = bnlab('sweep', '--config', roles, '--out', out);
+    expect(r5.status, r5.stdout + r5.stderr).toBe(0);
+    expect(r5.stdout).toMatch(/nbs8: finished; report.roles now table2.regular-nbs \(added to its config.yaml\)/);
+    expect(r5.stdout).not.toMatch(/start/);
+    expect(cfgOf('nbs8')).toEqual({ ...before, report: { roles: ['table2.regular-nbs'] } });
+    const more = sweepFile('roles2.yaml', `set: {epochs: 2, report.roles: [table1.small-batch]}\ngrid: {bn.nbs: [8]}\nname: "nbs{bn.nbs}"\n`);
+    expect(bnlab('sweep', '--config', more, '--out', out).status).toBe(0);
+    expect(cfgOf('nbs8').report.roles).toEqual(['table1.small-batch', 'table2.regular-nbs']);
+    expect(bnlab('sweep', '--config', more, '--out', out).stdout).not.toMatch(/report.roles now/); // nothing new: untouched
+    expect(readMetrics(join(out, 'nbs8', 'metrics.csv')).map((row) => row.epoch)).toEqual(['1', '2']);
+
     // A folder holding a different config is an error, not a silently "finished" run.
     const other = sweepFile('runs3.yaml', `set: {seed: 5}\ngrid: {bn.nbs: [8]}\nname: "nbs{bn.nbs}"\n`);
     expect(bnlab('sweep', '--config', other, '--out', out).stderr).toMatch(/holds a run with a different config \(seed\)/);

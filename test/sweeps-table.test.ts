@@ -17,7 +17,7 @@ const finalRow = (dir: string) => {
 
 describe('sweeps no paper table knows', () => {
   it('the batch-size sweep: one row per batch size, in order, with each run\'s final errors', () => {
-    const t = otherSweeps(findRuns([SMOKE]), true).find((x) => /batch-size/.test(x.title))!;
+    const t = otherSweeps(findRuns([SMOKE])).find((x) => /batch-size/.test(x.title))!;
     expect(t.head.slice(0, 3)).toEqual(['optim.batch_size', 'optim.warmup_epochs', 'runs']);
     expect(t.rows.map((r) => Number(r[0]))).toEqual([128, 256, 512, 1024, 2048, 4096]);
     for (const r of t.rows) {
@@ -26,7 +26,7 @@ describe('sweeps no paper table knows', () => {
       expect(r[t.head.indexOf('val EMA %')]).toBe(Number(m.val_err_ema).toFixed(2));
     }
     // the paper's own experiments are not repeated as plain tables
-    expect(otherSweeps(findRuns([SMOKE]), true).map((x) => x.title).join()).not.toMatch(/table1|fig5-6/);
+    expect(otherSweeps(findRuns([SMOKE])).map((x) => x.title).join()).not.toMatch(/table1|fig5-6/);
   });
 
   it('seeds pooled as mean ± std; a grid varying only the seed is no table', () => {

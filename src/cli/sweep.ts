@@ -5,7 +5,7 @@ import { ConfigError } from '../config/load.js';
 import { localTrainArgs, logPath, runLocal, stopRuns, trainArgs } from '../sweep/local.js';
 import { cpusFor, writeSlurm, submit, shq } from '../sweep/slurm.js';
 import { loadSweep } from '../sweep/spec.js';
-import { runStatus, sessionNote } from '../sweep/status.js';
+import { recordFinishedRoles, runStatus, sessionNote } from '../sweep/status.js';
 
 interface SweepFlags {
   config: string;
@@ -55,6 +55,7 @@ export function registerSweep(program: Command): void {
       const states = sweep.runs.map((r) => ({ run: r, ...runStatus(r) }));
       const todo = states.filter((s) => s.state !== 'finished');
       print(`sweep ${f.config}: ${sweep.runs.length} runs in ${sweep.out} (${sweep.runs.length - todo.length} finished, ${todo.length} to run)`);
+      if (!f.dryRun) recordFinishedRoles(states, print);
 
       if (f.dryRun) {
         for (const s of states) {

@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { initBackend } from '../backend/index.js';
 import { ConfigError, configDiff, parseBackend, RESUMABLE_KEYS, loadConfig, readConfigFile, validateConfig } from '../config/load.js';
-import { BACKENDS, type Config } from '../config/schema.js';
+import { BACKENDS, unionRoles, type Config } from '../config/schema.js';
 import { dataSourceProblem, loadDataset } from '../data/dataset.js';
 import { acquireLock } from '../run/lock.js';
 import { runPaths } from '../run/paths.js';
@@ -57,7 +57,7 @@ function resolveRun(f: TrainFlags, requested: Config, outDir: string, existed: b
     const wanted = f.config.length ? requested : loadConfig([paths.config], f.set);
     const changed = configDiff(saved, wanted).filter((k) => !RESUMABLE_KEYS.has(k));
     if (changed.length) throw new ConfigError(`--resume: the config differs from the run's saved config in ${changed.join(', ')}; resume with the run's own config (only ${[...RESUMABLE_KEYS].join(', ')} may change)`);
-    return { cfg: { ...saved, epochs: wanted.epochs, backend: wanted.backend, threads: wanted.threads, checkpoint: wanted.checkpoint, cuda: wanted.cuda, log: wanted.log } };
+    return { cfg: { ...saved, epochs: wanted.epochs, backend: wanted.backend, threads: wanted.threads, checkpoint: wanted.checkpoint, cuda: wanted.cuda, log: wanted.log, report: { roles: unionRoles(saved.report.roles, wanted.report.roles) } } };
   }
   if (folder.isRun && !f.overwrite) {
     throw new ConfigError(`${outDir} already holds a run. Continue it with --resume, start over with --overwrite (deletes that run's files only), or write elsewhere with --out DIR or --set name=NEW`);

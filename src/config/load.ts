@@ -197,7 +197,7 @@ export function readConfigFile(path: string, what = 'config'): Obj {
 }
 
 /** Keys a resumed run may change: none of them alters the experiment (name is only a label). */
-export const RESUMABLE_KEYS: ReadonlySet<string> = new Set(['epochs', 'backend', 'threads', 'cuda.tf32', 'cuda.deterministic', 'name', 'checkpoint.keep_last', 'log.every_steps', 'log.tensorboard']);
+export const RESUMABLE_KEYS: ReadonlySet<string> = new Set(['epochs', 'backend', 'threads', 'cuda.tf32', 'cuda.deterministic', 'name', 'checkpoint.keep_last', 'log.every_steps', 'log.tensorboard', 'report.roles']);
 
 /** Dotted key paths whose values differ between two configs (e.g. a run's saved one and a request). */
 export function configDiff(a: unknown, b: unknown, prefix = ''): string[] {

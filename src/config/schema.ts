@@ -182,6 +182,35 @@ const log = section(
   'logging between epochs (metrics.csv has one row per epoch)',
 );
 
+/**
+ * The paper's tables and figures a run may stand in for in `bnlab report`: declared by the run (a
+ * sweep file sets it), never guessed from batch sizes or folder names. A run declaring none is
+ * reported in a plain table of what its sweep varies.
+ */
+export const REPORT_ROLES = {
+  'table1.small-batch': "Table 1's small-batch model (paper: total batch 256); Figs. 2-4 read it too (its BN trace and error curves)",
+  'table1.large-batch': "Table 1's large-batch model (paper: 8192); its evaluated epoch nearest 30% of the schedule plays the paper's epoch 30 of 100",
+  'table2.regular-nbs': "Table 2's model trained with the usual NBS (paper: 32)",
+  'table2.small-nbs': "Table 2's model trained with a tiny NBS (paper: 2)",
+  'fig5-6': "Figs. 5-6's NBS sweep at one total batch; its FrozenBN runs (bn.frozen_last_epochs > 0) are Fig. 6's",
+  table4: "Table 4: its eval.csv rows with population statistics from another domain (bnlab eval --stats-data / --data)",
+  fig8: 'Fig. 8: a model trained on patterned NBS groups (bn.composition), or one trained on random groups as the control',
+} as const;
+export type ReportRole = keyof typeof REPORT_ROLES;
+const ROLE_NAMES = Object.keys(REPORT_ROLES) as [ReportRole, ...ReportRole[]];
+/** Roles accumulate: a run shared by two experiments (Table 1's small-batch run is Table 2's NBS-32 model) plays both. */
+export const unionRoles = (a: readonly ReportRole[], b: readonly ReportRole[]): ReportRole[] => ROLE_NAMES.filter((r) => a.includes(r) || b.includes(r));
+
+const report = section(
+  {
+    roles: z
+      .array(z.enum(ROLE_NAMES))
+      .default([])
+      .describe(`which of the paper's tables and figures this run stands in for in bnlab report (a run may play several; [] = none: its sweep gets a plain table of the keys it varies): ${ROLE_NAMES.map((r) => `${r} = ${REPORT_ROLES[r]}`).join('; ')}. Changing it never touches training: a resume, a fork and a sweep accept it and add the roles given to those the run has (remove one by editing the run's config.yaml), and a sweep adds its roles to runs already finished`),
+  },
+  'how bnlab report uses this run',
+);
+
 const cuda = section(
   {
     tf32: z.boolean().default(true).describe(
@@ -221,6 +250,7 @@ export const configObject = z
     log,
     checkpoint_every: int(1).default(1).describe('keep checkpoints/epoch-N.ckpt every this many epochs (and after the last); last.ckpt is written after every epoch'),
     checkpoint,
+    report,
     max_loss: z.number().positive().default(1e3).describe('stop the run when the training loss is NaN or above this'),
   })
   .strict()

@@ -6,32 +6,29 @@ import { findingsTable, type FindingRuns } from './findings.js';
 import { esc, hasOurs, textHtml, textMarkdown, toHtml, toMarkdown, type Table, type TextTable } from './table.js';
 import { regimeTable } from './regime.js';
 import { buildTable, TABLE_IDS, type TableId } from './tables.js';
+import type { ReportRole } from '../config/schema.js';
 import { sweepTables } from './sweeps.js';
 import { isTwin, twinTable } from './twin.js';
 
-// A results folder laid out as <experiment>/<run>/ (results/mini/table1/..): when an experiment
-// folder's name names a table, that table uses only its runs, so sweeps for different tables don't mix.
-const FOLDER: Record<TableId | `f${FigId}`, RegExp> = {
-  table1: /table-?1|tab1/i,
-  table2: /table-?2|tab2/i,
-  fig5: /fig-?[56]|nbs/i,
-  fig6: /fig-?[56]|nbs|frozen/i,
-  table4: /table-?[14]|tab[14]|domain|corrupt/i, // Table 4 evaluates Table 1's standard model
-  fig8: /fig-?8|leak|composition/i,
-  f2: /fig-?2|trace|table-?1|tab1/i, // the trace is recorded by Table 1's small-batch run
-  f3: /fig-?[34]|table-?1|tab1/i,
-  f4: /fig-?[34]|table-?1|tab1/i,
-  f5: /fig-?[56]|nbs/i,
-  f6: /fig-?[56]|nbs|frozen/i,
-  f8: /fig-?8|leak|composition/i,
+// Which declared roles (report.roles) put a run into each table and figure: a run is in a paper
+// table only when it says it stands in for that table, whatever its folder or batch size.
+const ROLES_OF: Record<TableId | `f${FigId}`, ReportRole[]> = {
+  table1: ['table1.small-batch', 'table1.large-batch'],
+  table2: ['table2.regular-nbs', 'table2.small-nbs'],
+  fig5: ['fig5-6'],
+  fig6: ['fig5-6'],
+  table4: ['table4'],
+  fig8: ['fig8'],
+  f2: ['table1.small-batch'], // the BN trace is recorded by Table 1's small-batch run
+  f3: ['table1.small-batch', 'table1.large-batch'],
+  f4: ['table1.small-batch', 'table1.large-batch'],
+  f5: ['fig5-6'],
+  f6: ['fig5-6'],
+  f8: ['fig8'],
 };
-export function runsFor(key: keyof typeof FOLDER, runs: Run[]): Run[] {
-  const top = (r: Run) => r.name.split(/[\\/]/)[0];
-  const mine = runs.filter((r) => r.name.includes('/') && FOLDER[key].test(top(r)));
-  // Laid out by experiment, a table whose folder is not there (yet) is not built from other
-  // experiments' runs (Table 2 from Table 1's models, say); a flat folder of runs serves every table.
-  const layered = runs.some((r) => r.name.includes('/'));
-  return distinctRuns(layered ? mine : runs);
+export const rolesFor = (key: keyof typeof ROLES_OF): readonly ReportRole[] => ROLES_OF[key];
+export function runsFor(key: keyof typeof ROLES_OF, runs: Run[]): Run[] {
+  return distinctRuns(runs.filter((r) => r.roles.some((role) => ROLES_OF[key].includes(role))));
 }
 
 export interface TableResult {
@@ -39,18 +36,23 @@ export interface TableResult {
   skipped: { id: TableId; why: string }[];
 }
 const WHY: Record<TableId, string> = {
-  table1: 'no run with EMA/PreciseBN validation errors (eval.csv precise rows with samples N, or metrics.csv)',
-  table2: 'no run with eval.csv PreciseBN rows at several batch sizes B (or EMA errors)',
-  fig5: 'no NBS sweep with train_err_nbs / val_err_precise / val_err_minibatch',
-  fig6: 'no NBS sweep or FrozenBN run (bn.frozen_last_epochs > 0)',
-  table4: 'no eval.csv rows with another stats_data or data (bnlab eval on corrupted data)',
-  fig8: 'no run with val_err_composed (a bn.composition run with eval.composed)',
+  table1: 'with EMA/PreciseBN validation errors (eval.csv precise rows with samples N, or metrics.csv)',
+  table2: 'with eval.csv PreciseBN rows at several batch sizes B (or EMA errors)',
+  fig5: 'with train_err_nbs / val_err_precise / val_err_minibatch',
+  fig6: 'with those errors, or a FrozenBN run (bn.frozen_last_epochs > 0)',
+  table4: 'with eval.csv rows with another stats_data or data (bnlab eval on corrupted data)',
+  fig8: 'with val_err_composed (a bn.composition run with eval.composed)',
 };
+/** Why a table was not built: no run declares its roles, or none that does has its numbers. */
+const whyNot = (id: TableId, runs: Run[]) =>
+  runsFor(id, runs).length
+    ? `no run declaring report.roles ${ROLES_OF[id].join(' or ')} ${WHY[id]}`
+    : `no run declares report.roles ${ROLES_OF[id].join(' or ')} (a sweep file sets it; re-running the sweep records it in finished runs)`;
 export function allTables(runs: Run[]): TableResult {
   const out: TableResult = { tables: [], skipped: [] };
   for (const id of TABLE_IDS) {
     const t = buildTable(id, runsFor(id, runs));
-    hasOurs(t) ? out.tables.push(t) : out.skipped.push({ id, why: WHY[id] });
+    hasOurs(t) ? out.tables.push(t) : out.skipped.push({ id, why: whyNot(id, runs) });
   }
   return out;
 }
@@ -68,12 +70,11 @@ export function verdictTables(runs: Run[]): TextTable[] {
 }
 
 /**
- * Sweeps no paper table recognises (a batch-size sweep, a user's own grid), each as a plain table
- * of its varied keys against final errors; a flat folder of runs only when no paper table was built.
+ * Runs that declare no paper role (a batch-size sweep, a user's own grid), each experiment folder
+ * as a plain table of its varied keys against final errors.
  */
-export function otherSweeps(runs: Run[], builtAny: boolean): TextTable[] {
-  const known = (top: string) => Object.values(FOLDER).some((re) => re.test(top)) || /twin/.test(top);
-  return sweepTables(distinctRuns(runs), (top) => (top === '.' ? !builtAny : !known(top)));
+export function otherSweeps(runs: Run[]): TextTable[] {
+  return sweepTables(distinctRuns(runs.filter((r) => r.roles.length === 0 && !isTwin(r))));
 }
 
 /** Runs with fewer epochs than their config asks, and how their last session ended. */
@@ -93,7 +94,7 @@ export function markdownReport(dir: string, runs: Run[]): string {
   const parts = [`# bnlab report: ${dir}`, '', `${runs.length} run folders. Each cell: ours (paper); the paper's numbers are ImageNet / ResNet-50.`, ''];
   for (const t of verdictTables(runs)) parts.push(textMarkdown(t));
   for (const t of tables) parts.push(toMarkdown(t));
-  for (const t of otherSweeps(runs, tables.length > 0)) parts.push(textMarkdown(t));
+  for (const t of otherSweeps(runs)) parts.push(textMarkdown(t));
   const regime = regimeTable(runs);
   if (regime.rows.length) parts.push(toMarkdown(regime));
   if (skipped.length) parts.push('## Not built', '', ...skipped.map((s) => `- ${s.id}: ${s.why}`), '');
@@ -126,7 +127,7 @@ export async function htmlReport(dir: string, runs: Run[]): Promise<string> {
 ${verdictTables(runs).map(textHtml).join('\n')}
 <h2>Tables</h2>
 ${tables.map(toHtml).join('\n')}
-${otherSweeps(runs, tables.length > 0).map(textHtml).join('\n')}
+${otherSweeps(runs).map(textHtml).join('\n')}
 ${regime.rows.length ? toHtml(regime) : ''}
 <h2>Figures</h2>
 ${figs.join('\n')}

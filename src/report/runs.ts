@@ -5,6 +5,7 @@ import { basename, join, relative } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { parse as parseYaml } from 'yaml';
 import { lastSession, type Session } from '../run/metadata.js';
+import type { ReportRole } from '../config/schema.js';
 
 /** A number or null; an empty CSV cell means "not computed". */
 export type Num = number | null;
@@ -40,6 +41,8 @@ export interface Run {
   frozen: number;
   epochs: number;
   preciseBatch: number;
+  /** the paper's tables and figures it declares it stands in for (report.roles; none before that key existed) */
+  roles: ReportRole[];
   config: Record<string, any>;
   metrics: Record<string, Num>[];
   evals: EvalRow[];
@@ -143,6 +146,7 @@ export function loadRun(dir: string, root = dir, warn: (msg: string) => void = (
     frozen: config.bn?.frozen_last_epochs ?? 0,
     epochs: config.epochs ?? lastEpoch,
     preciseBatch: config.precise?.batch_size ?? 32,
+    roles: config.report?.roles ?? [],
     config,
     metrics,
     evals,

@@ -1,7 +1,7 @@
 // Any sweep as a plain table: for each experiment folder (or a flat folder of runs), the config
 // keys its runs vary against their final errors, seeds pooled as mean ± std. This is the table
 // of a batch-size sweep (scripts/sweep-batch-size.sh) and of any sweep the paper's tables do not
-// know, read from what the runs' configs say, not from folder names or guessed roles.
+// know (runs declaring no report.roles), read from what the runs' configs say, not from folder names.
 import { configDiff, RESUMABLE_KEYS } from '../config/load.js';
 import { valueAt } from '../run/identity.js';
 import { lastEpoch, metricsAt, type Run } from './runs.js';
@@ -66,13 +66,13 @@ export function sweepTable(title: string, runs: Run[]): TextTable | null {
 
 /**
  * A table per experiment folder (the first part of each run's name; '.' for a flat folder of
- * runs) that `include` accepts: the report passes the ones no paper table recognises.
+ * runs): the report passes the runs that declare no paper role.
  */
-export function sweepTables(runs: Run[], include: (experiment: string) => boolean): TextTable[] {
+export function sweepTables(runs: Run[]): TextTable[] {
   const groups = new Map<string, Run[]>();
   for (const r of runs) {
     const top = r.name.includes('/') ? r.name.split(/[\\/]/)[0] : '.';
     groups.set(top, [...(groups.get(top) ?? []), r]);
   }
-  return [...groups].filter(([name]) => include(name)).map(([name, rs]) => sweepTable(name, rs)).filter((t): t is TextTable => t !== null);
+  return [...groups].map(([name, rs]) => sweepTable(name, rs)).filter((t): t is TextTable => t !== null);
 }

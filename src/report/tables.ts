@@ -1,9 +1,10 @@
-// The paper's tables built from run folders: which run plays which role, which eval.csv row fills
-// which cell. Miniature runs use other batch sizes and epochs, so runs are mapped to the paper's
-// rows by role (smallest/largest) and the actual values are shown in the labels and footnotes.
+// The paper's tables built from run folders: which eval.csv row fills which cell. A run plays the
+// role it declares (report.roles, set by the sweep files); miniature runs use other batch sizes and
+// epochs, so their actual values are shown in the labels and footnotes.
 import { FIG5, FIG5_LABELS, FIG5_NBS, FIG8, TABLE1, TABLE1_N, TABLE2, TABLE2_B, TABLE4, type Fig5Series } from './paper.js';
 import { lastEpoch, metricsAt, numClasses, type EvalRow, type Run } from './runs.js';
 import { combine, type Stat, type Table } from './table.js';
+import type { ReportRole } from '../config/schema.js';
 
 export const TABLE_IDS = ['table1', 'table2', 'fig5', 'fig6', 'table4', 'fig8'] as const;
 export type TableId = (typeof TABLE_IDS)[number];
@@ -22,37 +23,13 @@ const metricStat = (r: Run, epoch: number, col: string): Stat | null => {
 };
 /** Prefer the paper's estimator, then more repeats. */
 const best = (rows: EvalRow[]) => [...rows].sort((a, b) => +(b.estimator === 'pooled') - +(a.estimator === 'pooled') || (b.repeats ?? 0) - (a.repeats ?? 0))[0];
-const logDist = (a: number, b: number) => Math.abs(Math.log2(a) - Math.log2(b));
 const uniq = (xs: number[]) => [...new Set(xs)].sort((a, b) => a - b);
-
-/**
- * Split runs between two paper roles by a key (batch size, NBS): our smallest value plays the paper's
- * smaller one and our largest the larger one; a single value goes to the nearer role (log scale).
- */
-function byRole(runs: Run[], key: (r: Run) => number, paper: [number, number], notes: string[], what: string): [Run[], Run[]] {
-  const vals = uniq(runs.map(key));
-  const lo = Math.min(...paper);
-  if (vals.length === 0) return [[], []];
-  let small: number | null = vals[0];
-  let large: number | null = vals[vals.length - 1];
-  if (vals.length === 1) (logDist(vals[0], lo) <= logDist(vals[0], Math.max(...paper)) ? (large = null) : (small = null));
-  if (vals.length > 2) notes.push(`${what} ${vals.slice(1, -1).join(', ')} ignored: only the smallest and largest play the paper's two roles.`);
-  const pick = (v: number | null) => (v === null ? [] : runs.filter((r) => key(r) === v));
-  return paper[0] === lo ? [pick(small), pick(large)] : [pick(large), pick(small)];
-}
+/** The regular-BN runs (seeds of one recipe together) that declare a role. */
+const declaring = (runs: Run[], role: ReportRole) => runs.filter((r) => r.frozen === 0 && r.roles.includes(role));
 const runList = (rs: Run[]) => rs.map((r) => r.name).join(', ');
-const distinct = (rows: EvalRow[], f: (e: EvalRow) => number | null) => new Set(rows.map(f).filter((x) => x !== null)).size;
 
-/** Table 1's runs: [small batch, large batch] (seeds of one recipe together). */
-export function table1Roles(runs: Run[], notes: string[] = []): [Run[], Run[]] {
-  let cands = runs.filter((r) => r.frozen === 0);
-  const withN = cands.filter((r) => distinct(r.evals.filter((e) => e.stats === 'precise' && isBase(e)), (e) => e.samples) >= 2);
-  if (withN.length) cands = withN;
-  // A 256-batch sweep may also hold NBS variants (Table 2): keep the NBS nearest the paper's 32.
-  const nearNbs = (rs: Run[]) => rs.filter((r) => logDist(r.nbs, 32) === Math.min(...rs.map((x) => logDist(x.nbs, 32))));
-  const [small, large] = byRole(cands, (r) => r.batch, [256, 8192], notes, 'batch sizes').map(nearNbs);
-  return [small, large];
-}
+/** Table 1's runs: [small batch, large batch], as the runs declare (report.roles). */
+export const table1Roles = (runs: Run[]): [Run[], Run[]] => [declaring(runs, 'table1.small-batch'), declaring(runs, 'table1.large-batch')];
 /** The epoch standing for the paper's "30 of 100": the evaluated epoch nearest 30% of the schedule. */
 export function earlyEpoch(r: Run): number {
   const last = r.epochs; // the schedule's length: 30% of it, even if the run stopped early
@@ -72,7 +49,7 @@ export function table1At(r: Run, epoch: number, n: number | 'ema'): { stat: Stat
 
 function table1(runs: Run[]): Table {
   const notes: string[] = [];
-  const [small, large] = table1Roles(runs, notes);
+  const [small, large] = table1Roles(runs);
   const early = (rs: Run[]) => {
     if (!rs.length) return null;
     const [e, last] = [earlyEpoch(rs[0]), rs[0].epochs];
@@ -122,15 +99,8 @@ const estimatorOf = (e: EvalRow) => e.estimator || 'pooled';
  * estimator (mean-of-var: the original BN paper's B/(B-1) mean_i(var_i)) add one row per model and
  * estimator, with our cells where such an evaluation exists and no paper value (the paper has no such row).
  */
-/** Table 2's runs: [NBS-32 model, NBS-2 model] (the paper's roles; seeds of one recipe together). */
-export function table2Roles(runs: Run[], notes: string[] = []): [Run[], Run[]] {
-  let cands = runs.filter((r) => r.frozen === 0);
-  const sweepsB = (r: Run) => distinct(r.evals.filter((e) => e.stats === 'precise' && isBase(e) && e.epoch === lastEpoch(r)), (e) => e.batch) >= 2;
-  if (cands.some(sweepsB)) cands = cands.filter(sweepsB);
-  const smallestBatch = (rs: Run[]) => rs.filter((r) => r.batch === Math.min(...rs.map((x) => x.batch)));
-  const [a, b] = byRole(cands, (r) => r.nbs, [32, 2], notes, 'NBS values').map(smallestBatch);
-  return [a, b];
-}
+/** Table 2's runs: [regular-NBS model, small-NBS model], as the runs declare (report.roles). */
+export const table2Roles = (runs: Run[]): [Run[], Run[]] => [declaring(runs, 'table2.regular-nbs'), declaring(runs, 'table2.small-nbs')];
 const t2rows = (r: Run) => r.evals.filter((e) => e.stats === 'precise' && isBase(e) && e.epoch === lastEpoch(r));
 const t2N = (r: Run) => Math.max(0, ...t2rows(r).map((e) => e.samples ?? 0));
 /** One run's Table 2 cell at its last epoch: EMA, or PreciseBN with an estimator at batch B (B = N: 'N'). */
@@ -142,7 +112,7 @@ export function table2At(r: Run, b: number | 'N' | 'ema', est = 'pooled'): Stat 
 
 function table2(runs: Run[]): Table {
   const notes: string[] = [];
-  const roles = table2Roles(runs, notes);
+  const roles = table2Roles(runs);
   const ns = new Set<number>();
   const at = t2rows;
   const nOf = t2N;

@@ -1,6 +1,9 @@
 // What a sweep run's folder already holds, so a re-run skips finished runs and resumes the rest.
 import { existsSync, readFileSync } from 'node:fs';
+import { stringify as stringifyYaml } from 'yaml';
 import { ConfigError, configDiff, RESUMABLE_KEYS, readConfigFile, validateConfig } from '../config/load.js';
+import { writeOutput } from '../run/checkpoint.js';
+import { unionRoles } from '../config/schema.js';
 import { readCheckpointMeta } from '../run/checkpoint.js';
 import { readMetrics } from '../run/metrics.js';
 import { keptEpochs } from '../run/retention.js';
@@ -81,4 +84,27 @@ export function finalErrors(run: SweepRun): string {
   if (!last) return 'no metrics';
   const f = (v: string | undefined) => (v ? Number(v).toFixed(2) : '-');
   return `epoch ${last.epoch}: val_err_precise ${f(last.val_err_precise)}  val_err_ema ${f(last.val_err_ema)}`;
+}
+
+/**
+ * The sweep's report.roles added to a finished run's config.yaml when it lacks any (a sweep file
+ * that gained its roles after its runs finished, or a run two experiments share); only that key
+ * changes, every other line as trained. Returns the run's roles now, or null when nothing changed.
+ */
+export function recordRoles(run: SweepRun): string[] | null {
+  const path = runPaths(run.dir).config;
+  const raw = readConfigFile(path);
+  const had = validateConfig(raw, path).report.roles;
+  const roles = unionRoles(had, run.cfg.report.roles);
+  if (roles.length === had.length) return null;
+  writeOutput(path, stringifyYaml({ ...raw, report: { ...((raw.report as object) ?? {}), roles } }));
+  return roles;
+}
+
+/** recordRoles for each finished run of a sweep, saying which runs it relabelled. */
+export function recordFinishedRoles(states: (RunStatus & { run: SweepRun })[], print: (line: string) => void): void {
+  for (const s of states) {
+    const roles = s.state === 'finished' ? recordRoles(s.run) : null;
+    if (roles) print(`  ${s.run.name}: finished; report.roles now ${roles.join(', ')} (added to its config.yaml)`);
+  }
 }
