@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Import check of src/ (docs/architecture.md): no import circle, no import from a layer to one
-below it in the list. backend/kernels/names.ts is dependency-free and may be imported by nn/."""
+below it in the list. backend/kernels/names.ts and bn/columns.ts are dependency-free and may be imported from above
+(nn/, config/)."""
 import collections, os, re, sys
 LAYERS = ['util', 'nn', 'config', 'backend', 'data', 'eval', 'bn', 'run', 'train', 'report', 'sweep', 'cli']
-ALLOWED = {'src/backend/kernels/names.ts'}
+ALLOWED = {'src/backend/kernels/names.ts', 'src/bn/columns.ts'}
 g = collections.defaultdict(set)
 for root, _, files in os.walk('src'):
     for f in files:

@@ -14,7 +14,7 @@ same IDX files, checks their SHA-256 against bnlab's, and trains scripts/torch_r
 Writes DIR/config.yaml (the resolved recipe, seed = S, plus `framework: pytorch <version>`) and
 DIR/metrics.csv, one row per epoch, with bnlab's column names and number format:
     epoch, lr, train_loss, train_err, val_err_precise, epoch_seconds, train_images_per_s,
-    precise_seconds, train_err_nbs, val_err_minibatch, bn_mode
+    precise_seconds, train_err_nbs, val_err_minibatch, bn_mode, val_err_frozen
 (errors in %, empty = not computed that epoch, as bnlab). One line per epoch on stdout.
 
 Same as bnlab (by construction or checked):
@@ -44,7 +44,7 @@ Same as bnlab (by construction or checked):
     with those statistics.
   - FrozenBN (bn.frozen_last_epochs = K): at the start of epoch epochs-K, PreciseBN statistics become
     fixed; training normalizes with them (BN in eval mode, gradients through the fixed affine
-    normalization); val_err_precise then uses them; bn_mode = frozen.
+    normalization); val_err_frozen then uses them; bn_mode = frozen.
   - val_err_minibatch (eval.minibatch): train-mode BN over groups of NBS validation images taken
     consecutively from bnlab's own test order for this seed (src/bn/modes.ts testOrder; the last
     group smaller), no statistics stored. train_err_nbs (eval.train_minibatch): the same on
@@ -121,7 +121,7 @@ def onednn_is_safe():
 torch.backends.mkldnn.enabled = onednn_is_safe()
 
 COLUMNS = ['epoch', 'lr', 'train_loss', 'train_err', 'val_err_precise', 'epoch_seconds', 'train_images_per_s',
-           'precise_seconds', 'train_err_nbs', 'val_err_minibatch', 'bn_mode']
+           'precise_seconds', 'train_err_nbs', 'val_err_minibatch', 'bn_mode', 'val_err_frozen']
 
 # Every config key, by what the twin does with it (IMPLEMENTED includes keys checked to hold the one
 # value it implements). A key in neither set is refused (a newer bnlab
@@ -148,7 +148,7 @@ IGNORED = {
     'data.synthetic.classes', 'data.synthetic.train', 'data.synthetic.val', 'data.synthetic.size',
     'data.synthetic.channels', 'data.synthetic.seed',
     'trace.channels', 'trace.batches', 'trace.batch_size', 'trace.every_iters', 'trace.until_epoch',
-    'log.every_steps', 'log.tensorboard',
+    'log.every_steps', 'log.tensorboard', 'report.roles',
 }
 IDX_DATASETS = ('fashion-mnist', 'fashion-mnist-mini', 'mnist')
 
@@ -521,7 +521,7 @@ def train(cfg, info, out, quiet):
                    precise_seconds=precise_seconds, bn_mode='frozen' if frozen else 'batch')
         if (epoch + 1) % ev['every'] == 0 or last:
             if pop_stats is not None and (frozen or precise_ran):
-                row['val_err_precise'] = error_population(model, val_set, pop_stats, ev['batch_size'])
+                row['val_err_frozen' if frozen else 'val_err_precise'] = error_population(model, val_set, pop_stats, ev['batch_size'])
             if ev['minibatch']:
                 row['val_err_minibatch'] = error_minibatch(model, val_set, orders['val_minibatch'], nbs, ev['batch_size'])
             if ev['train_minibatch']:
@@ -534,7 +534,7 @@ def train(cfg, info, out, quiet):
             f"train(NBS) {pct(row['train_err_nbs'])}" if row['train_err_nbs'] is not None else '',
         ] if s)
         log(f"epoch {epoch + 1}/{epochs}  lr {row['lr']:.4f}  loss {row['train_loss']:.4f}  train_err {pct(row['train_err'])}  "
-            f"val_err {'FrozenBN' if frozen else 'PreciseBN'} {pct(row['val_err_precise'])}{'  ' + extra if extra else ''}  "
+            f"val_err {'FrozenBN' if frozen else 'PreciseBN'} {pct(row['val_err_frozen' if frozen else 'val_err_precise'])}{'  ' + extra if extra else ''}  "
             f"{row['train_images_per_s']:.0f} img/s  {row['epoch_seconds']:.1f} s")
 
 

@@ -104,7 +104,7 @@ describe('bnlab eval', () => {
     expect(evalCsv(frozenRun)).toHaveLength(before + 6);
   }, 120_000);
 
-  it('--stats frozen reproduces the FrozenBN epoch\'s val_err_precise; a run without FrozenBN refuses it naming bn.frozen_last_epochs', async () => {
+  it('--stats frozen reproduces the FrozenBN epoch\'s val_err_frozen; a run without FrozenBN refuses it naming bn.frozen_last_epochs', async () => {
     const metrics = readMetrics(join(frozenRun, 'metrics.csv'));
     expect(metrics.map((m) => m.bn_mode)).toEqual(['batch', 'frozen']);
     const [{ rows }, plain, earlier] = await Promise.all([
@@ -112,7 +112,7 @@ describe('bnlab eval', () => {
       bnlabAsync(['eval', '--run', plainRun, '--stats', 'frozen', '--quiet']),
       bnlabAsync(['eval', '--run', frozenRun, '--epoch', '1', '--stats', 'frozen', '--quiet']),
     ]);
-    expect(rows[0].err_mean).toBeCloseTo(Number(metrics[1].val_err_precise), 3);
+    expect(rows[0].err_mean).toBeCloseTo(Number(metrics[1].val_err_frozen), 3);
     // ... and it is not just any population statistics: the EMA gives another error here.
     expect(rows[1].err_mean).not.toBeCloseTo(Number(rows[0].err_mean), 3);
     expect(plain.status).toBe(2);

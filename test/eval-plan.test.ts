@@ -95,10 +95,10 @@ describe('the modes at the end of a training epoch', () => {
   const held = (frozen: boolean): HeldStats => ({ ema: new Map(), precise: pop(), frozen: frozen ? pop() : null });
   const jobs = (c: Config, frozen: boolean, preciseRan: boolean) => epochJobs({ cfg: c, held: held(frozen), frozen, preciseRan, trainImages: 100 }).map((j) => `${j.column}:${j.stats.mode}:${j.split}`);
 
-  it('EMA and PreciseBN (when it ran) by default; FrozenBN in PreciseBN\'s column after the switch', () => {
+  it('EMA and PreciseBN (when it ran) by default; FrozenBN in its own column after the switch', () => {
     expect(jobs(cfg(), false, true)).toEqual(['val_err_ema:ema:val', 'val_err_precise:precise:val']);
     expect(jobs(cfg(), false, false)).toEqual(['val_err_ema:ema:val']);
-    expect(jobs(cfg(), true, false)).toEqual(['val_err_precise:frozen:val']);
+    expect(jobs(cfg(), true, false)).toEqual(['val_err_frozen:frozen:val']);
   });
 
   it('eval.minibatch, eval.train_minibatch and eval.composed switch on their columns', () => {

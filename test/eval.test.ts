@@ -99,11 +99,16 @@ describe('statistics sources at evaluation', () => {
     const rows = readMetrics(runPaths(dir).metrics);
     expect(rows.map((x) => x.bn_mode)).toEqual(['batch', 'frozen']);
     expect(rows[1].val_err_ema).toBe('');
-    for (const row of rows) for (const k of ['val_err_precise', 'val_err_minibatch', 'train_err_nbs']) expect(Number(row[k])).toBeGreaterThanOrEqual(0);
+    // FrozenBN has its own column: PreciseBN reports the batch-BN epoch, FrozenBN the frozen one
+    expect([rows[0].val_err_frozen, rows[1].val_err_precise]).toEqual(['', '']);
+    for (const [row, k] of [[0, 'val_err_precise'], [1, 'val_err_frozen']] as const) expect(Number(rows[row][k])).toBeGreaterThanOrEqual(0);
+    for (const row of rows) for (const k of ['val_err_minibatch', 'train_err_nbs']) expect(Number(row[k])).toBeGreaterThanOrEqual(0);
 
     const e1 = readCheckpoint<RunMeta>(runPaths(dir).epoch(1));
     const e2 = readCheckpoint<RunMeta>(runPaths(dir).epoch(2));
     expect(e1.tensors.has('frozen/stem.bn/mean')).toBe(false);
+    // no PreciseBN statistics once frozen: those of epoch 1 describe another model
+    expect([e1.tensors.has('precise/stem.bn/mean'), e2.tensors.has('precise/stem.bn/mean')]).toEqual([true, false]);
     // The EMA is untouched during the frozen epoch.
     for (const [k, t] of e1.tensors) if (k.startsWith('ema/')) expect(Array.from(e2.tensors.get(k)!.data)).toEqual(Array.from(t.data));
     // The frozen statistics are PreciseBN of the epoch-1 model (same samples: seed and epoch index 1).
@@ -154,8 +159,8 @@ describe('statistics sources at evaluation', () => {
         // fixed at the switch (after epoch 1) and identical after epoch 3
         const frozen = values(e2, `frozen/${layer}/${k}`);
         expect(values(e3, `frozen/${layer}/${k}`), `frozen/${layer}/${k}`).toEqual(frozen);
-        // what the FrozenBN epochs report as population statistics
-        expect(values(e3, `precise/${layer}/${k}`)).toEqual(frozen);
+        // no PreciseBN statistics after the switch (none copied from FrozenBN's)
+        expect(e3.tensors.has(`precise/${layer}/${k}`)).toBe(false);
         // not the EMA, which stands still in the frozen epochs
         expect(values(e3, `ema/${layer}/${k}`)).toEqual(values(e1, `ema/${layer}/${k}`));
         expect(frozen).not.toEqual(values(e1, `ema/${layer}/${k}`));

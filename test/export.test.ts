@@ -138,9 +138,16 @@ describe('bnlab export: CIFAR ResNet into scripts/torch_resnet.py', () => {
     }, 240_000);
   }
 
-  it('default statistics: PreciseBN when the checkpoint holds them; --epoch picks the file; a run bnlab --overwrite cleans', () => {
+  it('default statistics: FrozenBN\'s after the switch, else PreciseBN when the checkpoint holds them; --epoch picks the file; a run bnlab --overwrite cleans', () => {
     const file = exportRun([runs.cifar]);
     expect(file).toBe(join(runs.cifar, 'model-precise.safetensors'));
+    const statsOf = (f: string) => {
+      const b = readFileSync(f);
+      return JSON.parse(b.subarray(8, 8 + Number(b.readBigUInt64LE(0))).toString('utf8')).__metadata__.stats;
+    };
+    const d = temp();
+    // the FrozenBN run: its FrozenBN statistics at the end (epoch 2), PreciseBN's before the switch (epoch 1)
+    expect([exportRun([runs.frozen, '--out', join(d, 'f.safetensors')]), exportRun([runs.frozen, '--epoch', '1', '--out', join(d, 'f1.safetensors')])].map(statsOf)).toEqual(['frozen', 'precise']);
     const out = join(temp(), 'e1.safetensors');
     exportRun(['--run', runs.cifar, '--epoch', '1', '--stats', 'ema', '--out', out]);
     const n = readFileSync(out).readBigUInt64LE(0);

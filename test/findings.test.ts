@@ -88,14 +88,14 @@ describe('findings', () => {
   it('pairs two recipes by config seed, not by order; a seed without its partner is left out', () => {
     const fig6 = [sweepRun(2, 0, 20, 22), sweepRun(2, 1, 21, 22), sweepRun(2, 2, 30, 31)];
     // names that sort against the seeds: the report lists runs by name
-    const frozen = [mk('f/nbs2_frozen10_a', { nbs: 2, seed: 1, frozen: 2, last: { val_err_precise: 20.5 } }), mk('f/nbs2_frozen10_b', { nbs: 2, seed: 0, frozen: 2, last: { val_err_precise: 19 } })];
+    const frozen = [mk('f/nbs2_frozen10_a', { nbs: 2, seed: 1, frozen: 2, last: { val_err_frozen: 20.5 } }), mk('f/nbs2_frozen10_b', { nbs: 2, seed: 0, frozen: 2, last: { val_err_frozen: 19 } })];
     const f = findings({ ...none, fig6: [...fig6, ...frozen] }).rows.find((r) => r.finding.startsWith('FrozenBN'))!;
     expect(f.pairs).toEqual([{ seed: 0, d: -1 }, { seed: 1, d: -0.5 }]);
     expect(f.iv.n).toBe(2);
   });
   it(`a comparison the paper gives under ${MIN_PAPER_EFFECT} point has no verdict, and is listed`, () => {
     const fig6 = [sweepRun(8, 0, 17, 19), sweepRun(8, 1, 17, 19.2)];
-    const frozen = [0, 1].map((s) => mk(`f/nbs8_frozen10_seed${s}`, { nbs: 8, seed: s, frozen: 2, last: { val_err_precise: 17 } }));
+    const frozen = [0, 1].map((s) => mk(`f/nbs8_frozen10_seed${s}`, { nbs: 8, seed: s, frozen: 2, last: { val_err_frozen: 17 } }));
     const { rows, noSide } = findings({ ...none, fig6: [...fig6, ...frozen] });
     expect(rows.some((r) => r.finding.startsWith('FrozenBN'))).toBe(false); // paper at NBS 8: 24.2 − 24.3
     expect(noSide.map((c) => c.finding)).toEqual(['FrozenBN for the last epochs vs regular BN (Fig. 6)']);

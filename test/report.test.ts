@@ -164,6 +164,9 @@ describe('tables', () => {
     writeFileSync(cfg, `${readFileSync(cfg, 'utf8')}report:\n  roles: [table1.large-batch]\n`);
     const t = buildTable('table1', runsFor('table1', findRuns([d])));
     expect(t.rows.map((r) => r.labels[0])).toEqual(['— (paper 256)', '1024 (paper 8192)', '1024 (paper 8192)']);
+    // a PyTorch twin (framework in its config) copies its bnlab run's roles: never in bnlab's tables
+    writeFileSync(cfg, `${readFileSync(cfg, 'utf8')}framework: pytorch 1.13\n`);
+    expect(runsFor('table1', findRuns([d]))).toEqual([]);
   });
 });
 
@@ -453,8 +456,9 @@ describe('training regime table', () => {
     expect(two.labels[3]).toBe('2');
     expect(two.labels[1]).toContain('ResNet-20, fashion-mnist (5000 train images)');
     expect(two.cells[0].ours).toEqual({ mean: 5, std: Math.SQRT2, n: 2 }); // train_err 4, 6
-    expect(two.cells[3].ours?.mean).toBe(13);
-    expect(two.cells[1].ours).toBeNull(); // train_err_nbs not computed
+    // only the columns some run computed (no mini-batch or FrozenBN column here)
+    expect(t.columns).toEqual(['train, as trained, batch stats', 'val, PreciseBN']);
+    expect(two.cells[1].ours?.mean).toBe(13);
     expect(one.cells[0].ours).toEqual({ mean: 3 });
     const md = toMarkdown(t);
     expect(md).toContain('| 5.0±1.4 |');

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeCheckpoint } from '../src/run/checkpoint.js';
 import { describeSession, gitCommit, readRunInfo, startSession, wallSeconds } from '../src/run/metadata.js';
-import { METRIC_COLUMNS, restoreMetrics, writeMetrics } from '../src/run/metrics.js';
+import { METRIC_COLUMNS, readMetrics, restoreMetrics, withFrozenColumn, writeMetrics } from '../src/run/metrics.js';
+import { findRuns } from '../src/report/runs.js';
 import { runPaths } from '../src/run/paths.js';
 import { checkpointFor, isNewBest, keptEpochs, pruneEpochCheckpoints } from '../src/run/retention.js';
 import { summarizeRun, summaryLines } from '../src/run/summary.js';
@@ -66,6 +67,26 @@ describe('metrics.jsonl', () => {
   });
 });
 
+describe('FrozenBN\'s column', () => {
+  it('a run written before val_err_frozen existed reads as a new one: its FrozenBN epochs\' values move from val_err_precise', () => {
+    const legacy = 'results/mini/fig5-6/nbs2_frozen10_seed0/metrics.csv'; // committed, bnlab of 2026-12-03
+    expect(readFileSync(legacy, 'utf8').split('\n')[0]).not.toContain('val_err_frozen');
+    const rows = readMetrics(legacy);
+    const [regular, frozen] = [rows.find((r) => r.epoch === '40')!, rows.find((r) => r.epoch === '50')!];
+    expect([regular.bn_mode, frozen.bn_mode]).toEqual(['batch', 'frozen']);
+    expect(Number(regular.val_err_precise)).toBeGreaterThan(0);
+    expect(regular.val_err_frozen ?? '').toBe('');
+    expect([frozen.val_err_precise, frozen.val_err_frozen]).toEqual(['', '17.9400']);
+    // the report reads it the same way
+    const run = findRuns([join('results/mini/fig5-6/nbs2_frozen10_seed0')])[0];
+    expect([run.metrics.at(-1)!.val_err_frozen, run.metrics.at(-1)!.val_err_precise]).toEqual([17.94, null]);
+    // a new file has the column after the first releases' 13, and a row already in the new form is left alone
+    expect(METRIC_COLUMNS.slice(13)).toEqual(['val_err_frozen']);
+    const now = { epoch: '3', bn_mode: 'frozen', val_err_precise: '', val_err_frozen: '12.5' };
+    expect(withFrozenColumn(now)).toBe(now);
+  });
+});
+
 describe('summary', () => {
   const rows = [
     { epoch: '1', val_err_ema: '30', val_err_precise: '20', val_err_minibatch: '', train_images_per_s: '100', epoch_seconds: '10', bn_mode: 'batch' },
@@ -75,10 +96,12 @@ describe('summary', () => {
 
   it('final and best per statistics source with epochs (ties: the earlier), time, throughput, files', () => {
     const p = fresh('summary');
-    const s = summarizeRun(join(dir, 'summary'), p, rows, 4, 42);
+    // epoch 3 as bnlab wrote FrozenBN epochs before val_err_frozen existed: read as the new column
+    const s = summarizeRun(join(dir, 'summary'), p, rows.map(withFrozenColumn), 4, 42);
     expect(s.sources).toEqual([
       { source: 'EMA', column: 'val_err_ema', final: { epoch: 2, err: 25 }, best: { epoch: 2, err: 25 } },
-      { source: 'PreciseBN/FrozenBN', column: 'val_err_precise', final: { epoch: 3, err: 20 }, best: { epoch: 1, err: 20 } },
+      { source: 'PreciseBN', column: 'val_err_precise', final: { epoch: 1, err: 20 }, best: { epoch: 1, err: 20 } },
+      { source: 'FrozenBN', column: 'val_err_frozen', final: { epoch: 3, err: 20 }, best: { epoch: 3, err: 20 } },
     ]);
     expect(s).toMatchObject({ finished: false, epochs: { done: 3, total: 4 }, train_seconds: 20, wall_seconds: 42 });
     // 3 epochs of equal size at 100, 300, 300 img/s: 3 / (1/100 + 2/300) = 180
@@ -86,7 +109,7 @@ describe('summary', () => {
     expect(s.files).toMatchObject({ metrics: p.metrics, metrics_jsonl: p.metricsJsonl, run_info: p.runInfo, summary: p.summary, last_checkpoint: p.last });
     const text = summaryLines(s).join('\n');
     expect(text).toMatch(/stopped at 3\/4 epochs, 20\.0s of epochs, 42\.0s wall-clock, training 180 img\/s/);
-    expect(text).toMatch(/val_err PreciseBN\/FrozenBN +final 20\.00% \(epoch 3\) +best 20\.00% \(epoch 1\)/);
+    expect(text).toMatch(/val_err FrozenBN +final 20\.00% \(epoch 3\) +best 20\.00% \(epoch 3\)/);
     expect(text).not.toMatch(/mini-batch/);
   });
 });

@@ -107,7 +107,7 @@ describe('sweep runs', () => {
     expect(planned).toEqual(ran);
     expect(planned[0]).toMatch(/--set threads=\d+/);
     expect(r1.stdout).toMatch(/\[1\/2\] nbs8: start/);
-    expect(r1.stdout).toMatch(/\[2\/2\] nbs4: done in .*epoch 1: val_err_precise \d+\.\d\d {2}val_err_ema \d+\.\d\d/);
+    expect(r1.stdout).toMatch(/\[2\/2\] nbs4: done in .*epoch 1: val_err_ema \d+\.\d\d {2}val_err_precise \d+\.\d\d/);
     expect(readMetrics(join(out, 'nbs8', 'metrics.csv'))).toHaveLength(1);
 
     // Same runs with 2 epochs: each has last.ckpt after epoch 1, so it resumes rather than restarts.
@@ -122,7 +122,7 @@ describe('sweep runs', () => {
 
     const r3 = bnlab('sweep', '--config', two, '--out', out);
     expect(r3.status).toBe(0);
-    expect(r3.stdout).toMatch(/nbs8: finished, skipped \(epoch 2: val_err_precise/);
+    expect(r3.stdout).toMatch(/nbs8: finished, skipped \(epoch 2: val_err_ema/);
     expect(r3.stdout).not.toMatch(/start/);
 
     // A sweep file that gained report.roles adds them to its finished runs' config.yaml, that key

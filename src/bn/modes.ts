@@ -4,8 +4,8 @@
 // Each entry of MODES owns what differs between modes: its label, help and metrics.csv column(s),
 // which evaluations it adds at the end of a training epoch, what `bnlab eval` computes for it (its
 // plan: repeats and eval.csv cells, or why it cannot run) and where its statistics come from for
-// one repeat. Adding a mode is a name in STATS_MODES, an entry in MODES (and, if it needs new
-// statistics, a case in ModeStats) and its schema key that switches it on during training.
+// one repeat. Adding a mode is its name and facts in columns.ts, an entry in MODES (and, if it
+// needs new statistics, a case in ModeStats) and its schema key that switches it on during training.
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Config } from '../config/schema.js';
 import type { Split } from '../data/dataset.js';
@@ -22,8 +22,8 @@ import type { Progress } from '../util/progress.js';
 import { disposePopulation, type Population } from './population.js';
 import { estimatePrecise, type PreciseRequest } from './precise.js';
 
-export const STATS_MODES = ['ema', 'precise', 'minibatch', 'composed', 'frozen'] as const;
-export type StatsMode = (typeof STATS_MODES)[number];
+import { MODE_FACTS, STATS_MODES, type ModeFacts, type StatsMode } from './columns.js';
+export { STATS_MODES, type StatsMode };
 
 /** What a mode evaluates with: population statistics, or the size of the test mini-batches. */
 export type ModeStats =
@@ -124,18 +124,8 @@ export interface RepeatStats {
   dispose(): void;
 }
 
-export interface ModeInfo {
-  /** As a researcher names it (log lines, tables). */
-  label: string;
-  /** Where the BN layers take their statistics from at inference. */
-  source: 'population' | 'batch';
-  /** metrics.csv column of its validation error (FrozenBN shares PreciseBN's: its statistics are
-   *  the fixed ones training normalizes with, what PreciseBN would report after the switch). */
-  valColumn: 'val_err_ema' | 'val_err_precise' | 'val_err_minibatch' | 'val_err_composed';
-  /** metrics.csv column of its training-set error, where the trainer reports one. */
-  trainColumn?: 'train_err_nbs';
-  /** What `bnlab eval --stats` says it is. */
-  help: string;
+/** A mode: its facts (label, help, metrics.csv columns: bn/columns.ts) and its behaviour. */
+export interface ModeInfo extends ModeFacts {
   /** The evaluations it adds at the end of a training epoch (none: not reported then). */
   epochJobs(e: EpochContext): EpochJob[];
   /** `bnlab eval`: why it cannot be computed for this ask (null: it can). Checked for every mode before any is computed. */
@@ -180,14 +170,14 @@ export function evalPreciseRequest(p: ModePlan, r: number, cfg: Config, statsIma
 
 export const MODES: Record<StatsMode, ModeInfo> = {
   ema: {
-    label: 'EMA', source: 'population', valColumn: 'val_err_ema', help: 'the EMA of batch statistics kept during training',
-    epochJobs: (e) => (e.frozen ? [] : [{ column: 'val_err_ema', split: 'val', stats: { mode: 'ema', population: emaPopulation(e.held.ema) } }]),
+    ...MODE_FACTS.ema,
+    epochJobs: (e) => (e.frozen ? [] : [{ column: MODE_FACTS.ema.valColumn, split: 'val', stats: { mode: 'ema', population: emaPopulation(e.held.ema) } }]),
     problem: () => null,
     ...held('ema', (h) => emaPopulation(h.ema)),
   },
   precise: {
-    label: 'PreciseBN', source: 'population', valColumn: 'val_err_precise', help: 'PreciseBN: statistics of the frozen model on N samples in batches of B',
-    epochJobs: (e) => (!e.frozen && e.preciseRan && e.held.precise ? [{ column: 'val_err_precise', split: 'val', stats: { mode: 'precise', population: e.held.precise } }] : []),
+    ...MODE_FACTS.precise,
+    epochJobs: (e) => (!e.frozen && e.preciseRan && e.held.precise ? [{ column: MODE_FACTS.precise.valColumn, split: 'val', stats: { mode: 'precise', population: e.held.precise } }] : []),
     problem(a) {
       const n = Math.min(a.samples ?? a.cfg.precise.samples, a.statsImages);
       if (reestimates(a) && a.disjoint && n >= a.evalImages) {
@@ -222,11 +212,11 @@ export const MODES: Record<StatsMode, ModeInfo> = {
     },
   },
   minibatch: {
-    label: 'mini-batch', source: 'batch', valColumn: 'val_err_minibatch', trainColumn: 'train_err_nbs', help: 'each test batch of NBS samples normalized by its own statistics',
+    ...MODE_FACTS.minibatch,
     epochJobs: ({ cfg, trainImages }) => [
-      ...(cfg.eval.minibatch ? [{ column: 'val_err_minibatch', split: 'val' as const, stats: { mode: 'minibatch' as const, nbs: cfg.bn.nbs } }] : []),
+      ...(cfg.eval.minibatch ? [{ column: MODE_FACTS.minibatch.valColumn, split: 'val' as const, stats: { mode: 'minibatch' as const, nbs: cfg.bn.nbs } }] : []),
       ...(cfg.eval.train_minibatch
-        ? [{ column: 'train_err_nbs', split: 'train' as const, stats: { mode: 'minibatch' as const, nbs: cfg.bn.nbs }, label: 'train NBS', order: permutation(trainImages, cfg.seed, 0x7472).subarray(0, Math.min(cfg.eval.train_minibatch_samples, trainImages)) }]
+        ? [{ column: MODE_FACTS.minibatch.trainColumn, split: 'train' as const, stats: { mode: 'minibatch' as const, nbs: cfg.bn.nbs }, label: 'train NBS', order: permutation(trainImages, cfg.seed, 0x7472).subarray(0, Math.min(cfg.eval.train_minibatch_samples, trainImages)) }]
         : []),
     ],
     problem: () => null,
@@ -237,9 +227,8 @@ export const MODES: Record<StatsMode, ModeInfo> = {
     },
   },
   composed: {
-    label: 'mini-batch (composed)', source: 'batch', valColumn: 'val_err_composed',
-    help: "mini-batch statistics of test batches of NBS samples composed like training's (bn.composition: e.g. K classes each; paper Fig. 8)",
-    epochJobs: ({ cfg }) => (cfg.eval.composed ? [{ column: 'val_err_composed', split: 'val', stats: { mode: 'composed', composition: compositionOf(cfg) } }] : []),
+    ...MODE_FACTS.composed,
+    epochJobs: ({ cfg }) => (cfg.eval.composed ? [{ column: MODE_FACTS.composed.valColumn, split: 'val', stats: { mode: 'composed', composition: compositionOf(cfg) } }] : []),
     problem(a) {
       const why = compositionProblem(evalComposition(a), a.numClasses);
       return why && `--stats composed: ${why}${a.batch ? ' (--batch sets NBS)' : ''}`;
@@ -252,8 +241,8 @@ export const MODES: Record<StatsMode, ModeInfo> = {
     },
   },
   frozen: {
-    label: 'FrozenBN', source: 'population', valColumn: 'val_err_precise', help: 'the fixed statistics FrozenBN training normalized with',
-    epochJobs: (e) => (e.frozen && e.held.frozen ? [{ column: 'val_err_precise', split: 'val', stats: { mode: 'frozen', population: e.held.frozen } }] : []),
+    ...MODE_FACTS.frozen,
+    epochJobs: (e) => (e.frozen && e.held.frozen ? [{ column: MODE_FACTS.frozen.valColumn, split: 'val', stats: { mode: 'frozen', population: e.held.frozen } }] : []),
     problem: (a) => (a.held.frozen ? null : `--stats frozen: this checkpoint has no FrozenBN statistics (the run has bn.frozen_last_epochs = ${a.cfg.bn.frozen_last_epochs})`),
     ...held('frozen', (h) => h.frozen),
   },

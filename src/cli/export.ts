@@ -47,9 +47,9 @@ function readExportable(path: string, cfg: Config, runDir: string, named: boolea
   return ckpt;
 }
 
-/** --stats, or the default: PreciseBN's when the checkpoint holds them, else the EMA. */
+/** --stats, or the default: the statistics the run evaluates with at that epoch: FrozenBN's after the switch, else PreciseBN's, else the EMA. */
 function chooseStats(asked: string | undefined, has: (s: ExportStats) => boolean, cfg: Config, path: string): ExportStats {
-  if (asked === undefined) return has('precise') ? 'precise' : 'ema';
+  if (asked === undefined) return has('frozen') ? 'frozen' : has('precise') ? 'precise' : 'ema';
   if (asked === 'minibatch' || asked === 'composed') throw new ConfigError(`--stats ${asked}: mini-batch statistics are computed from each test batch, so there are no population statistics to export; use ${EXPORT_STATS.join(', ')}`);
   if (!EXPORT_STATS.includes(asked as ExportStats)) throw new ConfigError(`--stats: unknown statistics '${asked}' (use ${EXPORT_STATS.join(', ')})`);
   const s = asked as ExportStats;
@@ -100,7 +100,7 @@ export function registerExport(program: Command): void {
     .option('-r, --run <dir>', 'the run folder, as bnlab eval takes it')
     .option('--epoch <n>', 'checkpoint of this epoch (default: the last)')
     .option('--checkpoint <file>', "a checkpoint file of this run, or the words best / last: the run's checkpoints/best.ckpt / last.ckpt")
-    .option('--stats <name>', `the population statistics written as running_mean / running_var: ${EXPORT_STATS.map((s) => `${s} (${MODES[s].help})`).join('; ')}. Default: precise when the checkpoint holds PreciseBN statistics, else ema. The variance is the unbiased one, as PyTorch's running_var`)
+    .option('--stats <name>', `the population statistics written as running_mean / running_var: ${EXPORT_STATS.map((s) => `${s} (${MODES[s].help})`).join('; ')}. Default: frozen when the checkpoint holds FrozenBN statistics (after the switch), else precise when it holds PreciseBN statistics, else ema. The variance is the unbiased one, as PyTorch's running_var`)
     .option('--format <name>', 'file format: safetensors', 'safetensors')
     .option('-o, --out <file>', 'where to write (default: <run>/model-<stats>.safetensors)')
     .action((run: string | undefined, f: ExportFlags) => {

@@ -1,6 +1,7 @@
 // The one source of truth for every knob of a bnlab run: type, range, default and meaning.
 // `bnlab config` prints it as commented YAML; `bnlab train` validates every config against it.
 import { z } from 'zod';
+import { VAL_COLUMNS, type ValColumn } from '../bn/columns.js';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
 // Free strings are bounded and single-line: a 50 MB value would be copied into every checkpoint.
@@ -68,9 +69,8 @@ const data = section(
 /** First-stage channels each architecture is defined with (He et al.: CIFAR ResNets 16, ResNet-50 64). */
 export const STANDARD_WIDTH = { 'resnet-cifar': 16, resnet50: 64 } as const;
 
-/** Columns a `best` checkpoint can be chosen by: the validation error of each statistics source
- *  (src/bn/modes.ts MODES[*].valColumn; a test keeps the two lists equal). */
-export const BEST_METRICS = ['val_err_precise', 'val_err_ema', 'val_err_minibatch', 'val_err_composed', 'none'] as const;
+/** Columns a `best` checkpoint can be chosen by: the validation error of each statistics mode. */
+export const BEST_METRICS: readonly [ValColumn | 'none', ...(ValColumn | 'none')[]] = [VAL_COLUMNS[0], ...VAL_COLUMNS.slice(1), 'none'];
 
 const checkpoint = section(
   {

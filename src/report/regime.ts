@@ -5,14 +5,17 @@
 // mean ± std over them.
 import { distinctRuns, lastEpoch, metricsAt, recipeOf, type Run } from './runs.js';
 import { combine, type Table } from './table.js';
+import { MODE_FACTS, STATS_MODES, type ModeFacts } from '../bn/columns.js';
 import { completeTwins, isTwin } from './twin.js';
 
-const COLUMNS: [string, string][] = [
+/** The recipe's training error as trained, each mode's training-set error, each mode's validation error. */
+const ALL_COLUMNS: [string, string][] = [
   ['train_err', 'train, as trained, batch stats'],
-  ['train_err_nbs', 'train, no aug, batch stats (NBS)'],
-  ['val_err_ema', 'val, EMA'],
-  ['val_err_precise', 'val, PreciseBN'],
-  ['val_err_minibatch', 'val, batch stats (NBS)'],
+  ...STATS_MODES.flatMap((m): [string, string][] => {
+    const f: ModeFacts = MODE_FACTS[m];
+    return f.trainColumn ? [[f.trainColumn, `train, no aug, ${f.label} (NBS)`]] : [];
+  }),
+  ...STATS_MODES.map((m): [string, string] => [MODE_FACTS[m].valColumn, `val, ${MODE_FACTS[m].label}`]),
 ];
 
 export function regimeTable(runs: Run[]): Table {
@@ -20,6 +23,8 @@ export function regimeTable(runs: Run[]): Table {
   // a PyTorch twin still training is left out (the report lists it as unfinished)
   const usable = (r: Run) => r.metrics.length > 0 && (!isTwin(r) || completeTwins([r]).length > 0);
   for (const r of distinctRuns(runs).filter(usable)) groups.set(recipeOf(r), [...(groups.get(recipeOf(r)) ?? []), r]);
+  // the columns some run computed (a report of EMA-only runs has no FrozenBN column)
+  const COLUMNS = ALL_COLUMNS.filter(([col]) => [...groups.values()].flat().some((r) => r.metrics.some((m) => typeof m[col] === 'number')));
   const rows = [...groups.entries()]
     .sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true }))
     .map(([name, rs]) => {

@@ -28,7 +28,8 @@ const ROLES_OF: Record<TableId | `f${FigId}`, ReportRole[]> = {
 };
 export const rolesFor = (key: keyof typeof ROLES_OF): readonly ReportRole[] => ROLES_OF[key];
 export function runsFor(key: keyof typeof ROLES_OF, runs: Run[]): Run[] {
-  return distinctRuns(runs.filter((r) => r.roles.some((role) => ROLES_OF[key].includes(role))));
+  // a PyTorch twin copies its bnlab run's config, roles included: it sits beside bnlab, never in its tables
+  return distinctRuns(runs.filter((r) => !isTwin(r) && r.roles.some((role) => ROLES_OF[key].includes(role))));
 }
 
 export interface TableResult {

@@ -5,6 +5,7 @@ import { basename, join, relative } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { parse as parseYaml } from 'yaml';
 import { lastSession, type Session } from '../run/metadata.js';
+import { withFrozenColumn } from '../run/metrics.js';
 import type { ReportRole } from '../config/schema.js';
 
 /** A number or null; an empty CSV cell means "not computed". */
@@ -118,7 +119,7 @@ export function loadRun(dir: string, root = dir, warn: (msg: string) => void = (
   if (typeof config !== 'object' || Array.isArray(config)) throw new RunReadError(`${join(dir, 'config.yaml')} is not a mapping of config keys`);
   const metrics = checkedRows(join(dir, 'metrics.csv'), metricsRowProblem, warn).map((r) => {
     const o: Record<string, Num> = {};
-    for (const [k, v] of Object.entries(r)) o[k] = k === 'bn_mode' ? (v === 'frozen' ? 1 : v === 'batch' ? 0 : null) : num(v);
+    for (const [k, v] of Object.entries(withFrozenColumn(r))) o[k] = k === 'bn_mode' ? (v === 'frozen' ? 1 : v === 'batch' ? 0 : null) : num(v);
     return o;
   });
   const evals = checkedRows(join(dir, 'eval.csv'), evalRowProblem, warn).map(

@@ -6,15 +6,12 @@ import { configDiff, RESUMABLE_KEYS } from '../config/load.js';
 import { valueAt } from '../run/identity.js';
 import { lastEpoch, metricsAt, type Run } from './runs.js';
 import type { TextTable } from './table.js';
+import { MODE_FACTS, STATS_MODES } from '../bn/columns.js';
 
 /** Keys that differ between runs without making them different experiments. */
 const NOT_VARIED = new Set([...RESUMABLE_KEYS, 'seed', 'data.synthetic.seed']);
-const COLUMNS = [
-  ['train_err', 'train err % (as trained)'],
-  ['val_err_ema', 'val EMA %'],
-  ['val_err_precise', 'val PreciseBN %'],
-  ['val_err_minibatch', 'val mini-batch %'],
-] as const;
+/** The training error as trained, then each statistics mode's validation error. */
+const COLUMNS: [string, string][] = [['train_err', 'train err % (as trained)'], ...STATS_MODES.map((m): [string, string] => [MODE_FACTS[m].valColumn, `val ${MODE_FACTS[m].label} %`])];
 
 const show = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
 

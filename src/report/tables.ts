@@ -197,8 +197,8 @@ export function fig56At(r: Run, s: Fig5Series): Stat | null {
   if (s === 'train_nbs') return metricStat(r, e, 'train_err_nbs');
   if (s === 'val_minibatch') return evalStat(best(base.filter((x) => x.stats === 'minibatch' && x.batch === r.nbs))) ?? metricStat(r, e, 'val_err_minibatch');
   if (s === 'val_population') return evalStat(best(base.filter((x) => x.stats === 'precise' && x.samples === Math.max(...base.map((y) => y.samples ?? 0))))) ?? metricStat(r, e, 'val_err_precise');
-  // FrozenBN runs: `bnlab eval --stats frozen`, else the trainer's val_err_precise (its frozen statistics)
-  return evalStat(best(base.filter((x) => x.stats === 'frozen'))) ?? metricStat(r, e, 'val_err_precise');
+  // FrozenBN runs: `bnlab eval --stats frozen`, else the trainer's val_err_frozen
+  return evalStat(best(base.filter((x) => x.stats === 'frozen'))) ?? metricStat(r, e, 'val_err_frozen');
 }
 /** One run's error on its un-augmented training images with population statistics (ours, not the paper's). */
 export const trainPopulationAt = (r: Run): Stat | null =>

@@ -6,8 +6,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from './checkpoint.js';
 import { stringify } from 'csv-stringify/sync';
 import { parse } from 'csv-parse/sync';
+import { MODE_COLUMNS } from '../bn/columns.js';
 
-export const METRIC_COLUMNS = [
+// A file's column order is fixed once written: columns are only ever appended. These are the
+// columns of the first releases; every mode column added since (bn/columns.ts) follows them.
+const FIRST_COLUMNS = [
   'epoch',
   'lr',
   'train_loss',
@@ -21,10 +24,11 @@ export const METRIC_COLUMNS = [
   'val_err_minibatch',
   'bn_mode',
   'val_err_composed',
-] as const;
+];
+export const METRIC_COLUMNS: readonly string[] = [...FIRST_COLUMNS, ...MODE_COLUMNS.filter((c) => !FIRST_COLUMNS.includes(c))];
 
 /** Numbers, a label (bn_mode: batch | frozen), or null for "not computed this epoch" (empty cell). */
-export type MetricsRow = Record<(typeof METRIC_COLUMNS)[number], number | string | null>;
+export type MetricsRow = Record<string, number | string | null>;
 
 const fmt = (v: number | string | null) =>
   v === null || v === undefined ? '' : typeof v === 'string' ? v : Number.isInteger(v) ? String(v) : v.toPrecision(6);
@@ -56,12 +60,23 @@ export function writeMetrics(path: string, rows: readonly string[][]): void {
   writeFileAtomic(jsonlPath(path), [Buffer.from(jsonlText(rows), 'utf8')]);
 }
 
-export function readMetrics(path: string): Record<string, string>[] {
-  if (!existsSync(path)) return [];
-  return parse(readFileSync(path, 'utf8'), { columns: true, skip_empty_lines: true });
+/** The file's rows as written. */
+const parseMetrics = (path: string): Record<string, string>[] => (existsSync(path) ? parse(readFileSync(path, 'utf8'), { columns: true, skip_empty_lines: true }) : []);
+
+/**
+ * A row as the modes define it now. Until FrozenBN had its own column, a FrozenBN epoch (bn_mode
+ * frozen) wrote its error into val_err_precise: such a row's value moves to val_err_frozen, so an
+ * old run reads as a new one does.
+ */
+export function withFrozenColumn(row: Record<string, string>): Record<string, string> {
+  if (row.bn_mode !== 'frozen' || (row.val_err_frozen ?? '') !== '' || (row.val_err_precise ?? '') === '') return row;
+  return { ...row, val_err_frozen: row.val_err_precise, val_err_precise: '' };
 }
 
-const readCells = (path: string): string[][] => readMetrics(path).map((r) => METRIC_COLUMNS.map((c) => r[c] ?? ''));
+/** metrics.csv's rows by column name (old FrozenBN rows read as new ones: withFrozenColumn). */
+export const readMetrics = (path: string): Record<string, string>[] => parseMetrics(path).map(withFrozenColumn);
+
+const readCells = (path: string): string[][] => parseMetrics(path).map((r) => METRIC_COLUMNS.map((c) => r[c] ?? ''));
 
 export function appendMetrics(path: string, row: MetricsRow): void {
   writeMetrics(path, [...readCells(path), metricsCells(row)]);

@@ -2,7 +2,7 @@
 // their epochs, training time and throughput, and where each file is. Written to summary.json
 // and, as a few lines, to train.log (and stdout unless --quiet).
 import { existsSync } from 'node:fs';
-import { MODES, type ModeInfo, type StatsMode } from '../bn/modes.js';
+import { MODE_FACTS, STATS_MODES, type ValColumn } from '../bn/columns.js';
 import { formatDuration } from '../util/progress.js';
 import type { RunPaths } from './paths.js';
 import { describeKept } from './retention.js';
@@ -13,9 +13,9 @@ export interface ErrAt {
 }
 
 export interface SourceSummary {
-  /** e.g. "EMA", "PreciseBN", "PreciseBN/FrozenBN" (the modes that filled the column). */
+  /** The mode's label: "EMA", "PreciseBN", "FrozenBN", ... */
   source: string;
-  column: ModeInfo['valColumn'];
+  column: ValColumn;
   final: ErrAt;
   best: ErrAt;
 }
@@ -37,22 +37,13 @@ export interface RunSummary {
 
 type Row = Record<string, string>;
 
-/** The modes writing each validation column, in MODES order (FrozenBN shares PreciseBN's). */
-function modesByColumn(): Map<ModeInfo['valColumn'], StatsMode[]> {
-  const by = new Map<ModeInfo['valColumn'], StatsMode[]>();
-  for (const [mode, info] of Object.entries(MODES) as [StatsMode, ModeInfo][]) by.set(info.valColumn, [...(by.get(info.valColumn) ?? []), mode]);
-  return by;
-}
-
-/** One column's final and best (lowest; ties: the earlier epoch) over the rows that computed it. */
-function sourceSummary(rows: readonly Row[], column: ModeInfo['valColumn'], modes: StatsMode[]): SourceSummary | null {
+/** One mode's final and best (lowest; ties: the earlier epoch) over the rows that computed it. */
+function sourceSummary(rows: readonly Row[], source: string, column: ValColumn): SourceSummary | null {
   const done = rows.filter((r) => r[column] !== undefined && r[column] !== '');
   if (!done.length) return null;
   const at = (r: Row): ErrAt => ({ epoch: Number(r.epoch), err: Number(r[column]) });
   const best = done.map(at).reduce((a, b) => (b.err < a.err ? b : a));
-  // A row's bn_mode names the mode when it is one of the column's (frozen); else the column's first.
-  const labels = new Set(done.map((r) => MODES[modes.find((m) => m === r.bn_mode) ?? modes[0]].label));
-  return { source: [...labels].join('/'), column, final: at(done[done.length - 1]), best };
+  return { source, column, final: at(done[done.length - 1]), best };
 }
 
 /** Overall img/s: every epoch trains on the same number of images, so a harmonic mean. */
@@ -62,7 +53,7 @@ function throughput(rows: readonly Row[]): number | null {
 }
 
 export function summarizeRun(dir: string, p: RunPaths, rows: readonly Row[], totalEpochs: number, wallSeconds: number | null = null): RunSummary {
-  const sources = [...modesByColumn()].map(([col, modes]) => sourceSummary(rows, col, modes)).filter((s): s is SourceSummary => s !== null);
+  const sources = STATS_MODES.map((m) => sourceSummary(rows, MODE_FACTS[m].label, MODE_FACTS[m].valColumn)).filter((s): s is SourceSummary => s !== null);
   const files: Record<string, string> = { metrics: p.metrics, metrics_jsonl: p.metricsJsonl, log: p.log, config: p.config, run_info: p.runInfo, summary: p.summary, last_checkpoint: p.last };
   if (existsSync(p.best)) files.best_checkpoint = p.best;
   if (existsSync(p.trace)) files.trace = p.trace;

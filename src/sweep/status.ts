@@ -4,6 +4,7 @@ import { stringify as stringifyYaml } from 'yaml';
 import { ConfigError, configDiff, RESUMABLE_KEYS, readConfigFile, validateConfig } from '../config/load.js';
 import { writeOutput } from '../run/checkpoint.js';
 import { unionRoles } from '../config/schema.js';
+import { VAL_COLUMNS } from '../bn/columns.js';
 import { readCheckpointMeta } from '../run/checkpoint.js';
 import { readMetrics } from '../run/metrics.js';
 import { keptEpochs } from '../run/retention.js';
@@ -22,8 +23,6 @@ export type RunState = 'finished' | 'resume' | 'restart' | 'new';
 export interface RunStatus {
   state: RunState;
   lastEpoch: number;
-  valErrPrecise?: string;
-  valErrEma?: string;
   /** how the run's last session stands (run.json with its lock): 'died' = killed without a word */
   session?: Session['status'];
 }
@@ -42,7 +41,7 @@ export function runStatus(run: SweepRun): RunStatus {
   const rows = readMetrics(p.metrics);
   const last = rows.at(-1);
   const lastEpoch = last ? Number(last.epoch) : 0;
-  const res = { lastEpoch, valErrPrecise: last?.val_err_precise || undefined, valErrEma: last?.val_err_ema || undefined, session: lastSession(run.dir)?.status };
+  const res = { lastEpoch, session: lastSession(run.dir)?.status };
   const ckpts = keptEpochs(p);
   // metrics.csv alone does not make a run finished: the final checkpoint is what eval reads. A run
   // whose checkpoints were all removed on purpose (committed results keep only their CSVs) is
@@ -78,12 +77,12 @@ export function sessionNote(st: RunStatus): string {
   return st.state !== 'finished' && st.session === 'died' ? '; its last session died without a word (killed, aborted or out of memory)' : '';
 }
 
-/** "val_err_precise 12.3 val_err_ema 14.0" from the last metrics row (what a finished run reports). */
+/** "epoch 10: val_err_ema 14.00  val_err_precise 12.30": the last metrics row's errors, every mode that computed one. */
 export function finalErrors(run: SweepRun): string {
   const last = readMetrics(runPaths(run.dir).metrics).at(-1);
   if (!last) return 'no metrics';
-  const f = (v: string | undefined) => (v ? Number(v).toFixed(2) : '-');
-  return `epoch ${last.epoch}: val_err_precise ${f(last.val_err_precise)}  val_err_ema ${f(last.val_err_ema)}`;
+  const errs = VAL_COLUMNS.filter((c) => last[c]).map((c) => `${c} ${Number(last[c]).toFixed(2)}`);
+  return `epoch ${last.epoch}: ${errs.join('  ') || 'no errors computed'}`;
 }
 
 /**

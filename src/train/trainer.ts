@@ -10,8 +10,9 @@ import type { Dataset } from '../data/dataset.js';
 import type { Batch } from '../data/loader.js';
 import { prefetch } from '../data/prefetch.js';
 import { epochJobs, evaluateWith } from '../bn/modes.js';
+import { MODE_COLUMNS, MODE_FACTS, STATS_MODES, type ModeFacts } from '../bn/columns.js';
 import { composedLength, composeEpoch, compositionOf, compositionProblem } from '../bn/composition.js';
-import { clonePopulation, disposePopulation } from '../bn/population.js';
+import { disposePopulation } from '../bn/population.js';
 import { estimatePrecise, preciseRequest } from '../bn/precise.js';
 import type { Logger } from '../util/log.js';
 import type { EvalTime, Progress } from '../util/progress.js';
@@ -244,6 +245,10 @@ async function switchToFrozenBN(r: Run, epoch: number): Promise<void> {
   const { cfg, s, o } = r;
   if (epoch < r.frozenFrom || s.frozen) return;
   s.frozen = await estimatePrecise(s.net, s.params, r.data.train, cfg, preciseRequest(cfg, epoch), o.progress);
+  // From here the model is trained and evaluated with these statistics (val_err_frozen); an
+  // earlier PreciseBN estimate would describe another model (bnlab eval --stats precise re-estimates).
+  disposePopulation(s.precise);
+  s.precise = null;
   o.log(`epoch ${epoch + 1}: switching to FrozenBN (population statistics from PreciseBN on ${Math.min(cfg.precise.samples, r.data.train.n)} samples)`);
 }
 
@@ -321,16 +326,11 @@ async function trainEpoch(r: Run, epoch: number): Promise<EpochTraining> {
   return { interrupted: false, dataWait };
 }
 
-/** Population statistics for this epoch: FrozenBN's fixed ones, or a PreciseBN pass when due. Returns its seconds (null: none ran). */
+/** A PreciseBN pass when due (never under FrozenBN: its statistics are fixed). Returns its seconds (null: none ran). */
 async function estimatePopulation(r: Run, epoch: number): Promise<number | null> {
   const { cfg, s } = r;
   const last = epoch + 1 === cfg.epochs;
-  if (epoch >= r.frozenFrom) {
-    // FrozenBN: the population statistics are the fixed ones training normalizes with.
-    disposePopulation(s.precise);
-    s.precise = clonePopulation(s.frozen!);
-    return null;
-  }
+  if (epoch >= r.frozenFrom) return null;
   if (!cfg.precise.enabled || ((epoch + 1) % cfg.precise.every !== 0 && !last)) return null;
   const t = performance.now();
   const stats = await estimatePrecise(s.net, s.params, r.data.train, cfg, preciseRequest(cfg, epoch), r.o.progress);
@@ -362,7 +362,6 @@ async function evaluateModes(r: Run, epoch: number, preciseRan: boolean): Promis
 async function endOfEpoch(r: Run, epoch: number, t: EpochTraining): Promise<MetricsRow> {
   const { cfg, data, s, o, paths } = r;
   const prog = s.meta.progress;
-  const last = epoch + 1 === cfg.epochs;
   const frozen = epoch >= r.frozenFrom;
   const tEnd = performance.now();
   const preciseSeconds = await estimatePopulation(r, epoch);
@@ -376,14 +375,10 @@ async function endOfEpoch(r: Run, epoch: number, t: EpochTraining): Promise<Metr
     lr: learningRate(cfg.optim, epoch, cfg.epochs),
     train_loss: prog.lossSum / prog.seen,
     train_err: (100 * prog.errors) / prog.seen,
-    val_err_ema: null,
-    val_err_precise: null,
+    ...Object.fromEntries(MODE_COLUMNS.map((c) => [c, null])),
     epoch_seconds: prog.seconds + (performance.now() - tEnd) / 1000,
     train_images_per_s: prog.seen / prog.seconds,
     precise_seconds: preciseSeconds,
-    train_err_nbs: null,
-    val_err_minibatch: null,
-    val_err_composed: null,
     bn_mode: frozen ? 'frozen' : 'batch',
     ...errs,
   };
@@ -396,7 +391,7 @@ async function endOfEpoch(r: Run, epoch: number, t: EpochTraining): Promise<Metr
   // last.ckpt every epoch (a requeued Slurm task loses at most one); an epoch file every checkpoint_every.
   const saved = savesEpochFile(cfg, epoch + 1);
   saveCheckpoint(s, o.outDir, saved);
-  o.log(epochLine(cfg, row, frozen, t.dataWait));
+  o.log(epochLine(cfg, row, t.dataWait));
   retainCheckpoints(r, saved);
   for (const [k, sp] of [['train', data.train], ['val', data.val]] as const) {
     const bad = sp.failures?.() ?? [];
@@ -405,13 +400,16 @@ async function endOfEpoch(r: Run, epoch: number, t: EpochTraining): Promise<Metr
   return row;
 }
 
-function epochLine(cfg: Config, row: MetricsRow, frozen: boolean, dataWait: number): string {
+/** The epoch's log line: training numbers, then every mode's error this epoch computed ('-': due, not computed). */
+function epochLine(cfg: Config, row: MetricsRow, dataWait: number): string {
   const pct = (v: number | string | null) => (v === null ? '-' : `${Number(v).toFixed(2)}%`);
-  const extra = [row.val_err_minibatch !== null ? `mini-batch ${pct(row.val_err_minibatch)}` : '', row.val_err_composed !== null ? `composed ${pct(row.val_err_composed)}` : '', row.train_err_nbs !== null ? `train(NBS) ${pct(row.train_err_nbs)}` : ''].filter(Boolean).join('  ');
+  const facts: ModeFacts[] = STATS_MODES.map((m) => MODE_FACTS[m]);
+  const val = facts.filter((f) => row[f.valColumn] !== null).map((f) => `${f.label} ${pct(row[f.valColumn])}`);
+  const train = facts.flatMap((f) => (f.trainColumn && row[f.trainColumn] !== null ? [`${f.trainColumn} ${pct(row[f.trainColumn])}`] : []));
   const waitNote = dataWait > 0 ? `  (data wait ${(dataWait / 1000).toFixed(1)} s)` : '';
   return (
     `epoch ${row.epoch}/${cfg.epochs}  lr ${Number(row.lr).toFixed(4)}  loss ${Number(row.train_loss).toFixed(4)}  train_err ${pct(row.train_err)}  ` +
-    `val_err EMA ${pct(row.val_err_ema)}  ${frozen ? 'FrozenBN' : 'PreciseBN'} ${pct(row.val_err_precise)}${extra ? '  ' + extra : ''}  ${Number(row.train_images_per_s).toFixed(0)} img/s  ${Number(row.epoch_seconds).toFixed(1)} s${waitNote}`
+    `val_err ${val.join('  ') || '-'}${train.length ? `  ${train.join('  ')}` : ''}  ${Number(row.train_images_per_s).toFixed(0)} img/s  ${Number(row.epoch_seconds).toFixed(1)} s${waitNote}`
   );
 }
 
