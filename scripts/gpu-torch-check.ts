@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { useCudaBackend } from '../src/backend/cuda/index.js';
-import type { BNContext, LayerStats, Observation } from '../src/nn/batchnorm.js';
+import { collectObservations, type BNContext, type LayerStats } from '../src/nn/batchnorm.js';
 import { buildNetwork, initParams, type ModelConfig } from '../src/nn/resnet.js';
 import { DEVICE_FLAGS, DEVICE_HELP, deviceOptions, openDevice } from './gpu/device.js';
 
@@ -76,15 +76,16 @@ function ours(c: Case, dir: string) {
   const params = net.params.map((s) => tf.tensor(values.get(s.name)!, s.shape));
   const asMap = (ts: tf.Tensor[]) => new Map(net.params.map((s, i) => [s.name, ts[i]]));
   const xT = tf.tensor4d(x, c.input), rT = tf.tensor2d(R, [n, c.classes]);
-  const batchCtx: BNContext = { source: 'batch', nbs: c.nbs, eps: EPS, observe: true };
+  const batchCtx: BNContext = { source: 'batch', nbs: c.nbs, eps: EPS };
   const out = { logitsTrain: new Float32Array() as Float32Array<ArrayBufferLike>, logitsEval: new Float32Array() as Float32Array<ArrayBufferLike>, stats: new Map<string, [Float32Array, Float32Array]>(), grads: new Map<string, Float32Array>(), frozen: new Map<string, Float32Array>() };
 
-  const obs: Observation[] = [];
-  const logits = tf.tidy(() => net.forward(asMap(params), xT, batchCtx, obs));
+  const watcher = collectObservations();
+  const logits = tf.tidy(() => net.forward(asMap(params), xT, { ...batchCtx, observer: watcher }));
+  const obs = watcher.observed;
   out.logitsTrain = logits.dataSync() as Float32Array;
   for (const o of obs) out.stats.set(o.layer, [o.mean.dataSync() as Float32Array, o.variance.dataSync() as Float32Array]);
   tf.dispose([logits, ...obs.flatMap((o) => [o.mean, o.variance])]);
-  const grads = tf.grads((...ts: tf.Tensor[]) => tf.sum(tf.mul(net.forward(asMap(ts), xT, { ...batchCtx, observe: false }), rT)))(params);
+  const grads = tf.grads((...ts: tf.Tensor[]) => tf.sum(tf.mul(net.forward(asMap(ts), xT, batchCtx), rT)))(params);
   net.params.forEach((s, i) => out.grads.set(s.name, grads[i].dataSync() as Float32Array));
   tf.dispose(grads);
 
@@ -95,7 +96,7 @@ function ours(c: Case, dir: string) {
     pop.set(name, [Float32Array.from({ length: channels }, (_, k) => m[k] + 0.1 * r() * Math.sqrt(v[k])), Float32Array.from({ length: channels }, (_, k) => v[k] * (1 + 0.3 * r()) + 1e-3)]);
   }
   const popMap = new Map<string, LayerStats>([...pop].map(([k, [m, v]]) => [k, { mean: tf.tensor1d(m), variance: tf.tensor1d(v) }]));
-  const popCtx: BNContext = { source: 'population', nbs: c.nbs, eps: EPS, population: popMap };
+  const popCtx: BNContext = { source: 'population', eps: EPS, population: popMap };
   const le = tf.tidy(() => net.forward(asMap(params), xT, popCtx));
   out.logitsEval = le.dataSync() as Float32Array;
   const gf = tf.grads((...ts: tf.Tensor[]) => tf.sum(tf.mul(net.forward(asMap(ts), xT, popCtx), rT)))(params);

@@ -1,11 +1,12 @@
-// batchNorm against a float64 reference written here, on the pure-JS cpu backend and on wasm;
+// batchNorm against the float64 BN contract (test/helpers/bn-reference.ts), on the pure-JS cpu backend and on wasm;
 // and the EMA update trainStep performs.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { initWasmBackend } from '../src/backend/wasm.js';
-import { batchNorm, affine, type BNContext, type LayerStats, type Observation } from '../src/nn/batchnorm.js';
+import { batchNorm, affine, collectObservations, type BNContext, type LayerStats } from '../src/nn/batchnorm.js';
+import { bnBatchBackward, bnBatchForward, bnPopulationForward, groupsOf as groups, type Shape } from './helpers/bn-reference.js';
 import { validateConfig } from '../src/config/load.js';
 import { createState, type RunState } from '../src/train/state.js';
 import { trainStep, type StepOptions } from '../src/train/step.js';
@@ -21,33 +22,6 @@ const rand = (len: number, seed: number, scale = 1, shift = 0) => {
   const r = uniform(seed);
   return Float64Array.from({ length: len }, () => r() * scale + shift);
 };
-
-type Shape = [number, number, number, number];
-
-/** Group boundaries: groups of nbs samples, a remainder forms one smaller group. */
-function groups(n: number, nbs: number): [number, number][] {
-  const out: [number, number][] = [];
-  for (let s = 0; s < n; s += nbs) out.push([s, Math.min(n, s + nbs)]);
-  return out;
-}
-
-/** float64 ghost BN of NHWC data, plus each group's mean and biased variance [g][c]. */
-function refBN(x: ArrayLike<number>, [n, h, w, c]: Shape, nbs: number, eps: number) {
-  const y = new Float64Array(x.length);
-  const means: number[][] = [], vars: number[][] = [];
-  const per = h * w * c;
-  for (const [a, b] of groups(n, nbs)) {
-    const m = new Array(c).fill(0), v = new Array(c).fill(0);
-    const cnt = (b - a) * h * w;
-    for (let i = a * per; i < b * per; i++) m[i % c] += x[i] / cnt;
-    for (let i = a * per; i < b * per; i++) v[i % c] += (x[i] - m[i % c]) ** 2 / cnt;
-    for (let i = a * per; i < b * per; i++) y[i] = (x[i] - m[i % c]) / Math.sqrt(v[i % c] + eps);
-    means.push(m);
-    vars.push(v);
-  }
-  return { y, means, vars };
-}
-
 
 function tensorOf(x: Float64Array, shape: number[]): tf.Tensor {
   return tf.tensor(Float32Array.from(x), shape);
@@ -77,11 +51,12 @@ describe.each(['cpu', 'wasm'])('batchNorm on %s', (backend) => {
       const len = shape.reduce((a, b) => a * b);
       // Per-channel offsets and scales so channels and groups differ.
       const xs = rand(len, 11 + len, 2).map((v, i) => v * (1 + (i % shape[3])) + 3 * (i % shape[3]) + Math.floor(i / (len / shape[0])) * 0.3);
-      const ref = refBN(xs, shape, nbs, eps);
-      const observed: Observation[] = [];
+      const ref = bnBatchForward(xs, shape, nbs, eps);
+      const observer = collectObservations();
+      const observed = observer.observed;
       const before = tf.memory().numTensors;
       const [yShape, yData] = tf.tidy(() => {
-        const y = batchNorm(tensorOf(xs, shape), 'L', { source: 'batch', nbs, eps, observe: true }, observed);
+        const y = batchNorm(tensorOf(xs, shape), 'L', { source: 'batch', nbs, eps, observer });
         return [y.shape, y.dataSync()] as const;
       });
       expect(yShape).toEqual(shape);
@@ -93,6 +68,7 @@ describe.each(['cpu', 'wasm'])('batchNorm on %s', (backend) => {
       const counts = observed.flatMap((o) => o.counts);
       expect(observed.every((o) => o.layer === 'L')).toBe(true);
       expect(counts).toEqual(gs.map(([a, b]) => (b - a) * shape[1] * shape[2]));
+      expect(counts).toEqual(ref.counts);
       expect(means.length).toBe(gs.length);
       expect(maxRelErr(means.flat(), ref.means.flat())).toBeLessThan(1e-5);
       expect(maxRelErr(vars.flat(), ref.vars.flat())).toBeLessThan(1e-5);
@@ -104,13 +80,13 @@ describe.each(['cpu', 'wasm'])('batchNorm on %s', (backend) => {
       expect(tf.memory().numTensors).toBe(before);
     });
 
-    it('does not observe unless asked, and accepts rank-2 [N,C] input', () => {
+    it('rank-2 [N,C] input, without an observer (the groups\' statistics are not kept)', () => {
       const xs = rand(10 * 3, 5, 1.5, 0.5);
-      const observed: Observation[] = [];
-      const y = batchNorm(tensorOf(xs, [10, 3]), 'fc', { source: 'batch', nbs: 4, eps: 1e-5 }, observed);
-      expect(observed).toHaveLength(0);
+      const before = tf.memory().numTensors;
+      const y = tf.tidy(() => batchNorm(tensorOf(xs, [10, 3]), 'fc', { source: 'batch', nbs: 4, eps: 1e-5 }));
+      expect(tf.memory().numTensors - before).toBe(1);
       expect(y.shape).toEqual([10, 3]);
-      expect(maxRelErr(y.dataSync(), refBN(xs, [10, 1, 1, 3], 4, 1e-5).y)).toBeLessThan(2e-5);
+      expect(maxRelErr(y.dataSync(), bnBatchForward(xs, [10, 1, 1, 3], 4, 1e-5).y)).toBeLessThan(2e-5);
     });
   });
 
@@ -119,7 +95,7 @@ describe.each(['cpu', 'wasm'])('batchNorm on %s', (backend) => {
       const len = shape.reduce((a, b) => a * b);
       const xs = rand(len, 21 + len, 1.5).map((v, i) => v + (i % shape[3]));
       const R = rand(len, 99 + len);
-      const f = (x: Float64Array) => refBN(x, shape, nbs, eps).y.reduce((a, y, i) => a + y * R[i], 0);
+      const f = (x: Float64Array) => bnBatchForward(x, shape, nbs, eps).y.reduce((a, y, i) => a + y * R[i], 0);
       const num = new Float64Array(len);
       const hStep = 1e-6;
       for (let i = 0; i < len; i++) {
@@ -132,6 +108,9 @@ describe.each(['cpu', 'wasm'])('batchNorm on %s', (backend) => {
       const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(batchNorm(x, 'L', { source: 'batch', nbs, eps }), Rt)))(tensorOf(xs, shape));
       expect(g.shape).toEqual(shape);
       expect(maxRelErr(g.dataSync(), num)).toBeLessThan(1e-4);
+      // the contract's analytic backward (identity affine) is the numerical gradient too
+      const identity = { gamma: new Array(shape[3]).fill(1), beta: new Array(shape[3]).fill(0), relu: false };
+      expect(maxRelErr(bnBatchBackward(xs, shape, nbs, eps, identity, R).dx, num)).toBeLessThan(1e-6);
       // The gradient within each group sums to zero per channel (mean subtraction).
       const gd = g.dataSync();
       const per = shape[1] * shape[2] * shape[3];
@@ -149,7 +128,7 @@ describe.each(['cpu', 'wasm'])('batchNorm on %s', (backend) => {
       const len = 48;
       const xs = rand(len, 3, 2), R = rand(len, 4);
       const gamma = [1.5, -0.7], beta = [0.2, 0.1];
-      const f = (x: Float64Array) => refBN(x, shape, 3, 1e-5).y.reduce((a, y, i) => a + (y * gamma[i % 2] + beta[i % 2]) * R[i], 0);
+      const f = (x: Float64Array) => bnBatchForward(x, shape, 3, 1e-5, { gamma, beta, relu: false }).y.reduce((a, y, i) => a + y * R[i], 0);
       const num = Float64Array.from({ length: len }, (_, i) => {
         const p = Float64Array.from(xs), m = Float64Array.from(xs);
         p[i] += 1e-6;
@@ -189,16 +168,14 @@ describe.each(['cpu', 'wasm'])('batchNorm on %s', (backend) => {
     const mean = [0.5, -1, 2, 0], variance = [0.25, 4, 1, 0.01];
     const eps = 1e-3;
     const population = new Map<string, LayerStats>([['L', { mean: tf.tensor1d(mean), variance: tf.tensor1d(variance) }]]);
-    const observed: Observation[] = [];
-    const y = batchNorm(tensorOf(xs, shape), 'L', { source: 'population', nbs: 2, eps, population, observe: true }, observed);
-    const ref = Float64Array.from(xs, (v, i) => (v - mean[i % 4]) / Math.sqrt(variance[i % 4] + eps));
+    const y = batchNorm(tensorOf(xs, shape), 'L', { source: 'population', eps, population });
+    const ref = bnPopulationForward(xs, 4, mean, variance, eps);
     expect(maxRelErr(y.dataSync(), ref)).toBeLessThan(1e-5);
-    expect(observed).toHaveLength(0); // nothing to observe with fixed statistics
     // rank 2
-    const y2 = batchNorm(tensorOf(xs.slice(0, 8), [2, 4]), 'L', { source: 'population', nbs: 2, eps, population });
+    const y2 = batchNorm(tensorOf(xs.slice(0, 8), [2, 4]), 'L', { source: 'population', eps, population });
     expect(y2.shape).toEqual([2, 4]);
     expect(maxRelErr(y2.dataSync(), ref.slice(0, 8))).toBeLessThan(1e-5);
-    expect(() => batchNorm(tensorOf(xs, shape), 'other', { source: 'population', nbs: 2, eps, population })).toThrow(/other.*no population statistics/);
+    expect(() => batchNorm(tensorOf(xs, shape), 'other', { source: 'population', eps, population })).toThrow(/other.*no population statistics/);
   });
 });
 
@@ -224,10 +201,9 @@ describe('EMA update in trainStep', () => {
 
   /** Per-layer (mean, unbiased var) of one group, from a forward pass on that group alone. */
   function groupStats(s: RunState, b: Batch): Map<string, { mean: number[]; variance: number[] }> {
-    const observed: Observation[] = [];
-    tf.tidy(() => {
-      s.net.forward(s.params, tf.tensor4d(b.x, [b.n, H, H, 1]), { source: 'batch', nbs: b.n, eps: cfg.bn.eps, observe: true }, observed);
-    });
+    const observer = collectObservations();
+    tf.tidy(() => s.net.observe(s.params, tf.tensor4d(b.x, [b.n, H, H, 1]), { source: 'batch', nbs: b.n, eps: cfg.bn.eps, observer }));
+    const observed = observer.observed;
     const out = new Map<string, { mean: number[]; variance: number[] }>();
     for (const o of observed) {
       const n = b.n * hw(o.layer);
@@ -320,5 +296,37 @@ describe('EMA update in trainStep', () => {
     }]));
     trainStep(s, [b1], opts('all'));
     check(s, init, expected);
+  });
+});
+
+describe('an observer ends a statistics-only pass by being done', () => {
+  it('Network.observe returns after the layer collectObservations(stopAfter) waits for; forward refuses a done observer', () => {
+    const cfg = validateConfig({ data: { name: 'synthetic', synthetic: { size: 8, channels: 1, classes: 4 } }, model: { depth: 8, width: 4 }, bn: { nbs: 4 }, optim: { batch_size: 8 } });
+    const s = createState(cfg, 1, 4);
+    onTestFinished(() => disposeState(s));
+    const x = () => tf.tensor4d(Float32Array.from(rand(4 * 64, 3)), [4, 8, 8, 1]);
+    const layers = s.net.bnLayers.map((l) => l.name);
+    const observeUpTo = (stopAfter?: string) => {
+      const observer = collectObservations(stopAfter);
+      const before = tf.memory().numTensors;
+      tf.tidy(() => s.net.observe(s.params, x(), { source: 'batch', nbs: 4, eps: 1e-5, observer }));
+      const seen = observer.observed.map((o) => o.layer);
+      // what the observer kept is all that is left: statistics observed after it was done are freed
+      expect(tf.memory().numTensors - before).toBe(2 * seen.length);
+      observer.observed.forEach((o) => tf.dispose([o.mean, o.variance]));
+      return { seen, done: observer.done };
+    };
+    expect(observeUpTo()).toEqual({ seen: layers, done: false });
+    for (const stop of [layers[0], 's2.b1.bn1', 's2.b1.bn2', layers.at(-1)!]) {
+      const { seen, done } = observeUpTo(stop);
+      expect(done).toBe(true);
+      expect(seen.at(-1)).toBe(stop);
+      expect(seen).toEqual(layers.slice(0, layers.indexOf(stop) + 1).filter((l) => seen.includes(l)));
+      expect(seen.length).toBeGreaterThanOrEqual(layers.slice(0, layers.indexOf(stop)).filter((l) => !l.endsWith('proj_bn')).length);
+    }
+    const done = collectObservations(layers[0]);
+    tf.tidy(() => s.net.observe(s.params, x(), { source: 'batch', nbs: 4, eps: 1e-5, observer: done }));
+    expect(() => tf.tidy(() => s.net.forward(s.params, x(), { source: 'batch', nbs: 4, eps: 1e-5, observer: done }))).toThrow(/observer ended the pass early/);
+    done.observed.forEach((o) => tf.dispose([o.mean, o.variance]));
   });
 });

@@ -70,7 +70,7 @@ async function bnlabLogits(run: string, ckptPath: string, stats: Stats, n?: numb
   const s = createState(cfg, data.val.channels, data.numClasses);
   loadCheckpointInto(s, readCheckpoint<RunMeta>(ckptPath), ckptPath);
   const population = stats === 'ema' ? emaStats(s) : s[stats]!;
-  const ctx: BNContext = { source: 'population', nbs: cfg.bn.nbs, eps: cfg.bn.eps, population };
+  const ctx: BNContext = { source: 'population', eps: cfg.bn.eps, population };
   const folded = foldAll(s.net, s.params, ctx);
   const b = await data.val.load(Int32Array.from({ length: n ?? data.val.n }, (_, i) => i), { augment: false, seed: 0, epoch: 0 });
   const logits = tf.tidy(() => s.net.forward(s.params, tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]), { ...ctx, folded }));

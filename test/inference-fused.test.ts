@@ -87,7 +87,7 @@ describe('inference with population statistics: the same bits with and without t
     const population = new Map<string, LayerStats>(net.bnLayers.map((l, i) => [l.name, {
       mean: tf.tensor1d(rand(l.channels, 200 + i, 0.5)), variance: tf.tensor1d(rand(l.channels, 300 + i, 0.5, 1.2)),
     }]));
-    const ctx: BNContext = { source: 'population', nbs: 4, eps: 1e-5, population };
+    const ctx: BNContext = { source: 'population', eps: 1e-5, population };
     const x = tf.tensor4d(rand(6 * size * size * 3, 9), [6, size, size, 3]);
     try {
       const folded = foldAll(net, params, ctx)!;

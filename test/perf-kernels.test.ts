@@ -9,8 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initWasmBackend, setWasmKernels } from '../src/backend/wasm.js';
 import { loadNative } from '../src/backend/native-addon.js';
 import { BN_FORWARD } from '../src/backend/kernels/batchnorm-fused.js';
-import { batchNormAffine, type BNContext, type LayerStats } from '../src/nn/batchnorm.js';
+import { batchNormAffine, collectObservations, type BNContext, type LayerStats } from '../src/nn/batchnorm.js';
 import { maxRelErr as relErr } from './helpers/compare.js';
+import { bnBatchBackward, bnBatchForward, type Shape } from './helpers/bn-reference.js';
 
 function uniform(seed: number): () => number {
   let s = seed >>> 0;
@@ -21,35 +22,11 @@ const rand = (len: number, seed: number, scale = 1, shift = 0) => {
   return Float32Array.from({ length: len }, () => r() * scale + shift);
 };
 
-type Shape = [number, number, number, number];
-
-/** float64: y = act(gamma*xhat + beta) over groups of nbs samples; grads of sum(y * w). */
-function reference(x: Float32Array, [n, h, w, c]: Shape, nbs: number, eps: number, gamma: Float32Array, beta: Float32Array, relu: boolean, wgt: Float32Array) {
-  const y = new Float64Array(x.length), dx = new Float64Array(x.length);
-  const dg = new Float64Array(c), db = new Float64Array(c);
-  const per = h * w * c;
-  for (let a = 0; a < n; a += nbs) {
-    const b = Math.min(n, a + nbs), cnt = (b - a) * h * w;
-    const m = new Float64Array(c), v = new Float64Array(c);
-    for (let i = a * per; i < b * per; i++) m[i % c] += x[i] / cnt;
-    for (let i = a * per; i < b * per; i++) v[i % c] += (x[i] - m[i % c]) ** 2 / cnt;
-    const xh = (i: number) => (x[i] - m[i % c]) / Math.sqrt(v[i % c] + eps);
-    const s1 = new Float64Array(c), s2 = new Float64Array(c);
-    const dz = new Float64Array(x.length);
-    for (let i = a * per; i < b * per; i++) {
-      const z = gamma[i % c] * xh(i) + beta[i % c];
-      y[i] = relu ? Math.max(0, z) : z;
-      dz[i] = relu && z <= 0 ? 0 : wgt[i];
-      s1[i % c] += dz[i];
-      s2[i % c] += dz[i] * xh(i);
-    }
-    for (let k = 0; k < c; k++) { db[k] += s1[k]; dg[k] += s2[k]; }
-    for (let i = a * per; i < b * per; i++) {
-      const k = i % c;
-      dx[i] = (gamma[k] / Math.sqrt(v[k] + eps)) * (dz[i] - s1[k] / cnt - xh(i) * s2[k] / cnt);
-    }
-  }
-  return { y, dx, dg, db };
+/** The BN contract in float64 (test/helpers/bn-reference.ts): y = act(gamma*xhat + beta) over groups of nbs samples; grads of sum(y * w). */
+function reference(x: Float32Array, shape: Shape, nbs: number, eps: number, gamma: Float32Array, beta: Float32Array, relu: boolean, wgt: Float32Array) {
+  const affine = { gamma, beta, relu };
+  const { dx, dgamma: dg, dbeta: db } = bnBatchBackward(x, shape, nbs, eps, affine, wgt);
+  return { y: bnBatchForward(x, shape, nbs, eps, affine).y, dx, dg, db };
 }
 
 function run(x: Float32Array, shape: Shape, ctx: BNContext, gamma: Float32Array, beta: Float32Array, relu: boolean, wgt: Float32Array) {
@@ -122,8 +99,9 @@ describe.each(IMPLS)('fused BN + affine (+ReLU) on wasm, %s', (_name, nativeBN) 
     const x = rand(108 * 2, 5);
     const obs = (backend: string) => {
       tf.setBackend(backend);
-      const o: import('../src/nn/batchnorm.js').Observation[] = [];
-      tf.tidy(() => void batchNormAffine(tf.tensor4d(x, shape), 'l', { source: 'batch', nbs: 2, eps: 1e-5, observe: true }, tf.ones([6]), tf.zeros([6]), true, o));
+      const observer = collectObservations();
+      tf.tidy(() => void batchNormAffine(tf.tensor4d(x, shape), 'l', { source: 'batch', nbs: 2, eps: 1e-5, observer }, tf.ones([6]), tf.zeros([6]), true));
+      const o = observer.observed;
       const r = { mean: o[0].mean.dataSync(), variance: o[0].variance.dataSync(), counts: o[0].counts, shape: o[0].mean.shape };
       o.forEach((b) => (b.mean.dispose(), b.variance.dispose()));
       return r;
@@ -143,7 +121,7 @@ describe.each(IMPLS)('fused BN + affine (+ReLU) on wasm, %s', (_name, nativeBN) 
     const go = (backend: string) => {
       tf.setBackend(backend);
       const pop = new Map<string, LayerStats>([['l', { mean: tf.tensor1d(popArr.mean), variance: tf.tensor1d(popArr.variance) }]]);
-      const r = run(x, shape, { source: 'population', nbs: 2, eps: 1e-5, population: pop }, gamma, beta, true, wgt);
+      const r = run(x, shape, { source: 'population', eps: 1e-5, population: pop }, gamma, beta, true, wgt);
       pop.get('l')!.mean.dispose();
       pop.get('l')!.variance.dispose();
       return r;

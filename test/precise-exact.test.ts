@@ -7,7 +7,7 @@ import { beforeAll, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import { validateConfig } from '../src/config/load.js';
 import { loadDataset } from '../src/data/dataset.js';
-import type { Observation } from '../src/nn/batchnorm.js';
+import { collectObservations } from '../src/nn/batchnorm.js';
 import { preciseBNStats } from '../src/bn/precise.js';
 import { createState } from '../src/train/state.js';
 import { disposeState } from '../src/train/trainer.js';
@@ -41,8 +41,9 @@ for (const [arch, depth, size] of [['resnet-cifar', 14, 8], ['resnet50', 50, 16]
     }
 
     const b = await data.train.load(all, { augment: true, seed: 1, epoch: 2 });
-    const obs: Observation[] = [];
-    tf.tidy(() => void s.net.forward(s.params, tf.tensor4d(b.x, [n, size, size, 1]), { source: 'batch', nbs: n, eps: 1e-5, observe: true }, obs));
+    const observer = collectObservations();
+    tf.tidy(() => s.net.observe(s.params, tf.tensor4d(b.x, [n, size, size, 1]), { source: 'batch', nbs: n, eps: 1e-5, observer }));
+    const obs = observer.observed;
     expect(obs.length).toBe(s.net.bnLayers.length);
     for (const o of obs) {
       const c = o.counts[0];

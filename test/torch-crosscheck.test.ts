@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
-import type { BNContext, LayerStats, Observation } from '../src/nn/batchnorm.js';
+import { collectObservations, type BNContext, type LayerStats } from '../src/nn/batchnorm.js';
 import { buildNetwork, countParams, initParams, type ModelConfig } from '../src/nn/resnet.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -161,11 +161,12 @@ for (const c of CASES) {
       const asMap = (ts: tf.Tensor[]) => new Map(net.params.map((s, i) => [s.name, ts[i]]));
       const xT = tf.tensor4d(x, c.input);
       const rT = tf.tensor2d(R, [n, c.classes]);
-      const batchCtx: BNContext = { source: 'batch', nbs: c.nbs, eps: EPS, observe: true };
+      const batchCtx: BNContext = { source: 'batch', nbs: c.nbs, eps: EPS };
 
       // Train-mode logits and observed statistics.
-      const obs: Observation[] = [];
-      const logits = tf.tidy(() => net.forward(asMap(tensors), xT, batchCtx, obs));
+      const watcher = collectObservations();
+      const logits = tf.tidy(() => net.forward(asMap(tensors), xT, { ...batchCtx, observer: watcher }));
+      const obs = watcher.observed;
       ours.logitsTrain = logits.dataSync() as Float32Array;
       logits.dispose();
       for (const o of obs) {
@@ -177,7 +178,7 @@ for (const c of CASES) {
       expect([...ours.stats.keys()]).toEqual(net.bnLayers.map((l) => l.name));
 
       // Gradients of sum(logits * R).
-      const grads = tf.grads((...ts: tf.Tensor[]) => tf.sum(tf.mul(net.forward(asMap(ts), xT, { ...batchCtx, observe: false }), rT)))(tensors);
+      const grads = tf.grads((...ts: tf.Tensor[]) => tf.sum(tf.mul(net.forward(asMap(ts), xT, batchCtx), rT)))(tensors);
       net.params.forEach((s, i) => ours.grads.set(s.name, grads[i].dataSync() as Float32Array));
       tf.dispose(grads);
 
@@ -191,11 +192,11 @@ for (const c of CASES) {
         };
       }
       const popMap = new Map<string, LayerStats>(Object.entries(pop).map(([k, v]) => [k, { mean: tf.tensor1d(v.mean), variance: tf.tensor1d(v.variance) }]));
-      const le = tf.tidy(() => net.forward(asMap(tensors), xT, { source: 'population', nbs: c.nbs, eps: EPS, population: popMap }));
+      const le = tf.tidy(() => net.forward(asMap(tensors), xT, { source: 'population', eps: EPS, population: popMap }));
       ours.logitsEval = le.dataSync() as Float32Array;
       le.dispose();
       // FrozenBN training: gradients through the fixed normalization.
-      const popCtx: BNContext = { source: 'population', nbs: c.nbs, eps: EPS, population: popMap };
+      const popCtx: BNContext = { source: 'population', eps: EPS, population: popMap };
       const gf = tf.grads((...ts: tf.Tensor[]) => tf.sum(tf.mul(net.forward(asMap(ts), xT, popCtx), rT)))(tensors);
       net.params.forEach((s, i) => ours.gradsFrozen.set(s.name, gf[i].dataSync() as Float32Array));
       tf.dispose(gf);

@@ -268,7 +268,7 @@ export async function evaluateWith(net: Network, params: ReadonlyMap<string, tf.
   const order = o.order ?? testOrder(split, cfg, m, o.repeat ?? 0);
   o.progress?.start(`eval ${o.label ?? MODES[m.mode].label}`, order?.length ?? split.n);
   const r = await evaluate(net, params, split, {
-    ctx: 'population' in m ? { source: 'population', nbs, eps: cfg.bn.eps, population: m.population } : { source: 'batch', nbs, eps: cfg.bn.eps },
+    ctx: 'population' in m ? { source: 'population', eps: cfg.bn.eps, population: m.population } : { source: 'batch', nbs, eps: cfg.bn.eps },
     // Mini-batch statistics: whole NBS groups per forward pass.
     batchSize: batch ? Math.max(nbs, Math.floor(cfg.eval.batch_size / nbs) * nbs) : cfg.eval.batch_size,
     order,

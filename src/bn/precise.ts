@@ -6,7 +6,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Split } from '../data/dataset.js';
 import { sampleWithoutReplacement } from '../data/loader.js';
 import { prefetch } from '../data/prefetch.js';
-import { StopForward, type BNContext, type LayerStats, type Observation } from '../nn/batchnorm.js';
+import { collectObservations, type BNContext, type BNObserver, type LayerStats, type Observation } from '../nn/batchnorm.js';
+
+type BatchContext = Extract<BNContext, { source: 'batch' }> & { observer: BNObserver };
 import type { Batch } from '../data/loader.js';
 import type { Network } from '../nn/resnet.js';
 import type { Config } from '../config/schema.js';
@@ -59,15 +61,11 @@ function passes(set: Split, indices: Int32Array, per: number, o: PreciseOptions)
   return prefetch(jobs(), 2);
 }
 
-/** One forward pass (or part of one) without gradients; the statistics each BN layer observed (caller disposes). */
-function observe(pass: (observed: Observation[]) => tf.Tensor): Observation[] {
-  const observed: Observation[] = [];
-  try {
-    tf.tidy(() => void pass(observed));
-  } catch (e) {
-    if (!(e instanceof StopForward)) throw e;
-  }
-  return observed;
+/** A statistics-only pass (or part of one: it returns once `stopAfter` is observed) without gradients; what each BN layer observed (caller disposes). */
+function observe(pass: (observer: BNObserver) => void, stopAfter?: string): Observation[] {
+  const observer = collectObservations(stopAfter);
+  tf.tidy(() => pass(observer));
+  return observer.observed;
 }
 
 /** Population statistics per BN layer in float64, from N samples of `set`. */
@@ -80,8 +78,7 @@ export async function preciseBNStats(net: Network, params: ReadonlyMap<string, t
   const acc = new Map(net.bnLayers.map((l) => [l.name, createEstimator(o.estimator, l.channels)]));
   let done = 0;
   for await (const b of passes(set, indices, per, o)) {
-    const ctx: BNContext = { source: 'batch', nbs: o.batchSize, eps: o.eps, observe: true };
-    const observed = observe((obs) => net.forward(params, tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]), ctx, obs));
+    const observed = observe((observer) => net.observe(params, tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]), { source: 'batch', nbs: o.batchSize, eps: o.eps, observer }));
     for (const ob of observed) {
       const means = ob.mean.dataSync();
       const vars = ob.variance.dataSync();
@@ -116,12 +113,12 @@ async function exactFullBatch(net: Network, params: ReadonlyMap<string, tf.Tenso
   const channels = new Map(net.bnLayers.map((l) => [l.name, l.channels]));
   let passesDone = 0; // progress: N samples per BN layer
   /** Pools one layer's chunk moments and fixes the layer with the statistics of one batch of N. */
-  const estimateLayer = async (layer: string, chunks: AsyncIterable<{ n: number; run: (ctx: BNContext, obs: Observation[]) => tf.Tensor }>) => {
+  const estimateLayer = async (layer: string, chunks: AsyncIterable<{ n: number; run: (ctx: BatchContext) => void }>) => {
     const acc = createEstimator('pooled', channels.get(layer)!);
     let done = 0;
     for await (const c of chunks) {
       // the pass ends at this layer: what comes after it cannot change its statistics
-      for (const ob of observe((obs) => c.run({ source: 'batch', nbs: c.n, eps: o.eps, observe: true, fixed, stopAfter: layer }, obs))) {
+      for (const ob of observe((observer) => c.run({ source: 'batch', nbs: c.n, eps: o.eps, observer, fixed }), layer)) {
         if (ob.layer === layer) acc.add({ mean: ob.mean.dataSync(), variance: ob.variance.dataSync(), count: ob.counts[0] });
         ob.mean.dispose();
         ob.variance.dispose();
@@ -144,13 +141,13 @@ async function exactFullBatch(net: Network, params: ReadonlyMap<string, tf.Tenso
       for await (const b of passes(set, indices, per, o)) xs.push({ x: b.x, shape: [b.n, b.height, b.width, b.channels] });
       for (const [k, stage] of net.stages.entries()) {
         const chunks = async function* () {
-          for (const c of xs) yield { n: c.shape[0], run: (ctx: BNContext, obs: Observation[]) => stage.run(params, tf.tensor4d(c.x, c.shape), ctx, obs) };
+          for (const c of xs) yield { n: c.shape[0], run: (ctx: BatchContext) => void stage.run(params, tf.tensor4d(c.x, c.shape), ctx) };
         };
         for (const layer of stage.bnLayers) await estimateLayer(layer, chunks());
         if (k === net.stages.length - 1) break;
         // every layer of the stage is fixed now: its output is the next stage's input
         xs = xs.map((c) => {
-          const y = tf.tidy(() => stage.run(params, tf.tensor4d(c.x, c.shape), { source: 'population', nbs: c.shape[0], eps: o.eps, population: fixed }));
+          const y = tf.tidy(() => stage.run(params, tf.tensor4d(c.x, c.shape), { source: 'population', eps: o.eps, population: fixed }));
           const next = { x: y.dataSync() as Float32Array, shape: y.shape };
           y.dispose();
           return next;
@@ -159,7 +156,7 @@ async function exactFullBatch(net: Network, params: ReadonlyMap<string, tf.Tenso
     } else {
       for (const layer of net.bnLayers) {
         const chunks = async function* () {
-          for await (const b of passes(set, indices, per, o)) yield { n: b.n, run: (ctx: BNContext, obs: Observation[]) => net.forward(params, tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]), ctx, obs) };
+          for await (const b of passes(set, indices, per, o)) yield { n: b.n, run: (ctx: BatchContext) => net.observe(params, tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]), ctx) };
         };
         await estimateLayer(layer.name, chunks());
       }

@@ -37,7 +37,8 @@ export async function evaluate(net: Network, params: ReadonlyMap<string, tf.Tens
   let folded: Map<string, Folded> | undefined;
   try {
     folded = foldAll(net, params, o.ctx);
-    const ctx = { ...o.ctx, observe: false, folded: folded ?? o.ctx.folded };
+    // evaluation observes nothing; population statistics folded once for the whole pass
+    const ctx: BNContext = o.ctx.source === 'population' ? { ...o.ctx, folded: folded ?? o.ctx.folded } : { ...o.ctx, observer: undefined };
     for await (const b of prefetch(jobs(), 2)) {
       const [wrong, loss] = tf.tidy(() => {
         const x = tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]);
@@ -59,14 +60,13 @@ export async function evaluate(net: Network, params: ReadonlyMap<string, tf.Tens
 }
 
 /** With population statistics, every layer's scale and shift (foldPopulation) once for the whole
- *  pass instead of once per batch: 5 small ops per layer and batch. Layers ctx.fixed overrides
- *  are left to batchnorm.ts. */
+ *  pass instead of once per batch: 5 small ops per layer and batch. */
 export function foldAll(net: Network, params: ReadonlyMap<string, tf.Tensor>, ctx: BNContext): Map<string, Folded> | undefined {
+  if (ctx.source !== 'population' || ctx.folded) return undefined;
   const pop = ctx.population;
-  if (ctx.source !== 'population' || !pop || ctx.folded) return undefined;
   const out = new Map<string, Folded>();
   for (const l of net.bnLayers) {
-    if (!pop.has(l.name) || ctx.fixed?.has(l.name)) continue;
+    if (!pop.has(l.name)) continue;
     const { gamma, beta } = net.bnAffine(params, l.name);
     if (!gamma || !beta) continue; // left to batchnorm.ts, which says what is missing
     out.set(l.name, tf.tidy(() => foldPopulation(gamma, beta, pop.get(l.name)!, ctx.eps)));

@@ -4,46 +4,80 @@ import * as tf from '@tensorflow/tfjs-core';
 import { addRelu } from './fused.js';
 import { ADD_RELU, BN_APPLY, BN_APPLY_ADD_RELU, BN_BACKWARD, BN_FORWARD, hasKernel as hasFused, runKernel as run } from '../backend/kernels/names.js';
 
-/**
- * Where a forward pass takes its normalization statistics from:
- * - `batch`: statistics of groups of `nbs` samples, each group normalized on its own (training,
- *   PreciseBN, and evaluation with mini-batch statistics).
- * - `population`: fixed population statistics (inference with EMA or PreciseBN estimates; FrozenBN
- *   training, where gradients flow through the fixed normalization).
- */
-export type StatsSource = 'batch' | 'population';
-
 /** Population statistics of one BN layer, as tensors (variance is the unbiased estimate). */
 export interface LayerStats {
   mean: tf.Tensor1D;
   variance: tf.Tensor1D;
 }
 
-export interface BNContext {
-  source: StatsSource;
-  /** Normalization batch size for `batch`; the last group may be smaller when N is not a multiple. */
-  nbs: number;
-  eps: number;
-  /** Per-layer population statistics, required for `population`. */
-  population?: ReadonlyMap<string, LayerStats>;
-  /** `population` with each layer's statistics and affine already folded (foldPopulation), so a
-   *  pass over many batches computes them once (evaluation); absent layers are folded per call. */
-  folded?: ReadonlyMap<string, Folded>;
-  /** Collect the batch statistics each layer observed (kept tensors; the caller disposes them). */
-  observe?: boolean;
-  /** Layers that normalize with these statistics whatever `source` says (exact B = N PreciseBN
-   *  fixes the layers below the one it estimates). */
-  fixed?: ReadonlyMap<string, LayerStats>;
-  /** End the forward pass (throwing StopForward) once this layer's statistics are observed:
-   *  exact B = N PreciseBN estimates one layer per pass and needs nothing after it. */
-  stopAfter?: string;
+/** What one BN layer observed in one forward pass: per group g and channel c. */
+export interface Observation {
+  layer: string;
+  mean: tf.Tensor2D; // [G, C]
+  variance: tf.Tensor2D; // [G, C], biased
+  /** Elements per channel behind each group's statistics (group size * H * W). */
+  counts: number[];
 }
 
-/** Thrown by the layer ctx.stopAfter names, after its observation; tf.tidy frees the pass. */
-export class StopForward extends Error {}
+/**
+ * Receives the batch statistics each BN layer computes, in forward order (kept tensors: the
+ * observer owns them). `done` tells the network it needs nothing more from this pass, so a
+ * statistics-only pass (Network.observe) returns there.
+ */
+export interface BNObserver {
+  observe(o: Observation): void;
+  readonly done: boolean;
+}
+
+/**
+ * Where a forward pass takes its normalization statistics from:
+ * - `batch`: statistics of groups of `nbs` samples, each group normalized on its own (training,
+ *   PreciseBN, and evaluation with mini-batch statistics); the last group may be smaller when N is
+ *   not a multiple. `fixed` layers normalize with those population statistics instead (exact
+ *   B = N PreciseBN fixes the layers below the one it estimates).
+ * - `population`: fixed population statistics (inference with EMA or PreciseBN estimates; FrozenBN
+ *   training, where gradients flow through the fixed normalization). `folded`: some layers'
+ *   statistics and affine already folded (foldPopulation), so a pass over many batches computes
+ *   them once (evaluation); absent layers are folded per call.
+ * The math each implementation computes (TS ops, the wasm and CUDA kernels) is docs/bn-contract.md.
+ */
+export type BNContext =
+  | { source: 'batch'; nbs: number; eps: number; observer?: BNObserver; fixed?: ReadonlyMap<string, LayerStats> }
+  | { source: 'population'; eps: number; population: ReadonlyMap<string, LayerStats>; folded?: ReadonlyMap<string, Folded> };
+export type StatsSource = BNContext['source'];
+
+/**
+ * An observer that keeps every observation in `observed`; with `stopAfter`, done once that layer
+ * is observed (later layers' statistics, computed before the pass returns, are freed).
+ */
+export function collectObservations(stopAfter?: string): BNObserver & { observed: Observation[] } {
+  const observed: Observation[] = [];
+  let done = false;
+  return {
+    observed,
+    get done() {
+      return done;
+    },
+    observe(o) {
+      if (done && o.layer !== stopAfter) return void (o.mean.dispose(), o.variance.dispose());
+      observed.push(o);
+      if (o.layer === stopAfter) done = true;
+    },
+  };
+}
+
+/** Whether a statistics-only pass may return now (its observer has what it needs). */
+export const passDone = (ctx: BNContext): boolean => ctx.source === 'batch' && ctx.observer?.done === true;
 
 /** The context a layer actually uses: `population` with ctx.fixed's statistics for fixed layers. */
-const forLayer = (ctx: BNContext, layer: string): BNContext => (ctx.fixed?.has(layer) ? { ...ctx, source: 'population', population: ctx.fixed, folded: undefined } : ctx);
+const forLayer = (ctx: BNContext, layer: string): BNContext =>
+  ctx.source === 'batch' && ctx.fixed?.has(layer) ? { source: 'population', eps: ctx.eps, population: ctx.fixed } : ctx;
+
+/**
+ * The one place fused kernels are chosen: float32 input of rank >= 2 on a backend that registered
+ * every kernel named (wasm, cuda); everywhere else the composition of tf ops, with the same math.
+ */
+const fusable = (x: tf.Tensor, ...kernels: string[]): boolean => x.dtype === 'float32' && x.rank >= 2 && kernels.every(hasFused);
 
 /** Population normalization and affine as one per-channel map y = x*scale + shift. */
 export type Folded = { scale: tf.Tensor1D; shift: tf.Tensor1D };
@@ -58,22 +92,13 @@ export function foldPopulation(gamma: tf.Tensor1D, beta: tf.Tensor1D, pop: Layer
 /** Whether a gradient tape is recording (training, FrozenBN): else no op needs a gradient. */
 const recording = (): boolean => (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
 
-/** What one BN layer observed in one forward pass: per group g and channel c. */
-export interface Observation {
-  layer: string;
-  mean: tf.Tensor2D; // [G, C]
-  variance: tf.Tensor2D; // [G, C], biased
-  /** Elements per channel behind each group's statistics (group size * H * W). */
-  counts: number[];
-}
-
 /**
  * Normalize x [N,H,W,C] over independent groups of `nbs` samples, with an analytic backward
  * (d/dx through the batch mean and variance), which is as fast as autodiff and keeps fewer
  * intermediates alive on the tape.
  */
 function groupNormalize(x: tf.Tensor4D, groupSize: number, eps: number): { y: tf.Tensor4D; mean: tf.Tensor2D; variance: tf.Tensor2D } {
-  if (x.dtype === 'float32' && hasFused(BN_FORWARD)) return fusedGroupNormalize(x, x.shape[0] / groupSize, eps);
+  if (fusable(x, BN_FORWARD)) return fusedGroupNormalize(x, x.shape[0] / groupSize, eps);
   const [n, h, w, c] = x.shape;
   const g = n / groupSize;
   let mean!: tf.Tensor3D;
@@ -145,15 +170,13 @@ function fusedGroupNormalize<T extends tf.Tensor>(
  * `tf.relu`), computed by fused kernels where the backend has them (wasm), else by exactly that
  * composition. Statistics are observed as in batchNorm().
  */
-export function batchNormAffine(
-  x: tf.Tensor, layer: string, ctxIn: BNContext, gamma: tf.Tensor1D, beta: tf.Tensor1D, relu: boolean, observed?: Observation[],
-): tf.Tensor {
+export function batchNormAffine(x: tf.Tensor, layer: string, ctxIn: BNContext, gamma: tf.Tensor1D, beta: tf.Tensor1D, relu: boolean): tf.Tensor {
   const ctx = forLayer(ctxIn, layer);
   const composed = () => {
-    const y = affine(batchNorm(x, layer, ctx, observed), gamma, beta);
+    const y = affine(batchNorm(x, layer, ctx), gamma, beta);
     return relu ? tf.relu(y) : y;
   };
-  if (x.dtype !== 'float32' || x.rank < 2 || !hasFused(BN_FORWARD)) return composed();
+  if (!fusable(x, ctx.source === 'population' ? BN_APPLY : BN_FORWARD)) return composed();
   const n = x.shape[0];
   const rows = x.size / x.shape[x.rank - 1];
   if (ctx.source === 'population') {
@@ -181,20 +204,18 @@ export function batchNormAffine(
   const groups = n / nbs;
   const perSample = rows / n;
   const r = fusedGroupNormalize(x, groups, ctx.eps, { gamma, beta, relu });
-  if (ctx.observe && observed) {
-    observed.push({ layer, mean: r.mean, variance: r.variance, counts: new Array(groups).fill(nbs * perSample) });
-    if (ctx.stopAfter === layer) throw new StopForward(layer);
-  } else {
+  if (ctx.observer) ctx.observer.observe({ layer, mean: r.mean, variance: r.variance, counts: new Array(groups).fill(nbs * perSample) });
+  else {
     r.mean.dispose();
     r.variance.dispose();
   }
   return r.y;
 }
 
-function foldedFor(ctx: BNContext, layer: string, gamma: tf.Tensor1D, beta: tf.Tensor1D): Folded {
+function foldedFor(ctx: Extract<BNContext, { source: 'population' }>, layer: string, gamma: tf.Tensor1D, beta: tf.Tensor1D): Folded {
   const folded = ctx.folded?.get(layer);
   if (folded) return folded;
-  const pop = ctx.population?.get(layer);
+  const pop = ctx.population.get(layer);
   if (!pop) throw new Error(`BN layer ${layer}: no population statistics were given`);
   return foldPopulation(gamma, beta, pop, ctx.eps);
 }
@@ -205,29 +226,26 @@ function foldedFor(ctx: BNContext, layer: string, gamma: tf.Tensor1D, beta: tf.T
  * statistics) exactly batchNormAffine then addRelu, with the shortcut computed between the two
  * as before (the order BN layers are observed in). The same bits either way.
  */
-export function batchNormAffineAddRelu(
-  x: tf.Tensor, layer: string, ctxIn: BNContext, gamma: tf.Tensor1D, beta: tf.Tensor1D, shortcut: () => tf.Tensor, observed?: Observation[],
-): tf.Tensor {
+export function batchNormAffineAddRelu(x: tf.Tensor, layer: string, ctxIn: BNContext, gamma: tf.Tensor1D, beta: tf.Tensor1D, shortcut: () => tf.Tensor): tf.Tensor {
   const ctx = forLayer(ctxIn, layer);
   // the fused kernel replaces BnlabBNApply and BnlabAddRelu: only where both would have run
-  const fusable = ctx.source === 'population' && x.dtype === 'float32' && hasFused(BN_APPLY_ADD_RELU) && hasFused(ADD_RELU) && !recording();
-  if (!fusable) {
-    const y = batchNormAffine(x, layer, ctxIn, gamma, beta, false, observed);
+  if (ctx.source !== 'population' || recording() || !fusable(x, BN_APPLY, BN_APPLY_ADD_RELU, ADD_RELU)) {
+    const y = batchNormAffine(x, layer, ctxIn, gamma, beta, false);
     return addRelu(y, shortcut());
   }
   const z = shortcut();
-  if (z.dtype !== 'float32' || !tf.util.arraysEqual(z.shape, x.shape)) return addRelu(batchNormAffine(x, layer, ctxIn, gamma, beta, false, observed), z);
+  if (!fusable(z) || !tf.util.arraysEqual(z.shape, x.shape)) return addRelu(batchNormAffine(x, layer, ctxIn, gamma, beta, false), z);
   const { scale, shift } = foldedFor(ctx, layer, gamma, beta);
   return run(BN_APPLY_ADD_RELU, { x, z, scale, shift }) as tf.Tensor;
 }
 
 /** BN normalization of x [N,H,W,C] (or [N,C]) under the context's statistics source. */
-export function batchNorm(x: tf.Tensor, layer: string, ctxIn: BNContext, observed?: Observation[]): tf.Tensor {
+export function batchNorm(x: tf.Tensor, layer: string, ctxIn: BNContext): tf.Tensor {
   const ctx = forLayer(ctxIn, layer);
   const x4 = (x.rank === 2 ? tf.reshape(x, [x.shape[0]!, 1, 1, x.shape[1]!]) : x) as tf.Tensor4D;
   const [n, h, w] = x4.shape;
   if (ctx.source === 'population') {
-    const pop = ctx.population?.get(layer);
+    const pop = ctx.population.get(layer);
     if (!pop) throw new Error(`BN layer ${layer}: no population statistics were given`);
     const y = tf.mul(tf.sub(x4, pop.mean), tf.rsqrt(tf.add(pop.variance, ctx.eps)));
     return x.rank === 2 ? tf.reshape(y, x.shape) : y;
@@ -241,10 +259,9 @@ export function batchNorm(x: tf.Tensor, layer: string, ctxIn: BNContext, observe
     const size = i === 0 ? nbs : n - full;
     const r = groupNormalize(p as tf.Tensor4D, size, ctx.eps);
     ys.push(r.y);
-    if (ctx.observe && observed) {
+    if (ctx.observer) {
       const groups = p.shape[0] / size;
-      observed.push({ layer, mean: tf.keep(r.mean), variance: tf.keep(r.variance), counts: new Array(groups).fill(size * h * w) });
-      if (ctx.stopAfter === layer && i === parts.length - 1) throw new StopForward(layer);
+      ctx.observer.observe({ layer, mean: tf.keep(r.mean), variance: tf.keep(r.variance), counts: new Array(groups).fill(size * h * w) });
     } else {
       r.mean.dispose();
       r.variance.dispose();

@@ -2,7 +2,7 @@
 // blocks) and ResNet-50 v1.5 (bottlenecks, stride on the 3x3). A forward pass mutates nothing and
 // returns the logits plus the batch statistics every BN layer observed.
 import * as tf from '@tensorflow/tfjs-core';
-import { batchNormAffine, batchNormAffineAddRelu, type BNContext, type Observation } from './batchnorm.js';
+import { batchNormAffine, batchNormAffineAddRelu, passDone, type BNContext, type BNObserver } from './batchnorm.js';
 import { Rng } from '../util/rng.js';
 import { globalAvgPool } from './fused.js';
 
@@ -24,7 +24,8 @@ export interface ParamSpec {
   init?: number;
 }
 
-type StageFn = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, ctx: BNContext, obs?: Observation[]) => tf.Tensor4D;
+/** A stage's output; once the context's observer is done (passDone), whatever it had computed. */
+type StageFn = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, ctx: BNContext) => tf.Tensor4D;
 
 /** A link of the chain `forward` runs before the head: the stem or one residual block. */
 export interface Stage {
@@ -41,7 +42,10 @@ export interface Network {
   stages: Stage[];
   /** A BN layer's affine parameters in `p` (undefined where `p` lacks them). */
   bnAffine(p: ReadonlyMap<string, tf.Tensor>, layer: string): { gamma?: tf.Tensor1D; beta?: tf.Tensor1D };
-  forward(p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, ctx: BNContext, observed?: Observation[]): tf.Tensor2D;
+  /** Logits; with an observer in `ctx`, every BN layer's batch statistics go to it. */
+  forward(p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, ctx: BNContext): tf.Tensor2D;
+  /** A statistics-only pass: the stages in order until the observer is done (no head, no logits). */
+  observe(p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, ctx: Extract<BNContext, { source: 'batch' }> & { observer: BNObserver }): void;
 }
 
 /** Builds the spec (params, BN layers) and the forward function together, so they never disagree. */
@@ -65,14 +69,14 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
   const bnAffine: Network['bnAffine'] = (p, name) => ({ gamma: p.get(`${name}.gamma`) as tf.Tensor1D | undefined, beta: p.get(`${name}.beta`) as tf.Tensor1D | undefined });
   const affineOf = (p: ReadonlyMap<string, tf.Tensor>, name: string) => bnAffine(p, name) as { gamma: tf.Tensor1D; beta: tf.Tensor1D };
   // BN -> affine (-> ReLU): one fused kernel where the backend has it (see batchNormAffine).
-  const bn = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, name: string, ctx: BNContext, obs?: Observation[], relu = false) => {
+  const bn = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, name: string, ctx: BNContext, relu = false) => {
     const { gamma, beta } = affineOf(p, name);
-    return batchNormAffine(x, name, ctx, gamma, beta, relu, obs) as tf.Tensor4D;
+    return batchNormAffine(x, name, ctx, gamma, beta, relu) as tf.Tensor4D;
   };
   // A block's end, relu(BN(x) + shortcut): at inference one fused pass (see batchNormAffineAddRelu).
-  const bnAddRelu = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, name: string, ctx: BNContext, obs: Observation[] | undefined, shortcut: () => tf.Tensor4D) => {
+  const bnAddRelu = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, name: string, ctx: BNContext, shortcut: () => tf.Tensor4D) => {
     const { gamma, beta } = affineOf(p, name);
-    return batchNormAffineAddRelu(x, name, ctx, gamma, beta, shortcut, obs) as tf.Tensor4D;
+    return batchNormAffineAddRelu(x, name, ctx, gamma, beta, shortcut) as tf.Tensor4D;
   };
 
   // A stage owns the BN layers declared since the previous one.
@@ -90,7 +94,7 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
     const w = cfg.width;
     convSpec('stem.conv', 3, inputChannels, w);
     bnSpec('stem.bn', w);
-    stage((p, x, ctx, obs) => bn(p, conv(p, x, 'stem.conv', 1), 'stem.bn', ctx, obs, true));
+    stage((p, x, ctx) => bn(p, conv(p, x, 'stem.conv', 1), 'stem.bn', ctx, true));
     let cin = w;
     for (let s = 0; s < 3; s++) {
       const cout = w * 2 ** s;
@@ -106,10 +110,11 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
           convSpec(`${name}.proj`, 1, cin, cout);
           bnSpec(`${name}.proj_bn`, cout);
         }
-        stage((p, x, ctx, obs) => {
-          const y = bn(p, conv(p, x, `${name}.conv1`, stride), `${name}.bn1`, ctx, obs, true);
-          const shortcut = () => (proj ? bn(p, conv(p, x, `${name}.proj`, stride), `${name}.proj_bn`, ctx, obs) : x);
-          return bnAddRelu(p, conv(p, y, `${name}.conv2`, 1), `${name}.bn2`, ctx, obs, shortcut);
+        stage((p, x, ctx) => {
+          const y = bn(p, conv(p, x, `${name}.conv1`, stride), `${name}.bn1`, ctx, true);
+          if (passDone(ctx)) return y;
+          const shortcut = () => (proj ? bn(p, conv(p, x, `${name}.proj`, stride), `${name}.proj_bn`, ctx) : x);
+          return bnAddRelu(p, conv(p, y, `${name}.conv2`, 1), `${name}.bn2`, ctx, shortcut);
         });
         cin = cout;
       }
@@ -119,9 +124,9 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
     const w = cfg.width;
     convSpec('stem.conv', 7, inputChannels, w);
     bnSpec('stem.bn', w);
-    stage((p, x, ctx, obs) => {
-      const y = bn(p, conv(p, x, 'stem.conv', 2), 'stem.bn', ctx, obs, true);
-      return tf.maxPool(y, 3, 2, 1);
+    stage((p, x, ctx) => {
+      const y = bn(p, conv(p, x, 'stem.conv', 2), 'stem.bn', ctx, true);
+      return passDone(ctx) ? y : tf.maxPool(y, 3, 2, 1);
     });
     let cin = w;
     [3, 4, 6, 3].forEach((count, s) => {
@@ -141,11 +146,13 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
           convSpec(`${name}.proj`, 1, cin, cout);
           bnSpec(`${name}.proj_bn`, cout);
         }
-        stage((p, x, ctx, obs) => {
-          let y = bn(p, conv(p, x, `${name}.conv1`, 1), `${name}.bn1`, ctx, obs, true);
-          y = bn(p, conv(p, y, `${name}.conv2`, stride), `${name}.bn2`, ctx, obs, true);
-          const shortcut = () => (proj ? bn(p, conv(p, x, `${name}.proj`, stride), `${name}.proj_bn`, ctx, obs) : x);
-          return bnAddRelu(p, conv(p, y, `${name}.conv3`, 1), `${name}.bn3`, ctx, obs, shortcut);
+        stage((p, x, ctx) => {
+          let y = bn(p, conv(p, x, `${name}.conv1`, 1), `${name}.bn1`, ctx, true);
+          if (passDone(ctx)) return y;
+          y = bn(p, conv(p, y, `${name}.conv2`, stride), `${name}.bn2`, ctx, true);
+          if (passDone(ctx)) return y;
+          const shortcut = () => (proj ? bn(p, conv(p, x, `${name}.proj`, stride), `${name}.proj_bn`, ctx) : x);
+          return bnAddRelu(p, conv(p, y, `${name}.conv3`, 1), `${name}.bn3`, ctx, shortcut);
         });
         cin = cout;
       }
@@ -159,16 +166,24 @@ export function buildNetwork(cfg: ModelConfig, inputChannels: number, numClasses
   // 64x64 inference at batch 128 grew the wasm heap 812 -> 1382 MB, kept until the batch ended.
   // With gradients, what backprop needs is saved by the engine beyond any tidy; observed
   // statistics are tf.keep'd by batchnorm.ts. Same ops, same results.
-  const forward: Network['forward'] = (p, x, ctx, obs) => {
+  const runStages = (p: ReadonlyMap<string, tf.Tensor>, x: tf.Tensor4D, ctx: BNContext, stopWhenDone: boolean) => {
     let y = x;
     for (const s of stages) {
       const input = y;
-      y = tf.tidy(() => s.run(p, input, ctx, obs));
+      y = tf.tidy(() => s.run(p, input, ctx));
+      if (stopWhenDone && passDone(ctx)) break;
     }
-    const pooled = globalAvgPool(y);
+    return y;
+  };
+  const forward: Network['forward'] = (p, x, ctx) => {
+    const features = runStages(p, x, ctx, false);
+    // a stage returns early once the observer is done: its output is then no stage's output
+    if (passDone(ctx)) throw new Error('forward: the observer ended the pass early; a statistics-only pass is observe()');
+    const pooled = globalAvgPool(features);
     return tf.add(tf.matMul(pooled, p.get('fc.weight') as tf.Tensor2D), p.get('fc.bias') as tf.Tensor1D) as tf.Tensor2D;
   };
-  return { params, bnLayers, stages, bnAffine, forward };
+  const observe: Network['observe'] = (p, x, ctx) => void tf.dispose(runStages(p, x, ctx, true));
+  return { params, bnLayers, stages, bnAffine, forward, observe };
 }
 
 /**

@@ -3,7 +3,7 @@
 // from the statistics one worker would have seen, then the optimizer step.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Batch } from '../data/loader.js';
-import type { BNContext, Observation } from '../nn/batchnorm.js';
+import type { BNContext, BNObserver, LayerStats, Observation } from '../nn/batchnorm.js';
 import type { RunState } from './state.js';
 import { crossEntropy } from '../nn/loss.js';
 import { sgdStep } from './sgd.js';
@@ -18,7 +18,7 @@ export interface StepOptions {
   momentum: number;
   nesterov: boolean;
   /** FrozenBN: normalize with these fixed statistics instead of batch statistics. */
-  frozen?: BNContext['population'];
+  frozen?: ReadonlyMap<string, LayerStats>;
 }
 
 export interface StepResult {
@@ -36,20 +36,19 @@ export function trainStep(s: RunState, micro: readonly Batch[], o: StepOptions):
   // Each micro-batch's loss and error count stay on the device until the step ends: one
   // read-back per step (a GPU runs ahead of the host meanwhile), summed in the same order.
   const tallies: tf.Tensor[] = [];
-  const ctx: BNContext = o.frozen
-    ? { source: 'population', nbs: o.nbs, eps: o.eps, population: o.frozen }
-    : { source: 'batch', nbs: o.nbs, eps: o.eps };
+  const observer: BNObserver = { observe: (ob) => void observations.push(ob), done: false };
+  // the EMA's observations: 'one' = a single worker's EMA sees only its own first group of the step
+  const ctxFor = (i: number): BNContext =>
+    o.frozen ? { source: 'population', eps: o.eps, population: o.frozen } : { source: 'batch', nbs: o.nbs, eps: o.eps, ...(o.emaGroups === 'all' || i === 0 ? { observer } : {}) };
 
   micro.forEach((b, i) => {
-    // 'one': a single worker's EMA sees only its own first group of the step.
-    const observe = !o.frozen && (o.emaGroups === 'all' || i === 0);
     const res = tf.tidy(() => {
       const x = tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]);
       const y = tf.tensor1d(b.y, 'int32');
       let wrong!: tf.Tensor;
       let lossTotal!: tf.Tensor;
       const { grads } = tf.variableGrads(() => {
-        const logits = s.net.forward(s.params, x, { ...ctx, observe }, observations);
+        const logits = s.net.forward(s.params, x, ctxFor(i));
         const losses = crossEntropy(logits, y);
         wrong = tf.keep(tf.sum(tf.notEqual(tf.argMax(logits, 1), y).toInt()));
         lossTotal = tf.keep(tf.sum(losses));

@@ -8,7 +8,7 @@ import { parse } from 'csv-parse/sync';
 import { microBatch, type Config } from '../config/schema.js';
 import type { Split } from '../data/dataset.js';
 import { sampleWithoutReplacement } from '../data/loader.js';
-import type { Observation } from '../nn/batchnorm.js';
+import { collectObservations } from '../nn/batchnorm.js';
 import { checkTracedLayers } from '../nn/resnet.js';
 import type { RunState } from './state.js';
 
@@ -29,11 +29,9 @@ export async function traceRows(s: RunState, split: Split, cfg: Config, epoch: n
   const means = new Map<string, number[][]>(t.layers.map((l) => [l, t.channels.map(() => [])]));
   for (let start = 0; start < idx.length; start += per) {
     const b = await split.load(idx.subarray(start, start + per), { augment: true, seed: cfg.seed, epoch: iter });
-    const observed: Observation[] = [];
-    tf.tidy(() => {
-      s.net.forward(s.params, tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]), { source: 'batch', nbs: bs, eps: cfg.bn.eps, observe: true }, observed);
-    });
-    for (const ob of observed) {
+    const observer = collectObservations();
+    tf.tidy(() => s.net.observe(s.params, tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]), { source: 'batch', nbs: bs, eps: cfg.bn.eps, observer }));
+    for (const ob of observer.observed) {
       const list = means.get(ob.layer);
       if (list) {
         const v = ob.mean.arraySync();
