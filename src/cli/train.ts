@@ -2,13 +2,13 @@
 import { accessSync, appendFileSync, constants, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { initBackend } from '../backend/index.js';
+import { initBackend, type BackendReport } from '../backend/index.js';
 import { ConfigError, configDiff, parseBackend, RESUMABLE_KEYS, loadConfig, readConfigFile, validateConfig } from '../config/load.js';
 import { BACKENDS, unionRoles, type Config } from '../config/schema.js';
 import { dataSourceProblem, loadDataset } from '../data/dataset.js';
 import { acquireLock } from '../run/lock.js';
 import { runPaths } from '../run/paths.js';
-import { train } from '../train/trainer.js';
+import { train, type TrainOptions, type TrainResult } from '../train/trainer.js';
 import { loadFork, type Fork } from '../train/fork.js';
 import { createLogger, type Logger } from '../util/log.js';
 import type { Dataset } from '../data/dataset.js';
@@ -18,7 +18,7 @@ import { deleteRunOutputs, describeFiles, folderInTheWay, foreignFolderProblem, 
 import { newRunId } from '../run/identity.js';
 import { keptEpochs } from '../run/retention.js';
 import type { RunMeta } from '../train/state.js';
-import { DIED, describeSession, readRunInfo, startSession, wallSeconds } from '../run/metadata.js';
+import { DIED, describeSession, readRunInfo, startSession, wallSeconds, type OpenSession } from '../run/metadata.js';
 import { readMetrics } from '../run/metrics.js';
 import { summarizeRun, summaryLines } from '../run/summary.js';
 import { createProgress } from '../util/progress.js';
@@ -136,107 +136,162 @@ export function registerTrain(program: Command): void {
     .option('--fork <run[@epoch]>', "start from another run's checkpoint at the end of an epoch (default its last) instead of from scratch; the config may differ from that run's only in bn.frozen_last_epochs (FrozenBN starting after that epoch), epochs and name, so its first epochs are that run's exactly")
     .option('--backend <name>', `${BACKENDS.join(' | ')} (overrides the config; see \`bnlab config\` for each)`)
     .option('-q, --quiet', 'no progress bars or per-epoch lines (the log file still gets them)')
-    .action(async (f: TrainFlags) => {
-      if (f.backend) f.set.push(`backend=${parseBackend(f.backend)}`);
-      if (f.resume && f.fork) throw new ConfigError('--resume and --fork contradict each other: --resume continues the run in the folder (a fork is resumed like any run), --fork starts a new one; pass one');
-      if (f.autoResume && (f.resume || f.overwrite)) throw new ConfigError('--auto-resume decides between continuing and starting by itself; pass it without --resume or --overwrite');
-      if (f.resume && f.overwrite) throw new ConfigError('--resume and --overwrite contradict each other: --resume continues the run in the folder, --overwrite deletes it; pass one');
-      const started = new Date();
-      const requested = loadConfig(f.config, f.set); // once: a config from a pipe can be read only once
-      const outDir = resolve(f.out ?? join('results', requested.name));
-      const paths = runPaths(outDir);
-      // Before a backend starts or a folder is made: missing data is a config error (exit 2).
-      const noData = dataSourceProblem(requested.data);
-      if (noData) throw new ConfigError(noData);
-      // One writer per run folder, taken before anything in it is read or deleted.
-      const created = !existsSync(outDir);
-      makeRunFolder(outDir);
-      const stale: string[] = [];
-      await acquireLock(paths.lock, 'bnlab train', { onStale: (m) => stale.push(m) });
-      if (f.autoResume) {
-        // A sweep task or a Slurm requeue: continue what is there, else start (a fork only then).
-        const folder = inspectFolder(outDir);
-        const hasCheckpoint = folder.outputs.some((o) => o.endsWith('.ckpt'));
-        if (folder.isRun && (hasCheckpoint || !f.fork)) f.resume = true;
-        else if (folder.isRun) f.overwrite = true;
-        if (f.resume) delete f.fork;
-      }
-      let resolved: ReturnType<typeof resolveRun>;
-      try {
-        resolved = resolveRun(f, requested, outDir, !created);
-      } catch (e) {
-        if (created) rmSync(outDir, { recursive: true, force: true }); // a refused start leaves nothing behind
-        throw e;
-      }
-      const { cfg } = resolved;
-      let overwritten: ReturnType<typeof deleteRunOutputs> | null = null;
-      if (f.overwrite) {
-        // Under eval.csv's lock: an eval of the old run still running must not append to the new one.
-        const releaseEval = await acquireLock(`${paths.eval}.lock`, 'bnlab train --overwrite', { waitMs: 60_000 });
-        try {
-          overwritten = deleteRunOutputs(outDir);
-        } finally {
-          releaseEval();
-        }
-      }
-      mkdirSync(outDir, { recursive: true });
-      const log = createLogger(paths.log, !!f.quiet);
-      for (const m of stale) log(m);
-      if (overwritten?.deleted.length) log(`--overwrite: deleted the previous run's ${describeFiles(overwritten.deleted)}`);
-      if (overwritten?.kept.length) log(`--overwrite: kept what bnlab did not write: ${overwritten.kept.join(', ')}`);
-      if (resolved.note) log(resolved.note);
-      const backend = await initBackend(cfg.backend, cfg.threads, cfg.cuda);
-      log(`backend: ${backend.name} — ${backend.reason}`);
-      for (const d of backend.details) log(`  ${d}`);
-      const fork = resolved.fork && { forked_from: { run: resolved.fork.run, checkpoint: resolved.fork.checkpoint, epoch: resolved.fork.epoch } };
-      // this process holds the lock: a session still marked running died without a word
-      const prev = readRunInfo(paths.runInfo)?.sessions.at(-1);
-      if (prev?.status === 'running') log(`the previous session (started ${prev.start}, ${prev.command.join(' ')}) ${DIED}`);
-      const session = startSession(paths.runInfo, outDir, { ...describeSession({ name: backend.name, reason: backend.reason }, started), ...fork }, runIdOf(outDir, !!f.resume));
-      if (session.note) log(session.note);
-      let data: Dataset;
-      try {
-        data = await loadDataset(cfg.data);
-      } catch (e) {
-        session.end('failed', null, (e as Error).message);
-        throw e;
-      }
-      log(`data: ${data.name} (${data.train.n} train / ${data.val.n} val, ${data.train.height}x${data.train.width}x${data.train.channels}) from ${data.source}`);
-      log(`run: ${outDir}  ${modelLine(cfg, data)}  batch ${cfg.optim.batch_size}  NBS ${cfg.bn.nbs}  epochs ${cfg.epochs}`);
+    .action(runTrain);
+}
 
-      let stop = false;
-      // Slurm, systemd and `kill` send SIGTERM: name the signal that arrived, not a keypress.
-      const onSignal = (sig: NodeJS.Signals) => {
-        const what = sig === 'SIGINT' ? 'Ctrl-C' : sig;
-        if (stop) {
-          process.stderr.write(`\nbnlab: second ${what}, exiting without saving this step\n`);
-          process.exit(130);
-        }
-        stop = true;
-        process.stderr.write(`\nbnlab: ${what} — finishing this step and saving a checkpoint (${sig === 'SIGINT' ? 'Ctrl-C' : 'a second signal'} again to abort)\n`);
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      let res: Awaited<ReturnType<typeof train>>;
-      try {
-        res = await train(cfg, data, { outDir, runId: session.id, resume: !!f.resume, fork: resolved.fork, log, progress: createProgress(!!f.quiet), interrupted: () => stop });
-      } catch (e) {
-        // The error also reaches train.log (a Slurm job's log is often the only thing read).
-        appendFileSync(paths.log, `${new Date().toISOString()} error: ${(e as Error).message}\n`);
-        session.end('failed', null, (e as Error).message);
-        throw e;
-      }
-      // Exit while the handler is still installed: a further Ctrl-C now must not kill mid-exit.
-      if (res.interrupted) {
-        session.end('interrupted', res.state.meta.epoch);
-        process.exit(130);
-      }
+/**
+ * `bnlab train`, top to bottom. Every refusal (ConfigError, exit 2) comes before a backend starts
+ * or an old run's file is deleted; once run.json has this session, a failure is recorded there.
+ */
+async function runTrain(f: TrainFlags): Promise<void> {
+  checkFlags(f);
+  const started = new Date();
+  const requested = loadConfig(f.config, f.set); // once: a config from a pipe can be read only once
+  const outDir = resolve(f.out ?? join('results', requested.name));
+  const paths = runPaths(outDir);
+  // Before a backend starts or a folder is made: missing data is a config error (exit 2).
+  const noData = dataSourceProblem(requested.data);
+  if (noData) throw new ConfigError(noData);
+  const { created, stale } = await claimFolder(outDir);
+  if (f.autoResume) resumeOrStart(f, outDir);
+  const resolved = resolveOrLeaveNothing(f, requested, outDir, created);
+  const { cfg } = resolved;
+  const overwritten = f.overwrite ? await deleteOldRun(outDir) : null;
+  mkdirSync(outDir, { recursive: true });
+  const log = createLogger(paths.log, !!f.quiet);
+  logStartNotes(log, stale, overwritten, resolved.note);
+  const backend = await initBackend(cfg.backend, cfg.threads, cfg.cuda);
+  log(`backend: ${backend.name} — ${backend.reason}`);
+  for (const d of backend.details) log(`  ${d}`);
+  const session = openSession(outDir, backend, started, resolved.fork, !!f.resume, log);
+  const data = await loadDataOrEnd(cfg, session);
+  log(`data: ${data.name} (${data.train.n} train / ${data.val.n} val, ${data.train.height}x${data.train.width}x${data.train.channels}) from ${data.source}`);
+  log(`run: ${outDir}  ${modelLine(cfg, data)}  batch ${cfg.optim.batch_size}  NBS ${cfg.bn.nbs}  epochs ${cfg.epochs}`);
+
+  const signals = stopOnSignal();
+  const res = await trainOrEnd(cfg, data, { outDir, runId: session.id, resume: !!f.resume, fork: resolved.fork, log, progress: createProgress(!!f.quiet), interrupted: signals.stopped }, session);
+  // Exit while the handler is still installed: a further Ctrl-C now must not kill mid-exit.
+  if (res.interrupted) {
+    session.end('interrupted', res.state.meta.epoch);
+    process.exit(130);
+  }
+  signals.remove();
+  // A resume of a finished run trained nothing: no session to record, only its summary to show.
+  const alreadyFinished = res.rows.length === 0;
+  if (alreadyFinished) session.discard();
+  const info = alreadyFinished ? readRunInfo(paths.runInfo) : session.end('finished', res.state.meta.epoch);
+  writeSummary(outDir, cfg, wallSeconds(info), log);
+}
+
+/** Flags that contradict each other are refused before anything is read; --backend becomes a --set. */
+function checkFlags(f: TrainFlags): void {
+  if (f.backend) f.set.push(`backend=${parseBackend(f.backend)}`);
+  if (f.resume && f.fork) throw new ConfigError('--resume and --fork contradict each other: --resume continues the run in the folder (a fork is resumed like any run), --fork starts a new one; pass one');
+  if (f.autoResume && (f.resume || f.overwrite)) throw new ConfigError('--auto-resume decides between continuing and starting by itself; pass it without --resume or --overwrite');
+  if (f.resume && f.overwrite) throw new ConfigError('--resume and --overwrite contradict each other: --resume continues the run in the folder, --overwrite deletes it; pass one');
+}
+
+/** One writer per run folder, taken before anything in it is read or deleted. */
+async function claimFolder(outDir: string): Promise<{ created: boolean; stale: string[] }> {
+  const created = !existsSync(outDir);
+  makeRunFolder(outDir);
+  const stale: string[] = [];
+  await acquireLock(runPaths(outDir).lock, 'bnlab train', { onStale: (m) => stale.push(m) });
+  return { created, stale };
+}
+
+/** --auto-resume (a sweep task or a Slurm requeue): continue what is there, else start (a fork only then). */
+function resumeOrStart(f: TrainFlags, outDir: string): void {
+  const folder = inspectFolder(outDir);
+  const hasCheckpoint = folder.outputs.some((o) => o.endsWith('.ckpt'));
+  if (folder.isRun && (hasCheckpoint || !f.fork)) f.resume = true;
+  else if (folder.isRun) f.overwrite = true;
+  if (f.resume) delete f.fork;
+}
+
+/** resolveRun; a refused start leaves nothing behind (the folder this start made is removed). */
+function resolveOrLeaveNothing(f: TrainFlags, requested: Config, outDir: string, created: boolean): ReturnType<typeof resolveRun> {
+  try {
+    return resolveRun(f, requested, outDir, !created);
+  } catch (e) {
+    if (created) rmSync(outDir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** --overwrite, under eval.csv's lock: an eval of the old run still running must not append to the new one. */
+async function deleteOldRun(outDir: string): Promise<ReturnType<typeof deleteRunOutputs>> {
+  const releaseEval = await acquireLock(`${runPaths(outDir).eval}.lock`, 'bnlab train --overwrite', { waitMs: 60_000 });
+  try {
+    return deleteRunOutputs(outDir);
+  } finally {
+    releaseEval();
+  }
+}
+
+/** What happened before the log existed: stale locks taken over, files --overwrite deleted or kept, a resume that starts over. */
+function logStartNotes(log: Logger, stale: string[], overwritten: ReturnType<typeof deleteRunOutputs> | null, note: string | undefined): void {
+  for (const m of stale) log(m);
+  if (overwritten?.deleted.length) log(`--overwrite: deleted the previous run's ${describeFiles(overwritten.deleted)}`);
+  if (overwritten?.kept.length) log(`--overwrite: kept what bnlab did not write: ${overwritten.kept.join(', ')}`);
+  if (note) log(note);
+}
+
+/** This start's session in run.json (the run's id), after saying whether the previous one died. */
+function openSession(outDir: string, backend: BackendReport, started: Date, fork: Fork | undefined, resuming: boolean, log: Logger): OpenSession {
+  const paths = runPaths(outDir);
+  const forked = fork && { forked_from: { run: fork.run, checkpoint: fork.checkpoint, epoch: fork.epoch } };
+  // this process holds the lock: a session still marked running died without a word
+  const prev = readRunInfo(paths.runInfo)?.sessions.at(-1);
+  if (prev?.status === 'running') log(`the previous session (started ${prev.start}, ${prev.command.join(' ')}) ${DIED}`);
+  const session = startSession(paths.runInfo, outDir, { ...describeSession({ name: backend.name, reason: backend.reason }, started), ...forked }, runIdOf(outDir, resuming));
+  if (session.note) log(session.note);
+  return session;
+}
+
+/** The dataset; a failure to load it ends the session as failed. */
+async function loadDataOrEnd(cfg: Config, session: OpenSession): Promise<Dataset> {
+  try {
+    return await loadDataset(cfg.data);
+  } catch (e) {
+    session.end('failed', null, (e as Error).message);
+    throw e;
+  }
+}
+
+/**
+ * Ctrl-C or SIGTERM: the first finishes this step and saves a checkpoint, a second exits at once.
+ * Slurm, systemd and `kill` send SIGTERM: the message names the signal that arrived, not a keypress.
+ */
+function stopOnSignal(): { stopped: () => boolean; remove: () => void } {
+  let stop = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    const what = sig === 'SIGINT' ? 'Ctrl-C' : sig;
+    if (stop) {
+      process.stderr.write(`\nbnlab: second ${what}, exiting without saving this step\n`);
+      process.exit(130);
+    }
+    stop = true;
+    process.stderr.write(`\nbnlab: ${what} — finishing this step and saving a checkpoint (${sig === 'SIGINT' ? 'Ctrl-C' : 'a second signal'} again to abort)\n`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    stopped: () => stop,
+    remove: () => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      // A resume of a finished run trained nothing: no session to record, only its summary to show.
-      const alreadyFinished = res.rows.length === 0;
-      if (alreadyFinished) session.discard();
-      const info = alreadyFinished ? readRunInfo(paths.runInfo) : session.end('finished', res.state.meta.epoch);
-      writeSummary(outDir, cfg, wallSeconds(info), log);
-    });
+    },
+  };
+}
+
+/** The training; a failure reaches train.log (a Slurm job's log is often the only thing read) and ends the session. */
+async function trainOrEnd(cfg: Config, data: Dataset, o: TrainOptions, session: OpenSession): Promise<TrainResult> {
+  try {
+    return await train(cfg, data, o);
+  } catch (e) {
+    appendFileSync(runPaths(o.outDir).log, `${new Date().toISOString()} error: ${(e as Error).message}\n`);
+    session.end('failed', null, (e as Error).message);
+    throw e;
+  }
 }
