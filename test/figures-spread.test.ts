@@ -4,13 +4,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { validateConfig } from '../src/config/load.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildFigures, render } from '../src/report/figures.js';
 import type { Num, Run } from '../src/report/runs.js';
 
 const run = (name: string, o: { nbs: number; seed: number; batch?: number; rows: Record<string, number>[]; trace?: string }): Run => ({
   dir: `/nonexistent/${name}`, name, batch: o.batch ?? 128, nbs: o.nbs, frozen: 0, epochs: o.rows.length, preciseBatch: 32,
-  config: { seed: o.seed, data: { name: 'fashion-mnist' }, optim: { batch_size: o.batch ?? 128 }, bn: { nbs: o.nbs } },
+  config: validateConfig({ seed: o.seed, data: { name: 'fashion-mnist' }, optim: { batch_size: o.batch ?? 128 }, bn: { nbs: o.nbs } }), framework: null,
   metrics: o.rows.map((r, i) => ({ epoch: i + 1, ...r })) as Record<string, Num>[], evals: [], tracePath: o.trace ?? null, session: 'finished', roles: [],
 });
 const dirs: string[] = [];

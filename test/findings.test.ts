@@ -2,6 +2,7 @@
 // for 1 and 2 degrees of freedom, published quantiles, the interval formula written out), the
 // verdict rule on each side of zero, and the findings / twin tables on run data made up here:
 // pairing by seed, the paper's side, a twin still training left out.
+import { validateConfig } from '../src/config/load.js';
 import { describe, expect, it } from 'vitest';
 import { findings, findingsTable, MIN_PAPER_EFFECT } from '../src/report/findings.js';
 import { regimeTable } from '../src/report/regime.js';
@@ -62,7 +63,8 @@ const mk = (name: string, o: { nbs: number; seed: number; frozen?: number; epoch
   const done = o.done ?? epochs;
   return {
     dir: `/nonexistent/${name}`, name, batch: 128, nbs: o.nbs, frozen: o.frozen ?? 0, epochs, preciseBatch: 32,
-    config: { seed: o.seed, epochs, ...(o.framework ? { framework: o.framework } : {}), model: { arch: 'resnet-cifar', depth: 20 }, data: { name: 'fashion-mnist', train_limit: 2000 }, optim: { batch_size: 128 }, bn: { nbs: o.nbs } },
+    config: validateConfig({ seed: o.seed, epochs, model: { arch: 'resnet-cifar', depth: 20 }, data: { name: 'fashion-mnist', train_limit: 2000 }, optim: { batch_size: 128 }, bn: { nbs: o.nbs } }),
+    framework: o.framework ?? null,
     metrics: [{ epoch: 1, val_err_precise: 80 }, { epoch: done, ...o.last }] as Record<string, Num>[],
     evals: (o.evals ?? []).map((e) => ({ epoch: done, stats: '', stats_data: '', data: '', samples: null, batch: null, estimator: '', repeats: 1, err_mean: null, err_std: null, errs: [], ...e })),
     tracePath: null, session: 'finished', roles: o.roles ?? [],

@@ -38,3 +38,7 @@ export const MODE_COLUMNS: string[] = STATS_MODES.flatMap((m) => {
   const f: ModeFacts = MODE_FACTS[m];
   return f.trainColumn ? [f.valColumn, f.trainColumn] : [f.valColumn];
 });
+
+/** The modes by name, for code that names one (MODE.precise): a typo is a compile error, and the
+ *  names are spelled here only. */
+export const MODE = { ema: 'ema', precise: 'precise', minibatch: 'minibatch', composed: 'composed', frozen: 'frozen' } as const satisfies { [K in StatsMode]: K };

@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.js';
 import { sameImages } from '../bn/domain.js';
 import type { Estimator } from '../bn/estimators.js';
 import { MODES, STATS_MODES, type EvalAsk, type ModePlan, type StatsMode } from '../bn/modes.js';
+import { MODE } from '../bn/columns.js';
 
 export const EVAL_COLUMNS = ['epoch', 'stats', 'stats_data', 'data', 'samples', 'batch', 'estimator', 'repeats', 'err_mean', 'err_std', 'errs'] as const;
 export type EvalRow = Record<(typeof EVAL_COLUMNS)[number], string | number>;
@@ -90,7 +91,7 @@ export function parseEvalFlags(f: EvalFlags, cfg: Config): EvalRequest {
   const epoch = int(f.epoch, '--epoch');
   const statsSpec = parseSpec(f.statsData, cfg, 'train');
   const dataSpec = parseSpec(f.data, cfg, 'val');
-  const reestimate = !!(f.preciseBn || samples || f.estimator || f.statsData || repeats > 1 || (batch && modes.includes('precise')));
+  const reestimate = !!(f.preciseBn || samples || f.estimator || f.statsData || repeats > 1 || (batch && modes.includes(MODE.precise)));
   return { modes, repeats, samples, batch, estimator: f.estimator as Estimator | undefined, epoch, checkpoint: f.checkpoint, statsSpec, dataSpec, reestimate };
 }
 

@@ -17,9 +17,10 @@ import { runPaths } from '../run/paths.js';
 import { checkpointFor } from '../run/retention.js';
 import type { RunMeta } from '../run/state.js';
 import { encodeSafetensors } from '../util/safetensors.js';
+import { MODE } from '../bn/columns.js';
 
 /** Population statistics a checkpoint can hold (mini-batch statistics are computed per test batch: nothing to export). */
-export const EXPORT_STATS = ['ema', 'precise', 'frozen'] as const;
+export const EXPORT_STATS = [MODE.ema, MODE.precise, MODE.frozen] as const;
 type ExportStats = (typeof EXPORT_STATS)[number];
 
 interface ExportFlags {
@@ -49,12 +50,12 @@ function readExportable(path: string, cfg: Config, runDir: string, named: boolea
 
 /** --stats, or the default: the statistics the run evaluates with at that epoch: FrozenBN's after the switch, else PreciseBN's, else the EMA. */
 function chooseStats(asked: string | undefined, has: (s: ExportStats) => boolean, cfg: Config, path: string): ExportStats {
-  if (asked === undefined) return has('frozen') ? 'frozen' : has('precise') ? 'precise' : 'ema';
-  if (asked === 'minibatch' || asked === 'composed') throw new ConfigError(`--stats ${asked}: mini-batch statistics are computed from each test batch, so there are no population statistics to export; use ${EXPORT_STATS.join(', ')}`);
+  if (asked === undefined) return has(MODE.frozen) ? MODE.frozen : has(MODE.precise) ? MODE.precise : MODE.ema;
+  if (asked === MODE.minibatch || asked === MODE.composed) throw new ConfigError(`--stats ${asked}: mini-batch statistics are computed from each test batch, so there are no population statistics to export; use ${EXPORT_STATS.join(', ')}`);
   if (!EXPORT_STATS.includes(asked as ExportStats)) throw new ConfigError(`--stats: unknown statistics '${asked}' (use ${EXPORT_STATS.join(', ')})`);
   const s = asked as ExportStats;
-  if (s === 'frozen' && !has(s)) throw new ConfigError(`--stats frozen: ${path} has no FrozenBN statistics (the run has bn.frozen_last_epochs = ${cfg.bn.frozen_last_epochs}, and they exist from the switch on); use ema${has('precise') ? ' or precise' : ''}`);
-  if (s === 'precise' && !has(s)) throw new ConfigError(`--stats precise: ${path} has no PreciseBN statistics (the run computes them every precise.every epochs and at the end); export another epoch, or use ema`);
+  if (s === MODE.frozen && !has(s)) throw new ConfigError(`--stats frozen: ${path} has no FrozenBN statistics (the run has bn.frozen_last_epochs = ${cfg.bn.frozen_last_epochs}, and they exist from the switch on); use ema${has(MODE.precise) ? ' or precise' : ''}`);
+  if (s === MODE.precise && !has(s)) throw new ConfigError(`--stats precise: ${path} has no PreciseBN statistics (the run computes them every precise.every epochs and at the end); export another epoch, or use ema`);
   return s;
 }
 
@@ -72,7 +73,7 @@ function metadataOf(ckpt: Checkpoint<RunMeta>, path: string, cfg: Config, stats:
     num_classes: String(classes),
     bn_eps: String(cfg.bn.eps),
     stats,
-    ...(stats !== 'ema' ? { precise: `N=${cfg.precise.samples} B=${cfg.precise.batch_size} ${cfg.precise.estimator}` } : {}),
+    ...(stats !== MODE.ema ? { precise: `N=${cfg.precise.samples} B=${cfg.precise.batch_size} ${cfg.precise.estimator}` } : {}),
     running_var: 'unbiased (PyTorch convention, as bnlab stores it)',
     epoch: String(ckpt.meta.epoch),
     ...(ckpt.meta.progress.step > 0 ? { step_in_epoch: String(ckpt.meta.progress.step) } : {}),

@@ -6,6 +6,7 @@ import { sharp } from '../util/sharp.js';
 import { readTrace, recipeOf, type Run } from './runs.js';
 import { buildTable, compositionLabel, divergedAt, fig8Runs, isPatterned, leftOutOfSweep, nbsSweep } from './tables.js';
 import { FIG8 } from './paper.js';
+import { MODE_FACTS } from '../bn/columns.js';
 
 export const FIG_IDS = ['2', '3', '4', '5', '6', '8'] as const;
 export type FigId = (typeof FIG_IDS)[number];
@@ -127,7 +128,7 @@ function seedMean(rs: Run[], col: string): { epoch: number; err: number }[] {
 function curves(groups: Run[][], fig: '3' | '4', left: Run[] = []): Figure {
   const runs = groups.map((g) => g[0]);
   const label = (g: Run[]) => `batch ${g[0].batch}, NBS ${g[0].nbs}`;
-  const series: [string, string][] = [['val, EMA', 'val_err_ema'], ['val, PreciseBN', 'val_err_precise'], ...(fig === '3' ? [['train (augmented, batch stats)', 'train_err'] as [string, string]] : [])];
+  const series: [string, string][] = [['val, EMA', MODE_FACTS.ema.valColumn], ['val, PreciseBN', MODE_FACTS.precise.valColumn], ...(fig === '3' ? [['train (augmented, batch stats)', 'train_err'] as [string, string]] : [])];
   const values = groups.flatMap((g) => series.flatMap(([name, col]) => seedMean(g, col).map((p) => ({ ...p, series: name, run: label(g) }))));
   // each seed's own curve, thin, under the mean: with few seeds the spread is the seeds themselves
   const perSeed = groups.filter((g) => g.length > 1).flatMap((g) =>
@@ -265,12 +266,12 @@ function fig56(runs: Run[], fig: '5' | '6'): Figure {
 function fig8(patterned: Run[], controls: Run[]): Figure {
   const CONTROL = 'control (random groups): PreciseBN';
   // a control without per-epoch PreciseBN (precise.every_epoch off) has no line: no legend entry
-  const control = controls.filter((r) => r.metrics.some((m) => typeof m.val_err_precise === 'number'));
+  const control = controls.filter((r) => r.metrics.some((m) => typeof m[MODE_FACTS.precise.valColumn] === 'number'));
   const SERIES = [
-    ['mini-batch, composed test groups', 'val_err_composed', FIG8.composed, patterned],
-    ['mini-batch, random test groups', 'val_err_minibatch', FIG8.random, patterned],
-    ['PreciseBN (population)', 'val_err_precise', FIG8.precise, patterned],
-    ...(control.length ? [[CONTROL, 'val_err_precise', null, control] as const] : []),
+    ['mini-batch, composed test groups', MODE_FACTS.composed.valColumn, FIG8.composed, patterned],
+    ['mini-batch, random test groups', MODE_FACTS.minibatch.valColumn, FIG8.random, patterned],
+    ['PreciseBN (population)', MODE_FACTS.precise.valColumn, FIG8.precise, patterned],
+    ...(control.length ? [[CONTROL, MODE_FACTS.precise.valColumn, null, control] as const] : []),
   ] as const;
   const epochs = [...new Set([...patterned, ...control].flatMap((r) => r.metrics.map((m) => m.epoch as number)))].sort((a, b) => a - b);
   const values = SERIES.flatMap(([series, col, , runs]) =>

@@ -8,6 +8,7 @@ import { tInterval, verdict, type Interval, type Verdict } from './stats.js';
 import type { Stat, TextTable } from './table.js';
 import { compositionLabel, earlyEpoch, evalValue, fig56At, fig8At, fig8Runs, isPatterned, nbsSweep, table1At, table1Roles, table2At, table2Roles, table4Pick, table4Runs } from './tables.js';
 import { completeTwins } from './twin.js';
+import { MODE, MODE_FACTS } from '../bn/columns.js';
 
 /**
  * Below this many points the paper's own difference is no direction to test (its Fig. 5-6 values
@@ -76,9 +77,9 @@ function table1Findings(runs: Run[]): Comparison[] {
     if (!rs.length) return [];
     const p = TABLE1[i];
     const where = `batch ${rs[0].batch}, epoch ${at(rs[0])} of ${rs[0].epochs}`;
-    const cell = (n: number | 'ema'): Val => (r) => val(table1At(r, at(r), n).stat);
+    const cell = (n: number | typeof MODE.ema): Val => (r) => val(table1At(r, at(r), n).stat);
     return [
-      comp('EMA worse than PreciseBN (Table 1)', where, 'EMA', `PreciseBN N=${nMax}`, p.ema.mean - p.n[3].mean, within(rs, cell('ema'), cell(nMax))),
+      comp('EMA worse than PreciseBN (Table 1)', where, 'EMA', `PreciseBN N=${nMax}`, p.ema.mean - p.n[3].mean, within(rs, cell(MODE.ema), cell(nMax))),
       comp('PreciseBN with N = 10 samples worse than with 10^4 (Table 1)', where, 'N=10', `N=${nMax}`, p.n[0].mean - p.n[3].mean, within(rs, cell(10), cell(nMax))),
     ];
   });
@@ -88,7 +89,8 @@ function table1Findings(runs: Run[]): Comparison[] {
 const highLrEpochs = (r: Run) => (r.config.optim?.schedule === 'step' && r.config.optim?.steps?.length ? Math.min(...r.config.optim.steps) : Math.round(0.3 * r.epochs));
 /** Figs. 3-4's gap: per epoch up to the first decay, val EMA − val PreciseBN; their mean. */
 const earlyGap: Val = (r) => {
-  const ds = r.metrics.filter((m) => (m.epoch ?? 0) >= 1 && (m.epoch ?? 0) <= highLrEpochs(r) && m.val_err_ema !== null && m.val_err_precise !== null).map((m) => m.val_err_ema! - m.val_err_precise!);
+  const [ema, precise] = [MODE_FACTS.ema.valColumn, MODE_FACTS.precise.valColumn];
+  const ds = r.metrics.filter((m) => (m.epoch ?? 0) >= 1 && (m.epoch ?? 0) <= highLrEpochs(r) && typeof m[ema] === 'number' && typeof m[precise] === 'number').map((m) => m[ema]! - m[precise]!);
   return ds.length ? ds.reduce((x, y) => x + y, 0) / ds.length : null;
 };
 function fig34Findings(runs: Run[]): Comparison[] {
@@ -103,12 +105,12 @@ function table2Findings(runs: Run[]): Comparison[] {
     if (!rs.length) return [];
     const p = TABLE2[i];
     const where = `NBS-${rs[0].nbs} model (ResNet-${rs[0].config.model?.depth ?? '?'}), last epoch`;
-    const at = (b: number | 'N' | 'ema', est?: string): Val => (r) => val(table2At(r, b, est));
+    const at = (b: number | 'N' | typeof MODE.ema, est?: string): Val => (r) => val(table2At(r, b, est));
     return [
       comp('A small PreciseBN batch B hurts (Table 2)', where, 'B=2', 'B=1000', p.b[0].mean - p.b[3].mean, within(rs, at(2), at(1000))),
       // not in the paper: the original BN paper's estimator, which misses the spread of the batch means
       comp("The BN paper's mean-of-var estimator worse than pooled at B = 2 (ours)", where, 'mean-of-var B=2', 'pooled B=2', null, within(rs, at(2, 'mean-of-var'), at(2)), { sign: 1, basis: 'not in the paper; expected' }),
-      comp('EMA worse than PreciseBN (Table 2)', where, 'EMA', 'PreciseBN B=N', p.ema.mean - p.bN.mean, within(rs, at('ema'), at('N'))),
+      comp('EMA worse than PreciseBN (Table 2)', where, 'EMA', 'PreciseBN B=N', p.ema.mean - p.bN.mean, within(rs, at(MODE.ema), at('N'))),
     ];
   });
 }
@@ -154,7 +156,7 @@ function fig8Findings(runs: Run[]): Comparison[] {
   if (!pat.length) return [];
   const where = `trained on ${compositionLabel(pat[0])}, last epoch`;
   const at = (stats: string, col: string): Val => (r) => val(fig8At(r, stats, col));
-  const [composed, random, precise] = [at('composed', 'val_err_composed'), at('minibatch', 'val_err_minibatch'), at('precise', 'val_err_precise')];
+  const [composed, random, precise] = [at(MODE.composed, MODE_FACTS.composed.valColumn), at(MODE.minibatch, MODE_FACTS.minibatch.valColumn), at(MODE.precise, MODE_FACTS.precise.valColumn)];
   return [
     comp('Leakage: composed test groups beat random ones (Fig. 8)', where, 'composed groups', 'random groups', FIG8.composed - FIG8.random, within(pat, composed, random)),
     comp('Leakage: random test groups beat population statistics (Fig. 8)', where, 'random groups', 'PreciseBN', FIG8.random - FIG8.precise, within(pat, random, precise)),

@@ -32,7 +32,7 @@ export function regimeTable(runs: Run[]): Table {
       const model = c.model?.arch === 'resnet50' ? 'ResNet-50' : `ResNet-${c.model?.depth}`;
       const images = c.data?.train_limit ?? 'all';
       return {
-        labels: [name, `${c.framework ? `${c.framework}: ` : ''}${model}, ${c.data?.name} (${images} train images), batch ${rs[0].batch}, NBS ${rs[0].nbs}${rs[0].frozen ? `, FrozenBN last ${rs[0].frozen}` : ''}`, `${lastEpoch(rs[0])} of ${rs[0].epochs}`, String(rs.length)],
+        labels: [name, `${rs[0].framework ? `${rs[0].framework}: ` : ''}${model}, ${c.data?.name} (${images} train images), batch ${rs[0].batch}, NBS ${rs[0].nbs}${rs[0].frozen ? `, FrozenBN last ${rs[0].frozen}` : ''}`, `${lastEpoch(rs[0])} of ${rs[0].epochs}`, String(rs.length)],
         cells: COLUMNS.map(([col]) => ({ ours: combine(rs.map((r) => { const v = metricsAt(r, lastEpoch(r))?.[col]; return v === null || v === undefined ? null : { mean: v }; })), paper: null })),
       };
     });

@@ -6,7 +6,10 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import { parse as parseYaml } from 'yaml';
 import { lastSession, type Session } from '../run/metadata.js';
 import { withFrozenColumn } from '../run/metrics.js';
+import { validateConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
 import type { ReportRole } from '../config/schema.js';
+import { MODE } from '../bn/columns.js';
 
 /** A number or null; an empty CSV cell means "not computed". */
 export type Num = number | null;
@@ -44,7 +47,9 @@ export interface Run {
   preciseBatch: number;
   /** the paper's tables and figures it declares it stands in for (report.roles; none before that key existed) */
   roles: ReportRole[];
-  config: Record<string, any>;
+  config: Config;
+  /** A PyTorch twin's framework ("pytorch 1.13"; scripts/torch_twin.py), null for bnlab's runs. */
+  framework: string | null;
   metrics: Record<string, Num>[];
   evals: EvalRow[];
   tracePath: string | null; // read lazily: traces can be large
@@ -109,17 +114,31 @@ function checkedRows(path: string, problem: (cells: string[], width: number) => 
 const metricsRowProblem = (cells: string[], width: number): string | null =>
   cells.length !== width ? `${cells.length} cells, not ${width}` : !/^\d+$/.test(cells[0]) ? `epoch '${cells[0]}' is not a whole number` : null;
 
-export function loadRun(dir: string, root = dir, warn: (msg: string) => void = () => {}): Run {
-  let config: Record<string, any>;
+/**
+ * A run's config.yaml read through the config schema (keys a run from before them lacks take
+ * their defaults); a PyTorch twin's `framework` key (scripts/torch_twin.py) is kept beside it.
+ */
+function readRunConfig(path: string): { config: Config; framework: string | null } {
+  let raw: unknown;
   try {
-    config = parseYaml(readFileSync(join(dir, 'config.yaml'), 'utf8')) ?? {};
+    raw = parseYaml(readFileSync(path, 'utf8')) ?? {};
   } catch (e) {
-    throw new RunReadError(`${join(dir, 'config.yaml')} is not valid YAML (${(e as Error).message.split('\n')[0]})`);
+    throw new RunReadError(`${path} is not valid YAML (${(e as Error).message.split('\n')[0]})`);
   }
-  if (typeof config !== 'object' || Array.isArray(config)) throw new RunReadError(`${join(dir, 'config.yaml')} is not a mapping of config keys`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new RunReadError(`${path} is not a mapping of config keys`);
+  const { framework, ...rest } = raw as Record<string, unknown>;
+  try {
+    return { config: validateConfig(rest, path), framework: typeof framework === 'string' ? framework : null };
+  } catch (e) {
+    throw new RunReadError((e as Error).message.split('\n')[0]);
+  }
+}
+
+export function loadRun(dir: string, root = dir, warn: (msg: string) => void = () => {}): Run {
+  const { config, framework } = readRunConfig(join(dir, 'config.yaml'));
   const metrics = checkedRows(join(dir, 'metrics.csv'), metricsRowProblem, warn).map((r) => {
     const o: Record<string, Num> = {};
-    for (const [k, v] of Object.entries(withFrozenColumn(r))) o[k] = k === 'bn_mode' ? (v === 'frozen' ? 1 : v === 'batch' ? 0 : null) : num(v);
+    for (const [k, v] of Object.entries(withFrozenColumn(r))) o[k] = k === 'bn_mode' ? (v === MODE.frozen ? 1 : v === 'batch' ? 0 : null) : num(v);
     return o;
   });
   const evals = checkedRows(join(dir, 'eval.csv'), evalRowProblem, warn).map(
@@ -142,13 +161,14 @@ export function loadRun(dir: string, root = dir, warn: (msg: string) => void = (
   return {
     dir,
     name: relative(root, dir) || basename(dir),
-    batch: config.optim?.batch_size ?? 256,
-    nbs: config.bn?.nbs ?? 32,
-    frozen: config.bn?.frozen_last_epochs ?? 0,
-    epochs: config.epochs ?? lastEpoch,
-    preciseBatch: config.precise?.batch_size ?? 32,
-    roles: config.report?.roles ?? [],
+    batch: config.optim.batch_size,
+    nbs: config.bn.nbs,
+    frozen: config.bn.frozen_last_epochs,
+    epochs: config.epochs,
+    preciseBatch: config.precise.batch_size,
+    roles: config.report.roles,
     config,
+    framework,
     metrics,
     evals,
     tracePath: existsSync(trace) ? trace : null,

@@ -5,6 +5,7 @@ import { FIG5, FIG5_LABELS, FIG5_NBS, FIG8, TABLE1, TABLE1_N, TABLE2, TABLE2_B, 
 import { lastEpoch, metricsAt, numClasses, type EvalRow, type Run } from './runs.js';
 import { combine, type Stat, type Table } from './table.js';
 import type { ReportRole } from '../config/schema.js';
+import { MODE, MODE_FACTS } from '../bn/columns.js';
 
 export const TABLE_IDS = ['table1', 'table2', 'fig5', 'fig6', 'table4', 'fig8'] as const;
 export type TableId = (typeof TABLE_IDS)[number];
@@ -34,16 +35,16 @@ export const table1Roles = (runs: Run[]): [Run[], Run[]] => [declaring(runs, 'ta
 export function earlyEpoch(r: Run): number {
   const last = r.epochs; // the schedule's length: 30% of it, even if the run stopped early
   const target = 0.3 * last;
-  const have = uniq([...r.evals.filter((e) => e.stats === 'precise').map((e) => e.epoch), ...r.metrics.map((m) => m.epoch ?? 0)]).filter((e) => e > 0 && e < last);
+  const have = uniq([...r.evals.filter((e) => e.stats === MODE.precise).map((e) => e.epoch), ...r.metrics.map((m) => m.epoch ?? 0)]).filter((e) => e > 0 && e < last);
   return have.length ? have.reduce((a, b) => (Math.abs(b - target) < Math.abs(a - target) ? b : a)) : Math.max(1, Math.round(target));
 }
 /** One run's Table 1 cell at an epoch: EMA, or PreciseBN with N samples (and which B it used). */
-export function table1At(r: Run, epoch: number, n: number | 'ema'): { stat: Stat | null; used?: string } {
-  if (n === 'ema') return { stat: evalStat(best(r.evals.filter((e) => e.stats === 'ema' && isBase(e) && e.epoch === epoch))) ?? metricStat(r, epoch, 'val_err_ema') };
-  const rows = r.evals.filter((e) => e.stats === 'precise' && isBase(e) && e.epoch === epoch && e.samples === n);
+export function table1At(r: Run, epoch: number, n: number | typeof MODE.ema): { stat: Stat | null; used?: string } {
+  if (n === MODE.ema) return { stat: evalStat(best(r.evals.filter((e) => e.stats === MODE.ema && isBase(e) && e.epoch === epoch))) ?? metricStat(r, epoch, MODE_FACTS.ema.valColumn) };
+  const rows = r.evals.filter((e) => e.stats === MODE.precise && isBase(e) && e.epoch === epoch && e.samples === n);
   const row = best(rows.filter((e) => e.batch === Math.min(r.preciseBatch, n))) ?? best(rows);
   if (row) return { stat: evalStat(row), used: `N=${n}: B=${row.batch}` };
-  if (r.config.precise?.samples === n) return { stat: metricStat(r, epoch, 'val_err_precise'), used: `N=${n}: metrics.csv val_err_precise` };
+  if (r.config.precise?.samples === n) return { stat: metricStat(r, epoch, MODE_FACTS.precise.valColumn), used: `N=${n}: metrics.csv val_err_precise` };
   return { stat: null };
 }
 
@@ -60,7 +61,7 @@ function table1(runs: Run[]): Table {
   const eLabel = (e: number | null, of: number | undefined, paper: number) => (e === null ? `${DASHL} (paper ${paper})` : of === 100 && e === paper ? `${e}` : `${e} of ${of} (paper ${paper} of 100)`);
   const usedB = new Set<string>();
   const cellsAt = (rs: Run[], at: (r: Run) => number) =>
-    (['ema', ...TABLE1_N] as const).map((n) =>
+    ([MODE.ema, ...TABLE1_N] as const).map((n) =>
       combine(
         rs.map((r) => {
           const { stat, used } = table1At(r, at(r), n);
@@ -83,7 +84,7 @@ function table1(runs: Run[]): Table {
   if (unfinished.length) notes.push(`Unfinished runs (last row = last epoch written): ${unfinished.map((r) => `${r.name} at ${lastEpoch(r)} of ${r.epochs}`).join(', ')}.`);
   if (!small.length) notes.push('No run for the small-batch row.');
   if (!large.length) notes.push('No run for the large-batch rows.');
-  const otherN = uniq([...small, ...large].flatMap((r) => [...r.evals.filter((e) => e.stats === 'precise' && isBase(e)).map((e) => e.samples ?? 0), r.config.precise?.samples ?? 0]).filter((n) => n > 0 && !(TABLE1_N as readonly number[]).includes(n)));
+  const otherN = uniq([...small, ...large].flatMap((r) => [...r.evals.filter((e) => e.stats === MODE.precise && isBase(e)).map((e) => e.samples ?? 0), r.config.precise?.samples ?? 0]).filter((n) => n > 0 && !(TABLE1_N as readonly number[]).includes(n)));
   if (otherN.length) notes.push(`PreciseBN with N = ${otherN.join(', ')} was measured but is not one of the paper's columns (bnlab eval --samples N adds them).`);
   if (usedB.size) notes.push(`PreciseBN batch per column: ${[...usedB].sort().join('; ')}.`);
   notes.push(`Runs: small batch: ${runList(small) || DASHL}; large batch: ${runList(large) || DASHL}. ± = std over repeats (eval.csv) or over runs.`);
@@ -101,11 +102,11 @@ const estimatorOf = (e: EvalRow) => e.estimator || 'pooled';
  */
 /** Table 2's runs: [regular-NBS model, small-NBS model], as the runs declare (report.roles). */
 export const table2Roles = (runs: Run[]): [Run[], Run[]] => [declaring(runs, 'table2.regular-nbs'), declaring(runs, 'table2.small-nbs')];
-const t2rows = (r: Run) => r.evals.filter((e) => e.stats === 'precise' && isBase(e) && e.epoch === lastEpoch(r));
+const t2rows = (r: Run) => r.evals.filter((e) => e.stats === MODE.precise && isBase(e) && e.epoch === lastEpoch(r));
 const t2N = (r: Run) => Math.max(0, ...t2rows(r).map((e) => e.samples ?? 0));
 /** One run's Table 2 cell at its last epoch: EMA, or PreciseBN with an estimator at batch B (B = N: 'N'). */
-export function table2At(r: Run, b: number | 'N' | 'ema', est = 'pooled'): Stat | null {
-  if (b === 'ema') return evalStat(best(r.evals.filter((e) => e.stats === 'ema' && isBase(e) && e.epoch === lastEpoch(r)))) ?? metricStat(r, lastEpoch(r), 'val_err_ema');
+export function table2At(r: Run, b: number | 'N' | typeof MODE.ema, est = 'pooled'): Stat | null {
+  if (b === MODE.ema) return evalStat(best(r.evals.filter((e) => e.stats === MODE.ema && isBase(e) && e.epoch === lastEpoch(r)))) ?? metricStat(r, lastEpoch(r), MODE_FACTS.ema.valColumn);
   const batch = b === 'N' ? t2N(r) : b;
   return evalStat(best(t2rows(r).filter((e) => estimatorOf(e) === est && e.samples === t2N(r) && e.batch === batch)));
 }
@@ -125,7 +126,7 @@ function table2(runs: Run[]): Table {
   const rows: Table['rows'] = roles.map((rs, i) => {
     const p = TABLE2[i];
     rs.forEach((r) => nOf(r) && ns.add(nOf(r)));
-    const ema = combine(rs.map((r) => table2At(r, 'ema')));
+    const ema = combine(rs.map((r) => table2At(r, MODE.ema)));
     const cells = [ema, ...bCells(rs, 'pooled')];
     return { labels: [label(rs, i)], cells: cells.map((ours, j) => ({ ours, paper: j === 0 ? p.ema : j <= TABLE2_B.length ? p.b[j - 1] : p.bN })) };
   });
@@ -194,15 +195,15 @@ const TRAIN_POPULATION = 'train, population stats, no aug';
 export function fig56At(r: Run, s: Fig5Series): Stat | null {
   const e = lastEpoch(r);
   const base = r.evals.filter((x) => isBase(x) && x.epoch === e);
-  if (s === 'train_nbs') return metricStat(r, e, 'train_err_nbs');
-  if (s === 'val_minibatch') return evalStat(best(base.filter((x) => x.stats === 'minibatch' && x.batch === r.nbs))) ?? metricStat(r, e, 'val_err_minibatch');
-  if (s === 'val_population') return evalStat(best(base.filter((x) => x.stats === 'precise' && x.samples === Math.max(...base.map((y) => y.samples ?? 0))))) ?? metricStat(r, e, 'val_err_precise');
+  if (s === 'train_nbs') return metricStat(r, e, MODE_FACTS.minibatch.trainColumn);
+  if (s === 'val_minibatch') return evalStat(best(base.filter((x) => x.stats === MODE.minibatch && x.batch === r.nbs))) ?? metricStat(r, e, MODE_FACTS.minibatch.valColumn);
+  if (s === 'val_population') return evalStat(best(base.filter((x) => x.stats === MODE.precise && x.samples === Math.max(...base.map((y) => y.samples ?? 0))))) ?? metricStat(r, e, MODE_FACTS.precise.valColumn);
   // FrozenBN runs: `bnlab eval --stats frozen`, else the trainer's val_err_frozen
-  return evalStat(best(base.filter((x) => x.stats === 'frozen'))) ?? metricStat(r, e, 'val_err_frozen');
+  return evalStat(best(base.filter((x) => x.stats === MODE.frozen))) ?? metricStat(r, e, MODE_FACTS.frozen.valColumn);
 }
 /** One run's error on its un-augmented training images with population statistics (ours, not the paper's). */
 export const trainPopulationAt = (r: Run): Stat | null =>
-  evalStat(best(r.evals.filter((x) => x.epoch === lastEpoch(r) && x.stats === 'precise' && domainKey(x.stats_data) === '' && domainKey(x.data) === 'train-noaug')));
+  evalStat(best(r.evals.filter((x) => x.epoch === lastEpoch(r) && x.stats === MODE.precise && domainKey(x.stats_data) === '' && domainKey(x.data) === 'train-noaug')));
 
 function fig56(runs: Run[], id: 'fig5' | 'fig6'): Table {
   const notes: string[] = [];
@@ -261,14 +262,14 @@ const domainLabel = (key: string, role: 'on' | 'from') =>
 // Runs that re-estimated statistics somewhere else (an evaluation on other data alone, e.g. Figs.
 // 5-6's training-set check, does not make a Table 4 run).
 export const table4Runs = (runs: Run[]) => runs.filter((r) => r.evals.some((e) => domainKey(e.stats_data) !== ''));
-const rowsOf = (r: Run) => r.evals.filter((e) => e.stats === 'precise' || (e.stats === 'ema' && e.stats_data === ''));
+const rowsOf = (r: Run) => r.evals.filter((e) => e.stats === MODE.precise || (e.stats === MODE.ema && e.stats_data === ''));
 /** A run's eval.csv row for Table 4's cell (evaluated on `on`, statistics from `from`): latest epoch, PreciseBN of most samples. */
 export function table4Pick(r: Run, on: string, from: string): EvalRow | null {
   const rows = rowsOf(r).filter((e) => domainKey(e.data, 'on') === on && domainKey(e.stats_data) === from);
   if (!rows.length) return null;
   const e = Math.max(...rows.map((x) => x.epoch));
   const at = rows.filter((x) => x.epoch === e);
-  return best(at.filter((x) => x.stats === 'precise').sort((a, b) => (b.samples ?? 0) - (a.samples ?? 0))) ?? best(at) ?? null;
+  return best(at.filter((x) => x.stats === MODE.precise).sort((a, b) => (b.samples ?? 0) - (a.samples ?? 0))) ?? best(at) ?? null;
 }
 export const evalValue = (e: EvalRow | null) => evalStat(e ?? undefined);
 
@@ -319,7 +320,7 @@ export function compositionLabel(r: Run): string {
 
 /** Runs of a composition experiment: those that evaluated composed test groups (per epoch or by `bnlab eval`). */
 export const fig8Runs = (runs: Run[]) =>
-  runs.filter((r) => r.metrics.some((m) => m.val_err_composed !== null && m.val_err_composed !== undefined) || r.evals.some((e) => e.stats === 'composed'));
+  runs.filter((r) => r.metrics.some((m) => typeof m[MODE_FACTS.composed.valColumn] === 'number') || r.evals.some((e) => e.stats === MODE.composed));
 
 /**
  * A mode's error at a run's last epoch: its `bnlab eval` row (most repeats; PreciseBN: of the
@@ -336,10 +337,10 @@ export function fig8At(r: Run, stats: string, column: string): Stat | null {
 }
 
 const FIG8_COLUMNS = [
-  { title: 'mini-batch, composed test groups', stats: 'composed', column: 'val_err_composed', paper: FIG8.composed },
-  { title: 'mini-batch, random test groups', stats: 'minibatch', column: 'val_err_minibatch', paper: FIG8.random },
-  { title: 'PreciseBN', stats: 'precise', column: 'val_err_precise', paper: FIG8.precise },
-  { title: 'EMA', stats: 'ema', column: 'val_err_ema', paper: null },
+  { title: 'mini-batch, composed test groups', stats: MODE.composed, column: MODE_FACTS.composed.valColumn, paper: FIG8.composed },
+  { title: 'mini-batch, random test groups', stats: MODE.minibatch, column: MODE_FACTS.minibatch.valColumn, paper: FIG8.random },
+  { title: 'PreciseBN', stats: MODE.precise, column: MODE_FACTS.precise.valColumn, paper: FIG8.precise },
+  { title: 'EMA', stats: MODE.ema, column: MODE_FACTS.ema.valColumn, paper: null },
   { title: 'training (its own groups)', stats: '', column: 'train_err', paper: null },
 ] as const;
 

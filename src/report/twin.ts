@@ -8,23 +8,24 @@ import { lastEpoch, metricsAt, type Run } from './runs.js';
 import { mean, sd, welch } from './stats.js';
 import type { TextTable } from './table.js';
 import { fig56At, nbsSweep } from './tables.js';
+import { MODE_FACTS } from '../bn/columns.js';
 
-export const isTwin = (r: Run) => Boolean(r.config.framework);
+export const isTwin = (r: Run) => r.framework !== null;
 const epochsDone = (r: Run) => Math.max(0, ...r.metrics.map((m) => m.epoch ?? 0));
 /** Twin runs whose metrics.csv has every epoch their config asks for. */
 export const completeTwins = (runs: Run[]) => runs.filter((r) => isTwin(r) && epochsDone(r) >= r.epochs);
 
 const col = (c: string) => (r: Run) => metricsAt(r, lastEpoch(r))?.[c] ?? null;
 const gap = (r: Run) => {
-  const [m, p] = [col('val_err_minibatch')(r), col('val_err_precise')(r)];
+  const [m, p] = [col(MODE_FACTS.minibatch.valColumn)(r), col(MODE_FACTS.precise.valColumn)(r)];
   return m === null || p === null ? null : m - p;
 };
 // [label, bnlab's reader, the twin's reader (null: the twin has no such measurement)]
 const MEASURES: [string, (r: Run) => number | null, ((r: Run) => number | null) | null][] = [
-  ['val, population stats (PreciseBN)', col('val_err_precise'), col('val_err_precise')],
-  ['val, mini-batch stats (per-epoch column, one batching)', col('val_err_minibatch'), col('val_err_minibatch')],
+  ['val, population stats (PreciseBN)', col(MODE_FACTS.precise.valColumn), col(MODE_FACTS.precise.valColumn)],
+  ['val, mini-batch stats (per-epoch column, one batching)', col(MODE_FACTS.minibatch.valColumn), col(MODE_FACTS.minibatch.valColumn)],
   ['val, mini-batch stats (bnlab eval, mean of its batchings)', (r) => fig56At(r, 'val_minibatch')?.mean ?? null, null],
-  ['train, mini-batch stats, no aug', col('train_err_nbs'), col('train_err_nbs')],
+  ['train, mini-batch stats, no aug', col(MODE_FACTS.minibatch.trainColumn), col(MODE_FACTS.minibatch.trainColumn)],
   ['val: mini-batch − population (per-epoch columns)', gap, gap],
 ];
 

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from './checkpoint.js';
 import { stringify } from 'csv-stringify/sync';
 import { parse } from 'csv-parse/sync';
-import { MODE_COLUMNS } from '../bn/columns.js';
+import { MODE, MODE_COLUMNS, MODE_FACTS } from '../bn/columns.js';
 
 // A file's column order is fixed once written: columns are only ever appended. These are the
 // columns of the first releases; every mode column added since (bn/columns.ts) follows them.
@@ -15,15 +15,15 @@ const FIRST_COLUMNS = [
   'lr',
   'train_loss',
   'train_err',
-  'val_err_ema',
-  'val_err_precise',
+  MODE_FACTS.ema.valColumn,
+  MODE_FACTS.precise.valColumn,
   'epoch_seconds',
   'train_images_per_s',
   'precise_seconds',
-  'train_err_nbs',
-  'val_err_minibatch',
+  MODE_FACTS.minibatch.trainColumn,
+  MODE_FACTS.minibatch.valColumn,
   'bn_mode',
-  'val_err_composed',
+  MODE_FACTS.composed.valColumn,
 ];
 export const METRIC_COLUMNS: readonly string[] = [...FIRST_COLUMNS, ...MODE_COLUMNS.filter((c) => !FIRST_COLUMNS.includes(c))];
 
@@ -69,8 +69,9 @@ const parseMetrics = (path: string): Record<string, string>[] => (existsSync(pat
  * old run reads as a new one does.
  */
 export function withFrozenColumn(row: Record<string, string>): Record<string, string> {
-  if (row.bn_mode !== 'frozen' || (row.val_err_frozen ?? '') !== '' || (row.val_err_precise ?? '') === '') return row;
-  return { ...row, val_err_frozen: row.val_err_precise, val_err_precise: '' };
+  const [precise, frozen] = [MODE_FACTS.precise.valColumn, MODE_FACTS.frozen.valColumn];
+  if (row.bn_mode !== MODE.frozen || (row[frozen] ?? '') !== '' || (row[precise] ?? '') === '') return row;
+  return { ...row, [frozen]: row[precise], [precise]: '' };
 }
 
 /** metrics.csv's rows by column name (old FrozenBN rows read as new ones: withFrozenColumn). */

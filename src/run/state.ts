@@ -8,6 +8,7 @@ import { emaPopulation, type EmaBuffers } from '../bn/ema.js';
 import { disposePopulation, type Population } from '../bn/population.js';
 import { buildNetwork, initParamValues, type Network } from '../nn/resnet.js';
 import type { Checkpoint, StoredTensor } from './checkpoint.js';
+import { MODE } from '../bn/columns.js';
 
 /** Sums over the steps done so far in the current epoch (so a mid-epoch resume continues them). */
 export interface EpochProgress {
@@ -75,7 +76,7 @@ export function toCheckpoint(s: RunState): Checkpoint<RunMeta> {
     tensors.set(`ema/${k}/mean`, store(v.mean));
     tensors.set(`ema/${k}/variance`, store(v.variance));
   }
-  for (const kind of ['precise', 'frozen'] as const) {
+  for (const kind of [MODE.precise, MODE.frozen] as const) {
     for (const [k, v] of s[kind] ?? []) {
       tensors.set(`${kind}/${k}/mean`, store(v.mean));
       tensors.set(`${kind}/${k}/variance`, store(v.variance));
@@ -89,7 +90,7 @@ function expectedTensors(s: RunState, has: (key: string) => boolean): Set<string
   const names = new Set<string>();
   for (const k of s.params.keys()) names.add(`param/${k}`).add(`velocity/${k}`);
   for (const k of s.ema.keys()) names.add(`ema/${k}/mean`).add(`ema/${k}/variance`);
-  for (const kind of ['precise', 'frozen']) {
+  for (const kind of [MODE.precise, MODE.frozen]) {
     if (!has(`${kind}/${s.net.bnLayers[0].name}/mean`)) continue;
     for (const { name } of s.net.bnLayers) names.add(`${kind}/${name}/mean`).add(`${kind}/${name}/variance`);
   }
@@ -139,7 +140,7 @@ export function loadCheckpointInto(s: RunState, ckpt: Checkpoint<RunMeta>, sourc
     assign(v.mean, `ema/${k}/mean`);
     assign(v.variance, `ema/${k}/variance`);
   }
-  for (const kind of ['precise', 'frozen'] as const) {
+  for (const kind of [MODE.precise, MODE.frozen] as const) {
     disposePopulation(s[kind]);
     s[kind] = null;
     if (!ckpt.tensors.has(`${kind}/${s.net.bnLayers[0].name}/mean`)) continue;

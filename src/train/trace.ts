@@ -11,6 +11,7 @@ import { sampleWithoutReplacement } from '../data/loader.js';
 import { collectObservations } from '../nn/batchnorm.js';
 import { checkTracedLayers } from '../nn/resnet.js';
 import type { RunState } from './state.js';
+import { MODE } from '../bn/columns.js';
 
 export const TRACE_COLUMNS = ['epoch', 'iter', 'layer', 'channel', 'kind', 'value'] as const;
 
@@ -46,7 +47,7 @@ export async function traceRows(s: RunState, split: Split, cfg: Config, epoch: n
     const ema = s.ema.get(layer)!.mean.dataSync();
     t.channels.forEach((c, k) => {
       const bm = means.get(layer)![k];
-      rows.push([ep, iter, layer, c, 'ema', ema[c]]);
+      rows.push([ep, iter, layer, c, MODE.ema, ema[c]]);
       for (const v of bm) rows.push([ep, iter, layer, c, 'batch', v]);
       rows.push([ep, iter, layer, c, 'population', bm.reduce((a, b) => a + b, 0) / bm.length]);
     });

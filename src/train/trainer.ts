@@ -10,7 +10,7 @@ import type { Dataset } from '../data/dataset.js';
 import type { Batch } from '../data/loader.js';
 import { prefetch } from '../data/prefetch.js';
 import { epochJobs, evaluateWith } from '../bn/modes.js';
-import { MODE_COLUMNS, MODE_FACTS, STATS_MODES, type ModeFacts } from '../bn/columns.js';
+import { MODE, MODE_COLUMNS, MODE_FACTS, type ModeFacts, STATS_MODES } from '../bn/columns.js';
 import { composedLength, composeEpoch, compositionOf, compositionProblem } from '../bn/composition.js';
 import { disposePopulation } from '../bn/population.js';
 import { estimatePrecise, preciseRequest } from '../bn/precise.js';
@@ -379,7 +379,7 @@ async function endOfEpoch(r: Run, epoch: number, t: EpochTraining): Promise<Metr
     epoch_seconds: prog.seconds + (performance.now() - tEnd) / 1000,
     train_images_per_s: prog.seen / prog.seconds,
     precise_seconds: preciseSeconds,
-    bn_mode: frozen ? 'frozen' : 'batch',
+    bn_mode: frozen ? MODE.frozen : 'batch',
     ...errs,
   };
   checkFinite(s, `epoch ${epoch + 1}`);
