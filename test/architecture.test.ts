@@ -2,7 +2,7 @@
 // And issue 31's limit: no function in src/cli/*.ts longer than 80 lines, measured on the
 // TypeScript compiler's syntax tree (a commander .action callback counts as a function too).
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { API } from 'typescript/unstable/sync';
@@ -72,3 +72,21 @@ it(`no function in src/cli/*.ts is longer than ${MAX_FUNCTION_LINES} lines (issu
   const long = spans.filter((s) => s.lines > MAX_FUNCTION_LINES).map((s) => `${s.where}: ${s.lines} lines`);
   expect(long, `functions over ${MAX_FUNCTION_LINES} lines`).toEqual([]);
 }, 60_000);
+
+// Issue 31: a statistics mode's name and its metrics.csv columns are spelled in src/bn/ (and the
+// schema) only; elsewhere code names them through MODE / MODE_FACTS, so a typo does not compile.
+it('no mode name or metric column is spelled as a string outside src/bn/ and the config schema', () => {
+  const spelled = /(['"`])(ema|precise|minibatch|composed|frozen|val_err_[a-z]+|train_err_nbs)\1/;
+  const found: string[] = [];
+  const walk = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+  const files = walk(join(ROOT, 'src')).filter((f) => !f.includes(`${join('src', 'bn')}/`) && !f.endsWith(join('config', 'schema.ts')));
+  expect(files.length).toBeGreaterThan(50);
+  for (const f of files) {
+    readFileSync(f, 'utf8').split('\n').forEach((line, i) => {
+      const code = line.trim();
+      if (code.startsWith('//') || code.startsWith('*') || code.startsWith('/*')) return;
+      if (spelled.test(code)) found.push(`${f.slice(ROOT.length + 1)}:${i + 1}: ${code.slice(0, 120)}`);
+    });
+  }
+  expect(found).toEqual([]);
+});
