@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evalPlan, randomResizedCropBox, trainPlan } from '../src/data/augment.js';
 import { corrupt, SEVERITY } from '../src/data/corrupt.js';
-import { loadDataset, type DataConfig, type Dataset } from '../src/data/dataset.js';
+import { loadDataset, type DatasetSpec, type Dataset } from '../src/data/dataset.js';
 import { loadIndex, readValLabels } from '../src/data/imagefolder.js';
 import { writeIdx } from '../src/data/idx.js';
 import { Rng } from '../src/util/rng.js';
@@ -18,7 +18,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'bnlab-pipe-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const cache = join(tmp, 'cache');
 
-const cfg = (over: Partial<DataConfig> = {}): DataConfig => ({
+const cfg = (over: Partial<DatasetSpec> = {}): DatasetSpec => ({
   name: 'imagefolder',
   path: join(tmp, 'tree'),
   train_limit: null,

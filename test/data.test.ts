@@ -5,15 +5,15 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readIdx, writeIdx } from '../src/data/idx.js';
-import { loadDataset as loadAnyDataset, MINI_DIR, PACKAGE_ROOT, type DataConfig, type Dataset, type ImageSet, type MemorySplit } from '../src/data/dataset.js';
+import { loadDataset as loadAnyDataset, MINI_DIR, PACKAGE_ROOT, type DatasetSpec, type Dataset, type ImageSet, type MemorySplit } from '../src/data/dataset.js';
 import { locateFashionMnist } from '../src/data/fashion-mnist.js';
 import { batches, makeBatch, permutation, sampleWithoutReplacement } from '../src/data/loader.js';
 
 // The in-memory datasets tested here come back as MemorySplits (imagefolder ones do not).
-const loadDataset = (c: DataConfig) => loadAnyDataset(c) as Promise<Dataset<MemorySplit>>;
+const loadDataset = (c: DatasetSpec) => loadAnyDataset(c) as Promise<Dataset<MemorySplit>>;
 const tmp = mkdtempSync(join(tmpdir(), 'bnlab-data-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-const cfg = (over: Partial<DataConfig> = {}): DataConfig => ({
+const cfg = (over: Partial<DatasetSpec> = {}): DatasetSpec => ({
   name: 'synthetic',
   path: null,
   train_limit: null,

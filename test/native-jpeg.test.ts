@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evalPlan, trainPlan } from '../src/data/augment.js';
-import { loadDataset, type DataConfig } from '../src/data/dataset.js';
+import { loadDataset, type DatasetSpec } from '../src/data/dataset.js';
 import { JPEG_ADDON_PATH, nativeJpeg } from '../src/data/jpeg-native.js';
 import { Rng } from '../src/util/rng.js';
 import { image, makeJpegTree } from '../scripts/make-jpeg-tree.js';
@@ -147,7 +147,7 @@ describe('native JPEG decoder', () => {
 });
 
 describe('the image-folder pipeline with either decoder', () => {
-  const cfg = (decoder: 'native' | 'sharp', workers: number): DataConfig => ({
+  const cfg = (decoder: 'native' | 'sharp', workers: number): DatasetSpec => ({
     name: 'imagefolder',
     path: join(tmp, 'tree'),
     train_limit: null,

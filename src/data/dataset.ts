@@ -14,7 +14,11 @@ import type { Dataset, ImageSet, MemorySplit } from './types.js';
 
 export type { Dataset, ImageSet, MemorySplit, Split } from './types.js';
 
-export interface DataConfig {
+/**
+ * What loadDataset reads: which dataset, where, how much of it, how to augment and decode it. The
+ * config's data section (config/schema's DataConfig) is one; tests write smaller ones by hand.
+ */
+export interface DatasetSpec {
   name: 'fashion-mnist-mini' | 'fashion-mnist' | 'mnist' | 'cifar10' | 'imagefolder' | 'synthetic';
   path: string | null; // directory for full datasets (null = auto-locate)
   train_limit: number | null; // first K of a fixed class-balanced order (null = all)
@@ -101,7 +105,7 @@ export function channelStats(set: ImageSet): { mean: number[]; std: number[] } {
  * Oriented gratings (one orientation and frequency per class) with random phase, contrast, per-channel
  * tint and Gaussian noise: a small CNN learns it in a few epochs, a linear model cannot shortcut it.
  */
-export function syntheticSet(cfg: DataConfig['synthetic'], split: 'train' | 'val'): ImageSet {
+export function syntheticSet(cfg: DatasetSpec['synthetic'], split: 'train' | 'val'): ImageSet {
   const { classes: K, size: S, channels: C, seed } = cfg;
   const n = split === 'train' ? cfg.train : cfg.val;
   const images = new Uint8Array(n * S * S * C);
@@ -131,7 +135,7 @@ export function syntheticSet(cfg: DataConfig['synthetic'], split: 'train' | 'val
 }
 
 /** Bind augmentation and normalization to an in-memory image set. */
-export function memorySplit(set: ImageSet, aug: DataConfig['augment'], norm: { mean: number[]; std: number[] }): MemorySplit {
+export function memorySplit(set: ImageSet, aug: DatasetSpec['augment'], norm: { mean: number[]; std: number[] }): MemorySplit {
   return {
     ...set,
     load: async (indices, o) => makeBatch(set, indices, { augment: o.augment, pad_crop: aug.pad_crop, flip: aug.flip, seed: o.seed, epoch: o.epoch, ...norm }),
@@ -150,7 +154,7 @@ async function corruptSet(set: ImageSet, c: Corruption | null | undefined): Prom
 }
 
 /** An ImageNet-layout folder: splits decode files on demand (see imagefolder.ts). */
-async function loadImageFolder(cfg: DataConfig, quiet: boolean): Promise<Dataset> {
+async function loadImageFolder(cfg: DatasetSpec, quiet: boolean): Promise<Dataset> {
   if (!cfg.path) throw new Error('imagefolder: data.path is not set; set it to the folder holding train/<class>/ and val/ (e.g. --set data.path=/datasets/imagenet)');
   const fo = { valLabels: cfg.val_labels ?? null, cacheDir: cfg.cache_dir ?? null, quiet };
   const { index, file } = await loadIndex(cfg.path, fo);
@@ -184,7 +188,7 @@ async function loadImageFolder(cfg: DataConfig, quiet: boolean): Promise<Dataset
  * Why the data a config names cannot be found (null: it can), from cheap checks of data.path
  * alone: `bnlab train` asks before it starts a backend or creates a run folder.
  */
-export function dataSourceProblem(cfg: DataConfig): string | null {
+export function dataSourceProblem(cfg: DatasetSpec): string | null {
   try {
     if (cfg.name === 'imagefolder' || cfg.name === 'mnist') {
       const what = cfg.name === 'imagefolder' ? 'the folder holding train/<class>/ and val/ (e.g. --set data.path=/datasets/imagenet)' : "the folder with the four MNIST IDX files (e.g. from Debian's dataset-mnist package)";
@@ -198,7 +202,7 @@ export function dataSourceProblem(cfg: DataConfig): string | null {
   }
 }
 
-export async function loadDataset(cfg: DataConfig, opts: { root?: string; quiet?: boolean } = {}): Promise<Dataset> {
+export async function loadDataset(cfg: DatasetSpec, opts: { root?: string; quiet?: boolean } = {}): Promise<Dataset> {
   if (cfg.name === 'imagefolder') return loadImageFolder(cfg, !!opts.quiet);
   let train: ImageSet, val: ImageSet, classNames: string[], source: string;
   if (cfg.name === 'synthetic') {

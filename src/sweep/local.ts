@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { forkArg, type Sweep, type SweepRun } from './spec.js';
 import { trackSweep } from './progress.js';
-import { finalErrors, runStatus, sessionNote, type RunState, type RunStatus } from './status.js';
+import { finalErrors, runStatus, sessionNote, type FolderState, type RunStatus } from './status.js';
 
 export const BNLAB_BIN = fileURLToPath(new URL('../../bin/bnlab.js', import.meta.url));
 
@@ -53,7 +53,7 @@ const secs = (ms: number) => (ms < 60e3 ? `${(ms / 1e3).toFixed(1)}s` : `${Math.
 export async function runLocal(sweep: Sweep, o: LocalOptions): Promise<SweepRun[]> {
   const n = sweep.runs.length;
   const tag = (r: SweepRun) => `[${r.index + 1}/${n}] ${r.name}`;
-  const todo: { run: SweepRun; state: RunState; st: RunStatus }[] = [];
+  const todo: { run: SweepRun; state: FolderState; st: RunStatus }[] = [];
   for (const run of sweep.runs) {
     const st = runStatus(run);
     if (st.state === 'finished') o.print(`${tag(run)}: finished, skipped (${finalErrors(run)})`);

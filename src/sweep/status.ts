@@ -13,15 +13,15 @@ import { lastSession, type Session } from '../run/metadata.js';
 import type { SweepRun } from './spec.js';
 
 /**
- * finished: every epoch in metrics.csv and a checkpoint that holds the final epoch (or, checkpoints
+ * What a sweep run's folder holds. finished: every epoch in metrics.csv and a checkpoint that holds the final epoch (or, checkpoints
  * all removed, a summary.json that says finished); resume: has a
  * checkpoint; restart: has outputs but no checkpoint (the run stopped in its first epoch); new:
  * nothing yet. Only for what the sweep prints and skips: what to do with an unfinished run is
  * `bnlab train --auto-resume`'s decision, the same one a resume makes.
  */
-export type RunState = 'finished' | 'resume' | 'restart' | 'new';
+export type FolderState = 'finished' | 'resume' | 'restart' | 'new';
 export interface RunStatus {
-  state: RunState;
+  state: FolderState;
   lastEpoch: number;
   /** how the run's last session stands (run.json with its lock): 'died' = killed without a word */
   session?: Session['status'];

@@ -62,7 +62,7 @@ function saveCheckpoint(s: RunState, dir: string, epochFile: boolean): void {
 }
 
 /** best.ckpt when this epoch is the best so far, then the epoch files beyond checkpoint.keep_last. */
-function retainCheckpoints(r: Run, epochFileSaved: boolean): void {
+function retainCheckpoints(r: Training, epochFileSaved: boolean): void {
   const { cfg, s, o, paths } = r;
   const metric = cfg.checkpoint.best_metric;
   if (metric !== 'none' && isNewBest(s.meta.history ?? [], metric)) {
@@ -123,8 +123,8 @@ function loadResumePoint(s: RunState, cfg: Config, o: TrainOptions): boolean {
 }
 
 
-/** What every phase of a run shares. */
-interface Run {
+/** One training run in progress: what every phase of it shares. */
+interface Training {
   cfg: Config;
   data: Dataset;
   o: TrainOptions;
@@ -156,7 +156,7 @@ export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promis
   }
 }
 
-async function trainEpochs(run: Run): Promise<TrainResult> {
+async function trainEpochs(run: Training): Promise<TrainResult> {
   const { cfg, o } = run;
   const rows: MetricsRow[] = [];
   for (let epoch = run.s.meta.epoch; epoch < cfg.epochs; epoch++) {
@@ -174,7 +174,7 @@ async function trainEpochs(run: Run): Promise<TrainResult> {
 }
 
 /** The run's state (fresh or resumed), its saved config, the micro-batch that fits, the trace. */
-async function setUp(cfg: Config, data: Dataset, o: TrainOptions): Promise<Run> {
+async function setUp(cfg: Config, data: Dataset, o: TrainOptions): Promise<Training> {
   const p = runPaths(o.outDir);
   mkdirSync(p.checkpoints, { recursive: true });
   const s = createState(cfg, data.train.channels, data.numClasses);
@@ -241,7 +241,7 @@ function startFromFork(s: RunState, f: Fork, dir: string, stepsPerEpoch: number,
 }
 
 /** The switch to FrozenBN: population statistics of the model as it is now, by PreciseBN. */
-async function switchToFrozenBN(r: Run, epoch: number): Promise<void> {
+async function switchToFrozenBN(r: Training, epoch: number): Promise<void> {
   const { cfg, s, o } = r;
   if (epoch < r.frozenFrom || s.frozen) return;
   s.frozen = await estimatePrecise(s.net, s.params, r.data.train, cfg, preciseRequest(cfg, epoch), o.progress);
@@ -253,7 +253,7 @@ async function switchToFrozenBN(r: Run, epoch: number): Promise<void> {
 }
 
 /** The SGD steps of one epoch (from where a resume left off), prefetching data ahead. */
-async function trainEpoch(r: Run, epoch: number): Promise<EpochTraining> {
+async function trainEpoch(r: Training, epoch: number): Promise<EpochTraining> {
   const { cfg, data, s, o, micro, stepsPerEpoch } = r;
   const bs = cfg.optim.batch_size;
   const order = composeEpoch(data.train.labels, compositionOf(cfg), cfg.seed, epoch);
@@ -327,7 +327,7 @@ async function trainEpoch(r: Run, epoch: number): Promise<EpochTraining> {
 }
 
 /** A PreciseBN pass when due (never under FrozenBN: its statistics are fixed). Returns its seconds (null: none ran). */
-async function estimatePopulation(r: Run, epoch: number): Promise<number | null> {
+async function estimatePopulation(r: Training, epoch: number): Promise<number | null> {
   const { cfg, s } = r;
   const last = epoch + 1 === cfg.epochs;
   if (epoch >= r.frozenFrom) return null;
@@ -343,14 +343,14 @@ async function estimatePopulation(r: Run, epoch: number): Promise<number | null>
 const evaluates = (cfg: Config, epoch: number) => (epoch + 1) % cfg.eval.every === 0 || epoch + 1 === cfg.epochs;
 
 /** For the run's ETA: evaluation time spent, and the remaining phases (from `epoch` on) at the last one's cost. */
-function evalEstimate(r: Run, epoch: number): EvalTime {
+function evalEstimate(r: Training, epoch: number): EvalTime {
   let remaining = 0;
   for (let e = epoch; e < r.cfg.epochs; e++) if (evaluates(r.cfg, e)) remaining++;
   return { spentSeconds: r.evalTime.spent, remainingSeconds: remaining === 0 ? 0 : r.evalTime.last === null ? null : remaining * r.evalTime.last };
 }
 
 /** The epoch's evaluations, as { metrics column: error % }: each mode's (bn/modes epochJobs), a statistics mode on a split. */
-async function evaluateModes(r: Run, epoch: number, preciseRan: boolean): Promise<Partial<MetricsRow>> {
+async function evaluateModes(r: Training, epoch: number, preciseRan: boolean): Promise<Partial<MetricsRow>> {
   const { cfg, data, s, o } = r;
   const jobs = epochJobs({ cfg, held: s, frozen: epoch >= r.frozenFrom, preciseRan, trainImages: data.train.n });
   const errs: Partial<MetricsRow> = {};
@@ -359,7 +359,7 @@ async function evaluateModes(r: Run, epoch: number, preciseRan: boolean): Promis
 }
 
 /** PreciseBN, evaluation under each statistics mode, one CSV row, a checkpoint, a log line. */
-async function endOfEpoch(r: Run, epoch: number, t: EpochTraining): Promise<MetricsRow> {
+async function endOfEpoch(r: Training, epoch: number, t: EpochTraining): Promise<MetricsRow> {
   const { cfg, data, s, o, paths } = r;
   const prog = s.meta.progress;
   const frozen = epoch >= r.frozenFrom;
