@@ -10,7 +10,8 @@ import { MODES, STATS_MODES, type EvalAsk, type ModePlan, type StatsMode } from 
 import { MODE } from '../bn/columns.js';
 
 export const EVAL_COLUMNS = ['epoch', 'stats', 'stats_data', 'data', 'samples', 'batch', 'estimator', 'repeats', 'err_mean', 'err_std', 'errs'] as const;
-export type EvalRow = Record<(typeof EVAL_COLUMNS)[number], string | number>;
+/** One eval.csv line's cells as written (report/runs' EvalRow is one read back). */
+export type EvalCsvRow = Record<(typeof EVAL_COLUMNS)[number], string | number>;
 
 export interface EvalFlags {
   run: string;
@@ -136,7 +137,7 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const std = (xs: number[]) => (xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)) : 0);
 
 /** The eval.csv rows of a plan's results: per mode, the error of every repeat. */
-export function evalRows(plan: EvalPlan, epoch: number, errs: number[][]): EvalRow[] {
+export function evalRows(plan: EvalPlan, epoch: number, errs: number[][]): EvalCsvRow[] {
   return plan.modes.map((p, i) => ({
     epoch,
     stats: p.mode,

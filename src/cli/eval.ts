@@ -21,7 +21,7 @@ import { checkpointFor } from '../run/retention.js';
 import { createState, disposeState, loadCheckpointInto, type RunMeta } from '../run/state.js';
 import { acquireLock } from '../run/lock.js';
 import { runPaths, type RunPaths } from '../run/paths.js';
-import { EVAL_COLUMNS, evalRows, parseEvalFlags, planEval, type EvalFlags, type EvalPlan, type EvalRequest, type EvalRow } from './eval-plan.js';
+import { EVAL_COLUMNS, evalRows, parseEvalFlags, planEval, type EvalFlags, type EvalPlan, type EvalRequest, type EvalCsvRow } from './eval-plan.js';
 
 export { EVAL_COLUMNS } from './eval-plan.js';
 
@@ -193,7 +193,7 @@ async function evaluateCheckpoint(f: EvalFlags, req: EvalRequest, cfg: Config, c
 }
 
 /** --json: numbers as numbers, absent values as null, the per-repeat errors as an array. */
-const jsonRows = (rows: EvalRow[], results: ModeResult[]) =>
+const jsonRows = (rows: EvalCsvRow[], results: ModeResult[]) =>
   rows.map((r, i) => ({
     ...r,
     samples: r.samples === '' ? null : r.samples,
@@ -204,7 +204,7 @@ const jsonRows = (rows: EvalRow[], results: ModeResult[]) =>
   }));
 
 /** The results as a table, and which images statistics took away from the evaluation. */
-function table(runDir: string, done: Evaluated, rows: EvalRow[]): string {
+function table(runDir: string, done: Evaluated, rows: EvalCsvRow[]): string {
   const { plan, results, evalImages } = done;
   const head = ['stats', 'N', 'B', 'estimator', 'stats from', 'evaluated on', 'images', 'error %'];
   const body = rows.map((r, i) => [

@@ -4,7 +4,7 @@
 // Device call (./device.ts). A kernel tfjs asks for that is not here fails with its name:
 // tfjs has no fallback between backends, and a silent host round-trip would hide the cost.
 import { backend_util, getKernel, registerKernel, unregisterKernel, slice_util, upcastType, util, type DataType, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
-import { convDims } from '../kernels/conv-dnnl.js';
+import { convDims, type ConvAttrs } from '../kernels/conv-dnnl.js';
 import { ADD_RELU, BN_APPLY, BN_APPLY_ADD_RELU, BN_BACKWARD, BN_FORWARD, EMA_KERNEL, GAP, GAP_GRAD, RELU_GRAD, SGD_KERNEL } from '../kernels/names.js';
 import type { CudaBackend } from './backend.js';
 import type { BinaryOp, DType, ReduceOp, UnaryOp } from './device.js';
@@ -39,7 +39,6 @@ function transposeOf(b: CudaBackend, x: TensorInfo, perm: number[]): TensorInfo 
 }
 
 // ---- convolutions (cuDNN on the device; tfjs' HWIO filters, NHWC activations) ----
-type ConvAttrs = Parameters<typeof convDims>[2];
 function conv(kind: 0 | 1 | 2, name: string): KernelFunc {
   return ((a: Args) => {
     const b = be(a), i = ins(a), at = attrs<ConvAttrs>(a);

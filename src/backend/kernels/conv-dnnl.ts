@@ -6,7 +6,7 @@ import { backend_util, type KernelConfig, type KernelFunc, type TensorInfo } fro
 import type { NativeAddon } from '../native-addon.js';
 import { heapBackend, heapOf, offsetOf } from './heap.js';
 
-interface ConvAttrs {
+export interface ConvAttrs {
   strides: number | [number, number];
   pad: 'same' | 'valid' | number | backend_util.ExplicitPadding;
   dataFormat: 'NHWC' | 'NCHW';

@@ -5,7 +5,7 @@
 import { backend_util, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import { call, conv2d, ctxOf, free, reshape, slice, transpose, type Ctx } from './call.js';
 
-interface Attrs {
+interface FilterGradAttrs {
   strides: number | [number, number];
   pad: 'same' | 'valid' | number | backend_util.ExplicitPadding;
   dataFormat: 'NHWC' | 'NCHW';
@@ -13,7 +13,7 @@ interface Attrs {
   filterShape: [number, number, number, number];
 }
 
-export function conv2dFilterGrad(ctx: Ctx, x: TensorInfo, dy: TensorInfo, attrs: Attrs): TensorInfo {
+export function conv2dFilterGrad(ctx: Ctx, x: TensorInfo, dy: TensorInfo, attrs: FilterGradAttrs): TensorInfo {
   const tmp: TensorInfo[] = [];
   const keep = (t: TensorInfo) => (tmp.push(t), t);
   try {
@@ -65,7 +65,7 @@ export function conv2dFilterGrad(ctx: Ctx, x: TensorInfo, dy: TensorInfo, attrs:
 export function filterGradKernel(backendName: string): KernelConfig {
   const kernelFunc = (({ inputs, backend, attrs }) => {
     const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
-    return conv2dFilterGrad(ctxOf(backend, backendName), x, dy, attrs as unknown as Attrs);
+    return conv2dFilterGrad(ctxOf(backend, backendName), x, dy, attrs as unknown as FilterGradAttrs);
   }) as KernelFunc;
   return { kernelName: 'Conv2DBackpropFilter', backendName, kernelFunc };
 }

@@ -6,7 +6,7 @@
 import { backend_util, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import { call, conv2d, ctxOf, free, reshape, slice, type Ctx } from './call.js';
 
-interface Attrs {
+interface InputGradAttrs {
   strides: number | [number, number];
   pad: 'same' | 'valid' | number | backend_util.ExplicitPadding;
   dataFormat: 'NHWC' | 'NCHW';
@@ -14,7 +14,7 @@ interface Attrs {
   inputShape: [number, number, number, number];
 }
 
-export function conv2dInputGrad(ctx: Ctx, dy: TensorInfo, filter: TensorInfo, attrs: Attrs): TensorInfo {
+export function conv2dInputGrad(ctx: Ctx, dy: TensorInfo, filter: TensorInfo, attrs: InputGradAttrs): TensorInfo {
   const tmp: TensorInfo[] = [];
   const keep = (t: TensorInfo) => (tmp.push(t), t);
   try {
@@ -63,7 +63,7 @@ export function conv2dInputGrad(ctx: Ctx, dy: TensorInfo, filter: TensorInfo, at
 export function inputGradKernel(backendName: string, fallback?: KernelConfig): KernelConfig {
   const kernelFunc = ((args) => {
     const { inputs, backend, attrs } = args;
-    const a = attrs as unknown as Attrs;
+    const a = attrs as unknown as InputGradAttrs;
     if (a.dataFormat === 'NCHW' && fallback) return fallback.kernelFunc(args);
     const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
     return conv2dInputGrad(ctxOf(backend, backendName), dy, filter, a);
