@@ -49,7 +49,7 @@ interface Bench {
   cfg: Config;
   plan: BenchPlan;
   data: Dataset;
-  s: RunState;
+  state: RunState;
   order: Int32Array;
   lockstep: Lockstep | null;
 }
@@ -64,17 +64,17 @@ async function runBench(o: BenchFlags): Promise<void> {
   const plan = planBench(req, cfg, {
     backend, cpus: os.availableParallelism(), train: data.train, valImages: data.val.n, numClasses: data.numClasses,
   });
-  const s = createState(cfg, data.train.channels, data.numClasses);
+  const state = createState(cfg, data.train.channels, data.numClasses);
   // The peer starts now and waits, its model built and warmed up, for each step it is asked for.
   const lockstep = plan.peer?.lockstep ? await startLockstep(plan.peer.python, plan.peer.args) : null;
-  const b: Bench = { cfg, plan, data, s, order: permutation(data.train.n, cfg.seed, 0), lockstep };
+  const b: Bench = { cfg, plan, data, state, order: permutation(data.train.n, cfg.seed, 0), lockstep };
 
   const stepsMs = await timeTraining(b);
   const profileText = plan.profile ? await profileStep(b) : null;
   const passesMs = await timeInference(b, { ...data.val, n: plan.inference.images });
   const preciseSeconds = await timePrecise(b);
-  const r = benchResult(plan, { backend: backend.name, params: countParams(s.net.params), stepsMs, passesMs, preciseSeconds, maxRssKb: process.resourceUsage().maxRSS });
-  disposeState(s);
+  const r = benchResult(plan, { backend: backend.name, params: countParams(state.net.params), stepsMs, passesMs, preciseSeconds, maxRssKb: process.resourceUsage().maxRSS });
+  disposeState(state);
   tf.disposeVariables();
   const peer = await peerResult(plan, lockstep);
   if (peer && peer.params !== r.params) process.stderr.write(`warning: parameter counts differ: bnlab ${r.params}, peer ${peer.params}\n`);
@@ -86,7 +86,7 @@ const stepOptions = (cfg: Config) => ({ nbs: cfg.bn.nbs, eps: cfg.bn.eps, emaDec
 
 /** Training: one warm-up step (kernel setup, wasm heap growth), then timed steps; in lockstep,
  *  each bnlab step beside one of the peer's, alternating which goes first. */
-async function timeTraining({ cfg, plan, data, s, order, lockstep }: Bench): Promise<number[]> {
+async function timeTraining({ cfg, plan, data, state, order, lockstep }: Bench): Promise<number[]> {
   const { batch: bs, micro } = plan;
   const times: number[] = [];
   for (let i = 0; i <= plan.steps; i++) {
@@ -95,7 +95,7 @@ async function timeTraining({ cfg, plan, data, s, order, lockstep }: Bench): Pro
     for (let m = 0; m < bs; m += micro) micros.push(await data.train.load(order.subarray(start + m, start + m + micro), { augment: true, seed: cfg.seed, epoch: 0 }));
     if (lockstep && i > 0 && i % 2 === 0) await lockstep.step();
     const t = performance.now();
-    trainStep(s, micros, stepOptions(cfg));
+    trainStep(state, micros, stepOptions(cfg));
     if (i > 0) times.push(performance.now() - t);
     if (lockstep && i > 0 && i % 2 === 1) await lockstep.step();
   }
@@ -103,26 +103,26 @@ async function timeTraining({ cfg, plan, data, s, order, lockstep }: Bench): Pro
 }
 
 /** bench --profile: each tfjs kernel's share of one training step. */
-async function profileStep({ cfg, plan: { batch, micro }, data, s, order }: Bench): Promise<string> {
+async function profileStep({ cfg, plan: { batch, micro }, data, state, order }: Bench): Promise<string> {
   const micros: Awaited<ReturnType<typeof data.train.load>>[] = [];
   for (let m = 0; m < batch; m += micro) micros.push(await data.train.load(order.subarray(m, m + micro), { augment: true, seed: cfg.seed, epoch: 0 }));
-  const p = profileKernels(tf.getBackend(), () => void trainStep(s, micros, stepOptions(cfg)));
+  const p = profileKernels(tf.getBackend(), () => void trainStep(state, micros, stepOptions(cfg)));
   return `kernel time of one training step (self time; ${tf.getBackend()}):\n${formatProfile(p)}`;
 }
 
 /** Inference with population statistics (EMA), at the eval batch size: whole passes over the
  *  plan's images (the peer's too), after a one-batch warm-up. In lockstep each pass sits beside
  *  one of the peer's, alternating which goes first. */
-async function timeInference({ cfg, plan, s, lockstep }: Bench, evalSet: Split): Promise<number[]> {
+async function timeInference({ cfg, plan, state, lockstep }: Bench, evalSet: Split): Promise<number[]> {
   const { batch, passes: count } = plan.inference;
-  const ctx: BNContext = { source: 'population', eps: cfg.bn.eps, population: emaStats(s) };
+  const ctx: BNContext = { source: 'population', eps: cfg.bn.eps, population: emaStats(state) };
   const evalOpts = { ctx, batchSize: batch };
-  await evaluate(s.net, s.params, { ...evalSet, n: Math.min(evalSet.n, batch) }, evalOpts); // warm-up
+  await evaluate(state.net, state.params, { ...evalSet, n: Math.min(evalSet.n, batch) }, evalOpts); // warm-up
   const passes: number[] = [];
   for (let k = 0; k < count; k++) {
     if (lockstep && k % 2 === 1) await lockstep.infer();
     const t0 = performance.now();
-    await evaluate(s.net, s.params, evalSet, evalOpts);
+    await evaluate(state.net, state.params, evalSet, evalOpts);
     passes.push(performance.now() - t0);
     if (lockstep && k % 2 === 0) await lockstep.infer();
   }
@@ -130,9 +130,9 @@ async function timeInference({ cfg, plan, s, lockstep }: Bench, evalSet: Split):
 }
 
 /** One PreciseBN estimate of the run's N and B (seconds). */
-async function timePrecise({ cfg, plan, data, s }: Bench): Promise<number> {
+async function timePrecise({ cfg, plan, data, state }: Bench): Promise<number> {
   const t = performance.now();
-  await preciseBNStats(s.net, s.params, data.train, preciseRequest(cfg, 0), { eps: cfg.bn.eps, forwardBatch: plan.precise.forwardBatch });
+  await preciseBNStats(state.net, state.params, data.train, preciseRequest(cfg, 0), { eps: cfg.bn.eps, forwardBatch: plan.precise.forwardBatch });
   return (performance.now() - t) / 1000;
 }
 

@@ -165,17 +165,17 @@ async function evaluateCheckpoint(f: EvalFlags, req: EvalRequest, cfg: Config, c
   const evalSet = await load(req.dataSpec.data);
   const evalSplit = evalSet[req.dataSpec.split];
   const statsSplit = (await load(req.statsSpec.data))[req.statsSpec.split];
-  const s = createState(cfg, evalSplit.channels, evalSet.numClasses);
-  loadCheckpointInto(s, ckpt, ckptPath);
-  const epoch = s.meta.epoch;
-  if (s.meta.progress.step > 0 && !f.checkpoint) {
+  const state = createState(cfg, evalSplit.channels, evalSet.numClasses);
+  loadCheckpointInto(state, ckpt, ckptPath);
+  const epoch = state.meta.epoch;
+  if (state.meta.progress.step > 0 && !f.checkpoint) {
     throw new ConfigError(
-      `${ckptPath} was saved mid-epoch (epoch ${epoch + 1}, step ${s.meta.progress.step}) by an interrupted run: finish it with bnlab train --out ${f.run} --resume, ` +
+      `${ckptPath} was saved mid-epoch (epoch ${epoch + 1}, step ${state.meta.progress.step}) by an interrupted run: finish it with bnlab train --out ${f.run} --resume, ` +
         `pick a finished epoch with --epoch N, or pass the file with --checkpoint to evaluate it anyway`,
     );
   }
-  const plan = planEval(req, cfg, { statsImages: statsSplit.n, evalImages: evalSplit.n, numClasses: evalSet.numClasses, held: { precise: !!s.precise, frozen: !!s.frozen } });
-  const env: StatsEnv = { net: s.net, params: s.params, cfg, held: s, statsSplit, evalSplit, epoch, progress };
+  const plan = planEval(req, cfg, { statsImages: statsSplit.n, evalImages: evalSplit.n, numClasses: evalSet.numClasses, held: { precise: !!state.precise, frozen: !!state.frozen } });
+  const env: StatsEnv = { net: state.net, params: state.params, cfg, held: state, statsSplit, evalSplit, epoch, progress };
   const results: ModeResult[] = [];
   for (const p of plan.modes) {
     const errs: number[] = [];
@@ -183,12 +183,12 @@ async function evaluateCheckpoint(f: EvalFlags, req: EvalRequest, cfg: Config, c
     for (let r = 0; r < p.repeats; r++) {
       const st = await MODES[p.mode].statistics(p, r, env);
       evaluated = st.order?.length ?? evalSplit.n;
-      errs.push(await evaluateWith(s.net, s.params, evalSplit, cfg, st.stats, { progress, order: st.order, label: st.label }));
+      errs.push(await evaluateWith(state.net, state.params, evalSplit, cfg, st.stats, { progress, order: st.order, label: st.label }));
       st.dispose();
     }
     results.push({ errs, evaluated });
   }
-  disposeState(s);
+  disposeState(state);
   return { plan, epoch, results, evalImages: evalSplit.n };
 }
 

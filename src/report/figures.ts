@@ -121,7 +121,7 @@ function fig2(run: Run): Figure[] {
 /** Per-epoch mean of a metrics column over a recipe's seeds (epochs any of them has). */
 function seedMean(rs: Run[], col: string): { epoch: number; err: number }[] {
   const at = new Map<number, number[]>();
-  for (const r of rs) for (const m of r.metrics) if (m.epoch !== null && m[col] !== null && m[col] !== undefined) at.set(m.epoch, [...(at.get(m.epoch) ?? []), m[col] as number]);
+  for (const run of rs) for (const m of run.metrics) if (m.epoch !== null && m[col] !== null && m[col] !== undefined) at.set(m.epoch, [...(at.get(m.epoch) ?? []), m[col] as number]);
   return [...at].sort(([a], [b]) => a - b).map(([epoch, vs]) => ({ epoch, err: vs.reduce((a, b) => a + b, 0) / vs.length }));
 }
 
@@ -132,9 +132,9 @@ function curves(groups: Run[][], fig: '3' | '4', left: Run[] = []): Figure {
   const values = groups.flatMap((g) => series.flatMap(([name, col]) => seedMean(g, col).map((p) => ({ ...p, series: name, run: label(g) }))));
   // each seed's own curve, thin, under the mean: with few seeds the spread is the seeds themselves
   const perSeed = groups.filter((g) => g.length > 1).flatMap((g) =>
-    g.flatMap((r) => series.flatMap(([name, col]) => seedMean([r], col).map((p) => ({ ...p, series: name, run: label(g), seed: r.name })))),
+    g.flatMap((run) => series.flatMap(([name, col]) => seedMean([run], col).map((p) => ({ ...p, series: name, run: label(g), seed: run.name })))),
   );
-  const seeds = (g: Run[]) => (g.length > 1 ? `${g.map((r) => r.name).join(', ')} (thick: mean of ${g.length} seeds; thin: each seed)` : g[0].name);
+  const seeds = (g: Run[]) => (g.length > 1 ? `${g.map((run) => run.name).join(', ')} (thick: mean of ${g.length} seeds; thin: each seed)` : g[0].name);
   const x = { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } } as const;
   const runNames = groups.map(label); // legend in batch order, not alphabetical
   const enc =
@@ -147,7 +147,7 @@ function curves(groups: Run[][], fig: '3' | '4', left: Run[] = []): Figure {
           strokeDash: { field: 'series', type: 'nominal', title: 'statistics', scale: { domain: ['val, PreciseBN', 'val, EMA'], range: [[1, 0], [5, 3]] }, legend: LINE_LEGEND },
         };
   const sub = fig === '3' ? `run ${seeds(groups[0])} (batch ${runs[0].batch}, NBS ${runs[0].nbs}); paper: ResNet-50, ImageNet, batch 256` : `runs: ${groups.map(seeds).join('; ')}; paper: batch 256 and 8192`;
-  const notes = left.length ? [`Left out: ${left.map((r) => `${r.name} (batch ${r.batch}, NBS ${r.nbs}${r.frozen ? ', FrozenBN' : ''})`).join(', ')}: one regular-BN run per total batch, the NBS nearest the paper's 32.`] : [];
+  const notes = left.length ? [`Left out: ${left.map((run) => `${run.name} (batch ${run.batch}, NBS ${run.nbs}${run.frozen ? ', FrozenBN' : ''})`).join(', ')}: one regular-BN run per total batch, the NBS nearest the paper's 32.`] : [];
   return {
     name: `fig${fig}`,
     title: fig === '3' ? 'Fig. 3 — validation error with EMA and PreciseBN' : 'Fig. 4 — EMA vs PreciseBN, small and large batch',
@@ -205,14 +205,14 @@ function fig56(runs: Run[], fig: '5' | '6'): Figure {
   }
   const x = { field: 'x', type: 'quantitative', title: 'normalization batch size (log2)', scale: { type: 'log', base: 2, nice: false }, axis: { values: nbsVals, format: 'd' } } as const;
   const color = { field: 'series', type: 'nominal', title: null, scale: { domain: t.rows.map((r) => r.labels[0]) } } as const;
-  const frozenEpochs = [...new Set(frozen.map((r) => `last ${r.frozen} of ${r.epochs} epochs`))];
+  const frozenEpochs = [...new Set(frozen.map((run) => `last ${run.frozen} of ${run.epochs} epochs`))];
   const leftOut = leftOutOfSweep(runs, fig === '5' ? 'fig5' : 'fig6');
   // NBS in parentheses unless the run's name already says it (nbs32, nbs-32)
   const used = fig === '6' ? [...sweep, ...frozen] : sweep;
-  const dirs = new Set(used.map((r) => r.name.slice(0, r.name.lastIndexOf('/') + 1)));
+  const dirs = new Set(used.map((run) => run.name.slice(0, run.name.lastIndexOf('/') + 1)));
   const dir = dirs.size === 1 ? [...dirs][0] : ''; // a common folder is named once
   const names = (rs: Run[]) =>
-    rs.map((r) => (new RegExp(`nbs[-_=]?${r.nbs}(?!\\d)`, 'i').test(r.name) ? r.name : `${r.name} (NBS ${r.nbs})`).slice(dir.length)).join(', ') || '—';
+    rs.map((run) => (new RegExp(`nbs[-_=]?${run.nbs}(?!\\d)`, 'i').test(run.name) ? run.name : `${run.name} (NBS ${run.nbs})`).slice(dir.length)).join(', ') || '—';
   const subtitle = [
     `Ours: total batch ${batch ?? '—'} (paper 1024), last epoch of each run: points at the NBS we ran, bars ± std over seeds (over a single run's evaluation repeats where there is one run); faint dashed lines: the paper (ImageNet, read off a plot).`,
     `Regular BN runs${dir ? ` in ${dir}` : ''}, by NBS: ${names(sweep)}.`,
@@ -266,17 +266,17 @@ function fig56(runs: Run[], fig: '5' | '6'): Figure {
 function fig8(patterned: Run[], controls: Run[]): Figure {
   const CONTROL = 'control (random groups): PreciseBN';
   // a control without per-epoch PreciseBN (precise.every_epoch off) has no line: no legend entry
-  const control = controls.filter((r) => r.metrics.some((m) => typeof m[MODE_FACTS.precise.valColumn] === 'number'));
+  const control = controls.filter((run) => run.metrics.some((m) => typeof m[MODE_FACTS.precise.valColumn] === 'number'));
   const SERIES = [
     ['mini-batch, composed test groups', MODE_FACTS.composed.valColumn, FIG8.composed, patterned],
     ['mini-batch, random test groups', MODE_FACTS.minibatch.valColumn, FIG8.random, patterned],
     ['PreciseBN (population)', MODE_FACTS.precise.valColumn, FIG8.precise, patterned],
     ...(control.length ? [[CONTROL, MODE_FACTS.precise.valColumn, null, control] as const] : []),
   ] as const;
-  const epochs = [...new Set([...patterned, ...control].flatMap((r) => r.metrics.map((m) => m.epoch as number)))].sort((a, b) => a - b);
+  const epochs = [...new Set([...patterned, ...control].flatMap((run) => run.metrics.map((m) => m.epoch as number)))].sort((a, b) => a - b);
   const values = SERIES.flatMap(([series, col, , runs]) =>
     epochs.flatMap((epoch) => {
-      const v = runs.map((r) => r.metrics.find((m) => m.epoch === epoch)?.[col]).filter((x): x is number => x !== null && x !== undefined);
+      const v = runs.map((run) => run.metrics.find((m) => m.epoch === epoch)?.[col]).filter((x): x is number => x !== null && x !== undefined);
       if (!v.length) return [];
       const mean = v.reduce((a, b) => a + b, 0) / v.length;
       return [{ epoch, series, err: mean, lo: Math.min(...v), hi: Math.max(...v) }];
@@ -291,7 +291,7 @@ function fig8(patterned: Run[], controls: Run[]): Figure {
   const dash = { field: 'series', type: 'nominal', title: null, legend, scale: { domain, range: domain.map((s) => (s === CONTROL ? [6, 4] : [1, 0])) } } as const;
   const x = { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } } as const;
   const y = errY('err', [...values.flatMap((v) => [v.lo, v.hi]), ...paper.map((p) => p.err)]);
-  const names = (rs: Run[]) => `${rs.map((r) => r.name).join(', ')} (${rs.length > 1 ? 'mean of the seeds, band: min-max' : 'one seed'})`;
+  const names = (rs: Run[]) => `${rs.map((run) => run.name).join(', ')} (${rs.length > 1 ? 'mean of the seeds, band: min-max' : 'one seed'})`;
   const sub = [
     `trained on ${compositionLabel(patterned[0])}; runs: ${names(patterned)}`,
     ...(control.length ? [`control (same recipe, ${compositionLabel(control[0])}): ${names(control)}`] : []),
@@ -313,12 +313,12 @@ function fig8(patterned: Run[], controls: Run[]): Figure {
 
 /** Runs for Figs. 3-4: regular BN, one per batch size, NBS nearest the paper's 32. */
 function curveRuns(runs: Run[]): Run[][] {
-  const reg = runs.filter((r) => r.frozen === 0 && r.metrics.length);
+  const reg = runs.filter((run) => run.frozen === 0 && run.metrics.length);
   const byBatch = new Map<number, Run>();
-  const d = (r: Run) => Math.abs(Math.log2(r.nbs / 32));
-  for (const r of reg) if (!byBatch.has(r.batch) || d(r) < d(byBatch.get(r.batch)!)) byBatch.set(r.batch, r);
+  const d = (run: Run) => Math.abs(Math.log2(run.nbs / 32));
+  for (const run of reg) if (!byBatch.has(run.batch) || d(run) < d(byBatch.get(run.batch)!)) byBatch.set(run.batch, run);
   // the chosen recipe of each batch with all its seeds
-  return [...byBatch.values()].sort((a, b) => a.batch - b.batch).map((c) => reg.filter((r) => r.batch === c.batch && r.nbs === c.nbs && recipeOf(r) === recipeOf(c)));
+  return [...byBatch.values()].sort((a, b) => a.batch - b.batch).map((c) => reg.filter((run) => run.batch === c.batch && run.nbs === c.nbs && recipeOf(run) === recipeOf(c)));
 }
 
 /** The figures that can be drawn from these runs, with a reason for each one that cannot. */
@@ -332,12 +332,12 @@ export function buildFigures(runs: Run[], which: FigId[]): { figures: Figure[]; 
     } else if (f === '8') {
       const all = fig8Runs(runs);
       const rs = all.filter(isPatterned);
-      rs.length ? figures.push(fig8(rs, all.filter((r) => !isPatterned(r)))) : skipped.push('Fig. 8: no run trained with a bn.composition pattern and eval.composed');
+      rs.length ? figures.push(fig8(rs, all.filter((run) => !isPatterned(run)))) : skipped.push('Fig. 8: no run trained with a bn.composition pattern and eval.composed');
     } else if (f === '3' || f === '4') {
       const rs = curveRuns(runs);
       if (!rs.length) skipped.push(`Fig. ${f}: no run with metrics.csv`);
       else if (f === '4' && rs.length < 2) skipped.push('Fig. 4: needs runs of two batch sizes');
-      else figures.push(f === '3' ? curves(rs.slice(0, 1), f) : curves(rs, f, runs.filter((r) => r.metrics.length && !rs.flat().includes(r)).sort((a, b) => a.batch - b.batch || a.nbs - b.nbs)));
+      else figures.push(f === '3' ? curves(rs.slice(0, 1), f) : curves(rs, f, runs.filter((run) => run.metrics.length && !rs.flat().includes(run)).sort((a, b) => a.batch - b.batch || a.nbs - b.nbs)));
     } else {
       const fig = fig56(runs, f);
       const ours = (fig.spec as { layer: { data: { values: { source?: string; nbs: number }[] } }[] }).layer[0].data.values.filter((v) => v.source === 'ours');

@@ -45,22 +45,22 @@ export interface FindingRuns {
   twin: Run[];
 }
 
-type Val = (r: Run) => number | null;
+type Val = (run: Run) => number | null;
 const val = (s: Stat | null) => s?.mean ?? null;
-const seedOf = (r: Run) => Number(r.config.seed ?? 0);
+const seedOf = (run: Run) => Number(run.config.seed ?? 0);
 const bySeed = (ps: Pair[]) => ps.sort((x, y) => x.seed - y.seed);
 
 /** A − B measured on the same run (model): one pair per run that has both. */
 function within(runs: Run[], a: Val, b: Val): Pair[] {
-  return bySeed(runs.flatMap((r) => {
-    const [x, y] = [a(r), b(r)];
-    return x === null || y === null ? [] : [{ seed: seedOf(r), d: x - y }];
+  return bySeed(runs.flatMap((run) => {
+    const [x, y] = [a(run), b(run)];
+    return x === null || y === null ? [] : [{ seed: seedOf(run), d: x - y }];
   }));
 }
 /** A on one recipe's runs, B on another's, paired by seed; a seed without its partner is left out. */
 function across(as: Run[], bs: Run[], a: Val, b: Val): Pair[] {
   return bySeed(as.flatMap((ra) => {
-    const rb = bs.find((r) => seedOf(r) === seedOf(ra));
+    const rb = bs.find((run) => seedOf(run) === seedOf(ra));
     const [x, y] = [a(ra), rb ? b(rb) : null];
     return x === null || y === null ? [] : [{ seed: seedOf(ra), d: x - y }];
   }));
@@ -72,12 +72,12 @@ const comp = (finding: string, where: string, a: string, b: string, paper: numbe
 function table1Findings(runs: Run[]): Comparison[] {
   const [small, large] = table1Roles(runs);
   const nMax = TABLE1_N[TABLE1_N.length - 1];
-  const rows: [Run[], (r: Run) => number, number][] = [[small, lastEpoch, 0], [large, earlyEpoch, 1], [large, lastEpoch, 2]];
+  const rows: [Run[], (run: Run) => number, number][] = [[small, lastEpoch, 0], [large, earlyEpoch, 1], [large, lastEpoch, 2]];
   return rows.flatMap(([rs, at, i]) => {
     if (!rs.length) return [];
     const p = TABLE1[i];
     const where = `batch ${rs[0].batch}, epoch ${at(rs[0])} of ${rs[0].epochs}`;
-    const cell = (n: number | typeof MODE.ema): Val => (r) => val(table1At(r, at(r), n).stat);
+    const cell = (n: number | typeof MODE.ema): Val => (run) => val(table1At(run, at(run), n).stat);
     return [
       comp('EMA worse than PreciseBN (Table 1)', where, 'EMA', `PreciseBN N=${nMax}`, p.ema.mean - p.n[3].mean, within(rs, cell(MODE.ema), cell(nMax))),
       comp('PreciseBN with N = 10 samples worse than with 10^4 (Table 1)', where, 'N=10', `N=${nMax}`, p.n[0].mean - p.n[3].mean, within(rs, cell(10), cell(nMax))),
@@ -86,11 +86,11 @@ function table1Findings(runs: Run[]): Comparison[] {
 }
 
 /** The last epoch before the first lr decay (a step schedule's first step), else 30% of the run. */
-const highLrEpochs = (r: Run) => (r.config.optim?.schedule === 'step' && r.config.optim?.steps?.length ? Math.min(...r.config.optim.steps) : Math.round(0.3 * r.epochs));
+const highLrEpochs = (run: Run) => (run.config.optim?.schedule === 'step' && run.config.optim?.steps?.length ? Math.min(...run.config.optim.steps) : Math.round(0.3 * run.epochs));
 /** Figs. 3-4's gap: per epoch up to the first decay, val EMA − val PreciseBN; their mean. */
-const earlyGap: Val = (r) => {
+const earlyGap: Val = (run) => {
   const [ema, precise] = [MODE_FACTS.ema.valColumn, MODE_FACTS.precise.valColumn];
-  const ds = r.metrics.filter((m) => (m.epoch ?? 0) >= 1 && (m.epoch ?? 0) <= highLrEpochs(r) && typeof m[ema] === 'number' && typeof m[precise] === 'number').map((m) => m[ema]! - m[precise]!);
+  const ds = run.metrics.filter((m) => (m.epoch ?? 0) >= 1 && (m.epoch ?? 0) <= highLrEpochs(run) && typeof m[ema] === 'number' && typeof m[precise] === 'number').map((m) => m[ema]! - m[precise]!);
   return ds.length ? ds.reduce((x, y) => x + y, 0) / ds.length : null;
 };
 function fig34Findings(runs: Run[]): Comparison[] {
@@ -105,7 +105,7 @@ function table2Findings(runs: Run[]): Comparison[] {
     if (!rs.length) return [];
     const p = TABLE2[i];
     const where = `NBS-${rs[0].nbs} model (ResNet-${rs[0].config.model?.depth ?? '?'}), last epoch`;
-    const at = (b: number | 'N' | typeof MODE.ema, est?: string): Val => (r) => val(table2At(r, b, est));
+    const at = (b: number | 'N' | typeof MODE.ema, est?: string): Val => (run) => val(table2At(run, b, est));
     return [
       comp('A small PreciseBN batch B hurts (Table 2)', where, 'B=2', 'B=1000', p.b[0].mean - p.b[3].mean, within(rs, at(2), at(1000))),
       // not in the paper: the original BN paper's estimator, which misses the spread of the batch means
@@ -119,9 +119,9 @@ function fig56Findings(runs: Run[], twins: Run[]): Comparison[] {
   const { sweep, frozen } = nbsSweep(runs);
   const paper = (s: Fig5Series, nbs: number) => (FIG5_NBS.includes(nbs as (typeof FIG5_NBS)[number]) ? FIG5[s][FIG5_NBS.indexOf(nbs as (typeof FIG5_NBS)[number])] : null);
   const gap = (s: Fig5Series, t: Fig5Series, n: number) => (paper(s, n) === null || paper(t, n) === null ? null : paper(s, n)! - paper(t, n)!);
-  const at = (s: Fig5Series): Val => (r) => val(fig56At(r, s));
-  const nbsOf = (rs: Run[]) => [...new Set(rs.map((r) => r.nbs))].sort((x, y) => x - y);
-  const of = (rs: Run[], n: number) => rs.filter((r) => r.nbs === n);
+  const at = (s: Fig5Series): Val => (run) => val(fig56At(run, s));
+  const nbsOf = (rs: Run[]) => [...new Set(rs.map((run) => run.nbs))].sort((x, y) => x - y);
+  const of = (rs: Run[], n: number) => rs.filter((run) => run.nbs === n);
   const out: Comparison[] = [];
   const MB = 'Mini-batch vs population statistics at inference (Fig. 5)';
   for (const n of nbsOf(sweep)) out.push(comp(MB, `NBS ${n}, last epoch`, 'val, mini-batch stats', 'val, population stats', gap('val_minibatch', 'val_population', n), within(of(sweep, n), at('val_minibatch'), at('val_population'))));
@@ -144,7 +144,7 @@ function table4Findings(runs: Run[]): Comparison[] {
   const cands = table4Runs(runs);
   const err = (on: string, from: string) => TABLE4.find((x) => x.on === on && x.from === from)?.err ?? null;
   return TABLE4.filter((x) => x.from !== '').flatMap(({ on, from }) => {
-    const cell = (f: string): Val => (r) => val(evalValue(table4Pick(r, on, f)));
+    const cell = (f: string): Val => (run) => val(evalValue(table4Pick(run, on, f)));
     const pairs = within(cands, cell(from), cell(''));
     const p = err(on, from) === null || err(on, '') === null ? null : err(on, from)! - err(on, '')!;
     return [comp('Population statistics re-estimated on another domain (Table 4)', `evaluated on ${DOMAIN[on] ?? on}`, `stats from ${DOMAIN[from] ?? from}`, 'stats from train', p, pairs)];
@@ -155,7 +155,7 @@ function fig8Findings(runs: Run[]): Comparison[] {
   const pat = fig8Runs(runs).filter(isPatterned);
   if (!pat.length) return [];
   const where = `trained on ${compositionLabel(pat[0])}, last epoch`;
-  const at = (stats: string, col: string): Val => (r) => val(fig8At(r, stats, col));
+  const at = (stats: string, col: string): Val => (run) => val(fig8At(run, stats, col));
   const [composed, random, precise] = [at(MODE.composed, MODE_FACTS.composed.valColumn), at(MODE.minibatch, MODE_FACTS.minibatch.valColumn), at(MODE.precise, MODE_FACTS.precise.valColumn)];
   return [
     comp('Leakage: composed test groups beat random ones (Fig. 8)', where, 'composed groups', 'random groups', FIG8.composed - FIG8.random, within(pat, composed, random)),

@@ -21,10 +21,10 @@ const ALL_COLUMNS: [string, string][] = [
 export function regimeTable(runs: Run[]): Table {
   const groups = new Map<string, Run[]>();
   // a PyTorch twin still training is left out (the report lists it as unfinished)
-  const usable = (r: Run) => r.metrics.length > 0 && (!isTwin(r) || completeTwins([r]).length > 0);
-  for (const r of distinctRuns(runs).filter(usable)) groups.set(recipeOf(r), [...(groups.get(recipeOf(r)) ?? []), r]);
+  const usable = (run: Run) => run.metrics.length > 0 && (!isTwin(run) || completeTwins([run]).length > 0);
+  for (const run of distinctRuns(runs).filter(usable)) groups.set(recipeOf(run), [...(groups.get(recipeOf(run)) ?? []), run]);
   // the columns some run computed (a report of EMA-only runs has no FrozenBN column)
-  const COLUMNS = ALL_COLUMNS.filter(([col]) => [...groups.values()].flat().some((r) => r.metrics.some((m) => typeof m[col] === 'number')));
+  const COLUMNS = ALL_COLUMNS.filter(([col]) => [...groups.values()].flat().some((run) => run.metrics.some((m) => typeof m[col] === 'number')));
   const rows = [...groups.entries()]
     .sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true }))
     .map(([name, rs]) => {
@@ -33,7 +33,7 @@ export function regimeTable(runs: Run[]): Table {
       const images = c.data?.train_limit ?? 'all';
       return {
         labels: [name, `${rs[0].framework ? `${rs[0].framework}: ` : ''}${model}, ${c.data?.name} (${images} train images), batch ${rs[0].batch}, NBS ${rs[0].nbs}${rs[0].frozen ? `, FrozenBN last ${rs[0].frozen}` : ''}`, `${lastEpoch(rs[0])} of ${rs[0].epochs}`, String(rs.length)],
-        cells: COLUMNS.map(([col]) => ({ ours: combine(rs.map((r) => { const v = metricsAt(r, lastEpoch(r))?.[col]; return v === null || v === undefined ? null : { mean: v }; })), paper: null })),
+        cells: COLUMNS.map(([col]) => ({ ours: combine(rs.map((run) => { const v = metricsAt(run, lastEpoch(run))?.[col]; return v === null || v === undefined ? null : { mean: v }; })), paper: null })),
       };
     });
   return {

@@ -29,7 +29,7 @@ const ROLES_OF: Record<TableId | `f${FigId}`, ReportRole[]> = {
 export const rolesFor = (key: keyof typeof ROLES_OF): readonly ReportRole[] => ROLES_OF[key];
 export function runsFor(key: keyof typeof ROLES_OF, runs: Run[]): Run[] {
   // a PyTorch twin copies its bnlab run's config, roles included: it sits beside bnlab, never in its tables
-  return distinctRuns(runs.filter((r) => !isTwin(r) && r.roles.some((role) => ROLES_OF[key].includes(role))));
+  return distinctRuns(runs.filter((run) => !isTwin(run) && run.roles.some((role) => ROLES_OF[key].includes(role))));
 }
 
 export interface TableResult {
@@ -75,7 +75,7 @@ export function verdictTables(runs: Run[]): TextTable[] {
  * as a plain table of its varied keys against final errors.
  */
 export function otherSweeps(runs: Run[]): TextTable[] {
-  return sweepTables(distinctRuns(runs.filter((r) => r.roles.length === 0 && !isTwin(r))));
+  return sweepTables(distinctRuns(runs.filter((run) => run.roles.length === 0 && !isTwin(run))));
 }
 
 /** Runs with fewer epochs than their config asks, and how their last session ended. */
@@ -85,9 +85,9 @@ export function unfinished(runs: Run[]): string[] {
     interrupted: 'interrupted: resume it with --resume', failed: 'failed (see its train.log)', finished: 'finished early',
   };
   // a PyTorch twin writes no run.json: it is either still training or was stopped
-  const why = (r: Run) => (r.session ? how[r.session] : isTwin(r) ? 'PyTorch twin (scripts/torch_twin.py) still training or stopped; not used' : 'no run.json');
-  return runs.filter((r) => Math.max(0, ...r.metrics.map((m) => m.epoch ?? 0)) < r.epochs)
-    .map((r) => `${r.name}: ${Math.max(0, ...r.metrics.map((m) => m.epoch ?? 0))}/${r.epochs} epochs, ${why(r)}`);
+  const why = (run: Run) => (run.session ? how[run.session] : isTwin(run) ? 'PyTorch twin (scripts/torch_twin.py) still training or stopped; not used' : 'no run.json');
+  return runs.filter((run) => Math.max(0, ...run.metrics.map((m) => m.epoch ?? 0)) < run.epochs)
+    .map((run) => `${run.name}: ${Math.max(0, ...run.metrics.map((m) => m.epoch ?? 0))}/${run.epochs} epochs, ${why(run)}`);
 }
 
 export function markdownReport(dir: string, runs: Run[]): string {

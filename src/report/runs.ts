@@ -227,8 +227,8 @@ export function findRuns(paths: string[], warn: (msg: string) => void = () => {}
  * under its own folder when that is among the runs, else under its first link.
  */
 export function distinctRuns(runs: Run[]): Run[] {
-  const real = runs.map((r) => realpathSync(r.dir));
-  const link = runs.map((r) => lstatSync(r.dir).isSymbolicLink());
+  const real = runs.map((run) => realpathSync(run.dir));
+  const link = runs.map((run) => lstatSync(run.dir).isSymbolicLink());
   const seen = new Set(real.filter((_, i) => !link[i]));
   return runs.filter((_, i) => !link[i] || (!seen.has(real[i]) && (seen.add(real[i]), true)));
 }
@@ -236,7 +236,7 @@ export function distinctRuns(runs: Run[]): Run[] {
 export const metricsAt = (run: Run, epoch: number) => run.metrics.find((m) => m.epoch === epoch);
 /** The last epoch the run has written (metrics or eval), which is config.epochs when it finished. */
 /** The recipe a run belongs to: its name without the seed (`b128_seed1` -> `b128`). */
-export const recipeOf = (r: Run) => r.name.replace(/_seed\d+$/, '');
+export const recipeOf = (run: Run) => run.name.replace(/_seed\d+$/, '');
 
 export const lastEpoch = (run: Run) => Math.max(0, ...run.metrics.map((m) => m.epoch ?? 0), ...run.evals.map((e) => e.epoch));
 /** Number of classes of a run's dataset, from its config; null when the config does not say (imagefolder). */

@@ -18,7 +18,7 @@ const show = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
 /** The dotted config keys whose values differ among `runs` (seed and keys a resume may change aside). */
 export function variedKeys(runs: Run[]): string[] {
   const keys = new Set<string>();
-  for (const r of runs.slice(1)) for (const k of configDiff(runs[0].config, r.config)) if (!NOT_VARIED.has(k)) keys.add(k);
+  for (const run of runs.slice(1)) for (const k of configDiff(runs[0].config, run.config)) if (!NOT_VARIED.has(k)) keys.add(k);
   return [...keys].sort();
 }
 
@@ -32,15 +32,15 @@ function meanStd(xs: number[]): string {
 
 /** One experiment's table (null when its runs vary nothing but the seed, or there is one run). */
 export function sweepTable(title: string, runs: Run[]): TextTable | null {
-  const finished = runs.filter((r) => lastEpoch(r) >= r.epochs);
+  const finished = runs.filter((run) => lastEpoch(run) >= run.epochs);
   const keys = variedKeys(finished);
   if (finished.length < 2 || keys.length === 0) return null;
   const groups = new Map<string, Run[]>();
-  for (const r of finished) {
-    const id = keys.map((k) => show(valueAt(r.config, k))).join('\u0000');
-    groups.set(id, [...(groups.get(id) ?? []), r]);
+  for (const run of finished) {
+    const id = keys.map((k) => show(valueAt(run.config, k))).join('\u0000');
+    groups.set(id, [...(groups.get(id) ?? []), run]);
   }
-  const cols = COLUMNS.filter(([c]) => finished.some((r) => typeof metricsAt(r, r.epochs)?.[c] === 'number'));
+  const cols = COLUMNS.filter(([c]) => finished.some((run) => typeof metricsAt(run, run.epochs)?.[c] === 'number'));
   const numeric = (id: string) => id.split('\u0000').map((v) => (Number.isFinite(Number(v)) ? Number(v) : v));
   const order = [...groups.keys()].sort((a, b) => {
     const [x, y] = [numeric(a), numeric(b)];
@@ -49,7 +49,7 @@ export function sweepTable(title: string, runs: Run[]): TextTable | null {
   });
   const rows = order.map((id) => {
     const rs = groups.get(id)!;
-    const at = (c: string) => rs.map((r) => metricsAt(r, r.epochs)?.[c]).filter((v): v is number => typeof v === 'number');
+    const at = (c: string) => rs.map((run) => metricsAt(run, run.epochs)?.[c]).filter((v): v is number => typeof v === 'number');
     return [...id.split('\u0000'), String(rs.length), ...cols.map(([c]) => meanStd(at(c)))];
   });
   return {
@@ -67,9 +67,9 @@ export function sweepTable(title: string, runs: Run[]): TextTable | null {
  */
 export function sweepTables(runs: Run[]): TextTable[] {
   const groups = new Map<string, Run[]>();
-  for (const r of runs) {
-    const top = r.name.includes('/') ? r.name.split(/[\\/]/)[0] : '.';
-    groups.set(top, [...(groups.get(top) ?? []), r]);
+  for (const run of runs) {
+    const top = run.name.includes('/') ? run.name.split(/[\\/]/)[0] : '.';
+    groups.set(top, [...(groups.get(top) ?? []), run]);
   }
   return [...groups].map(([name, rs]) => sweepTable(name, rs)).filter((t): t is TextTable => t !== null);
 }

@@ -10,36 +10,36 @@ import type { TextTable } from './table.js';
 import { fig56At, nbsSweep } from './tables.js';
 import { MODE_FACTS } from '../bn/columns.js';
 
-export const isTwin = (r: Run) => r.framework !== null;
-const epochsDone = (r: Run) => Math.max(0, ...r.metrics.map((m) => m.epoch ?? 0));
+export const isTwin = (run: Run) => run.framework !== null;
+const epochsDone = (run: Run) => Math.max(0, ...run.metrics.map((m) => m.epoch ?? 0));
 /** Twin runs whose metrics.csv has every epoch their config asks for. */
-export const completeTwins = (runs: Run[]) => runs.filter((r) => isTwin(r) && epochsDone(r) >= r.epochs);
+export const completeTwins = (runs: Run[]) => runs.filter((run) => isTwin(run) && epochsDone(run) >= run.epochs);
 
-const col = (c: string) => (r: Run) => metricsAt(r, lastEpoch(r))?.[c] ?? null;
-const gap = (r: Run) => {
-  const [m, p] = [col(MODE_FACTS.minibatch.valColumn)(r), col(MODE_FACTS.precise.valColumn)(r)];
+const col = (c: string) => (run: Run) => metricsAt(run, lastEpoch(run))?.[c] ?? null;
+const gap = (run: Run) => {
+  const [m, p] = [col(MODE_FACTS.minibatch.valColumn)(run), col(MODE_FACTS.precise.valColumn)(run)];
   return m === null || p === null ? null : m - p;
 };
 // [label, bnlab's reader, the twin's reader (null: the twin has no such measurement)]
-const MEASURES: [string, (r: Run) => number | null, ((r: Run) => number | null) | null][] = [
+const MEASURES: [string, (run: Run) => number | null, ((run: Run) => number | null) | null][] = [
   ['val, population stats (PreciseBN)', col(MODE_FACTS.precise.valColumn), col(MODE_FACTS.precise.valColumn)],
   ['val, mini-batch stats (per-epoch column, one batching)', col(MODE_FACTS.minibatch.valColumn), col(MODE_FACTS.minibatch.valColumn)],
-  ['val, mini-batch stats (bnlab eval, mean of its batchings)', (r) => fig56At(r, 'val_minibatch')?.mean ?? null, null],
+  ['val, mini-batch stats (bnlab eval, mean of its batchings)', (run) => fig56At(run, 'val_minibatch')?.mean ?? null, null],
   ['train, mini-batch stats, no aug', col(MODE_FACTS.minibatch.trainColumn), col(MODE_FACTS.minibatch.trainColumn)],
   ['val: mini-batch − population (per-epoch columns)', gap, gap],
 ];
 
-const seedOf = (r: Run) => Number(r.config.seed ?? 0);
+const seedOf = (run: Run) => Number(run.config.seed ?? 0);
 const sgn = (x: number) => `${x > 0 ? '+' : x < 0 ? '−' : ''}${Math.abs(x).toFixed(2)}`;
 function summary(vs: { seed: number; v: number }[]): string {
   if (!vs.length) return '—';
   const xs = vs.map((x) => x.v);
   return `${mean(xs).toFixed(2)} ± ${sd(xs).toFixed(2)} (${vs.length})`;
 }
-const values = (rs: Run[], f: (r: Run) => number | null) =>
-  rs.flatMap((r) => {
-    const v = f(r);
-    return v === null ? [] : [{ seed: seedOf(r), v }];
+const values = (rs: Run[], f: (run: Run) => number | null) =>
+  rs.flatMap((run) => {
+    const v = f(run);
+    return v === null ? [] : [{ seed: seedOf(run), v }];
   }).sort((a, b) => a.seed - b.seed);
 
 /** bnlab's Figs. 5-6 regular-BN runs and the twin's, NBS by NBS; null when there is no twin run at all. */
@@ -47,12 +47,12 @@ export function twinTable(bnlab: Run[], all: Run[]): TextTable | null {
   const twins = all.filter(isTwin);
   if (!twins.length) return null;
   const done = completeTwins(twins).sort((a, b) => a.nbs - b.nbs || a.name.localeCompare(b.name));
-  const { sweep } = nbsSweep(bnlab.filter((r) => !isTwin(r)));
-  const nbs = [...new Set([...sweep, ...done].map((r) => r.nbs))].sort((a, b) => a - b);
+  const { sweep } = nbsSweep(bnlab.filter((run) => !isTwin(run)));
+  const nbs = [...new Set([...sweep, ...done].map((run) => run.nbs))].sort((a, b) => a - b);
   const rows = nbs.flatMap((n) =>
     MEASURES.map(([label, ours, theirs]) => {
-      const a = values(sweep.filter((r) => r.nbs === n), ours);
-      const b = theirs ? values(done.filter((r) => r.nbs === n), theirs) : [];
+      const a = values(sweep.filter((run) => run.nbs === n), ours);
+      const b = theirs ? values(done.filter((run) => run.nbs === n), theirs) : [];
       const w = a.length && b.length ? welch(a.map((x) => x.v), b.map((x) => x.v)) : null;
       const seeds = (vs: { seed: number; v: number }[]) => vs.map((x) => `s${x.seed} ${x.v.toFixed(2)}`).join(', ');
       return [
@@ -66,7 +66,7 @@ export function twinTable(bnlab: Run[], all: Run[]): TextTable | null {
       ];
     }),
   );
-  const partial = twins.filter((r) => !done.includes(r));
+  const partial = twins.filter((run) => !done.includes(run));
   return {
     title: 'Figs. 5-6 — bnlab and its PyTorch twin at each NBS (regular BN, last epoch): error (%)',
     intro: [
@@ -75,9 +75,9 @@ export function twinTable(bnlab: Run[], all: Run[]): TextTable | null {
     head: ['NBS', 'measure', 'bnlab', 'PyTorch twin', 'twin − bnlab', '95% interval (Welch)', 'per seed'],
     rows,
     notes: [
-      `Twin runs used (every epoch written): ${done.map((r) => r.name).join(', ') || '—'}.`,
-      ...(partial.length ? [`Twin runs left out, not finished: ${partial.map((r) => `${r.name} (${epochsDone(r)} of ${r.epochs} epochs)`).join(', ')}.`] : []),
-      `bnlab runs: ${sweep.map((r) => r.name).join(', ') || '—'}. "Per-epoch column" values are metrics.csv's at the last epoch, computed the same way by both (one random batching of the 10,000 test images for mini-batch statistics); the twin has no \`bnlab eval\` rows.`,
+      `Twin runs used (every epoch written): ${done.map((run) => run.name).join(', ') || '—'}.`,
+      ...(partial.length ? [`Twin runs left out, not finished: ${partial.map((run) => `${run.name} (${epochsDone(run)} of ${run.epochs} epochs)`).join(', ')}.`] : []),
+      `bnlab runs: ${sweep.map((run) => run.name).join(', ') || '—'}. "Per-epoch column" values are metrics.csv's at the last epoch, computed the same way by both (one random batching of the 10,000 test images for mini-batch statistics); the twin has no \`bnlab eval\` rows.`,
     ],
   };
 }

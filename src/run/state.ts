@@ -64,42 +64,42 @@ export function createState(cfg: Config, inputChannels: number, numClasses: numb
 }
 
 /** The EMA buffers as population statistics (a view: the tensors stay the state's). */
-export const emaStats = (s: RunState): Population => emaPopulation(s.ema);
+export const emaStats = (state: RunState): Population => emaPopulation(state.ema);
 
 const store = (t: tf.Tensor): StoredTensor => ({ shape: t.shape.slice(), data: t.dataSync() as Float32Array });
 
-export function toCheckpoint(s: RunState): Checkpoint<RunMeta> {
+export function toCheckpoint(state: RunState): Checkpoint<RunMeta> {
   const tensors = new Map<string, StoredTensor>();
-  for (const [k, v] of s.params) tensors.set(`param/${k}`, store(v));
-  for (const [k, v] of s.velocity) tensors.set(`velocity/${k}`, store(v));
-  for (const [k, v] of s.ema) {
+  for (const [k, v] of state.params) tensors.set(`param/${k}`, store(v));
+  for (const [k, v] of state.velocity) tensors.set(`velocity/${k}`, store(v));
+  for (const [k, v] of state.ema) {
     tensors.set(`ema/${k}/mean`, store(v.mean));
     tensors.set(`ema/${k}/variance`, store(v.variance));
   }
   for (const kind of [MODE.precise, MODE.frozen] as const) {
-    for (const [k, v] of s[kind] ?? []) {
+    for (const [k, v] of state[kind] ?? []) {
       tensors.set(`${kind}/${k}/mean`, store(v.mean));
       tensors.set(`${kind}/${k}/variance`, store(v.variance));
     }
   }
-  return { meta: s.meta, tensors };
+  return { meta: state.meta, tensors };
 }
 
 /** Tensor names a checkpoint of this state holds: every parameter, velocity and EMA buffer, and PreciseBN / FrozenBN statistics when set. */
-function expectedTensors(s: RunState, has: (key: string) => boolean): Set<string> {
+function expectedTensors(state: RunState, has: (key: string) => boolean): Set<string> {
   const names = new Set<string>();
-  for (const k of s.params.keys()) names.add(`param/${k}`).add(`velocity/${k}`);
-  for (const k of s.ema.keys()) names.add(`ema/${k}/mean`).add(`ema/${k}/variance`);
+  for (const k of state.params.keys()) names.add(`param/${k}`).add(`velocity/${k}`);
+  for (const k of state.ema.keys()) names.add(`ema/${k}/mean`).add(`ema/${k}/variance`);
   for (const kind of [MODE.precise, MODE.frozen]) {
-    if (!has(`${kind}/${s.net.bnLayers[0].name}/mean`)) continue;
-    for (const { name } of s.net.bnLayers) names.add(`${kind}/${name}/mean`).add(`${kind}/${name}/variance`);
+    if (!has(`${kind}/${state.net.bnLayers[0].name}/mean`)) continue;
+    for (const { name } of state.net.bnLayers) names.add(`${kind}/${name}/mean`).add(`${kind}/${name}/variance`);
   }
   return names;
 }
 
 /** Why the checkpoint's tensors are not exactly this state's (null: they are, names and shapes). */
-export function tensorProblem(s: RunState, ckpt: Checkpoint<RunMeta>): string | null {
-  const expected = expectedTensors(s, (k) => ckpt.tensors.has(k));
+export function tensorProblem(state: RunState, ckpt: Checkpoint<RunMeta>): string | null {
+  const expected = expectedTensors(state, (k) => ckpt.tensors.has(k));
   const extra = [...ckpt.tensors.keys()].filter((k) => !expected.has(k));
   const missing = [...expected].filter((k) => !ckpt.tensors.has(k));
   const list = (xs: string[]) => `${xs.slice(0, 3).join(', ')}${xs.length > 3 ? `, ... (${xs.length})` : ''}`;
@@ -108,8 +108,8 @@ export function tensorProblem(s: RunState, ckpt: Checkpoint<RunMeta>): string | 
   const shapeOf = (k: string): number[] => {
     const [kind, ...rest] = k.split('/');
     const name = kind === 'param' || kind === 'velocity' ? rest.join('/') : rest.slice(0, -1).join('/');
-    if (kind === 'param' || kind === 'velocity') return s.params.get(name)!.shape;
-    return [s.net.bnLayers.find((l) => l.name === name)!.channels];
+    if (kind === 'param' || kind === 'velocity') return state.params.get(name)!.shape;
+    return [state.net.bnLayers.find((l) => l.name === name)!.channels];
   };
   for (const k of expected) {
     const want = shapeOf(k);
@@ -124,8 +124,8 @@ export function tensorProblem(s: RunState, ckpt: Checkpoint<RunMeta>): string | 
  * hold exactly the tensors the state has: one from a deeper or wider model is refused, not loaded
  * by whichever names happen to match.
  */
-export function loadCheckpointInto(s: RunState, ckpt: Checkpoint<RunMeta>, source: string): void {
-  const problem = tensorProblem(s, ckpt);
+export function loadCheckpointInto(state: RunState, ckpt: Checkpoint<RunMeta>, source: string): void {
+  const problem = tensorProblem(state, ckpt);
   if (problem) throw new Error(`${source}: ${problem}`);
   const get = (key: string, shape: number[]) => {
     const t = ckpt.tensors.get(key);
@@ -134,30 +134,30 @@ export function loadCheckpointInto(s: RunState, ckpt: Checkpoint<RunMeta>, sourc
     return tf.tensor(t.data, t.shape);
   };
   const assign = (v: tf.Variable, key: string) => tf.tidy(() => v.assign(get(key, v.shape)));
-  for (const [k, v] of s.params) assign(v, `param/${k}`);
-  for (const [k, v] of s.velocity) assign(v, `velocity/${k}`);
-  for (const [k, v] of s.ema) {
+  for (const [k, v] of state.params) assign(v, `param/${k}`);
+  for (const [k, v] of state.velocity) assign(v, `velocity/${k}`);
+  for (const [k, v] of state.ema) {
     assign(v.mean, `ema/${k}/mean`);
     assign(v.variance, `ema/${k}/variance`);
   }
   for (const kind of [MODE.precise, MODE.frozen] as const) {
-    disposePopulation(s[kind]);
-    s[kind] = null;
-    if (!ckpt.tensors.has(`${kind}/${s.net.bnLayers[0].name}/mean`)) continue;
-    s[kind] = new Map(
-      s.net.bnLayers.map(({ name, channels }) => [
+    disposePopulation(state[kind]);
+    state[kind] = null;
+    if (!ckpt.tensors.has(`${kind}/${state.net.bnLayers[0].name}/mean`)) continue;
+    state[kind] = new Map(
+      state.net.bnLayers.map(({ name, channels }) => [
         name,
         { mean: get(`${kind}/${name}/mean`, [channels]) as tf.Tensor1D, variance: get(`${kind}/${name}/variance`, [channels]) as tf.Tensor1D },
       ]),
     );
   }
-  s.meta = { ...ckpt.meta, config: s.meta.config };
+  state.meta = { ...ckpt.meta, config: state.meta.config };
 }
 
 /** Free every tensor a run state holds (tests and benchmarks build several in one process). */
-export function disposeState(s: RunState): void {
-  for (const v of [...s.params.values(), ...s.velocity.values()]) v.dispose();
-  for (const e of s.ema.values()) tf.dispose([e.mean, e.variance]);
-  disposePopulation(s.precise);
-  disposePopulation(s.frozen);
+export function disposeState(state: RunState): void {
+  for (const v of [...state.params.values(), ...state.velocity.values()]) v.dispose();
+  for (const e of state.ema.values()) tf.dispose([e.mean, e.variance]);
+  disposePopulation(state.precise);
+  disposePopulation(state.frozen);
 }

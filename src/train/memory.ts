@@ -23,13 +23,13 @@ export function memoryBudget(backend: string): number {
 }
 
 /** Peak bytes per sample of a training pass, measured on a small batch. */
-export async function bytesPerSample(s: RunState, shape: [number, number, number], probe = 4): Promise<number> {
-  const vars = [...s.params.values()];
+export async function bytesPerSample(state: RunState, shape: [number, number, number], probe = 4): Promise<number> {
+  const vars = [...state.params.values()];
   const info = await tf.profile(() => {
     tf.tidy(() => {
       const x = tf.randomNormal([probe, ...shape]) as tf.Tensor4D;
       const y = tf.zeros([probe], 'int32') as tf.Tensor1D;
-      const { grads } = tf.variableGrads(() => tf.mean(crossEntropy(s.net.forward(s.params, x, { source: 'batch', nbs: probe, eps: s.meta.config.bn.eps }), y)) as tf.Scalar, vars);
+      const { grads } = tf.variableGrads(() => tf.mean(crossEntropy(state.net.forward(state.params, x, { source: 'batch', nbs: probe, eps: state.meta.config.bn.eps }), y)) as tf.Scalar, vars);
       tf.dispose(Object.values(grads));
     });
   });

@@ -27,10 +27,10 @@ export interface StepResult {
   n: number;
 }
 
-export function trainStep(s: RunState, micro: readonly Batch[], o: StepOptions): StepResult {
+export function trainStep(state: RunState, micro: readonly Batch[], o: StepOptions): StepResult {
   const total = micro.reduce((a, b) => a + b.n, 0);
-  const names = [...s.params.keys()];
-  const vars = names.map((n) => s.params.get(n)!);
+  const names = [...state.params.keys()];
+  const vars = names.map((n) => state.params.get(n)!);
   let acc: tf.Tensor[] | null = null;
   const observations: Observation[] = [];
   // Each micro-batch's loss and error count stay on the device until the step ends: one
@@ -48,7 +48,7 @@ export function trainStep(s: RunState, micro: readonly Batch[], o: StepOptions):
       let wrong!: tf.Tensor;
       let lossTotal!: tf.Tensor;
       const { grads } = tf.variableGrads(() => {
-        const logits = s.net.forward(s.params, x, ctxFor(i));
+        const logits = state.net.forward(state.params, x, ctxFor(i));
         const losses = crossEntropy(logits, y);
         wrong = tf.keep(tf.sum(tf.notEqual(tf.argMax(logits, 1), y).toInt()));
         lossTotal = tf.keep(tf.sum(losses));
@@ -73,13 +73,13 @@ export function trainStep(s: RunState, micro: readonly Batch[], o: StepOptions):
     errors += read[i + 1];
   }
 
-  if (observations.length) updateEma(s.ema, observations, { decay: o.emaDecay, groups: o.emaGroups });
+  if (observations.length) updateEma(state.ema, observations, { decay: o.emaDecay, groups: o.emaGroups });
   for (const obs of observations) {
     obs.mean.dispose();
     obs.variance.dispose();
   }
   const grads = new Map(names.map((n, k) => [n, acc![k]]));
-  sgdStep(s.params, grads, s.velocity, s.weightDecay, o.lr, o);
+  sgdStep(state.params, grads, state.velocity, state.weightDecay, o.lr, o);
   for (const g of grads.values()) g.dispose();
   return { lossSum, errors, n: total };
 }

@@ -21,7 +21,7 @@ export function checkTraceConfig(cfg: Config, layers?: readonly { name: string; 
 }
 
 /** Trace rows at one point of training: `epoch` is fractional progress, `iter` the global SGD step. */
-export async function traceRows(s: RunState, split: Split, cfg: Config, epoch: number, iter: number): Promise<(string | number)[][]> {
+export async function traceRows(state: RunState, split: Split, cfg: Config, epoch: number, iter: number): Promise<(string | number)[][]> {
   const t = cfg.trace;
   const bs = t.batch_size ?? cfg.bn.nbs;
   const m = Math.max(1, Math.min(t.batches, Math.floor(split.n / bs)));
@@ -31,7 +31,7 @@ export async function traceRows(s: RunState, split: Split, cfg: Config, epoch: n
   for (let start = 0; start < idx.length; start += per) {
     const b = await split.load(idx.subarray(start, start + per), { augment: true, seed: cfg.seed, epoch: iter });
     const observer = collectObservations();
-    tf.tidy(() => s.net.observe(s.params, tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]), { source: 'batch', nbs: bs, eps: cfg.bn.eps, observer }));
+    tf.tidy(() => state.net.observe(state.params, tf.tensor4d(b.x, [b.n, b.height, b.width, b.channels]), { source: 'batch', nbs: bs, eps: cfg.bn.eps, observer }));
     for (const ob of observer.observed) {
       const list = means.get(ob.layer);
       if (list) {
@@ -44,7 +44,7 @@ export async function traceRows(s: RunState, split: Split, cfg: Config, epoch: n
   const rows: (string | number)[][] = [];
   const ep = +epoch.toFixed(4);
   for (const layer of t.layers) {
-    const ema = s.ema.get(layer)!.mean.dataSync();
+    const ema = state.ema.get(layer)!.mean.dataSync();
     t.channels.forEach((c, k) => {
       const bm = means.get(layer)![k];
       rows.push([ep, iter, layer, c, MODE.ema, ema[c]]);

@@ -51,23 +51,23 @@ export interface TrainResult {
 }
 
 
-function saveCheckpoint(s: RunState, dir: string, epochFile: boolean): void {
+function saveCheckpoint(state: RunState, dir: string, epochFile: boolean): void {
   const p = runPaths(dir);
-  const ckpt = toCheckpoint(s);
+  const ckpt = toCheckpoint(state);
   if (!epochFile) return writeCheckpoint(p.last, ckpt);
-  const file = p.epoch(s.meta.epoch);
+  const file = p.epoch(state.meta.epoch);
   writeCheckpoint(file, ckpt);
   // last.ckpt as a copy (not a hard link: damage to one must not damage both).
   copyFileAtomic(file, p.last);
 }
 
 /** best.ckpt when this epoch is the best so far, then the epoch files beyond checkpoint.keep_last. */
-function retainCheckpoints(r: Training, epochFileSaved: boolean): void {
-  const { cfg, s, o, paths } = r;
+function retainCheckpoints(training: Training, epochFileSaved: boolean): void {
+  const { cfg, state, o, paths } = training;
   const metric = cfg.checkpoint.best_metric;
-  if (metric !== 'none' && isNewBest(s.meta.history ?? [], metric)) {
-    if (epochFileSaved) copyFileAtomic(paths.epoch(s.meta.epoch), paths.best);
-    else writeCheckpoint(paths.best, toCheckpoint(s));
+  if (metric !== 'none' && isNewBest(state.meta.history ?? [], metric)) {
+    if (epochFileSaved) copyFileAtomic(paths.epoch(state.meta.epoch), paths.best);
+    else writeCheckpoint(paths.best, toCheckpoint(state));
   }
   const gone = pruneEpochCheckpoints(paths, cfg.checkpoint.keep_last);
   if (gone.length) o.log(`  removed the checkpoint of epoch ${gone.join(', ')} (checkpoint.keep_last ${cfg.checkpoint.keep_last})`);
@@ -82,13 +82,13 @@ function removeStaleTemporaries(dir: string): void {
 }
 
 /** Every parameter and population statistic is finite (a NaN never reaches a checkpoint or a table). */
-function checkFinite(s: RunState, when: string): void {
+function checkFinite(state: RunState, when: string): void {
   const groups: [string, Iterable<[string, tf.Tensor]>][] = [
-    ['parameter', s.params],
-    ['EMA mean', [...s.ema].map(([k, v]) => [k, v.mean] as [string, tf.Tensor])],
-    ['EMA variance', [...s.ema].map(([k, v]) => [k, v.variance] as [string, tf.Tensor])],
-    ['PreciseBN mean', [...(s.precise ?? [])].map(([k, v]) => [k, v.mean] as [string, tf.Tensor])],
-    ['PreciseBN variance', [...(s.precise ?? [])].map(([k, v]) => [k, v.variance] as [string, tf.Tensor])],
+    ['parameter', state.params],
+    ['EMA mean', [...state.ema].map(([k, v]) => [k, v.mean] as [string, tf.Tensor])],
+    ['EMA variance', [...state.ema].map(([k, v]) => [k, v.variance] as [string, tf.Tensor])],
+    ['PreciseBN mean', [...(state.precise ?? [])].map(([k, v]) => [k, v.mean] as [string, tf.Tensor])],
+    ['PreciseBN variance', [...(state.precise ?? [])].map(([k, v]) => [k, v.variance] as [string, tf.Tensor])],
   ];
   for (const [kind, tensors] of groups) {
     for (const [name, t] of tensors) {
@@ -101,10 +101,10 @@ function checkFinite(s: RunState, when: string): void {
 }
 
 /** --resume: the newest checkpoint that verifies (null: none was ever written). */
-function loadResumePoint(s: RunState, cfg: Config, o: TrainOptions): boolean {
+function loadResumePoint(state: RunState, cfg: Config, o: TrainOptions): boolean {
   const dir = o.outDir;
   const p = runPaths(dir);
-  const found = newestGoodCheckpoint<RunMeta>(p.last, keptEpochs(p).map(p.epoch), (c) => originProblem(c.meta, cfg, o.runId) ?? tensorProblem(s, c));
+  const found = newestGoodCheckpoint<RunMeta>(p.last, keptEpochs(p).map(p.epoch), (c) => originProblem(c.meta, cfg, o.runId) ?? tensorProblem(state, c));
   const log = o.log;
   if (found.path === null) {
     if (found.rejected.length) {
@@ -118,7 +118,7 @@ function loadResumePoint(s: RunState, cfg: Config, o: TrainOptions): boolean {
   }
   for (const r of found.rejected) log(`refused ${r}`);
   if (found.path !== p.last) log(`resuming from ${found.path} instead of ${p.last}`);
-  loadCheckpointInto(s, found.ckpt, found.path);
+  loadCheckpointInto(state, found.ckpt, found.path);
   return true;
 }
 
@@ -128,7 +128,7 @@ interface Training {
   cfg: Config;
   data: Dataset;
   o: TrainOptions;
-  s: RunState;
+  state: RunState;
   paths: ReturnType<typeof runPaths>;
   micro: number;
   stepsPerEpoch: number;
@@ -148,36 +148,36 @@ interface EpochTraining {
 }
 
 export async function train(cfg: Config, data: Dataset, o: TrainOptions): Promise<TrainResult> {
-  const run = await setUp(cfg, data, o);
+  const training = await setUp(cfg, data, o);
   try {
-    return await trainEpochs(run);
+    return await trainEpochs(training);
   } finally {
-    run.stepLog.close();
+    training.stepLog.close();
   }
 }
 
-async function trainEpochs(run: Training): Promise<TrainResult> {
-  const { cfg, o } = run;
+async function trainEpochs(training: Training): Promise<TrainResult> {
+  const { cfg, o } = training;
   const rows: MetricsRow[] = [];
-  for (let epoch = run.s.meta.epoch; epoch < cfg.epochs; epoch++) {
-    await switchToFrozenBN(run, epoch);
-    const t = await trainEpoch(run, epoch);
-    if (t.interrupted) return { state: run.s, interrupted: true, rows };
-    const row = await endOfEpoch(run, epoch, t);
+  for (let epoch = training.state.meta.epoch; epoch < cfg.epochs; epoch++) {
+    await switchToFrozenBN(training, epoch);
+    const t = await trainEpoch(training, epoch);
+    if (t.interrupted) return { state: training.state, interrupted: true, rows };
+    const row = await endOfEpoch(training, epoch, t);
     rows.push(row);
     if (o.interrupted?.() && epoch + 1 < cfg.epochs) {
       o.log(`interrupted after epoch ${epoch + 1}: checkpoint saved; continue with --resume`);
-      return { state: run.s, interrupted: true, rows };
+      return { state: training.state, interrupted: true, rows };
     }
   }
-  return { state: run.s, interrupted: false, rows };
+  return { state: training.state, interrupted: false, rows };
 }
 
 /** The run's state (fresh or resumed), its saved config, the micro-batch that fits, the trace. */
 async function setUp(cfg: Config, data: Dataset, o: TrainOptions): Promise<Training> {
   const p = runPaths(o.outDir);
   mkdirSync(p.checkpoints, { recursive: true });
-  const s = createState(cfg, data.train.channels, data.numClasses);
+  const state = createState(cfg, data.train.channels, data.numClasses);
   removeStaleTemporaries(o.outDir);
   // Groups of the training composition: how many images (and so steps) an epoch has.
   const problem = compositionProblem(compositionOf(cfg), data.numClasses);
@@ -188,79 +188,79 @@ async function setUp(cfg: Config, data: Dataset, o: TrainOptions): Promise<Train
   if (perEpoch < data.train.n) o.log(`bn.composition ${cfg.bn.composition}: ${perEpoch} of ${data.train.n} training images fit whole groups of ${cfg.bn.composition_classes} classes x ${cfg.bn.nbs / cfg.bn.composition_classes} each per epoch`);
   let resumed = false;
   if (o.resume) {
-    resumed = loadResumePoint(s, cfg, o);
+    resumed = loadResumePoint(state, cfg, o);
     if (resumed) {
-      if (s.meta.epoch > cfg.epochs) {
-        throw new TrainingError(`--resume: ${o.outDir} has already trained ${s.meta.epoch} epochs, more than epochs ${cfg.epochs}; epochs can only be raised on a resume (--set epochs=${s.meta.epoch} or more), or evaluate an earlier epoch with bnlab eval --epoch N`);
+      if (state.meta.epoch > cfg.epochs) {
+        throw new TrainingError(`--resume: ${o.outDir} has already trained ${state.meta.epoch} epochs, more than epochs ${cfg.epochs}; epochs can only be raised on a resume (--set epochs=${state.meta.epoch} or more), or evaluate an earlier epoch with bnlab eval --epoch N`);
       }
-      const repaired = restoreMetrics(p.metrics, s.meta.epoch, s.meta.history);
+      const repaired = restoreMetrics(p.metrics, state.meta.epoch, state.meta.history);
       if (repaired) o.log(`metrics.csv ${repaired}`);
-      truncateTrace(p.trace, s.meta.epoch * stepsPerEpoch + s.meta.progress.step);
-      if (s.meta.epoch >= cfg.epochs) o.log(`${o.outDir} is already finished (${s.meta.epoch} of ${cfg.epochs} epochs); raise epochs with --set epochs=N to train further`);
-      else o.log(`resuming ${o.outDir} at epoch ${s.meta.epoch + 1}, step ${s.meta.progress.step}`);
+      truncateTrace(p.trace, state.meta.epoch * stepsPerEpoch + state.meta.progress.step);
+      if (state.meta.epoch >= cfg.epochs) o.log(`${o.outDir} is already finished (${state.meta.epoch} of ${cfg.epochs} epochs); raise epochs with --set epochs=N to train further`);
+      else o.log(`resuming ${o.outDir} at epoch ${state.meta.epoch + 1}, step ${state.meta.progress.step}`);
     } else {
       // Killed before its first checkpoint: nothing to continue, so start from scratch.
       for (const f of [p.metrics, p.trace]) rmSync(f, { force: true });
       o.log(`--resume: ${o.outDir} has no checkpoint yet; starting the run from the beginning`);
     }
   } else if (o.fork) {
-    startFromFork(s, o.fork, o.outDir, stepsPerEpoch, o.runId);
+    startFromFork(state, o.fork, o.outDir, stepsPerEpoch, o.runId);
     o.log(`forked from ${o.fork.run} at epoch ${o.fork.epoch} (${o.fork.checkpoint}): epochs 1-${o.fork.epoch} are that run's`);
     resumed = true;
   }
-  s.meta.run_id = o.runId; // a fork's first checkpoint is this run's, not its source's
+  state.meta.run_id = o.runId; // a fork's first checkpoint is this run's, not its source's
   // The config in effect, also after a resume that changed epochs/backend/threads.
   writeFileSync(`${p.config}.tmp`, dumpConfig(cfg));
   renameSync(`${p.config}.tmp`, p.config);
 
   const bs = cfg.optim.batch_size;
-  const perSample = await bytesPerSample(s, [data.train.height, data.train.width, data.train.channels]);
+  const perSample = await bytesPerSample(state, [data.train.height, data.train.width, data.train.channels]);
   const micro = chooseMicroBatch(cfg, perSample, memoryBudget(tf.getBackend()));
   if (micro !== microBatch(cfg)) o.log(`micro-batch ${micro} (of ${bs}) to fit ${(memoryBudget(tf.getBackend()) / 2 ** 30).toFixed(1)} GB at ~${(perSample / 2 ** 20).toFixed(1)} MB per sample`);
-  checkTraceConfig(cfg, s.net.bnLayers);
+  checkTraceConfig(cfg, state.net.bnLayers);
   const trace = async (epochPos: number, iter: number) => {
-    if (cfg.trace.layers.length) appendTrace(p.trace, await traceRows(s, data.train, cfg, epochPos, iter));
+    if (cfg.trace.layers.length) appendTrace(p.trace, await traceRows(state, data.train, cfg, epochPos, iter));
   };
   if (!resumed) await trace(0, 0);
-  const stepLog = openStepLog(cfg, p, s.meta.epoch * stepsPerEpoch + s.meta.progress.step);
-  return { cfg, data, o, s, paths: p, micro, stepsPerEpoch, frozenFrom: frozenFrom(cfg), trace, stepLog, evalTime: { spent: 0, last: null } };
+  const stepLog = openStepLog(cfg, p, state.meta.epoch * stepsPerEpoch + state.meta.progress.step);
+  return { cfg, data, o, state, paths: p, micro, stepsPerEpoch, frozenFrom: frozenFrom(cfg), trace, stepLog, evalTime: { spent: 0, last: null } };
 }
 
 /** The fork point becomes this run's: state, metrics rows and trace up to it, and its checkpoint (so --resume works at once). */
-function startFromFork(s: RunState, f: Fork, dir: string, stepsPerEpoch: number, runId: string | undefined): void {
+function startFromFork(state: RunState, f: Fork, dir: string, stepsPerEpoch: number, runId: string | undefined): void {
   const p = runPaths(dir);
-  loadCheckpointInto(s, f.ckpt, f.checkpoint);
-  s.meta.run_id = runId;
-  restoreMetrics(p.metrics, s.meta.epoch, s.meta.history);
+  loadCheckpointInto(state, f.ckpt, f.checkpoint);
+  state.meta.run_id = runId;
+  restoreMetrics(p.metrics, state.meta.epoch, state.meta.history);
   const source = runPaths(f.run).trace;
   if (existsSync(source)) {
     copyFileSync(source, p.trace);
     truncateTrace(p.trace, f.epoch * stepsPerEpoch);
   } else rmSync(p.trace, { force: true });
-  saveCheckpoint(s, dir, true);
+  saveCheckpoint(state, dir, true);
 }
 
 /** The switch to FrozenBN: population statistics of the model as it is now, by PreciseBN. */
-async function switchToFrozenBN(r: Training, epoch: number): Promise<void> {
-  const { cfg, s, o } = r;
-  if (epoch < r.frozenFrom || s.frozen) return;
-  s.frozen = await estimatePrecise(s.net, s.params, r.data.train, cfg, preciseRequest(cfg, epoch), o.progress);
+async function switchToFrozenBN(training: Training, epoch: number): Promise<void> {
+  const { cfg, state, o } = training;
+  if (epoch < training.frozenFrom || state.frozen) return;
+  state.frozen = await estimatePrecise(state.net, state.params, training.data.train, cfg, preciseRequest(cfg, epoch), o.progress);
   // From here the model is trained and evaluated with these statistics (val_err_frozen); an
   // earlier PreciseBN estimate would describe another model (bnlab eval --stats precise re-estimates).
-  disposePopulation(s.precise);
-  s.precise = null;
-  o.log(`epoch ${epoch + 1}: switching to FrozenBN (population statistics from PreciseBN on ${Math.min(cfg.precise.samples, r.data.train.n)} samples)`);
+  disposePopulation(state.precise);
+  state.precise = null;
+  o.log(`epoch ${epoch + 1}: switching to FrozenBN (population statistics from PreciseBN on ${Math.min(cfg.precise.samples, training.data.train.n)} samples)`);
 }
 
 /** The SGD steps of one epoch (from where a resume left off), prefetching data ahead. */
-async function trainEpoch(r: Training, epoch: number): Promise<EpochTraining> {
-  const { cfg, data, s, o, micro, stepsPerEpoch } = r;
+async function trainEpoch(training: Training, epoch: number): Promise<EpochTraining> {
+  const { cfg, data, state, o, micro, stepsPerEpoch } = training;
   const bs = cfg.optim.batch_size;
   const order = composeEpoch(data.train.labels, compositionOf(cfg), cfg.seed, epoch);
-  const prog = s.meta.progress;
-  const frozen = epoch >= r.frozenFrom;
+  const prog = state.meta.progress;
+  const frozen = epoch >= training.frozenFrom;
   o.progress.start(`epoch ${epoch + 1}/${cfg.epochs}`, stepsPerEpoch);
-  o.progress.runSteps?.(epoch * stepsPerEpoch + prog.step, cfg.epochs * stepsPerEpoch, evalEstimate(r, epoch));
+  o.progress.runSteps?.(epoch * stepsPerEpoch + prog.step, cfg.epochs * stepsPerEpoch, evalEstimate(training, epoch));
   o.progress.update(prog.step);
   // Each job loads one SGD step's micro-batches; the next steps load while this one trains.
   const jobs = function* () {
@@ -277,7 +277,7 @@ async function trainEpoch(r: Training, epoch: number): Promise<EpochTraining> {
     const waited = performance.now() - t0;
     dataWait += waited;
     const lr = learningRate(cfg.optim, epoch + prog.step / stepsPerEpoch, cfg.epochs);
-    const res = trainStep(s, batches, {
+    const res = trainStep(state, batches, {
       nbs: cfg.bn.nbs,
       eps: cfg.bn.eps,
       emaDecay: cfg.bn.ema_decay,
@@ -285,19 +285,19 @@ async function trainEpoch(r: Training, epoch: number): Promise<EpochTraining> {
       lr,
       momentum: cfg.optim.momentum,
       nesterov: cfg.optim.nesterov,
-      frozen: frozen ? s.frozen! : undefined,
+      frozen: frozen ? state.frozen! : undefined,
     });
     const loss = res.lossSum / res.n;
     if (!Number.isFinite(loss) || loss > cfg.max_loss) {
       o.progress.stop();
       throw new TrainingError(
         `training diverged at epoch ${epoch + 1}, step ${prog.step + 1}: loss ${loss} (max_loss ${cfg.max_loss}). ` +
-          `Lower optim.base_lr or add warmup (optim.warmup_epochs) and start again with --overwrite${s.meta.epoch > 0 ? ` (checkpoints up to epoch ${s.meta.epoch} are kept)` : ''}.`,
+          `Lower optim.base_lr or add warmup (optim.warmup_epochs) and start again with --overwrite${state.meta.epoch > 0 ? ` (checkpoints up to epoch ${state.meta.epoch} are kept)` : ''}.`,
       );
     }
-    if (!r.firstStepLogged) {
+    if (!training.firstStepLogged) {
       // Start-up cost as a user waits for it: process start (Node, modules, backend, data) to a trained step.
-      r.firstStepLogged = true;
+      training.firstStepLogged = true;
       o.log(`first step done ${(performance.now() / 1000).toFixed(2)} s after the process started`);
     }
     prog.step++;
@@ -307,35 +307,35 @@ async function trainEpoch(r: Training, epoch: number): Promise<EpochTraining> {
     const now = performance.now();
     prog.seconds += (now - t0) / 1000;
     const iter = epoch * stepsPerEpoch + prog.step;
-    r.stepLog.step(iter, epoch + prog.step / stepsPerEpoch, { lossSum: res.lossSum, n: res.n, seconds: (now - t0) / 1000, dataWait: waited, lr });
+    training.stepLog.step(iter, epoch + prog.step / stepsPerEpoch, { lossSum: res.lossSum, n: res.n, seconds: (now - t0) / 1000, dataWait: waited, lr });
     t0 = now;
     if (cfg.trace.every_iters > 0 && epoch < cfg.trace.until_epoch && iter % cfg.trace.every_iters === 0 && prog.step < stepsPerEpoch) {
-      await r.trace(epoch + prog.step / stepsPerEpoch, iter);
+      await training.trace(epoch + prog.step / stepsPerEpoch, iter);
     }
-    o.progress.runSteps?.(epoch * stepsPerEpoch + prog.step, cfg.epochs * stepsPerEpoch, evalEstimate(r, epoch));
+    o.progress.runSteps?.(epoch * stepsPerEpoch + prog.step, cfg.epochs * stepsPerEpoch, evalEstimate(training, epoch));
     o.progress.update(prog.step, `loss ${(prog.lossSum / prog.seen).toFixed(3)} | ${(prog.seen / prog.seconds).toFixed(0)} img/s`);
     if (o.interrupted?.() && prog.step < stepsPerEpoch) {
       o.progress.stop();
-      saveCheckpoint(s, o.outDir, false);
+      saveCheckpoint(state, o.outDir, false);
       o.log(`interrupted at epoch ${epoch + 1}, step ${prog.step}/${stepsPerEpoch}: checkpoint saved; continue with --resume`);
       return { interrupted: true, dataWait };
     }
   }
   o.progress.stop();
-  await r.trace(epoch + 1, (epoch + 1) * stepsPerEpoch);
+  await training.trace(epoch + 1, (epoch + 1) * stepsPerEpoch);
   return { interrupted: false, dataWait };
 }
 
 /** A PreciseBN pass when due (never under FrozenBN: its statistics are fixed). Returns its seconds (null: none ran). */
-async function estimatePopulation(r: Training, epoch: number): Promise<number | null> {
-  const { cfg, s } = r;
+async function estimatePopulation(training: Training, epoch: number): Promise<number | null> {
+  const { cfg, state } = training;
   const last = epoch + 1 === cfg.epochs;
-  if (epoch >= r.frozenFrom) return null;
+  if (epoch >= training.frozenFrom) return null;
   if (!cfg.precise.enabled || ((epoch + 1) % cfg.precise.every !== 0 && !last)) return null;
   const t = performance.now();
-  const stats = await estimatePrecise(s.net, s.params, r.data.train, cfg, preciseRequest(cfg, epoch), r.o.progress);
-  disposePopulation(s.precise);
-  s.precise = stats;
+  const stats = await estimatePrecise(state.net, state.params, training.data.train, cfg, preciseRequest(cfg, epoch), training.o.progress);
+  disposePopulation(state.precise);
+  state.precise = stats;
   return (performance.now() - t) / 1000;
 }
 
@@ -343,33 +343,33 @@ async function estimatePopulation(r: Training, epoch: number): Promise<number | 
 const evaluates = (cfg: Config, epoch: number) => (epoch + 1) % cfg.eval.every === 0 || epoch + 1 === cfg.epochs;
 
 /** For the run's ETA: evaluation time spent, and the remaining phases (from `epoch` on) at the last one's cost. */
-function evalEstimate(r: Training, epoch: number): EvalTime {
+function evalEstimate(training: Training, epoch: number): EvalTime {
   let remaining = 0;
-  for (let e = epoch; e < r.cfg.epochs; e++) if (evaluates(r.cfg, e)) remaining++;
-  return { spentSeconds: r.evalTime.spent, remainingSeconds: remaining === 0 ? 0 : r.evalTime.last === null ? null : remaining * r.evalTime.last };
+  for (let e = epoch; e < training.cfg.epochs; e++) if (evaluates(training.cfg, e)) remaining++;
+  return { spentSeconds: training.evalTime.spent, remainingSeconds: remaining === 0 ? 0 : training.evalTime.last === null ? null : remaining * training.evalTime.last };
 }
 
 /** The epoch's evaluations, as { metrics column: error % }: each mode's (bn/modes epochJobs), a statistics mode on a split. */
-async function evaluateModes(r: Training, epoch: number, preciseRan: boolean): Promise<Partial<MetricsRow>> {
-  const { cfg, data, s, o } = r;
-  const jobs = epochJobs({ cfg, held: s, frozen: epoch >= r.frozenFrom, preciseRan, trainImages: data.train.n });
+async function evaluateModes(training: Training, epoch: number, preciseRan: boolean): Promise<Partial<MetricsRow>> {
+  const { cfg, data, state, o } = training;
+  const jobs = epochJobs({ cfg, held: state, frozen: epoch >= training.frozenFrom, preciseRan, trainImages: data.train.n });
   const errs: Partial<MetricsRow> = {};
-  for (const j of jobs) errs[j.column as keyof MetricsRow] = await evaluateWith(s.net, s.params, data[j.split], cfg, j.stats, { progress: o.progress, order: j.order, label: j.label });
+  for (const j of jobs) errs[j.column as keyof MetricsRow] = await evaluateWith(state.net, state.params, data[j.split], cfg, j.stats, { progress: o.progress, order: j.order, label: j.label });
   return errs;
 }
 
 /** PreciseBN, evaluation under each statistics mode, one CSV row, a checkpoint, a log line. */
-async function endOfEpoch(r: Training, epoch: number, t: EpochTraining): Promise<MetricsRow> {
-  const { cfg, data, s, o, paths } = r;
-  const prog = s.meta.progress;
-  const frozen = epoch >= r.frozenFrom;
+async function endOfEpoch(training: Training, epoch: number, t: EpochTraining): Promise<MetricsRow> {
+  const { cfg, data, state, o, paths } = training;
+  const prog = state.meta.progress;
+  const frozen = epoch >= training.frozenFrom;
   const tEnd = performance.now();
-  const preciseSeconds = await estimatePopulation(r, epoch);
+  const preciseSeconds = await estimatePopulation(training, epoch);
   const evalDue = evaluates(cfg, epoch);
-  const errs = evalDue ? await evaluateModes(r, epoch, preciseSeconds !== null) : {};
+  const errs = evalDue ? await evaluateModes(training, epoch, preciseSeconds !== null) : {};
   const phase = (performance.now() - tEnd) / 1000;
-  r.evalTime.spent += phase;
-  if (evalDue) r.evalTime.last = phase;
+  training.evalTime.spent += phase;
+  if (evalDue) training.evalTime.last = phase;
   const row: MetricsRow = {
     epoch: epoch + 1,
     lr: learningRate(cfg.optim, epoch, cfg.epochs),
@@ -382,17 +382,17 @@ async function endOfEpoch(r: Training, epoch: number, t: EpochTraining): Promise
     bn_mode: frozen ? MODE.frozen : 'batch',
     ...errs,
   };
-  checkFinite(s, `epoch ${epoch + 1}`);
+  checkFinite(state, `epoch ${epoch + 1}`);
   appendMetrics(paths.metrics, row);
-  r.stepLog.epoch((epoch + 1) * r.stepsPerEpoch, row);
-  s.meta.history = [...(s.meta.history ?? []), metricsCells(row)];
-  s.meta.epoch = epoch + 1;
-  s.meta.progress = emptyProgress();
+  training.stepLog.epoch((epoch + 1) * training.stepsPerEpoch, row);
+  state.meta.history = [...(state.meta.history ?? []), metricsCells(row)];
+  state.meta.epoch = epoch + 1;
+  state.meta.progress = emptyProgress();
   // last.ckpt every epoch (a requeued Slurm task loses at most one); an epoch file every checkpoint_every.
   const saved = savesEpochFile(cfg, epoch + 1);
-  saveCheckpoint(s, o.outDir, saved);
+  saveCheckpoint(state, o.outDir, saved);
   o.log(epochLine(cfg, row, t.dataWait));
-  retainCheckpoints(r, saved);
+  retainCheckpoints(training, saved);
   for (const [k, sp] of [['train', data.train], ['val', data.val]] as const) {
     const bad = sp.failures?.() ?? [];
     if (bad.length) o.log(`  ${bad.length} unreadable ${k} images skipped so far (replaced by the next readable one), e.g. ${bad[0].file}: ${bad[0].error}`);
