@@ -13,15 +13,8 @@ import { trainStep, type StepOptions } from '../src/train/step.js';
 import type { Batch } from '../src/data/loader.js';
 import { disposeState } from '../src/train/trainer.js';
 import { maxRelErr } from './helpers/compare.js';
+import { rand64 } from './helpers/random.js';
 
-function uniform(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
-}
-const rand = (len: number, seed: number, scale = 1, shift = 0) => {
-  const r = uniform(seed);
-  return Float64Array.from({ length: len }, () => r() * scale + shift);
-};
 
 function tensorOf(x: Float64Array, shape: number[]): tf.Tensor {
   return tf.tensor(Float32Array.from(x), shape);
@@ -50,7 +43,7 @@ describe.each(['cpu', 'wasm'])('batchNorm on %s', (backend) => {
     it.each(cases)('$name', ({ shape, nbs, eps }) => {
       const len = shape.reduce((a, b) => a * b);
       // Per-channel offsets and scales so channels and groups differ.
-      const xs = rand(len, 11 + len, 2).map((v, i) => v * (1 + (i % shape[3])) + 3 * (i % shape[3]) + Math.floor(i / (len / shape[0])) * 0.3);
+      const xs = rand64(len, 11 + len, 2).map((v, i) => v * (1 + (i % shape[3])) + 3 * (i % shape[3]) + Math.floor(i / (len / shape[0])) * 0.3);
       const ref = bnBatchForward(xs, shape, nbs, eps);
       const observer = collectObservations();
       const observed = observer.observed;
@@ -81,7 +74,7 @@ describe.each(['cpu', 'wasm'])('batchNorm on %s', (backend) => {
     });
 
     it('rank-2 [N,C] input, without an observer (the groups\' statistics are not kept)', () => {
-      const xs = rand(10 * 3, 5, 1.5, 0.5);
+      const xs = rand64(10 * 3, 5, 1.5, 0.5);
       const before = tf.memory().numTensors;
       const y = tf.tidy(() => batchNorm(tensorOf(xs, [10, 3]), 'fc', { source: 'batch', nbs: 4, eps: 1e-5 }));
       expect(tf.memory().numTensors - before).toBe(1);
@@ -93,8 +86,8 @@ describe.each(['cpu', 'wasm'])('batchNorm on %s', (backend) => {
   describe("source 'batch': backward", () => {
     it.each(cases.slice(0, 4))('d/dx sum(y*R) matches float64 central differences ($name)', ({ shape, nbs, eps }) => {
       const len = shape.reduce((a, b) => a * b);
-      const xs = rand(len, 21 + len, 1.5).map((v, i) => v + (i % shape[3]));
-      const R = rand(len, 99 + len);
+      const xs = rand64(len, 21 + len, 1.5).map((v, i) => v + (i % shape[3]));
+      const R = rand64(len, 99 + len);
       const f = (x: Float64Array) => bnBatchForward(x, shape, nbs, eps).y.reduce((a, y, i) => a + y * R[i], 0);
       const num = new Float64Array(len);
       const hStep = 1e-6;
@@ -126,7 +119,7 @@ describe.each(['cpu', 'wasm'])('batchNorm on %s', (backend) => {
     it('the gradient through affine(bn(x)) agrees with the numerical one too', () => {
       const shape: Shape = [6, 2, 2, 2];
       const len = 48;
-      const xs = rand(len, 3, 2), R = rand(len, 4);
+      const xs = rand64(len, 3, 2), R = rand64(len, 4);
       const gamma = [1.5, -0.7], beta = [0.2, 0.1];
       const f = (x: Float64Array) => bnBatchForward(x, shape, 3, 1e-5, { gamma, beta, relu: false }).y.reduce((a, y, i) => a + y * R[i], 0);
       const num = Float64Array.from({ length: len }, (_, i) => {
@@ -149,7 +142,7 @@ describe.each(['cpu', 'wasm'])('batchNorm on %s', (backend) => {
     ]) {
       tf.tidy(() => {
         const len = shape.reduce((a, b) => a * b);
-        const x = tensorOf(rand(len, 77 + len, 2).map((v, i) => v + Math.floor(i / (len / shape[0]))), shape);
+        const x = tensorOf(rand64(len, 77 + len, 2).map((v, i) => v + Math.floor(i / (len / shape[0]))), shape);
         const ctx: BNContext = { source: 'batch', nbs, eps: 1e-5 };
         const whole = batchNorm(x, 'L', ctx);
         const parts = groups(shape[0], nbs).map(([a, b]) =>
@@ -164,7 +157,7 @@ describe.each(['cpu', 'wasm'])('batchNorm on %s', (backend) => {
 
   it("source 'population' computes (x - mean) / sqrt(var + eps)", () => {
     const shape: Shape = [3, 2, 2, 4];
-    const xs = rand(48, 8, 3);
+    const xs = rand64(48, 8, 3);
     const mean = [0.5, -1, 2, 0], variance = [0.25, 4, 1, 0.01];
     const eps = 1e-3;
     const population = new Map<string, LayerStats>([['L', { mean: tf.tensor1d(mean), variance: tf.tensor1d(variance) }]]);
@@ -188,7 +181,7 @@ describe('EMA update in trainStep', () => {
     optim: { batch_size: 8 },
   });
   const makeBatch = (n: number, seed: number, shift: number): Batch => ({
-    x: Float32Array.from(rand(n * H * H, seed, 1, 0).map((v, i) => v + shift * Math.floor(i / (H * H)))),
+    x: Float32Array.from(rand64(n * H * H, seed, 1, 0).map((v, i) => v + shift * Math.floor(i / (H * H)))),
     y: Int32Array.from({ length: n }, (_, i) => i % 4),
     n,
     height: H,
@@ -224,8 +217,8 @@ describe('EMA update in trainStep', () => {
     let k = 0;
     for (const [name, e] of s.ema) {
       const c = e.mean.shape[0];
-      const m = Array.from(rand(c, 500 + k++, 0.5));
-      const v = Array.from(rand(c, 900 + k++, 0.4, 1));
+      const m = Array.from(rand64(c, 500 + k++, 0.5));
+      const v = Array.from(rand64(c, 900 + k++, 0.4, 1));
       e.mean.assign(tf.tensor1d(m));
       e.variance.assign(tf.tensor1d(v));
       init.set(name, { mean: m, variance: v });
@@ -304,7 +297,7 @@ describe('an observer ends a statistics-only pass by being done', () => {
     const cfg = validateConfig({ data: { name: 'synthetic', synthetic: { size: 8, channels: 1, classes: 4 } }, model: { depth: 8, width: 4 }, bn: { nbs: 4 }, optim: { batch_size: 8 } });
     const s = createState(cfg, 1, 4);
     onTestFinished(() => disposeState(s));
-    const x = () => tf.tensor4d(Float32Array.from(rand(4 * 64, 3)), [4, 8, 8, 1]);
+    const x = () => tf.tensor4d(Float32Array.from(rand64(4 * 64, 3)), [4, 8, 8, 1]);
     const layers = s.net.bnLayers.map((l) => l.name);
     const observeUpTo = (stopAfter?: string) => {
       const observer = collectObservations(stopAfter);

@@ -13,12 +13,8 @@ import { loadDataset } from '../src/data/dataset.js';
 import { evaluate, foldAll } from '../src/eval/evaluate.js';
 import { foldPopulation, type BNContext, type LayerStats } from '../src/nn/batchnorm.js';
 import { buildNetwork, initParams, type ModelConfig } from '../src/nn/resnet.js';
+import { rand32 } from './helpers/random.js';
 
-function uniform(seed: number) {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
-}
-const rand = (n: number, seed: number, scale = 1, offset = 0) => { const r = uniform(seed); return Float32Array.from({ length: n }, () => offset + scale * r()); };
 const bits = (t: tf.Tensor) => Buffer.from((t.dataSync() as Float32Array).slice().buffer).toString('hex');
 
 beforeAll(async () => {
@@ -31,7 +27,7 @@ describe('BnlabBNApplyAddRelu', () => {
   it.each([[[2, 5, 5, 3]], [[3, 7, 7, 17]], [[128, 8, 8, 64]], [[1, 1, 1, 1]]])('shape %j: bit for bit BNApply then AddRelu, and float64 within rounding', (shape) => {
     expect(tf.getKernel(BN_APPLY_ADD_RELU, 'wasm')).toBeDefined();
     const C = shape[3], n = shape.reduce((a, b) => a * b, 1);
-    const xv = rand(n, 1, 3), zv = rand(n, 2, 3), sv = rand(C, 3, 2), hv = rand(C, 4, 1);
+    const xv = rand32(n, 1, 3), zv = rand32(n, 2, 3), sv = rand32(C, 3, 2), hv = rand32(C, 4, 1);
     tf.tidy(() => {
       const [x, z, scale, shift] = [tf.tensor(xv, shape), tf.tensor(zv, shape), tf.tensor1d(sv), tf.tensor1d(hv)];
       const fused = runKernel(BN_APPLY_ADD_RELU, { x, z, scale, shift }) as tf.Tensor;
@@ -58,7 +54,7 @@ describe('BnlabBNApplyAddRelu', () => {
 
 describe('foldPopulation', () => {
   it('scale = gamma / sqrt(var + eps), shift = beta - mean*scale, against float64', () => {
-    const C = 37, g = rand(C, 11, 0.5, 1), b = rand(C, 12, 0.5), m = rand(C, 13, 2), v = rand(C, 14, 0.9, 1);
+    const C = 37, g = rand32(C, 11, 0.5, 1), b = rand32(C, 12, 0.5), m = rand32(C, 13, 2), v = rand32(C, 14, 0.9, 1);
     tf.tidy(() => {
       const f = foldPopulation(tf.tensor1d(g), tf.tensor1d(b), { mean: tf.tensor1d(m), variance: tf.tensor1d(v) }, 1e-5);
       const [sc, sh] = [f.scale.dataSync(), f.shift.dataSync()];
@@ -81,14 +77,14 @@ describe('inference with population statistics: the same bits with and without t
     const params = new Map([...initParams(net.params, 7)].map(([k, v], i) => {
       const spec = net.params.find((s) => s.name === k)!;
       // gammas and betas away from 1 and 0, so a fold that ignored them would show
-      const val = spec.kind === 'gamma' ? rand(v.length, 100 + i, 0.4, 1) : spec.kind === 'beta' ? rand(v.length, 100 + i, 0.3) : v;
+      const val = spec.kind === 'gamma' ? rand32(v.length, 100 + i, 0.4, 1) : spec.kind === 'beta' ? rand32(v.length, 100 + i, 0.3) : v;
       return [k, tf.tensor(val, spec.shape)];
     }));
     const population = new Map<string, LayerStats>(net.bnLayers.map((l, i) => [l.name, {
-      mean: tf.tensor1d(rand(l.channels, 200 + i, 0.5)), variance: tf.tensor1d(rand(l.channels, 300 + i, 0.5, 1.2)),
+      mean: tf.tensor1d(rand32(l.channels, 200 + i, 0.5)), variance: tf.tensor1d(rand32(l.channels, 300 + i, 0.5, 1.2)),
     }]));
     const ctx: BNContext = { source: 'population', eps: 1e-5, population };
-    const x = tf.tensor4d(rand(6 * size * size * 3, 9), [6, size, size, 3]);
+    const x = tf.tensor4d(rand32(6 * size * size * 3, 9), [6, size, size, 3]);
     try {
       const folded = foldAll(net, params, ctx)!;
       expect(folded.size).toBe(net.bnLayers.length);
@@ -116,7 +112,7 @@ describe('inference with population statistics: the same bits with and without t
     const net = buildNetwork(cfg.model, 3, 4);
     const params = new Map([...initParams(net.params, 1)].map(([k, v]) => [k, tf.tensor(v, net.params.find((s) => s.name === k)!.shape)]));
     const population = new Map<string, LayerStats>(net.bnLayers.map((l, i) => [l.name, {
-      mean: tf.tensor1d(rand(l.channels, 400 + i, 0.2)), variance: tf.tensor1d(rand(l.channels, 500 + i, 0.3, 1)),
+      mean: tf.tensor1d(rand32(l.channels, 400 + i, 0.2)), variance: tf.tensor1d(rand32(l.channels, 500 + i, 0.3, 1)),
     }]));
     const o = { ctx: { source: 'population' as const, nbs: 8, eps: 1e-5, population }, batchSize: 32 };
     try {

@@ -12,12 +12,8 @@ import { initWasmBackend, setWasmKernels } from '../src/backend/wasm.js';
 import { addRelu, globalAvgPool } from '../src/nn/fused.js';
 import { sgdStep } from '../src/train/sgd.js';
 import { maxRelErr } from './helpers/compare.js';
+import { rand32 } from './helpers/random.js';
 
-function uniform(seed: number) {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
-}
-const rand = (n: number, seed: number) => { const r = uniform(seed); return Float32Array.from({ length: n }, r); };
 
 beforeAll(async () => {
   const { addon, reason } = loadNative();
@@ -61,7 +57,7 @@ describe('fused SGD (BnlabSGD)', () => {
   it.each([[false, 0], [false, 1e-4], [true, 5e-4], [true, 0]] as const)('nesterov %s, weight decay %s: matches float64 and the tf-op path', (nesterov, wd) => {
     tf.setBackend('wasm');
     const n = 1000;
-    const w0 = rand(n, 1), grads = [2, 3, 4, 5].map((s) => rand(n, s));
+    const w0 = rand32(n, 1), grads = [2, 3, 4, 5].map((s) => rand32(n, s));
     const ref = reference(w0, grads, 0.1, 0.9, wd, nesterov);
     expect(tf.getKernel(SGD_KERNEL, 'wasm')).toBeDefined();
     const fused = run(w0, grads, 0.1, 0.9, wd, nesterov);
@@ -79,9 +75,9 @@ describe('fused SGD (BnlabSGD)', () => {
 
   it('does not leak tensors', () => {
     tf.setBackend('wasm');
-    run(rand(10, 1), [rand(10, 2)], 0.1, 0.9, 0, false);
+    run(rand32(10, 1), [rand32(10, 2)], 0.1, 0.9, 0, false);
     const before = tf.memory().numTensors;
-    run(rand(10, 1), [rand(10, 2), rand(10, 3)], 0.1, 0.9, 1e-4, true);
+    run(rand32(10, 1), [rand32(10, 2), rand32(10, 3)], 0.1, 0.9, 1e-4, true);
     expect(tf.memory().numTensors).toBe(before);
   });
 });
@@ -91,8 +87,8 @@ describe('fused EMA (BnlabEMA)', () => {
     tf.setBackend('wasm');
     expect(tf.getKernel(EMA_KERNEL, 'wasm')).toBeDefined();
     const C = 7, G = 3, counts = [8, 8, 2];
-    const pop = { mean: rand(C, 1), variance: rand(C, 2).map((v) => v + 1.5) };
-    const obsM = rand(G * C, 3), obsV = rand(G * C, 4).map((v) => v + 1.2);
+    const pop = { mean: rand32(C, 1), variance: rand32(C, 2).map((v) => v + 1.5) };
+    const obsM = rand32(G * C, 3), obsV = rand32(G * C, 4).map((v) => v + 1.2);
     const run = (g: number) => tf.tidy(() => {
       const out = tf.engine().runKernel(EMA_KERNEL, {
         mean: tf.tensor1d(pop.mean), variance: tf.tensor1d(pop.variance),
@@ -124,7 +120,7 @@ describe('global average pooling (BnlabGAP / BnlabGAPGrad)', () => {
     tf.setBackend('wasm');
     expect(tf.getKernel(GAP, 'wasm')).toBeDefined();
     const [B, H, W, C] = shape;
-    const x = rand(B * H * W * C, 21), w = rand(B * C, 22);
+    const x = rand32(B * H * W * C, 21), w = rand32(B * C, 22);
     const got = tf.tidy(() => {
       const tx = tf.tensor4d(x, shape as [number, number, number, number]), tw = tf.tensor2d(w, [B, C]);
       const y = globalAvgPool(tx).dataSync().slice();
@@ -151,7 +147,7 @@ describe('BatchMatMul through the native sgemm', () => {
     [[1, 1], [1, 1], false, false],
   ];
   it.each(cases)('%j x %j (transposeA %s, transposeB %s) matches cpu', (as, bs, ta, tb) => {
-    const [a, b] = [rand(as.reduce((p, x) => p * x, 1), 5), rand(bs.reduce((p, x) => p * x, 1), 6)];
+    const [a, b] = [rand32(as.reduce((p, x) => p * x, 1), 5), rand32(bs.reduce((p, x) => p * x, 1), 6)];
     const run = (backend: string) => {
       tf.setBackend(backend);
       return tf.tidy(() => tf.matMul(tf.tensor(a, as), tf.tensor(b, bs), ta, tb).dataSync().slice());
@@ -189,7 +185,7 @@ describe('addRelu (BnlabAddRelu / BnlabReluGrad)', () => {
     tf.setBackend('wasm');
     expect(tf.getKernel(ADD_RELU, 'wasm')).toBeDefined();
     const n = shape.reduce((p, x) => p * x, 1);
-    const a = rand(n, 7), b = rand(n, 8), w = rand(n, 9);
+    const a = rand32(n, 7), b = rand32(n, 8), w = rand32(n, 9);
     const got = grads(a, b, w, shape);
     const y = new Float64Array(n), d = new Float64Array(n);
     for (let i = 0; i < n; i++) { const s = a[i] + b[i]; y[i] = s > 0 ? s : 0; d[i] = s > 0 ? w[i] : 0; }
@@ -204,7 +200,7 @@ describe('addRelu (BnlabAddRelu / BnlabReluGrad)', () => {
   it('Add: large same-shape float32 natively, everything else (broadcast, int32, small) stock; all exact', () => {
     tf.setBackend('wasm');
     const big = [4, 32, 32, 16], n = 65536;
-    const a = rand(n, 11), b = rand(n, 12);
+    const a = rand32(n, 11), b = rand32(n, 12);
     const sum = tf.tidy(() => tf.add(tf.tensor(a, big), tf.tensor(b, big)).dataSync().slice());
     for (let i = 0; i < n; i++) expect(sum[i]).toBe(Math.fround(a[i] + b[i]));
     // broadcasting and int32 take the stock kernel and stay right
@@ -217,7 +213,7 @@ describe('addRelu (BnlabAddRelu / BnlabReluGrad)', () => {
   it('small binary ops (softmax, loss, bias) in JS match the cpu backend exactly, broadcasting included', () => {
     const cases: [string, number[], number[]][] = [['sub', [32, 10], [32, 1]], ['mul', [32, 1], [32, 10]], ['add', [32, 10], [10]], ['sub', [1], [7, 3]]];
     for (const [op, as, bs] of cases) {
-      const a = rand(as.reduce((p, x) => p * x, 1), 31), b = rand(bs.reduce((p, x) => p * x, 1), 32);
+      const a = rand32(as.reduce((p, x) => p * x, 1), 31), b = rand32(bs.reduce((p, x) => p * x, 1), 32);
       const run = (backend: string) => {
         tf.setBackend(backend);
         return tf.tidy(() => {
@@ -234,7 +230,7 @@ describe('addRelu (BnlabAddRelu / BnlabReluGrad)', () => {
   it('switches off to tf.relu(tf.add()) and does not leak', () => {
     tf.setBackend('wasm');
     const shape = [2, 4, 4, 3];
-    const a = rand(96, 1), b = rand(96, 2), w = rand(96, 3);
+    const a = rand32(96, 1), b = rand32(96, 2), w = rand32(96, 3);
     grads(a, b, w, shape);
     const before = tf.memory().numTensors;
     const on = grads(a, b, w, shape);
@@ -257,9 +253,9 @@ describe('max pooling gradient (native MaxPoolGrad)', () => {
   const grad = (backend: string, shape: [number, number, number, number], k: number, s: number, pad: 'same' | 'valid', seed: number) => {
     tf.setBackend(backend);
     return tf.tidy(() => {
-      const x = tf.tensor4d(rand(shape.reduce((a, b) => a * b), seed), shape);
+      const x = tf.tensor4d(rand32(shape.reduce((a, b) => a * b), seed), shape);
       const y = tf.maxPool(tf.relu(x), k, s, pad);
-      const dy = tf.tensor(rand(y.size, seed + 1), y.shape);
+      const dy = tf.tensor(rand32(y.size, seed + 1), y.shape);
       return tf.grad((t) => tf.maxPool(tf.relu(t as tf.Tensor4D), k, s, pad).mul(dy).sum())(x).dataSync() as Float32Array;
     });
   };

@@ -11,16 +11,9 @@ import { loadNative } from '../src/backend/native-addon.js';
 import { BN_FORWARD } from '../src/backend/kernels/batchnorm-fused.js';
 import { batchNormAffine, collectObservations, type BNContext, type LayerStats } from '../src/nn/batchnorm.js';
 import { maxRelErr as relErr } from './helpers/compare.js';
+import { rand32 } from './helpers/random.js';
 import { bnBatchBackward, bnBatchForward, type Shape } from './helpers/bn-reference.js';
 
-function uniform(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
-}
-const rand = (len: number, seed: number, scale = 1, shift = 0) => {
-  const r = uniform(seed);
-  return Float32Array.from({ length: len }, () => r() * scale + shift);
-};
 
 /** The BN contract in float64 (test/helpers/bn-reference.ts): y = act(gamma*xhat + beta) over groups of nbs samples; grads of sum(y * w). */
 function reference(x: Float32Array, shape: Shape, nbs: number, eps: number, gamma: Float32Array, beta: Float32Array, relu: boolean, wgt: Float32Array) {
@@ -77,7 +70,7 @@ describe.each(IMPLS)('fused BN + affine (+ReLU) on wasm, %s', (_name, nativeBN) 
   it.each(cases)('%o: forward and gradients match float64 and the cpu composition', ({ shape, nbs, relu, shift = 0 }) => {
     expect(tf.getKernel(BN_FORWARD, 'wasm'), 'fused kernels registered').toBeDefined();
     const len = shape.reduce((a, b) => a * b, 1), c = shape[3];
-    const x = rand(len, 1 + len, 2, shift), gamma = rand(c, 7, 1, 0.5), beta = rand(c, 9, 0.5), wgt = rand(len, 11);
+    const x = rand32(len, 1 + len, 2, shift), gamma = rand32(c, 7, 1, 0.5), beta = rand32(c, 9, 0.5), wgt = rand32(len, 11);
     const ctx: BNContext = { source: 'batch', nbs, eps: 1e-5 };
     const ref = reference(x, shape, nbs, 1e-5, gamma, beta, relu, wgt);
     tf.setBackend('wasm');
@@ -96,7 +89,7 @@ describe.each(IMPLS)('fused BN + affine (+ReLU) on wasm, %s', (_name, nativeBN) 
 
   it('observes the same statistics as the composed path', () => {
     const shape: Shape = [4, 3, 3, 6];
-    const x = rand(108 * 2, 5);
+    const x = rand32(108 * 2, 5);
     const obs = (backend: string) => {
       tf.setBackend(backend);
       const observer = collectObservations();
@@ -116,8 +109,8 @@ describe.each(IMPLS)('fused BN + affine (+ReLU) on wasm, %s', (_name, nativeBN) 
 
   it('population source (inference, FrozenBN): forward and gradients match the cpu composition', () => {
     const shape: Shape = [2, 4, 4, 8];
-    const x = rand(256, 3), gamma = rand(8, 4, 1, 0.5), beta = rand(8, 5), wgt = rand(256, 6);
-    const popArr = { mean: rand(8, 8), variance: rand(8, 9, 0.5, 1) };
+    const x = rand32(256, 3), gamma = rand32(8, 4, 1, 0.5), beta = rand32(8, 5), wgt = rand32(256, 6);
+    const popArr = { mean: rand32(8, 8), variance: rand32(8, 9, 0.5, 1) };
     const go = (backend: string) => {
       tf.setBackend(backend);
       const pop = new Map<string, LayerStats>([['l', { mean: tf.tensor1d(popArr.mean), variance: tf.tensor1d(popArr.variance) }]]);
@@ -133,7 +126,7 @@ describe.each(IMPLS)('fused BN + affine (+ReLU) on wasm, %s', (_name, nativeBN) 
 
   it('a remainder group falls back to the composed path', () => {
     const shape: Shape = [5, 2, 2, 3];
-    const x = rand(60, 12), g = rand(3, 13, 1, 0.5), b = rand(3, 14), wgt = rand(60, 15);
+    const x = rand32(60, 12), g = rand32(3, 13, 1, 0.5), b = rand32(3, 14), wgt = rand32(60, 15);
     const ref = reference(x, shape, 2, 1e-5, g, b, true, wgt);
     tf.setBackend('wasm');
     const got = run(x, shape, { source: 'batch', nbs: 2, eps: 1e-5 }, g, b, true, wgt);
@@ -152,7 +145,7 @@ describe.each(IMPLS)('fused BN + affine (+ReLU) on wasm, %s', (_name, nativeBN) 
 
   it('does not leak tensors', () => {
     tf.setBackend('wasm');
-    const x = tf.tensor4d(rand(2 * 3 * 3 * 4, 2), [2, 3, 3, 4]), g = tf.ones([4]) as tf.Tensor1D, b = tf.zeros([4]) as tf.Tensor1D;
+    const x = tf.tensor4d(rand32(2 * 3 * 3 * 4, 2), [2, 3, 3, 4]), g = tf.ones([4]) as tf.Tensor1D, b = tf.zeros([4]) as tf.Tensor1D;
     const before = tf.memory().numTensors;
     const d = tf.grads((xi: tf.Tensor) => tf.sum(batchNormAffine(xi, 'l', { source: 'batch', nbs: 2, eps: 1e-5 }, g, b, true)))([x]);
     d.forEach((t) => t.dispose());
@@ -168,7 +161,7 @@ describe.each(IMPLS)('fused BN + affine (+ReLU) on wasm, %s', (_name, nativeBN) 
       expect(setWasmKernels()).toEqual([]);
       // the composed path still gives the right answer
       const shape: Shape = [2, 3, 3, 4];
-      const x = rand(72, 21), g = rand(4, 22, 1, 0.5), b = rand(4, 23), wgt = rand(72, 24);
+      const x = rand32(72, 21), g = rand32(4, 22, 1, 0.5), b = rand32(4, 23), wgt = rand32(72, 24);
       const ref = reference(x, shape, 2, 1e-5, g, b, true, wgt);
       tf.setBackend('wasm');
       const got = run(x, shape, { source: 'batch', nbs: 2, eps: 1e-5 }, g, b, true, wgt);

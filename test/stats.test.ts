@@ -2,11 +2,13 @@
 import { describe, expect, it } from 'vitest';
 import { median } from '../src/util/median.js';
 import { aggregateBatchStats, emaUpdate, StatsAccumulator, type BatchStats, type Estimator, type PopulationStats } from '../src/bn/estimators.js';
+import { lcg } from './helpers/random.js';
 
 /** LCG + Box-Muller: independent of src/util/rng.ts. */
 function gaussian(seed: number): () => number {
-  let s = seed >>> 0;
-  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
+  const next = lcg(seed);
+  // (k + 0.5) / 2^32, never 0 (for the log): k / 2^32 + 2^-33 is exact in float64.
+  const u = () => next() + 2 ** -33;
   return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
 }
 

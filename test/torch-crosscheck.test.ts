@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import { collectObservations, type BNContext, type LayerStats } from '../src/nn/batchnorm.js';
 import { buildNetwork, countParams, initParams, type ModelConfig } from '../src/nn/resnet.js';
+import { uniform } from './helpers/random.js';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPTS = fileURLToPath(new URL('../scripts/', import.meta.url));
@@ -28,10 +29,6 @@ function requireTorch(): void {
   }
 }
 
-function uniform(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
-}
 const randArray = (len: number, r: () => number, scale = 1, shift = 0) => Float32Array.from({ length: len }, () => r() * scale + shift);
 
 type Tensors = Record<string, { shape: number[]; data: Float32Array | Float64Array }>;

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { getKernel } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { lcg as rng, maxRelErr as relErr, uniformData as data } from './helpers/compare.js';
+import { maxRelErr as relErr } from './helpers/compare.js';
+import { lcg as rng, uniformData as data } from './helpers/random.js';
 import { convAll, type Case, type Pad } from './helpers/conv.js';
 import { initWasmBackend, registerCpuFixes, restoreCpuKernels, setWasmFixes, setWasmKernels } from '../src/backend/wasm.js';
 

@@ -1,6 +1,6 @@
 // One conv2d with its two gradients on a backend, for comparing backends' conv kernels.
 import * as tf from '@tensorflow/tfjs';
-import { uniformData as data } from './compare.js';
+import { uniformData as data } from './random.js';
 
 export type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
 export type Case = { x: number[]; f: number[]; s: number; pad: Pad };
