@@ -108,7 +108,7 @@ const bn = section(
       .describe("which NBS groups feed the EMA each step: 'one' (as one GPU worker of the paper does) or 'all' (their average: a different, less noisy estimator)"),
     frozen_last_epochs: int(0)
       .default(0)
-      .describe('FrozenBN for the last K epochs: at the switch PreciseBN computes population statistics, and BN normalizes with them (in training too) for the rest of the run; the affine keeps training (paper Fig. 6: 20 of 100)'),
+      .describe('FrozenBN for the last K epochs: at the switch PreciseBN computes population statistics, and BN normalizes with them (in training too) for the rest of the run; the affine keeps training (paper Fig. 6: 20 of 100); those epochs report their validation error as val_err_frozen'),
     composition: z
       .enum(['random', 'classes'])
       .default('random')
