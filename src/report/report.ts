@@ -12,21 +12,24 @@ import { isTwin, twinTable } from './twin.js';
 
 // Which declared roles (report.roles) put a run into each table and figure: a run is in a paper
 // table only when it says it stands in for that table, whatever its folder or batch size.
-const ROLES_OF: Record<TableId | `f${FigId}`, ReportRole[]> = {
+const TABLE_ROLES: Record<TableId, ReportRole[]> = {
   table1: ['table1.small-batch', 'table1.large-batch'],
   table2: ['table2.regular-nbs', 'table2.small-nbs'],
   fig5: ['fig5-6'],
   fig6: ['fig5-6'],
   table4: ['table4'],
   fig8: ['fig8'],
-  f2: ['table1.small-batch'], // the BN trace is recorded by Table 1's small-batch run
-  f3: ['table1.small-batch', 'table1.large-batch'],
-  f4: ['table1.small-batch', 'table1.large-batch'],
-  f5: ['fig5-6'],
-  f6: ['fig5-6'],
-  f8: ['fig8'],
 };
-export const rolesFor = (key: keyof typeof ROLES_OF): readonly ReportRole[] => ROLES_OF[key];
+// the figures read the runs of their table; the BN trace is recorded by Table 1's small-batch run
+const ROLES_OF: Record<TableId | `f${FigId}`, ReportRole[]> = {
+  ...TABLE_ROLES,
+  f2: ['table1.small-batch'],
+  f3: TABLE_ROLES.table1,
+  f4: TABLE_ROLES.table1,
+  f5: TABLE_ROLES.fig5,
+  f6: TABLE_ROLES.fig6,
+  f8: TABLE_ROLES.fig8,
+};
 export function runsFor(key: keyof typeof ROLES_OF, runs: Run[]): Run[] {
   // a PyTorch twin copies its bnlab run's config, roles included: it sits beside bnlab, never in its tables
   return distinctRuns(runs.filter((run) => !isTwin(run) && run.roles.some((role) => ROLES_OF[key].includes(role))));
