@@ -10,6 +10,12 @@ import type { Num, Run } from '../src/report/runs.js';
 import { tCdf, tInterval, tQuantile, verdict, welch } from '../src/report/stats.js';
 import { textHtml, textMarkdown } from '../src/report/table.js';
 import { completeTwins, twinTable } from '../src/report/twin.js';
+import { variantsOf, variantTable } from '../src/report/variant.js';
+import { runsFor, verdictTables } from '../src/report/report.js';
+import { buildTable } from '../src/report/tables.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 describe('statistics', () => {
   it("Student's t quantiles: closed forms for df 1 and 2, published values for 4 and 9, fractional df", () => {
@@ -58,19 +64,19 @@ describe('statistics', () => {
 });
 
 // A made-up run: metrics rows (epoch 1 and the last) and eval rows.
-const mk = (name: string, o: { nbs: number; seed: number; frozen?: number; epochs?: number; last?: Record<string, number>; evals?: Partial<Run['evals'][number]>[]; framework?: string; done?: number; roles?: Run['roles'] }): Run => {
+const mk = (name: string, o: { nbs: number; seed: number; frozen?: number; epochs?: number; last?: Record<string, number>; evals?: Partial<Run['evals'][number]>[]; framework?: string; done?: number; roles?: Run['roles']; depth?: number }): Run => {
   const epochs = o.epochs ?? 10;
   const done = o.done ?? epochs;
   return {
     dir: `/nonexistent/${name}`, name, batch: 128, nbs: o.nbs, frozen: o.frozen ?? 0, epochs, preciseBatch: 32,
-    config: validateConfig({ seed: o.seed, epochs, model: { arch: 'resnet-cifar', depth: 20 }, data: { name: 'fashion-mnist', train_limit: 2000 }, optim: { batch_size: 128 }, bn: { nbs: o.nbs } }),
+    config: validateConfig({ seed: o.seed, epochs, model: { arch: 'resnet-cifar', depth: o.depth ?? 20 }, data: { name: 'fashion-mnist', train_limit: 2000 }, optim: { batch_size: 128 }, bn: { nbs: o.nbs } }),
     framework: o.framework ?? null,
     metrics: [{ epoch: 1, val_err_precise: 80 }, { epoch: done, ...o.last }] as Record<string, Num>[],
     evals: (o.evals ?? []).map((e) => ({ epoch: done, stats: '', stats_data: '', data: '', samples: null, batch: null, estimator: '', repeats: 1, err_mean: null, err_std: null, errs: [], ...e })),
     tracePath: null, session: 'finished', roles: o.roles ?? [],
   };
 };
-const none = { table1: [], table2: [], fig6: [], table4: [], fig8: [], twin: [] };
+const none = { table1: [], table2: [], fig6: [], table4: [], fig8: [], twin: [], variant: [] };
 const sweepRun = (nbs: number, seed: number, pop: number, mb: number, train = 5) => mk(`fig5-6/nbs${nbs}_frozen0_seed${seed}`, { nbs, seed, last: { val_err_precise: pop, val_err_minibatch: mb, train_err_nbs: train } });
 
 describe('findings', () => {
@@ -146,5 +152,52 @@ describe('the PyTorch twin', () => {
   });
   it('no twin run, no twin table', () => {
     expect(twinTable(bnlab, bnlab)).toBeNull();
+  });
+});
+
+describe('Figs. 5-6 in a changed regime (report.roles fig5-6.variant)', () => {
+  // train, population stats: bnlab eval --stats precise --data split=train,augment=false
+  const trainPop = (err: number) => ({ stats: 'precise', data: 'split=train,augment=false', samples: 2000, err_mean: err });
+  const base = [0, 1].flatMap((s) => [
+    mk(`fig5-6/nbs2_frozen0_seed${s}`, { nbs: 2, seed: s, roles: ['fig5-6'], last: { val_err_precise: 19, val_err_minibatch: 20.5, train_err_nbs: 14 + s }, evals: [trainPop(12.5 + s)] }),
+    mk(`fig5-6/nbs32_frozen0_seed${s}`, { nbs: 32, seed: s, roles: ['fig5-6'], last: { val_err_precise: 18, val_err_minibatch: 19, train_err_nbs: 2 }, evals: [trainPop(2.5)] }),
+  ]);
+  // deeper: mini-batch statistics now better on val (−2, −2.2) and on its own training images (+3, +3.5)
+  const deep = [0, 1].flatMap((s) => [
+    mk(`fig5-6-deep/nbs2_seed${s}`, { nbs: 2, seed: s, depth: 56, roles: ['fig5-6.variant'], last: { val_err_precise: 22 + s / 5, val_err_minibatch: 20, train_err_nbs: 10 }, evals: [trainPop(13 + s / 2)] }),
+    mk(`fig5-6-deep/nbs32_seed${s}`, { nbs: 32, seed: s, depth: 56, roles: ['fig5-6.variant'], last: { val_err_precise: 18, val_err_minibatch: 19 + s / 10, train_err_nbs: 1 } }),
+  ]);
+  it('a variant is named by the keys it changes and never pooled with the fig5-6 runs', () => {
+    expect(variantsOf(base, deep).map((v) => [v.label, v.runs.length])).toEqual([['model.depth 20 → 56', 4]]);
+    const rows = findings({ ...none, fig6: base, variant: deep }).rows;
+    const mb = rows.filter((r) => r.finding.startsWith('Mini-batch vs population'));
+    expect(mb.map((r) => [r.finding.endsWith('changed regime'), r.where, r.pairs.map((p) => +p.d.toFixed(10))])).toEqual([
+      [false, 'NBS 2, last epoch', [1.5, 1.5]],
+      [false, 'NBS 32, last epoch', [1, 1]],
+      [true, 'NBS 2, last epoch; model.depth 20 → 56', [-2, -2.2]],
+      [true, 'NBS 32, last epoch; model.depth 20 → 56', [1, 1.1]],
+    ]);
+    expect(mb.map((r) => r.verdict)).toEqual(['does not hold', 'holds', 'holds', 'holds']);
+  });
+  it('train/test inconsistency on the training images: only at an NBS where the paper shows it, each regime on its own', () => {
+    const inc = findings({ ...none, fig6: base, variant: deep }).rows.filter((r) => r.finding.startsWith('Train/test inconsistency'));
+    expect(inc.map((r) => [r.where, r.sign, r.pairs.map((p) => +p.d.toFixed(10)), r.verdict])).toEqual([
+      ['NBS 2, last epoch', 1, [-1.5, -1.5], 'does not hold'], // population better on train: 12.5 vs 14, 13.5 vs 15
+      ['NBS 2, last epoch; model.depth 20 → 56', 1, [3, 3.5], 'holds'],
+    ]);
+  });
+  it('the report sets the variant beside the fig5-6 runs, NBS by NBS, and keeps it out of Figs. 5-6', () => {
+    const t = variantTable(base, deep)!;
+    const row = (nbs: string, m: string) => t.rows.find((r) => r[1] === nbs && r[2] === m)!;
+    expect(row('2', 'train: population − mini-batch').slice(3, 5)).toEqual(['-1.50 ± 0.00 (2)', '3.25 ± 0.35 (2)']);
+    expect(row('32', 'train, population stats, no aug')[4]).toBe('—'); // not evaluated in the variant
+    expect(row('2', 'val: mini-batch − population')[5]).toBe('fig5-6 s0 1.50, s1 1.50; variant s0 -2.00, s1 -2.20');
+    // the report picks runs by role (each needs a folder of its own: shared runs are counted once)
+    const real = [...base, ...deep].map((run) => ({ ...run, dir: mkdtempSync(join(tmpdir(), 'bnlab-variant-')) }));
+    const tables = verdictTables(real);
+    expect(tables.map((x) => x.title.slice(0, 30))).toEqual(['Findings — paired per-seed dif', 'Figs. 5-6 in a changed regime ']);
+    const fig5 = buildTable('fig5', runsFor('fig5', real));
+    expect(fig5.notes.join(' ')).not.toContain('deep'); // the variant's runs are not Fig. 5's
+    expect(variantTable(base, [])).toBeNull();
   });
 });

@@ -193,6 +193,7 @@ export const REPORT_ROLES = {
   'table2.regular-nbs': "Table 2's model trained with the usual NBS (paper: 32)",
   'table2.small-nbs': "Table 2's model trained with a tiny NBS (paper: 2)",
   'fig5-6': "Figs. 5-6's NBS sweep at one total batch; its FrozenBN runs (bn.frozen_last_epochs > 0) are Fig. 6's",
+  'fig5-6.variant': "Figs. 5-6's NBS sweep in a changed regime (another depth, data or augmentation): shown beside the fig5-6 runs, named by the config keys it changes, with its own findings; never pooled into Figs. 5-6",
   table4: "Table 4: its eval.csv rows with population statistics from another domain (bnlab eval --stats-data / --data)",
   fig8: 'Fig. 8: a model trained on patterned NBS groups (bn.composition), or one trained on random groups as the control',
 } as const;

@@ -6,8 +6,9 @@ import { FIG5, FIG5_NBS, FIG8, TABLE1, TABLE1_N, TABLE2, TABLE4, type Fig5Series
 import { lastEpoch, type Run } from './runs.js';
 import { tInterval, verdict, type Interval, type Verdict } from './stats.js';
 import type { Stat, TextTable } from './table.js';
-import { compositionLabel, earlyEpoch, evalValue, fig56At, fig8At, fig8Runs, isPatterned, nbsSweep, table1At, table1Roles, table2At, table2Roles, table4Pick, table4Runs } from './tables.js';
+import { compositionLabel, earlyEpoch, evalValue, fig56At, fig8At, fig8Runs, isPatterned, nbsSweep, table1At, table1Roles, table2At, table2Roles, table4Pick, table4Runs, trainPopulationAt } from './tables.js';
 import { completeTwins } from './twin.js';
+import { variantsOf, type Variant } from './variant.js';
 import { MODE, MODE_FACTS } from '../bn/columns.js';
 
 /**
@@ -43,6 +44,8 @@ export interface FindingRuns {
   table4: Run[];
   fig8: Run[];
   twin: Run[];
+  /** Figs. 5-6 in a changed regime (report.roles fig5-6.variant), never pooled with fig6's runs */
+  variant: Run[];
 }
 
 type Val = (run: Run) => number | null;
@@ -115,7 +118,7 @@ function table2Findings(runs: Run[]): Comparison[] {
   });
 }
 
-function fig56Findings(runs: Run[], twins: Run[]): Comparison[] {
+function fig56Findings(runs: Run[], twins: Run[], variants: Variant[]): Comparison[] {
   const { sweep, frozen } = nbsSweep(runs);
   const paper = (s: Fig5Series, nbs: number) => (FIG5_NBS.includes(nbs as (typeof FIG5_NBS)[number]) ? FIG5[s][FIG5_NBS.indexOf(nbs as (typeof FIG5_NBS)[number])] : null);
   const gap = (s: Fig5Series, t: Fig5Series, n: number) => (paper(s, n) === null || paper(t, n) === null ? null : paper(s, n)! - paper(t, n)!);
@@ -124,9 +127,11 @@ function fig56Findings(runs: Run[], twins: Run[]): Comparison[] {
   const of = (rs: Run[], n: number) => rs.filter((run) => run.nbs === n);
   const out: Comparison[] = [];
   const MB = 'Mini-batch vs population statistics at inference (Fig. 5)';
-  for (const n of nbsOf(sweep)) out.push(comp(MB, `NBS ${n}, last epoch`, 'val, mini-batch stats', 'val, population stats', gap('val_minibatch', 'val_population', n), within(of(sweep, n), at('val_minibatch'), at('val_population'))));
-  const twin = completeTwins(twins);
-  for (const n of nbsOf(twin)) out.push(comp(`${MB}, PyTorch twin`, `NBS ${n}, last epoch (scripts/torch_twin.py)`, 'val, mini-batch stats', 'val, population stats', gap('val_minibatch', 'val_population', n), within(of(twin, n), at('val_minibatch'), at('val_population'))));
+  const minibatchGap = (rs: Run[], finding: string, where: string) =>
+    nbsOf(rs).map((n) => comp(finding, `NBS ${n}, last epoch${where}`, 'val, mini-batch stats', 'val, population stats', gap('val_minibatch', 'val_population', n), within(of(rs, n), at('val_minibatch'), at('val_population'))));
+  out.push(...minibatchGap(sweep, MB, ''));
+  out.push(...minibatchGap(completeTwins(twins), `${MB}, PyTorch twin`, ' (scripts/torch_twin.py)'));
+  for (const v of variants) out.push(...minibatchGap(v.runs, `${MB}, changed regime`, `; ${v.label}`));
   const ns = nbsOf(sweep);
   if (ns.length >= 2) {
     const [lo, hi] = [ns[0], ns[ns.length - 1]];
@@ -135,8 +140,14 @@ function fig56Findings(runs: Run[], twins: Run[]): Comparison[] {
   }
   for (const n of nbsOf(frozen))
     out.push(comp('FrozenBN for the last epochs vs regular BN (Fig. 6)', `NBS ${n}, last epoch`, 'FrozenBN', 'regular BN, population stats', gap('val_frozen', 'val_population', n), across(of(frozen, n), of(sweep, n), at('val_frozen'), at('val_population'))));
+  // Ours: the inconsistency itself, on the very images the model fit, at the NBS where the paper
+  // shows it on val (mini-batch statistics better than population ones there).
+  const shown = (n: number) => (gap('val_minibatch', 'val_population', n) ?? 0) <= -MIN_PAPER_EFFECT;
+  const trainPop: Val = (run) => val(trainPopulationAt(run));
+  const inconsistency = (rs: Run[], where: string) =>
+    nbsOf(rs).filter(shown).map((n) => comp('Train/test inconsistency: population statistics worse than mini-batch ones on its own training images (ours)', `NBS ${n}, last epoch${where}`, 'train, population stats', 'train, mini-batch stats', null, within(of(rs, n), trainPop, at('train_nbs')), { sign: 1, basis: 'not in the paper; inconsistency means' }));
   // a Fig. 5 NBS the paper did not plot has no side to test
-  return out.filter((c) => c.paper !== null);
+  return [...out.filter((c) => c.paper !== null), ...inconsistency(sweep, ''), ...variants.flatMap((v) => inconsistency(v.runs, `; ${v.label}`))];
 }
 
 const DOMAIN: Record<string, string> = { '': 'clean val', contrast: 'contrast', gaussian_noise: 'gaussian noise', jpeg: 'JPEG', 'val-noaug': 'val without augmentation' };
@@ -165,7 +176,7 @@ function fig8Findings(runs: Run[]): Comparison[] {
 
 /** Every comparison with data, split into findings (with verdicts) and those the paper gives no side. */
 export function findings(runs: FindingRuns): { rows: Finding[]; noSide: Comparison[] } {
-  const all = [...table1Findings(runs.table1), ...fig34Findings(runs.table1), ...table2Findings(runs.table2), ...fig56Findings(runs.fig6, runs.twin), ...table4Findings(runs.table4), ...fig8Findings(runs.fig8)].filter((c) => c.pairs.length);
+  const all = [...table1Findings(runs.table1), ...fig34Findings(runs.table1), ...table2Findings(runs.table2), ...fig56Findings(runs.fig6, runs.twin, variantsOf(runs.fig6, runs.variant)), ...table4Findings(runs.table4), ...fig8Findings(runs.fig8)].filter((c) => c.pairs.length);
   const noSide = all.filter((c) => c.paper !== null && Math.abs(c.paper) < MIN_PAPER_EFFECT);
   const rows = all.filter((c) => !noSide.includes(c)).map((c) => {
     const iv = tInterval(c.pairs.map((p) => p.d));

@@ -9,6 +9,7 @@ import { buildTable, TABLE_IDS, type TableId } from './tables.js';
 import type { ReportRole } from '../config/schema.js';
 import { sweepTables } from './sweeps.js';
 import { isTwin, twinTable } from './twin.js';
+import { variantTable } from './variant.js';
 
 // Which declared roles (report.roles) put a run into each table and figure: a run is in a paper
 // table only when it says it stands in for that table, whatever its folder or batch size.
@@ -21,8 +22,9 @@ const TABLE_ROLES: Record<TableId, ReportRole[]> = {
   fig8: ['fig8'],
 };
 // the figures read the runs of their table; the BN trace is recorded by Table 1's small-batch run
-const ROLES_OF: Record<TableId | `f${FigId}`, ReportRole[]> = {
+const ROLES_OF: Record<TableId | `f${FigId}` | 'fig56variant', ReportRole[]> = {
   ...TABLE_ROLES,
+  fig56variant: ['fig5-6.variant'],
   f2: ['table1.small-batch'],
   f3: TABLE_ROLES.table1,
   f4: TABLE_ROLES.table1,
@@ -64,13 +66,14 @@ export function allTables(runs: Run[]): TableResult {
 /** The runs the findings read, picked per experiment as the tables pick theirs; twins from anywhere. */
 export const findingRuns = (runs: Run[]): FindingRuns => ({
   table1: runsFor('table1', runs), table2: runsFor('table2', runs), fig6: runsFor('fig6', runs),
-  table4: runsFor('table4', runs), fig8: runsFor('fig8', runs), twin: distinctRuns(runs.filter(isTwin)),
+  table4: runsFor('table4', runs), fig8: runsFor('fig8', runs), twin: distinctRuns(runs.filter(isTwin)), variant: runsFor('fig56variant', runs),
 });
-/** The findings with their verdicts, then the twin beside bnlab (when there is a twin run). */
+/** The findings with their verdicts, then the twin and any changed regime beside Figs. 5-6's runs. */
 export function verdictTables(runs: Run[]): TextTable[] {
   const f = findingsTable(findingRuns(runs));
   const twin = twinTable(runsFor('fig5', runs), runs);
-  return [...(f.rows.length ? [f] : []), ...(twin ? [twin] : [])];
+  const variant = variantTable(runsFor('fig5', runs), runsFor('fig56variant', runs));
+  return [...(f.rows.length ? [f] : []), ...(twin ? [twin] : []), ...(variant ? [variant] : [])];
 }
 
 /**
