@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole miniature reproduction, one command: every experiment of configs/mini/ (Table 1 with
-# Figs. 2-4 and Table 4, Table 2, Figs. 5-6 and its regime B (a deeper model), Fig. 8), its
+# Figs. 2-4 and Table 4, Table 2, Figs. 5-6 with more continuations of Fig. 6's NBS-2 forks and
+# regime B (a deeper model), Fig. 8), its
 # evaluations, the PyTorch twin of the Figs. 5-6 runs at NBS 2, 8 and 32, then results/mini/report.md
 # and every figure. Each stage but the twin is a script a user can run alone:
 # scripts/reproduce-<stage>.sh --mini.
@@ -21,7 +22,7 @@ cd "$(dirname "$0")/.."
 t0=$(date +%s) log=results/mini/TIMES.md
 mkdir -p results/mini
 [ -f "$log" ] || printf "| stage | time | finished (UTC) | machine |\n|---|---|---|---|\n" > "$log"
-stages=(table1 table4 fig3-4 fig5-6 fig5-6-deep table2 twin fig8)
+stages=(table1 table4 fig3-4 fig5-6 fig6-continuations fig5-6-deep table2 twin fig8)
 # The PyTorch twin (scripts/torch_twin.py) of the Figs. 5-6 regular-BN runs at NBS 2, 8 and 32, each
 # seed bnlab ran: the resolved config of bnlab's run, the same images; results/mini/twin, beside
 # bnlab's rows in the report. NBS 2 and 8 are where bnlab's miniature reverses the paper (mini-batch

@@ -36,7 +36,7 @@ const leaves = (o: Obj, prefix: string[] = []): [string[], unknown][] =>
 
 // Every key of the schema, written out by hand from the documented config (a missing or renamed key fails).
 const EXPECTED_DEFAULTS: Obj = {
-  name: 'quick', seed: 0, epochs: 3, backend: 'auto', threads: 0,
+  name: 'quick', seed: 0, continuation: { seed: null, after_epoch: 0 }, epochs: 3, backend: 'auto', threads: 0,
   cuda: { tf32: true, deterministic: false },
   data: {
     name: 'fashion-mnist-mini', path: null, val_labels: null, image_size: 224, workers: 0, decoder: 'auto', shrink_on_load: true, prefetch: 2, on_error: 'skip', cache_dir: null, corruption: null,

@@ -64,19 +64,19 @@ describe('statistics', () => {
 });
 
 // A made-up run: metrics rows (epoch 1 and the last) and eval rows.
-const mk = (name: string, o: { nbs: number; seed: number; frozen?: number; epochs?: number; last?: Record<string, number>; evals?: Partial<Run['evals'][number]>[]; framework?: string; done?: number; roles?: Run['roles']; depth?: number }): Run => {
+const mk = (name: string, o: { nbs: number; seed: number; frozen?: number; epochs?: number; last?: Record<string, number>; evals?: Partial<Run['evals'][number]>[]; framework?: string; done?: number; roles?: Run['roles']; depth?: number; cont?: number }): Run => {
   const epochs = o.epochs ?? 10;
   const done = o.done ?? epochs;
   return {
     dir: `/nonexistent/${name}`, name, batch: 128, nbs: o.nbs, frozen: o.frozen ?? 0, epochs, preciseBatch: 32,
-    config: validateConfig({ seed: o.seed, epochs, model: { arch: 'resnet-cifar', depth: o.depth ?? 20 }, data: { name: 'fashion-mnist', train_limit: 2000 }, optim: { batch_size: 128 }, bn: { nbs: o.nbs } }),
+    config: validateConfig({ seed: o.seed, epochs, model: { arch: 'resnet-cifar', depth: o.depth ?? 20 }, data: { name: 'fashion-mnist', train_limit: 2000 }, optim: { batch_size: 128 }, bn: { nbs: o.nbs }, ...(o.cont === undefined ? {} : { continuation: { seed: o.cont, after_epoch: 8 } }) }),
     framework: o.framework ?? null,
     metrics: [{ epoch: 1, val_err_precise: 80 }, { epoch: done, ...o.last }] as Record<string, Num>[],
     evals: (o.evals ?? []).map((e) => ({ epoch: done, stats: '', stats_data: '', data: '', samples: null, batch: null, estimator: '', repeats: 1, err_mean: null, err_std: null, errs: [], ...e })),
     tracePath: null, session: 'finished', roles: o.roles ?? [],
   };
 };
-const none = { table1: [], table2: [], fig6: [], table4: [], fig8: [], twin: [], variant: [] };
+const none = { table1: [], table2: [], fig6: [], table4: [], fig8: [], twin: [], variant: [], continuations: [] };
 const sweepRun = (nbs: number, seed: number, pop: number, mb: number, train = 5) => mk(`fig5-6/nbs${nbs}_frozen0_seed${seed}`, { nbs, seed, last: { val_err_precise: pop, val_err_minibatch: mb, train_err_nbs: train } });
 
 describe('findings', () => {
@@ -100,6 +100,22 @@ describe('findings', () => {
     const f = findings({ ...none, fig6: [...fig6, ...frozen] }).rows.find((r) => r.finding.startsWith('FrozenBN'))!;
     expect(f.pairs).toEqual([{ seed: 0, d: -1 }, { seed: 1, d: -0.5 }]);
     expect(f.iv.n).toBe(2);
+  });
+  it("Fig. 6 with several continuations per fork: paired by continuation, averaged per seed, the seeds compared", () => {
+    const fig6 = [sweepRun(2, 0, 20, 22), sweepRun(2, 1, 21, 22)];
+    const frozen = [0, 1].map((s) => mk(`fig5-6/nbs2_frozen2_seed${s}`, { nbs: 2, seed: s, frozen: 2, last: { val_err_frozen: 19 + s } }));
+    // continuation k of seed s: regular 20 + s + k/10, FrozenBN 19 + s − k/10, so d = −1 − k/5
+    const conts = [0, 1].flatMap((s) => [1, 2].flatMap((k) => [
+      mk(`cont/nbs2_frozen0_seed${s}_cont${k}`, { nbs: 2, seed: s, cont: k, last: { val_err_precise: 20 + s + k / 10 } }),
+      mk(`cont/nbs2_frozen2_seed${s}_cont${k}`, { nbs: 2, seed: s, cont: k, frozen: 2, last: { val_err_frozen: 19 + s - k / 10 } }),
+    ]));
+    const f = findings({ ...none, fig6: [...fig6, ...frozen], continuations: conts }).rows.find((r) => r.finding.startsWith('FrozenBN'))!;
+    expect(f.where).toBe("NBS 2, last epoch; mean of each seed's 3 continuations of its fork");
+    expect(f.iv.n).toBe(2); // seeds, not continuations
+    expect(f.pairs.map((p) => [p.seed, +p.d.toFixed(10), p.draws!.map((d) => +d.toFixed(10))])).toEqual([[0, -1.2, [-1, -1.2, -1.4]], [1, -1.2, [-1, -1.2, -1.4]]]);
+    expect(textMarkdown(findingsTable({ ...none, fig6: [...fig6, ...frozen], continuations: conts }))).toContain('s0: −1.20 (−1.00, −1.20, −1.40)');
+    // without the continuations, the same seeds' forks alone
+    expect(findings({ ...none, fig6: [...fig6, ...frozen] }).rows.find((r) => r.finding.startsWith('FrozenBN'))!.where).toBe('NBS 2, last epoch');
   });
   it(`a comparison the paper gives under ${MIN_PAPER_EFFECT} point has no verdict, and is listed`, () => {
     const fig6 = [sweepRun(8, 0, 17, 19), sweepRun(8, 1, 17, 19.2)];

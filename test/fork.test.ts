@@ -10,6 +10,7 @@ import { loadConfig } from '../src/config/load.js';
 import { readCheckpoint } from '../src/run/checkpoint.js';
 import { readMetrics } from '../src/run/metrics.js';
 import { forkProblems, parseForkSpec } from '../src/train/fork.js';
+import { epochSeed } from '../src/config/seed.js';
 import { BNLAB_BIN } from '../src/sweep/local.js';
 import { writeSlurm } from '../src/sweep/slurm.js';
 import { loadSweep } from '../src/sweep/spec.js';
@@ -94,6 +95,37 @@ describe('bnlab train --fork', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--resume and --fork contradict each other/);
   }, 60_000);
+});
+
+describe('continuations: another draw of the epochs after a fork', () => {
+  it('epochSeed: `seed` up to continuation.after_epoch, then a seed per (seed, continuation)', () => {
+    const at = (seed: number, k: number | null, after: number, epoch: number) => epochSeed({ seed, continuation: { seed: k, after_epoch: after } }, epoch);
+    expect([at(3, null, 0, 9), at(3, 1, 2, 0), at(3, 1, 2, 1)]).toEqual([3, 3, 3]);
+    const drawn = [at(3, 1, 2, 2), at(3, 2, 2, 2), at(4, 1, 2, 2), at(0, 0, 2, 2)];
+    expect(new Set([...drawn, 0, 1, 2, 3, 4]).size).toBe(9); // apart from each other and from plain seeds
+    expect(at(3, 1, 2, 5)).toBe(drawn[0]); // one seed per continuation; the epoch enters the shuffle, as for `seed`
+  });
+  const base = loadConfig([cfgFile], []);
+  const cfg = (...sets: string[]) => loadConfig([cfgFile], sets);
+  it('a fork may draw another continuation from its fork point on, never inside the epochs it copies', () => {
+    expect(forkProblems(base, cfg('continuation.seed=1', 'continuation.after_epoch=2'), 2)).toEqual([]);
+    expect(forkProblems(base, cfg('continuation.seed=1', 'continuation.after_epoch=2', 'bn.frozen_last_epochs=1'), 2)).toEqual([]);
+    expect(forkProblems(base, cfg('continuation.seed=1', 'continuation.after_epoch=1'), 2).join('\n')).toMatch(/this run draws from continuation\.seed 1 after epoch 1, before the fork point \(the end of epoch 2\): set continuation\.after_epoch to 2 or later/);
+    expect(forkProblems(cfg('continuation.seed=1', 'continuation.after_epoch=1'), base, 2).join('\n')).toMatch(/the source run draws from continuation\.seed 1 after epoch 1/);
+  });
+  it('a continuation shares the source run\'s epochs up to the fork, then trains on other shuffles; run from scratch it is the same run', () => {
+    const src = join(tmp, 'cont-src');
+    const [forked, scratch] = [join(tmp, 'cont-fork'), join(tmp, 'cont-scratch')];
+    const set = ['--set', 'continuation.seed=1', '--set', 'continuation.after_epoch=2'];
+    for (const [out, extra] of [[src, []], [scratch, set], [forked, [...set, '--fork', `${src}@2`]]] as const) {
+      const r = bnlab('train', '-c', cfgFile, ...extra, '--out', out, '--quiet');
+      expect(r.status, r.stderr).toBe(0);
+    }
+    expect(results(forked).slice(0, 2)).toEqual(results(src).slice(0, 2));
+    expect(results(forked)[2].train_loss).not.toEqual(results(src)[2].train_loss); // epoch 3: other shuffles
+    expect(results(forked)).toEqual(results(scratch));
+    expect(tensors(join(forked, 'checkpoints', 'last.ckpt'))).toEqual(tensors(join(scratch, 'checkpoints', 'last.ckpt')));
+  }, 120_000);
 });
 
 describe('sweep forks', () => {

@@ -2,6 +2,7 @@
 // statistics, and aggregate every batch's per-channel statistics with equal weight per sample.
 // No gradients; all BN layers are estimated from the same forward passes (as fvcore does),
 // except B = N, which is computed exactly one layer at a time (exactFullBatch).
+import { epochSeed } from '../config/seed.js';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Split } from '../data/dataset.js';
 import { sampleWithoutReplacement } from '../data/loader.js';
@@ -48,7 +49,7 @@ export const preciseRequest = (cfg: Config, epoch: number): PreciseRequest => ({
   batchSize: cfg.precise.batch_size,
   estimator: cfg.precise.estimator,
   augment: cfg.precise.augment,
-  seed: cfg.seed,
+  seed: epochSeed(cfg, epoch),
   epoch,
 });
 

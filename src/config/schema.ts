@@ -193,6 +193,7 @@ export const REPORT_ROLES = {
   'table2.regular-nbs': "Table 2's model trained with the usual NBS (paper: 32)",
   'table2.small-nbs': "Table 2's model trained with a tiny NBS (paper: 2)",
   'fig5-6': "Figs. 5-6's NBS sweep at one total batch; its FrozenBN runs (bn.frozen_last_epochs > 0) are Fig. 6's",
+  'fig6.continuation': "another continuation of a Fig. 6 fork (continuation.seed): the findings average FrozenBN − regular BN over a seed's continuations before comparing seeds; never in Figs. 5-6's tables",
   'fig5-6.variant': "Figs. 5-6's NBS sweep in a changed regime (another depth, data or augmentation): shown beside the fig5-6 runs, named by the config keys it changes, with its own findings; never pooled into Figs. 5-6",
   table4: "Table 4: its eval.csv rows with population statistics from another domain (bnlab eval --stats-data / --data)",
   fig8: 'Fig. 8: a model trained on patterned NBS groups (bn.composition), or one trained on random groups as the control',
@@ -201,6 +202,19 @@ export type ReportRole = keyof typeof REPORT_ROLES;
 const ROLE_NAMES = Object.keys(REPORT_ROLES) as [ReportRole, ...ReportRole[]];
 /** Roles accumulate: a run shared by two experiments (Table 1's small-batch run is Table 2's NBS-32 model) plays both. */
 export const unionRoles = (a: readonly ReportRole[], b: readonly ReportRole[]): ReportRole[] => ROLE_NAMES.filter((r) => a.includes(r) || b.includes(r));
+
+// A fork's continuation drawn afresh: the same model at the fork point, trained on from there with
+// other shuffles. Fig. 6's two arms fork from one checkpoint per seed; several continuations of
+// each fork tell the spread of one fork's outcome from the spread between seeds' models.
+const continuation = section(
+  {
+    seed: int(0).nullable().default(null).describe(
+      'null = the run draws every epoch from `seed`. A number k: from epoch after_epoch + 1 on, the shuffles, augmentation and PreciseBN samples of training (FrozenBN\'s switch included) are drawn from (seed, k) instead: another continuation of the same model. Evaluations (bnlab eval) still draw from `seed`',
+    ),
+    after_epoch: int(0).default(0).describe('the last epoch drawn from `seed` (a fork at epoch E: E or later, so the epochs it copies stay the source run\'s)'),
+  },
+  'another continuation of a run after some epoch (forks of one checkpoint, Fig. 6)',
+);
 
 const report = section(
   {
@@ -237,6 +251,7 @@ export const configObject = z
   .object({
     name: text(100).regex(/^(?!\.\.?$)[\w.-]+$/, 'a folder name: letters, digits, _ . - (not . or ..)').default('quick').describe('run name: results go to results/<name>'),
     seed: int(0).default(0).describe('seed for initialisation, shuffling, augmentation and PreciseBN samples'),
+    continuation,
     epochs: int(1).default(3).describe('training epochs'),
     backend: z.enum(BACKENDS).default('auto').describe(BACKEND_HELP),
     threads: int(0, 256).default(0).describe('wasm threads; 0 = all cores'),

@@ -20,7 +20,9 @@ export const MIN_PAPER_EFFECT = 0.5;
 
 export interface Pair {
   seed: number;
-  d: number; // A − B for this seed
+  d: number; // A − B for this seed (the mean over its continuations when it has several)
+  /** each continuation's A − B, when the seed's model was continued several times from one fork */
+  draws?: number[];
 }
 export interface Comparison {
   finding: string; // the paper's claim, in words
@@ -46,24 +48,35 @@ export interface FindingRuns {
   twin: Run[];
   /** Figs. 5-6 in a changed regime (report.roles fig5-6.variant), never pooled with fig6's runs */
   variant: Run[];
+  /** more continuations of Fig. 6's forks (report.roles fig6.continuation) */
+  continuations: Run[];
 }
 
 type Val = (run: Run) => number | null;
 const val = (s: Stat | null) => s?.mean ?? null;
 const seedOf = (run: Run) => Number(run.config.seed ?? 0);
-const bySeed = (ps: Pair[]) => ps.sort((x, y) => x.seed - y.seed);
+/** One draw of a seed's training: its seed and, for a fork's other continuations, continuation.seed. */
+const drawOf = (run: Run) => `${seedOf(run)}/${run.config.continuation?.seed ?? ''}`;
+/** One pair per seed: a seed continued several times from one fork counts once, with the mean of its draws. */
+function perSeed(ps: { seed: number; d: number }[]): Pair[] {
+  const seeds = [...new Set(ps.map((p) => p.seed))].sort((x, y) => x - y);
+  return seeds.map((seed) => {
+    const ds = ps.filter((p) => p.seed === seed).map((p) => p.d);
+    return ds.length === 1 ? { seed, d: ds[0] } : { seed, d: ds.reduce((x, y) => x + y, 0) / ds.length, draws: ds };
+  });
+}
 
 /** A − B measured on the same run (model): one pair per run that has both. */
 function within(runs: Run[], a: Val, b: Val): Pair[] {
-  return bySeed(runs.flatMap((run) => {
+  return perSeed(runs.flatMap((run) => {
     const [x, y] = [a(run), b(run)];
     return x === null || y === null ? [] : [{ seed: seedOf(run), d: x - y }];
   }));
 }
-/** A on one recipe's runs, B on another's, paired by seed; a seed without its partner is left out. */
+/** A on one recipe's runs, B on another's, paired by seed (and continuation); a run without its partner is left out. */
 function across(as: Run[], bs: Run[], a: Val, b: Val): Pair[] {
-  return bySeed(as.flatMap((ra) => {
-    const rb = bs.find((run) => seedOf(run) === seedOf(ra));
+  return perSeed(as.flatMap((ra) => {
+    const rb = bs.find((run) => drawOf(run) === drawOf(ra));
     const [x, y] = [a(ra), rb ? b(rb) : null];
     return x === null || y === null ? [] : [{ seed: seedOf(ra), d: x - y }];
   }));
@@ -118,7 +131,7 @@ function table2Findings(runs: Run[]): Comparison[] {
   });
 }
 
-function fig56Findings(runs: Run[], twins: Run[], variants: Variant[]): Comparison[] {
+function fig56Findings(runs: Run[], twins: Run[], variants: Variant[], continuations: Run[]): Comparison[] {
   const { sweep, frozen } = nbsSweep(runs);
   const paper = (s: Fig5Series, nbs: number) => (FIG5_NBS.includes(nbs as (typeof FIG5_NBS)[number]) ? FIG5[s][FIG5_NBS.indexOf(nbs as (typeof FIG5_NBS)[number])] : null);
   const gap = (s: Fig5Series, t: Fig5Series, n: number) => (paper(s, n) === null || paper(t, n) === null ? null : paper(s, n)! - paper(t, n)!);
@@ -138,8 +151,14 @@ function fig56Findings(runs: Run[], twins: Run[], variants: Variant[]): Comparis
     for (const [claim, s] of [['Smaller NBS, higher training error (Fig. 5)', 'train_nbs'], ['Smaller NBS, higher validation error with population statistics (Fig. 5)', 'val_population']] as const)
       out.push(comp(claim, `NBS ${lo} vs NBS ${hi}, last epoch`, `NBS ${lo}`, `NBS ${hi}`, paper(s, lo) === null || paper(s, hi) === null ? null : paper(s, lo)! - paper(s, hi)!, across(of(sweep, lo), of(sweep, hi), at(s), at(s))));
   }
-  for (const n of nbsOf(frozen))
-    out.push(comp('FrozenBN for the last epochs vs regular BN (Fig. 6)', `NBS ${n}, last epoch`, 'FrozenBN', 'regular BN, population stats', gap('val_frozen', 'val_population', n), across(of(frozen, n), of(sweep, n), at('val_frozen'), at('val_population'))));
+  // a fork's other continuations join their seed's pair (averaged with it), never count as seeds
+  const [frozenAll, regularAll] = [[...frozen, ...continuations.filter((run) => run.frozen > 0)], [...sweep, ...continuations.filter((run) => run.frozen === 0)]];
+  for (const n of nbsOf(frozen)) {
+    const pairs = across(of(frozenAll, n), of(regularAll, n), at('val_frozen'), at('val_population'));
+    const k = [...new Set(pairs.map((p) => p.draws?.length ?? 1))];
+    const draws = k.length === 1 && k[0] > 1 ? `; mean of each seed's ${k[0]} continuations of its fork` : k.length > 1 ? `; mean of each seed's ${Math.min(...k)}-${Math.max(...k)} continuations of its fork` : '';
+    out.push(comp('FrozenBN for the last epochs vs regular BN (Fig. 6)', `NBS ${n}, last epoch${draws}`, 'FrozenBN', 'regular BN, population stats', gap('val_frozen', 'val_population', n), pairs));
+  }
   // Ours: the inconsistency itself, on the very images the model fit, at the NBS where the paper
   // shows it on val (mini-batch statistics better than population ones there).
   const shown = (n: number) => (gap('val_minibatch', 'val_population', n) ?? 0) <= -MIN_PAPER_EFFECT;
@@ -176,7 +195,7 @@ function fig8Findings(runs: Run[]): Comparison[] {
 
 /** Every comparison with data, split into findings (with verdicts) and those the paper gives no side. */
 export function findings(runs: FindingRuns): { rows: Finding[]; noSide: Comparison[] } {
-  const all = [...table1Findings(runs.table1), ...fig34Findings(runs.table1), ...table2Findings(runs.table2), ...fig56Findings(runs.fig6, runs.twin, variantsOf(runs.fig6, runs.variant)), ...table4Findings(runs.table4), ...fig8Findings(runs.fig8)].filter((c) => c.pairs.length);
+  const all = [...table1Findings(runs.table1), ...fig34Findings(runs.table1), ...table2Findings(runs.table2), ...fig56Findings(runs.fig6, runs.twin, variantsOf(runs.fig6, runs.variant), runs.continuations), ...table4Findings(runs.table4), ...fig8Findings(runs.fig8)].filter((c) => c.pairs.length);
   const noSide = all.filter((c) => c.paper !== null && Math.abs(c.paper) < MIN_PAPER_EFFECT);
   const rows = all.filter((c) => !noSide.includes(c)).map((c) => {
     const iv = tInterval(c.pairs.map((p) => p.d));
@@ -207,7 +226,7 @@ export function findingsTable(runs: FindingRuns): TextTable {
       f.iv.lo === null ? '— (one seed)' : `[${sgn(f.iv.lo)}, ${sgn(f.iv.hi!)}]`,
       f.iv.std.toFixed(2),
       String(f.iv.n),
-      f.pairs.map((p) => `s${p.seed}: ${sgn(p.d)}`).join(', '),
+      f.pairs.map((p) => `s${p.seed}: ${sgn(p.d)}${p.draws ? ` (${p.draws.map((d) => sgn(d)).join(', ')})` : ''}`).join(', '),
       `**${f.verdict}**`,
     ]),
     notes: [

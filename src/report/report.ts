@@ -22,9 +22,10 @@ const TABLE_ROLES: Record<TableId, ReportRole[]> = {
   fig8: ['fig8'],
 };
 // the figures read the runs of their table; the BN trace is recorded by Table 1's small-batch run
-const ROLES_OF: Record<TableId | `f${FigId}` | 'fig56variant', ReportRole[]> = {
+const ROLES_OF: Record<TableId | `f${FigId}` | 'fig56variant' | 'fig6continuation', ReportRole[]> = {
   ...TABLE_ROLES,
   fig56variant: ['fig5-6.variant'],
+  fig6continuation: ['fig6.continuation'],
   f2: ['table1.small-batch'],
   f3: TABLE_ROLES.table1,
   f4: TABLE_ROLES.table1,
@@ -67,6 +68,7 @@ export function allTables(runs: Run[]): TableResult {
 export const findingRuns = (runs: Run[]): FindingRuns => ({
   table1: runsFor('table1', runs), table2: runsFor('table2', runs), fig6: runsFor('fig6', runs),
   table4: runsFor('table4', runs), fig8: runsFor('fig8', runs), twin: distinctRuns(runs.filter(isTwin)), variant: runsFor('fig56variant', runs),
+  continuations: runsFor('fig6continuation', runs),
 });
 /** The findings with their verdicts, then the twin and any changed regime beside Figs. 5-6's runs. */
 export function verdictTables(runs: Run[]): TextTable[] {

@@ -12,7 +12,10 @@ import { checkpointFor } from '../run/retention.js';
 import type { RunMeta } from './state.js';
 
 /** Keys a fork may change besides those a resume may: each acts only from some epoch on. */
-export const FORKABLE_KEYS: ReadonlySet<string> = new Set([...RESUMABLE_KEYS, 'bn.frozen_last_epochs']);
+export const FORKABLE_KEYS: ReadonlySet<string> = new Set([...RESUMABLE_KEYS, 'bn.frozen_last_epochs', 'continuation.seed', 'continuation.after_epoch']);
+
+/** First epoch (0-based) a continuation draws from its own seed; Infinity: none. */
+const continuesFrom = (cfg: Config): number => (cfg.continuation === undefined || cfg.continuation.seed === null ? Infinity : cfg.continuation.after_epoch);
 
 /** First epoch (0-based) trained with FrozenBN; Infinity: none. */
 export const frozenFrom = (cfg: Config): number => (cfg.bn.frozen_last_epochs > 0 ? Math.max(0, cfg.epochs - cfg.bn.frozen_last_epochs) : Infinity);
@@ -31,6 +34,13 @@ export function forkProblems(src: Config, cfg: Config, epoch: number): string[] 
   for (const [who, c] of [['the source run', src], ['this run', cfg]] as const) {
     const f = frozenFrom(c);
     if (f < epoch) problems.push(`${who} trains with FrozenBN from epoch ${f + 1}, not after the fork point (the end of epoch ${epoch}); fork at epoch ${f} or earlier`);
+  }
+  // Another continuation may start at the fork point or later, never inside the epochs the fork copies.
+  if (configDiff((withDefaults(src) as Config).continuation, cfg.continuation).length) {
+    for (const [who, c] of [['the source run', src], ['this run', cfg]] as const) {
+      const from = continuesFrom(c);
+      if (from < epoch) problems.push(`${who} draws from continuation.seed ${c.continuation.seed} after epoch ${from}, before the fork point (the end of epoch ${epoch}): set continuation.after_epoch to ${epoch} or later`);
+    }
   }
   // A cosine schedule's learning rate at every step depends on the total (a step schedule's does not).
   if (src.epochs !== cfg.epochs && cfg.optim.schedule === 'cosine') problems.push(`optim.schedule cosine: changing epochs (${src.epochs} -> ${cfg.epochs}) changes the learning rate of the epochs before the fork`);

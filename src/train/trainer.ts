@@ -1,6 +1,7 @@
 // The training loop: epochs of SGD steps, then PreciseBN, evaluation with each estimate of the
 // population statistics, one CSV row and a checkpoint. Deterministic given the seed, and
 // resumable at any step with the same result as an uninterrupted run.
+import { epochSeed } from '../config/seed.js';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -256,7 +257,8 @@ async function switchToFrozenBN(training: Training, epoch: number): Promise<void
 async function trainEpoch(training: Training, epoch: number): Promise<EpochTraining> {
   const { cfg, data, state, o, micro, stepsPerEpoch } = training;
   const bs = cfg.optim.batch_size;
-  const order = composeEpoch(data.train.labels, compositionOf(cfg), cfg.seed, epoch);
+  const seed = epochSeed(cfg, epoch);
+  const order = composeEpoch(data.train.labels, compositionOf(cfg), seed, epoch);
   const prog = state.meta.progress;
   const frozen = epoch >= training.frozenFrom;
   o.progress.start(`epoch ${epoch + 1}/${cfg.epochs}`, stepsPerEpoch);
@@ -267,7 +269,7 @@ async function trainEpoch(training: Training, epoch: number): Promise<EpochTrain
     for (let step = prog.step; step < stepsPerEpoch; step++) {
       const start = step * bs;
       const starts = Array.from({ length: bs / micro }, (_, k) => start + k * micro);
-      yield () => Promise.all(starts.map((m) => data.train.load(order.subarray(m, m + micro), { augment: true, seed: cfg.seed, epoch })));
+      yield () => Promise.all(starts.map((m) => data.train.load(order.subarray(m, m + micro), { augment: true, seed, epoch })));
     }
   };
   let t0 = performance.now();
