@@ -138,7 +138,7 @@ IMPLEMENTED = {
     'precise.augment',
     'eval.batch_size', 'eval.every', 'eval.minibatch', 'eval.composed', 'eval.train_minibatch',
     'eval.train_minibatch_samples',
-    'data.corruption', 'trace.layers',
+    'data.corruption', 'trace.layers', 'continuation.seed', 'continuation.after_epoch',
 }
 IGNORED = {
     'name', 'backend', 'threads', 'cuda.tf32', 'cuda.deterministic', 'checkpoint_every', 'checkpoint.keep_last', 'checkpoint.best_metric',
@@ -186,6 +186,8 @@ def check_supported(cfg, train_n):
         problems.append(f"data.name {d['name']}: the twin reads IDX datasets only ({', '.join(IDX_DATASETS)})")
     if d.get('corruption') is not None:
         problems.append('data.corruption: corrupted copies are not implemented (use null)')
+    if (cfg.get('continuation') or {}).get('seed') is not None:
+        problems.append('continuation.seed: other continuations of a fork are not implemented (use null)')
     if bn['composition'] != 'random':
         problems.append(f"bn.composition {bn['composition']}: only 'random' groups are implemented")
     if ev['composed']:

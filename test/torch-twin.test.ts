@@ -104,9 +104,10 @@ describe('PyTorch twin', () => {
 
   it('refuses config values it does not implement, with exit 2 and no output folder', () => {
     const out = join(tmp(), 'refused');
-    const r = twin([...setArgs([...sets, 'bn.composition=classes', 'eval.composed=true', 'precise.batch_size=300']), '--out', out]);
+    const r = twin([...setArgs([...sets, 'bn.composition=classes', 'eval.composed=true', 'precise.batch_size=300', 'continuation.seed=1']), '--out', out]);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('bn.composition classes');
+    expect(r.stderr).toContain('continuation.seed: other continuations of a fork are not implemented');
     expect(r.stderr).toContain('eval.composed');
     expect(r.stderr).toContain('precise.batch_size 300 >= N = 128');
     expect(existsSync(out)).toBe(false);
