@@ -11,6 +11,7 @@ import { tCdf, tInterval, tQuantile, verdict, welch } from '../src/report/stats.
 import { textHtml, textMarkdown } from '../src/report/table.js';
 import { completeTwins, twinTable } from '../src/report/twin.js';
 import { variantsOf, variantTable } from '../src/report/variant.js';
+import { variantFigures } from '../src/report/figures.js';
 import { runsFor, verdictTables } from '../src/report/report.js';
 import { buildTable } from '../src/report/tables.js';
 import { mkdtempSync } from 'node:fs';
@@ -215,5 +216,13 @@ describe('Figs. 5-6 in a changed regime (report.roles fig5-6.variant)', () => {
     const fig5 = buildTable('fig5', runsFor('fig5', real));
     expect(fig5.notes.join(' ')).not.toContain('deep'); // the variant's runs are not Fig. 5's
     expect(variantTable(base, [])).toBeNull();
+  });
+  it('its Figs. 5-6 are figures of their own: another file, a title naming the change', () => {
+    const { figures } = variantFigures(variantsOf(base, deep), ['5', '6']);
+    expect(figures.map((f) => f.name)).toEqual(['fig5-variant', 'fig6-variant']);
+    expect(figures[0].title).toBe('Fig. 5 — error vs normalization batch size, changed regime: model.depth 20 → 56');
+    expect((figures[0].spec.title as { text: string }).text).toBe(figures[0].title);
+    expect(JSON.stringify(figures[0].spec)).toContain('nbs2_seed1'); // the variant's runs, not the fig5-6 ones
+    expect(JSON.stringify(figures[0].spec)).not.toContain('nbs2_frozen0_seed1');
   });
 });

@@ -4,14 +4,15 @@ import { existsSync, statSync } from 'node:fs';
 import { writeOutput } from '../run/checkpoint.js';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { buildFigures, FIG_IDS, render, type FigId } from '../report/figures.js';
+import { buildFigures, FIG_IDS, render, variantFigures, type FigId } from '../report/figures.js';
 import { runsFor } from '../report/report.js';
 import { findRuns } from '../report/runs.js';
+import { variantsOf } from '../report/variant.js';
 
 export function registerPlot(program: Command): void {
   program
     .command('plot')
-    .description("the paper's figures 2-6 as SVG and PNG from run folders (Figs. 5-6 with the paper's numbers as a faint series)")
+    .description("the paper's figures 2-6 and 8 as SVG and PNG from run folders (Figs. 5-6 with the paper's numbers as a faint series; a changed regime's runs, report.roles fig5-6.variant, as fig5-variant / fig6-variant)")
     .argument('<dirs...>', 'run folders, or folders holding them (searched up to three levels down)')
     .option('--fig <n>', `${FIG_IDS.join('|')}|all`, 'all')
     .option('-o, --out <dir>', 'output folder (default <first dir>/figures)')
@@ -24,6 +25,9 @@ export function registerPlot(program: Command): void {
       const runs = findRuns(dirs, (m) => process.stderr.write(`bnlab: ${m}\n`));
       if (!runs.length) throw new Error(`no run folders (with config.yaml) under ${dirs.join(', ')}`);
       const built = (which as FigId[]).map((f) => buildFigures(runsFor(`f${f}`, runs), [f]));
+      // a changed regime of Figs. 5-6 (report.roles fig5-6.variant) as figures of its own
+      const variants = variantsOf(runsFor('f5', runs), runsFor('fig56variant', runs));
+      if (variants.length) built.push(variantFigures(variants, which as FigId[]));
       const skipped = built.flatMap((b) => b.skipped);
       if (!built.some((b) => b.figures.length)) throw new Error(`nothing drawn from ${dirs.join(', ')}:\n  ${skipped.join('\n  ')}`);
       for (const s of skipped) process.stderr.write(`bnlab: skipped ${s}\n`);

@@ -387,3 +387,22 @@ async function tightSvg(svg: string): Promise<string> {
   const [w, h] = [info.width + 2 * pad, info.height + 2 * pad];
   return svg.replace(/^<svg([^>]*?) width="[\d.]+" height="[\d.]+" viewBox="[^"]*"/, `<svg$1 width="${w}" height="${h}" viewBox="${x} ${y} ${w} ${h}"`);
 }
+
+/**
+ * Figs. 5-6 drawn from a changed regime's runs (report.roles fig5-6.variant), each variant as its
+ * own figure: its own file (fig5-variant, fig5-variant2, ...) and a title naming what it changes,
+ * so it never overwrites or reads as the paper's figure.
+ */
+export function variantFigures(variants: { label: string; runs: Run[] }[], which: FigId[]): { figures: Figure[]; skipped: string[] } {
+  const out: { figures: Figure[]; skipped: string[] } = { figures: [], skipped: [] };
+  variants.forEach((v, i) => {
+    const { figures, skipped } = buildFigures(v.runs, which.filter((f) => f === '5' || f === '6'));
+    out.skipped.push(...skipped.map((s) => `${s} (changed regime: ${v.label})`));
+    for (const fig of figures) {
+      const title = `${fig.title}, changed regime: ${v.label}`;
+      const spec = { ...fig.spec, title: { ...(fig.spec.title as object), text: title } } as TopLevelSpec;
+      out.figures.push({ ...fig, name: `${fig.name}-variant${i ? i + 1 : ''}`, title, spec });
+    }
+  });
+  return out;
+}

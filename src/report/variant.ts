@@ -26,7 +26,7 @@ export function variantsOf(base: Run[], variantRuns: Run[]): Variant[] {
   const groups = new Map<string, Run[]>();
   for (const run of nbsSweep(variantRuns).sweep) {
     const keys = ref ? configDiff(ref.config, run.config).filter((k) => !WITHIN_EXPERIMENT.has(k)).sort() : [];
-    const label = !ref ? 'no fig5-6 runs to compare with' : keys.length ? keys.map((k) => `${k} ${show(valueAt(ref.config, k))} → ${show(valueAt(run.config, k))}`).join(', ') : 'same recipe as the fig5-6 runs';
+    const label = !ref ? 'fig5-6.variant runs (no fig5-6 runs given to name what they change)' : keys.length ? keys.map((k) => `${k} ${show(valueAt(ref.config, k))} → ${show(valueAt(run.config, k))}`).join(', ') : 'same recipe as the fig5-6 runs';
     groups.set(label, [...(groups.get(label) ?? []), run]);
   }
   return [...groups].map(([label, runs]) => ({ label, runs }));
