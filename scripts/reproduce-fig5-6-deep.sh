@@ -16,3 +16,5 @@ for run in "$OUT"/fig5-6-deep/nbs*_seed*; do
   ev "$run" --stats precise --data split=train,augment=false
 done
 report
+# beside the fig5-6 runs, so the figure's title names what regime B changes: fig5-variant.{svg,png}
+bnlab plot "$OUT/fig5-6" "$OUT/fig5-6-deep" --fig 5 --out "$OUT/figures"
