@@ -14,6 +14,12 @@ FORK_EPOCH=40 # the fig5-6 sweep's fork point: FrozenBN for the last 10 of 50 ep
 sources=$(finished_runs fig5-6 nbs2_frozen0)
 [ -n "$sources" ] || { echo "reproduce-fig6-continuations.sh: no finished fig5-6 NBS-2 run in $OUT/fig5-6; run scripts/reproduce-fig5-6.sh --mini first" >&2; exit 2; }
 for src in $sources; do
+  ckpt=$src/checkpoints/epoch-$(printf %04d $FORK_EPOCH).ckpt
+  if [ ! -f "$ckpt" ]; then
+    # git keeps no checkpoints: a committed run trained elsewhere has none here
+    echo "reproduce-fig6-continuations.sh: skipping $src: no $ckpt to fork from (retrain it into another folder with bnlab train -c $src/config.yaml, check its metrics.csv matches, and copy its checkpoints in)" >&2
+    continue
+  fi
   for k in 1 2; do
     for frozen in 0 10; do
       out=$OUT/fig6-continuations/nbs2_frozen${frozen}_seed${src##*_seed}_cont$k
