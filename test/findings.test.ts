@@ -206,9 +206,9 @@ describe('Figs. 5-6 in a changed regime (report.roles fig5-6.variant)', () => {
   it('the report sets the variant beside the fig5-6 runs, NBS by NBS, and keeps it out of Figs. 5-6', () => {
     const t = variantTable(base, deep)!;
     const row = (nbs: string, m: string) => t.rows.find((r) => r[1] === nbs && r[2] === m)!;
-    expect(row('2', 'train: population − mini-batch').slice(3, 5)).toEqual(['-1.50 ± 0.00 (2)', '3.25 ± 0.35 (2)']);
+    expect(row('2', 'train: population − mini-batch').slice(3, 5)).toEqual(['−1.50 ± 0.00 (2)', '3.25 ± 0.35 (2)']);
     expect(row('32', 'train, population stats, no aug')[4]).toBe('—'); // not evaluated in the variant
-    expect(row('2', 'val: mini-batch − population')[5]).toBe('fig5-6 s0 1.50, s1 1.50; variant s0 -2.00, s1 -2.20');
+    expect(row('2', 'val: mini-batch − population')[5]).toBe('fig5-6 s0 1.50, s1 1.50; variant s0 −2.00, s1 −2.20');
     // the report picks runs by role (each needs a folder of its own: shared runs are counted once)
     const real = [...base, ...deep].map((run) => ({ ...run, dir: mkdtempSync(join(tmpdir(), 'bnlab-variant-')) }));
     const tables = verdictTables(real);

@@ -60,7 +60,8 @@ function cell(rs: Run[], f: Reader): { text: string; seeds: string } {
   }).sort((a, b) => a.seed - b.seed);
   if (!vs.length) return { text: '—', seeds: '' };
   const xs = vs.map((x) => x.v);
-  return { text: `${mean(xs).toFixed(2)} ± ${sd(xs).toFixed(2)} (${xs.length})`, seeds: vs.map((x) => `s${x.seed} ${x.v.toFixed(2)}`).join(', ') };
+  const num = (x: number) => x.toFixed(2).replace(/^-/, '−');
+  return { text: `${num(mean(xs))} ± ${sd(xs).toFixed(2)} (${xs.length})`, seeds: vs.map((x) => `s${x.seed} ${num(x.v)}`).join(', ') };
 }
 
 /** Each variant beside the fig5-6 runs at the NBS values it trained; null when there is no variant. */
