@@ -208,7 +208,10 @@ describe('Figs. 5-6 in a changed regime (report.roles fig5-6.variant)', () => {
     const row = (nbs: string, m: string) => t.rows.find((r) => r[1] === nbs && r[2] === m)!;
     expect(row('2', 'train: population − mini-batch').slice(3, 5)).toEqual(['−1.50 ± 0.00 (2)', '3.25 ± 0.35 (2)']);
     expect(row('32', 'train, population stats, no aug')[4]).toBe('—'); // not evaluated in the variant
-    expect(row('2', 'val: mini-batch − population')[5]).toBe('fig5-6 s0 1.50, s1 1.50; variant s0 −2.00, s1 −2.20');
+    expect(row('2', 'val: mini-batch − population')[6]).toBe('fig5-6 s0 1.50, s1 1.50; variant s0 −2.00, s1 −2.20');
+    // −2.1 − 1.5; one side without spread leaves the other's: df = 1, half-width t(0.975, 1)·(0.1·√2)/√2
+    const half = Math.tan(0.475 * Math.PI) * 0.1;
+    expect(row('2', 'val: mini-batch − population')[5]).toBe(`−3.60 [${(-3.6 - half).toFixed(2).replace('-', '−')}, ${(-3.6 + half).toFixed(2).replace('-', '−')}]`);
     // the report picks runs by role (each needs a folder of its own: shared runs are counted once)
     const real = [...base, ...deep].map((run) => ({ ...run, dir: mkdtempSync(join(tmpdir(), 'bnlab-variant-')) }));
     const tables = verdictTables(real);

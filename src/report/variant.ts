@@ -6,7 +6,7 @@
 import { configDiff, RESUMABLE_KEYS } from '../config/load.js';
 import { valueAt } from '../run/identity.js';
 import type { Run } from './runs.js';
-import { mean, sd } from './stats.js';
+import { mean, sd, welch } from './stats.js';
 import type { TextTable } from './table.js';
 import { fig56At, nbsSweep, trainPopulationAt } from './tables.js';
 
@@ -53,15 +53,22 @@ const MEASURES: [string, Reader][] = [
 ];
 
 const seedOf = (run: Run) => Number(run.config.seed ?? 0);
-function cell(rs: Run[], f: Reader): { text: string; seeds: string } {
+const num = (x: number) => x.toFixed(2).replace(/^-/, '−');
+const signed = (x: number) => (x > 0 ? '+' : '') + num(x);
+function cell(rs: Run[], f: Reader): { text: string; seeds: string; xs: number[] } {
   const vs = rs.flatMap((run) => {
     const v = f(run);
     return v === null ? [] : [{ seed: seedOf(run), v }];
   }).sort((a, b) => a.seed - b.seed);
-  if (!vs.length) return { text: '—', seeds: '' };
+  if (!vs.length) return { text: '—', seeds: '', xs: [] };
   const xs = vs.map((x) => x.v);
-  const num = (x: number) => x.toFixed(2).replace(/^-/, '−');
-  return { text: `${num(mean(xs))} ± ${sd(xs).toFixed(2)} (${xs.length})`, seeds: vs.map((x) => `s${x.seed} ${num(x.v)}`).join(', ') };
+  return { text: `${num(mean(xs))} ± ${sd(xs).toFixed(2)} (${xs.length})`, seeds: vs.map((x) => `s${x.seed} ${num(x.v)}`).join(', '), xs };
+}
+/** variant − fig5-6 with Welch's 95% interval: two models' seeds are not pairs. */
+function change(a: number[], b: number[]): string {
+  if (!a.length || !b.length) return '—';
+  const w = welch(a, b);
+  return w.lo === null ? signed(w.diff) : `${signed(w.diff)} [${signed(w.lo)}, ${signed(w.hi!)}]`;
 }
 
 /** Each variant beside the fig5-6 runs at the NBS values it trained; null when there is no variant. */
@@ -73,16 +80,16 @@ export function variantTable(base: Run[], variantRuns: Run[]): TextTable | null 
     [...new Set(v.runs.map((run) => run.nbs))].sort((a, b) => a - b).flatMap((n) =>
       MEASURES.map(([label, f]) => {
         const [a, b] = [cell(sweep.filter((run) => run.nbs === n), f), cell(v.runs.filter((run) => run.nbs === n), f)];
-        return [v.label, String(n), label, a.text, b.text, [a.seeds && `fig5-6 ${a.seeds}`, b.seeds && `variant ${b.seeds}`].filter(Boolean).join('; ') || '—'];
+        return [v.label, String(n), label, a.text, b.text, change(a.xs, b.xs), [a.seeds && `fig5-6 ${a.seeds}`, b.seeds && `variant ${b.seeds}`].filter(Boolean).join('; ') || '—'];
       }),
     ),
   );
   return {
     title: 'Figs. 5-6 in a changed regime (report.roles fig5-6.variant) beside the fig5-6 runs: error (%) at the last epoch, regular BN',
     intro: [
-      'Train/test inconsistency, in the paper\'s sense, is a model that fits its training images with mini-batch statistics but not with population ones: "train: population − mini-batch" > 0, and on val mini-batch statistics beating population ones ("val: mini-batch − population" < 0; paper at NBS 2: −6.5). Cells: mean ± std over seeds (number of seeds); the findings above test the gaps seed by seed.',
+      'Train/test inconsistency, in the paper\'s sense, is a model that fits its training images with mini-batch statistics but not with population ones: "train: population − mini-batch" > 0, and on val mini-batch statistics beating population ones ("val: mini-batch − population" < 0; paper at NBS 2: −6.5). Cells: mean ± std over seeds (number of seeds); variant − fig5-6 is the difference of the means with Welch\'s 95% interval (the two models\' seeds are not pairs); the findings above test each regime\'s gaps seed by seed.',
     ],
-    head: ['variant (changed keys)', 'NBS', 'measure', 'fig5-6 runs', 'variant runs', 'per seed'],
+    head: ['variant (changed keys)', 'NBS', 'measure', 'fig5-6 runs', 'variant runs', 'variant − fig5-6 (Welch 95%)', 'per seed'],
     rows,
     notes: [
       `Variant runs: ${vs.flatMap((v) => v.runs.map((run) => run.name)).join(', ')}. "Train, population stats" is \`bnlab eval --stats precise --data split=train,augment=false\`; val mini-batch statistics are \`bnlab eval --stats minibatch\`'s mean over its batchings where it ran, else metrics.csv's column.`,
