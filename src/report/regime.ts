@@ -18,6 +18,12 @@ const ALL_COLUMNS: [string, string][] = [
   ...STATS_MODES.map((m): [string, string] => [MODE_FACTS[m].valColumn, `val, ${MODE_FACTS[m].label}`]),
 ];
 
+/** Seeds of a recipe; a fork continued several times counts once per seed, its runs said beside. */
+const seedCount = (rs: Run[]) => {
+  const n = new Set(rs.map((run) => run.config.seed ?? 0)).size;
+  return n < rs.length ? `${n} (${rs.length} runs)` : String(n);
+};
+
 export function regimeTable(runs: Run[]): Table {
   const groups = new Map<string, Run[]>();
   // a PyTorch twin still training is left out (the report lists it as unfinished)
@@ -32,7 +38,7 @@ export function regimeTable(runs: Run[]): Table {
       const model = c.model?.arch === 'resnet50' ? 'ResNet-50' : `ResNet-${c.model?.depth}`;
       const images = c.data?.train_limit ?? 'all';
       return {
-        labels: [name, `${rs[0].framework ? `${rs[0].framework}: ` : ''}${model}, ${c.data?.name} (${images} train images), batch ${rs[0].batch}, NBS ${rs[0].nbs}${rs[0].frozen ? `, FrozenBN last ${rs[0].frozen}` : ''}`, `${lastEpoch(rs[0])} of ${rs[0].epochs}`, String(rs.length)],
+        labels: [name, `${rs[0].framework ? `${rs[0].framework}: ` : ''}${model}, ${c.data?.name} (${images} train images), batch ${rs[0].batch}, NBS ${rs[0].nbs}${rs[0].frozen ? `, FrozenBN last ${rs[0].frozen}` : ''}${c.continuation?.seed != null ? `, other continuations after epoch ${c.continuation.after_epoch}` : ''}`, `${lastEpoch(rs[0])} of ${rs[0].epochs}`, seedCount(rs)],
         cells: COLUMNS.map(([col]) => ({ ours: combine(rs.map((run) => { const v = metricsAt(run, lastEpoch(run))?.[col]; return v === null || v === undefined ? null : { mean: v }; })), paper: null })),
       };
     });

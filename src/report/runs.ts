@@ -236,7 +236,8 @@ export function distinctRuns(runs: Run[]): Run[] {
 export const metricsAt = (run: Run, epoch: number) => run.metrics.find((m) => m.epoch === epoch);
 /** The last epoch the run has written (metrics or eval), which is config.epochs when it finished. */
 /** The recipe a run belongs to: its name without the seed (`b128_seed1` -> `b128`). */
-export const recipeOf = (run: Run) => run.name.replace(/_seed\d+$/, '');
+/** A run's recipe: its name without the seed (and a fork's continuation: scripts/reproduce-fig6-continuations.sh). */
+export const recipeOf = (run: Run) => run.name.replace(/_seed\d+(_cont\d+)?$/, '');
 
 export const lastEpoch = (run: Run) => Math.max(0, ...run.metrics.map((m) => m.epoch ?? 0), ...run.evals.map((e) => e.epoch));
 /** Number of classes of a run's dataset, from its config; null when the config does not say (imagefolder). */
