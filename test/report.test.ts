@@ -466,6 +466,10 @@ describe('training regime table', () => {
     expect(md).toContain('| 5.0±1.4 |');
     expect(md).not.toContain('(—)'); // ours only: no paper column
   });
+  it("a fork's continuations are one recipe, counted by seed", () => {
+    const t = regimeTable([mk('cont/nbs2_seed0_cont1', 4, 12), mk('cont/nbs2_seed0_cont2', 5, 13), mk('cont/nbs2_seed1_cont1', 6, 14)]);
+    expect(t.rows.map((r) => [r.labels[0], r.labels[3]])).toEqual([['cont/nbs2', '2 (3 runs)']]);
+  });
   it('is in the markdown report', () => {
     expect(markdownReport(FX, all)).toContain('### Training regime');
   });

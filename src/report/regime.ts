@@ -20,7 +20,7 @@ const ALL_COLUMNS: [string, string][] = [
 
 /** Seeds of a recipe; a fork continued several times counts once per seed, its runs said beside. */
 const seedCount = (rs: Run[]) => {
-  const n = new Set(rs.map((run) => run.config.seed ?? 0)).size;
+  const n = new Set(rs.map((run) => run.name.replace(/_cont\d+$/, ''))).size;
   return n < rs.length ? `${n} (${rs.length} runs)` : String(n);
 };
 
