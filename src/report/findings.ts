@@ -3,7 +3,7 @@
 // verdict the rule gives. The values come from the tables' own per-run readers (tables.ts), so a
 // finding's numbers are the tables' numbers seed by seed; the rule lives in stats.ts.
 import { FIG5, FIG5_NBS, FIG8, TABLE1, TABLE1_N, TABLE2, TABLE4, type Fig5Series } from './paper.js';
-import { lastEpoch, type Run } from './runs.js';
+import { lastEpoch, seedOf, type Run } from './runs.js';
 import { tInterval, verdict, type Interval, type Verdict } from './stats.js';
 import type { Stat, TextTable } from './table.js';
 import { compositionLabel, earlyEpoch, evalValue, fig56At, fig8At, fig8Runs, isPatterned, nbsSweep, table1At, table1Roles, table2At, table2Roles, table4Pick, table4Runs, trainPopulationAt } from './tables.js';
@@ -54,7 +54,6 @@ export interface FindingRuns {
 
 type Val = (run: Run) => number | null;
 const val = (s: Stat | null) => s?.mean ?? null;
-const seedOf = (run: Run) => Number(run.config.seed ?? 0);
 /** One draw of a seed's training: its seed and, for a fork's other continuations, continuation.seed. */
 const drawOf = (run: Run) => `${seedOf(run)}/${run.config.continuation?.seed ?? ''}`;
 /** One pair per seed: a seed continued several times from one fork counts once, with the mean of its draws. */

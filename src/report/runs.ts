@@ -234,11 +234,18 @@ export function distinctRuns(runs: Run[]): Run[] {
 }
 
 export const metricsAt = (run: Run, epoch: number) => run.metrics.find((m) => m.epoch === epoch);
-/** The last epoch the run has written (metrics or eval), which is config.epochs when it finished. */
-/** The recipe a run belongs to: its name without the seed (`b128_seed1` -> `b128`). */
-/** A run's recipe: its name without the seed (and a fork's continuation: scripts/reproduce-fig6-continuations.sh). */
+/** config.yaml's seed (0 where a run predates the key). */
+export const seedOf = (run: Run) => Number(run.config.seed ?? 0);
+/** A reader's value on each run that has one, with the run's seed, in seed order. */
+export const seedValues = (rs: Run[], f: (run: Run) => number | null): { seed: number; v: number }[] =>
+  rs.flatMap((run) => {
+    const v = f(run);
+    return v === null ? [] : [{ seed: seedOf(run), v }];
+  }).sort((a, b) => a.seed - b.seed);
+/** The recipe a run belongs to: its name without the seed (`b128_seed1` -> `b128`) and a fork's continuation (`_cont1`). */
 export const recipeOf = (run: Run) => run.name.replace(/_seed\d+(_cont\d+)?$/, '');
 
+/** The last epoch the run has written (metrics or eval), which is config.epochs when it finished. */
 export const lastEpoch = (run: Run) => Math.max(0, ...run.metrics.map((m) => m.epoch ?? 0), ...run.evals.map((e) => e.epoch));
 /** Number of classes of a run's dataset, from its config; null when the config does not say (imagefolder). */
 export function numClasses(run: Run): number | null {

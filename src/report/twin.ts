@@ -4,7 +4,7 @@
 // 2 and 8: mini-batch statistics at inference worse than population ones), the twin tells a
 // property of the regime from a defect in bnlab. Only a twin that wrote every epoch is used: the
 // twin is often still training while a report is made.
-import { lastEpoch, metricsAt, type Run } from './runs.js';
+import { lastEpoch, metricsAt, seedValues, type Run } from './runs.js';
 import { mean, sd, welch } from './stats.js';
 import type { TextTable } from './table.js';
 import { fig56At, nbsSweep } from './tables.js';
@@ -29,18 +29,12 @@ const MEASURES: [string, (run: Run) => number | null, ((run: Run) => number | nu
   ['val: mini-batch − population (per-epoch columns)', gap, gap],
 ];
 
-const seedOf = (run: Run) => Number(run.config.seed ?? 0);
 const sgn = (x: number) => `${x > 0 ? '+' : x < 0 ? '−' : ''}${Math.abs(x).toFixed(2)}`;
 function summary(vs: { seed: number; v: number }[]): string {
   if (!vs.length) return '—';
   const xs = vs.map((x) => x.v);
   return `${mean(xs).toFixed(2)} ± ${sd(xs).toFixed(2)} (${vs.length})`;
 }
-const values = (rs: Run[], f: (run: Run) => number | null) =>
-  rs.flatMap((run) => {
-    const v = f(run);
-    return v === null ? [] : [{ seed: seedOf(run), v }];
-  }).sort((a, b) => a.seed - b.seed);
 
 /** bnlab's Figs. 5-6 regular-BN runs and the twin's, NBS by NBS; null when there is no twin run at all. */
 export function twinTable(bnlab: Run[], all: Run[]): TextTable | null {
@@ -51,8 +45,8 @@ export function twinTable(bnlab: Run[], all: Run[]): TextTable | null {
   const nbs = [...new Set([...sweep, ...done].map((run) => run.nbs))].sort((a, b) => a - b);
   const rows = nbs.flatMap((n) =>
     MEASURES.map(([label, ours, theirs]) => {
-      const a = values(sweep.filter((run) => run.nbs === n), ours);
-      const b = theirs ? values(done.filter((run) => run.nbs === n), theirs) : [];
+      const a = seedValues(sweep.filter((run) => run.nbs === n), ours);
+      const b = theirs ? seedValues(done.filter((run) => run.nbs === n), theirs) : [];
       const w = a.length && b.length ? welch(a.map((x) => x.v), b.map((x) => x.v)) : null;
       const seeds = (vs: { seed: number; v: number }[]) => vs.map((x) => `s${x.seed} ${x.v.toFixed(2)}`).join(', ');
       return [

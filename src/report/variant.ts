@@ -5,7 +5,7 @@
 // beside them NBS by NBS, seed by seed.
 import { configDiff, RESUMABLE_KEYS } from '../config/load.js';
 import { valueAt } from '../run/identity.js';
-import type { Run } from './runs.js';
+import { seedValues, type Run } from './runs.js';
 import { mean, sd, welch } from './stats.js';
 import type { TextTable } from './table.js';
 import { fig56At, nbsSweep, trainPopulationAt } from './tables.js';
@@ -52,14 +52,10 @@ const MEASURES: [string, Reader][] = [
   ['val: mini-batch − population', diff(valMB, valPop)],
 ];
 
-const seedOf = (run: Run) => Number(run.config.seed ?? 0);
 const num = (x: number) => x.toFixed(2).replace(/^-/, '−');
 const signed = (x: number) => (x > 0 ? '+' : '') + num(x);
 function cell(rs: Run[], f: Reader): { text: string; seeds: string; xs: number[] } {
-  const vs = rs.flatMap((run) => {
-    const v = f(run);
-    return v === null ? [] : [{ seed: seedOf(run), v }];
-  }).sort((a, b) => a.seed - b.seed);
+  const vs = seedValues(rs, f);
   if (!vs.length) return { text: '—', seeds: '', xs: [] };
   const xs = vs.map((x) => x.v);
   return { text: `${num(mean(xs))} ± ${sd(xs).toFixed(2)} (${xs.length})`, seeds: vs.map((x) => `s${x.seed} ${num(x.v)}`).join(', '), xs };
