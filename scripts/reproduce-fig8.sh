@@ -3,7 +3,7 @@
 # K = 2 classes (bn.composition: classes), evaluated each epoch with mini-batch statistics of test
 # groups composed the same way, of random test groups, and with population statistics (EMA,
 # PreciseBN). The control with random groups is Table 1's small-batch run (the same recipe; --mini:
-# its 2 seeds, which record the same per-epoch evaluations), linked in as fig8/random*: run
+# its 5 seeds, which record the same per-epoch evaluations), linked in as fig8/random*: run
 # reproduce-table1.sh first. --smoke trains its own control (ResNet-8, 4 seeds of each). At the
 # end, every run's last epoch is evaluated again with 5 repeats of each mini-batch mode.
 # Usage: scripts/reproduce-fig8.sh [--mini | --smoke] [sweep flags]

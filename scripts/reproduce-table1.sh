@@ -3,7 +3,7 @@
 # batch model at the end and the large-batch model at the end of its first lr stage and at the end.
 # Usage: scripts/reproduce-table1.sh [--mini | --smoke] [--jobs K] [--gpus 0,1] [--slurm --submit]
 # Paper scale (256 and 8192, epochs 30/100): ESTIMATE, NOT MEASURED ~400 V100-hours.
-# --mini (ResNet-20 on full Fashion-MNIST, 128 and 1024, 2 seeds, epochs 3/10 of 10; 3 draws per
+# --mini (ResNet-20 on full Fashion-MNIST, 128 and 1024, 5 seeds each, epochs 3/10 of 10; 3 draws per
 #   N): see scripts/reproduce-mini.sh for the measured time. --smoke (ResNet-8, 10k images, 5
 #   draws): ~5 minutes on 2 idle cores with the native kernels (estimate).
 set -euo pipefail

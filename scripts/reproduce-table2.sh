@@ -4,7 +4,7 @@
 # Usage: scripts/reproduce-table2.sh [--mini | --smoke] [--jobs K] [--gpus 0,1] [--slurm --submit]
 # Paper scale (batch 256): ESTIMATE, NOT MEASURED ~400 V100-hours (~200 if Table 1's b256 run
 # exists: it is the same config as nbs32 and is reused). --mini: a ResNet-56 (55 BN layers) on
-# 10,000 images, 2 seeds; B = N is computed exactly, one BN layer at a time (stage by stage from
+# 10,000 images, 5 seeds; B = N is computed exactly, one BN layer at a time (stage by stage from
 # the N images' activations held in memory: ~1 min per run on 2 cores).
 # --smoke (ResNet-8, batch 128): ~5 minutes (estimate).
 set -euo pipefail
