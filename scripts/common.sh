@@ -37,11 +37,13 @@ runs() {
   for d in "$OUT/$1/$2" "$OUT/$1/$2"_seed*; do [ -f "$d/metrics.csv" ] && echo "$d"; done
   return 0
 }
-# The same, finished only (summary.json says so): a run still training, e.g. on Slurm, is not
-# yet another experiment's control.
+# `finished RUN`: true when the run's summary.json says it finished (a run still training, e.g. on
+# Slurm, is not yet another experiment's control or a fork's source).
+finished() { grep -q '"finished": true' "$1/summary.json" 2>/dev/null; }
+# The same as runs, finished only.
 finished_runs() {
   local d
-  for d in $(runs "$@"); do grep -q '"finished": true' "$d/summary.json" 2>/dev/null && echo "$d"; done
+  for d in $(runs "$@"); do finished "$d" && echo "$d"; done
   return 0
 }
 # `reuse FROM TO`: OUT/TO becomes a link to the run OUT/FROM (both EXP/RUN), one run shared by two

@@ -23,7 +23,7 @@ for src in $sources; do
   for k in 1 2; do
     for frozen in 0 10; do
       out=$OUT/fig6-continuations/nbs2_frozen${frozen}_seed${src##*_seed}_cont$k
-      grep -q '"finished": true' "$out/summary.json" 2>/dev/null && continue
+      finished "$out" && continue
       args=(train -c "$src/config.yaml" --set continuation.seed=$k --set continuation.after_epoch=$FORK_EPOCH
         --set bn.frozen_last_epochs=$frozen --set 'report.roles=[fig6.continuation]' --out "$out" --quiet)
       # an interrupted continuation resumes from its own checkpoints (its fork point is one of them)

@@ -5,7 +5,7 @@
 import { FIG5, FIG5_NBS, FIG8, TABLE1, TABLE1_N, TABLE2, TABLE4, type Fig5Series } from './paper.js';
 import { lastEpoch, seedOf, type Run } from './runs.js';
 import { tInterval, verdict, type Interval, type Verdict } from './stats.js';
-import type { Stat, TextTable } from './table.js';
+import { signed, type Stat, type TextTable } from './table.js';
 import { compositionLabel, earlyEpoch, evalValue, fig56At, fig8At, fig8Runs, isPatterned, nbsSweep, table1At, table1Roles, table2At, table2Roles, table4Pick, table4Runs, trainPopulationAt } from './tables.js';
 import { completeTwins } from './twin.js';
 import { variantsOf, type Variant } from './variant.js';
@@ -203,7 +203,6 @@ export function findings(runs: FindingRuns): { rows: Finding[]; noSide: Comparis
   return { rows, noSide };
 }
 
-const sgn = (x: number, d = 2) => `${x > 0 ? '+' : x < 0 ? '−' : ''}${Math.abs(x).toFixed(d)}`;
 export const RULE = [
   'Rule (applied by code, src/report/findings.ts and stats.ts, not by hand): for each comparison, d = A − B in points of error for each seed, A and B paired by seed (both measured on one run, or on two recipes\' runs with the same seed). Interval: mean(d) ± t·std(d)/√n, the two-sided 95% Student-t interval with n − 1 degrees of freedom (t = 12.71 for 2 seeds, 4.30 for 3, 2.78 for 5).',
   `Verdict: **holds** when the interval excludes zero on the paper's side (the sign of the paper's own A − B; where the paper gives no number, the side named in the Paper column); **does not hold** when it excludes zero on the other side; **undecided** otherwise, and with one seed (no interval). A comparison whose paper difference is under ${MIN_PAPER_EFFECT} point has no side and gets no verdict (listed below the table).`,
@@ -220,17 +219,17 @@ export function findingsTable(runs: FindingRuns): TextTable {
       f.finding,
       f.where,
       `${f.a} − ${f.b}`,
-      f.paper === null ? `${f.basis ?? 'no number'}: ${f.sign > 0 ? '> 0' : '< 0'}` : sgn(f.paper, 1),
-      f.iv.lo === null ? sgn(f.iv.mean) : `${sgn(f.iv.mean)} ± ${(f.iv.hi! - f.iv.mean).toFixed(2)}`,
-      f.iv.lo === null ? '— (one seed)' : `[${sgn(f.iv.lo)}, ${sgn(f.iv.hi!)}]`,
+      f.paper === null ? `${f.basis ?? 'no number'}: ${f.sign > 0 ? '> 0' : '< 0'}` : signed(f.paper, 1),
+      f.iv.lo === null ? signed(f.iv.mean) : `${signed(f.iv.mean)} ± ${(f.iv.hi! - f.iv.mean).toFixed(2)}`,
+      f.iv.lo === null ? '— (one seed)' : `[${signed(f.iv.lo)}, ${signed(f.iv.hi!)}]`,
       f.iv.std.toFixed(2),
       String(f.iv.n),
-      f.pairs.map((p) => `s${p.seed}: ${sgn(p.d)}${p.draws ? ` (${p.draws.map((d) => sgn(d)).join(', ')})` : ''}`).join(', '),
+      f.pairs.map((p) => `s${p.seed}: ${signed(p.d)}${p.draws ? ` (${p.draws.map((d) => signed(d)).join(', ')})` : ''}`).join(', '),
       `**${f.verdict}**`,
     ]),
     notes: [
       ...(seeds.includes(2) ? ['With 2 seeds the interval is mean ± 6.35·|d₁ − d₂|: it excludes zero only when the two seeds\' differences agree to within about a sixth of their mean.'] : []),
-      ...(noSide.length ? [`No side in the paper (|paper A − B| < ${MIN_PAPER_EFFECT}), so no verdict: ${noSide.map((c) => `${c.finding}, ${c.where}: paper ${sgn(c.paper!, 1)}, ours ${sgn(tInterval(c.pairs.map((p) => p.d)).mean)} (${c.pairs.length} seeds)`).join('; ')}.`] : []),
+      ...(noSide.length ? [`No side in the paper (|paper A − B| < ${MIN_PAPER_EFFECT}), so no verdict: ${noSide.map((c) => `${c.finding}, ${c.where}: paper ${signed(c.paper!, 1)}, ours ${signed(tInterval(c.pairs.map((p) => p.d)).mean)} (${c.pairs.length} seeds)`).join('; ')}.`] : []),
       'Paper values: its tables, or Figs. 5, 6, 8 read off the plots (±0.2 each). Seeds are config.yaml\'s `seed`. Equality claims (N = 1000 enough, B = N equal to B = 1000) are not tested by this rule: an interval around zero only says "undecided".',
     ],
   };

@@ -22,6 +22,8 @@ export interface Table {
 }
 
 export const DASH = '—';
+/** A difference with its sign always shown and a true minus sign: +1.23, −0.40, 0.00. */
+export const signed = (x: number, digits = 2) => `${x > 0 ? '+' : x < 0 ? '−' : ''}${Math.abs(x).toFixed(digits)}`;
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 /** Sample standard deviation (n-1), the usual "± std" over repeats or seeds. */
 export const std = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));

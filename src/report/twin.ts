@@ -6,7 +6,7 @@
 // twin is often still training while a report is made.
 import { lastEpoch, metricsAt, seedValues, type Run } from './runs.js';
 import { mean, sd, welch } from './stats.js';
-import type { TextTable } from './table.js';
+import { signed, type TextTable } from './table.js';
 import { fig56At, nbsSweep } from './tables.js';
 import { MODE_FACTS } from '../bn/columns.js';
 
@@ -29,7 +29,6 @@ const MEASURES: [string, (run: Run) => number | null, ((run: Run) => number | nu
   ['val: mini-batch − population (per-epoch columns)', gap, gap],
 ];
 
-const sgn = (x: number) => `${x > 0 ? '+' : x < 0 ? '−' : ''}${Math.abs(x).toFixed(2)}`;
 function summary(vs: { seed: number; v: number }[]): string {
   if (!vs.length) return '—';
   const xs = vs.map((x) => x.v);
@@ -54,8 +53,8 @@ export function twinTable(bnlab: Run[], all: Run[]): TextTable | null {
         label,
         summary(a),
         theirs ? summary(b) : 'not measured',
-        w ? sgn(w.diff) : '—',
-        w && w.lo !== null ? `[${sgn(w.lo)}, ${sgn(w.hi!)}]` : '—',
+        w ? signed(w.diff) : '—',
+        w && w.lo !== null ? `[${signed(w.lo)}, ${signed(w.hi!)}]` : '—',
         [a.length ? `bnlab ${seeds(a)}` : '', b.length ? `twin ${seeds(b)}` : ''].filter(Boolean).join('; ') || '—',
       ];
     }),

@@ -7,7 +7,7 @@ import { configDiff, RESUMABLE_KEYS } from '../config/load.js';
 import { valueAt } from '../run/identity.js';
 import { seedValues, type Run } from './runs.js';
 import { mean, sd, welch } from './stats.js';
-import type { TextTable } from './table.js';
+import { signed, type TextTable } from './table.js';
 import { fig56At, nbsSweep, trainPopulationAt } from './tables.js';
 
 /** Keys that differ between the runs of one Figs. 5-6 experiment: what it sweeps, and resumable keys. */
@@ -53,7 +53,6 @@ const MEASURES: [string, Reader][] = [
 ];
 
 const num = (x: number) => x.toFixed(2).replace(/^-/, '−');
-const signed = (x: number) => (x > 0 ? '+' : '') + num(x);
 function cell(rs: Run[], f: Reader): { text: string; seeds: string; xs: number[] } {
   const vs = seedValues(rs, f);
   if (!vs.length) return { text: '—', seeds: '', xs: [] };
